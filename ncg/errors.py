@@ -1,0 +1,75 @@
+"""One exception family for ncg.
+
+Every error raised on bad input is an :class:`NCGError` (a ``ValueError``), and each kind of
+problem has its own subclass so callers can catch exactly what they expect.
+
+Examples
+--------
+>>> from ncg.errors import CycleError, NCGError
+>>> issubclass(CycleError, NCGError) and issubclass(NCGError, ValueError)
+True
+"""
+from __future__ import annotations
+
+__all__ = [
+    "NCGError",
+    "CycleError",
+    "SelfLoopError",
+    "EdgeIndexError",
+    "DuplicateEdgeError",
+    "NonFiniteError",
+    "UnreachableNeuronError",
+    "UnreachableNeuronWarning",
+    "CheckpointError",
+    "IDXError",
+    "GraphMLError",
+    "EditError",
+]
+
+
+class NCGError(ValueError):
+    """Base class of every ncg input error."""
+
+
+class CycleError(NCGError):
+    """The edges contain a directed cycle; the message names the neurons on it."""
+
+
+class SelfLoopError(NCGError):
+    """An edge goes from a neuron to itself."""
+
+
+class EdgeIndexError(NCGError):
+    """``edge_index`` has the wrong shape or dtype, or names a neuron out of range."""
+
+
+class DuplicateEdgeError(NCGError):
+    """The same (source, target) pair occurs more than once."""
+
+
+class NonFiniteError(NCGError):
+    """A weight, bias or activation is NaN or infinite."""
+
+
+class UnreachableNeuronError(NCGError):
+    """A hidden neuron has no path to any output neuron (raised with ``strict=True``)."""
+
+
+class UnreachableNeuronWarning(UserWarning):
+    """A hidden neuron has no path to any output neuron: it cannot affect the result."""
+
+
+class CheckpointError(NCGError):
+    """A checkpoint file is truncated, foreign, or of an unsupported format version."""
+
+
+class IDXError(NCGError):
+    """An IDX data file is malformed (magic number, truncation, counts)."""
+
+
+class GraphMLError(NCGError):
+    """A GraphML file is malformed, cyclic, or inconsistent with the ncg format."""
+
+
+class EditError(NCGError):
+    """A topology edit is invalid for the graph it is applied to."""

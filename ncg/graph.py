@@ -1,0 +1,359 @@
+"""The Neural Connectivity Graph: a plain container for a DAG of neurons.
+
+An :class:`NCG` holds structure and values only: ``edge_index`` (``[2, E]``, source -> target),
+one weight per edge, one bias per neuron, the output neurons read by the decoder, a topological
+order, and stable neuron ids that survive edits. Algorithms that evaluate or edit it live elsewhere
+(:mod:`ncg.schedule`, :mod:`ncg.kernels`, :mod:`ncg.evolve`).
+
+Every neuron receives the input encoder, so every neuron is reachable from the inputs. Output
+neurons are the ones the decoder reads; a *hidden* neuron is any other neuron.
+
+Examples
+--------
+>>> from ncg import NCG
+>>> g = NCG.complete(4, num_outputs=1, seed=0)
+>>> g
+NCG(neurons=4, edges=6, outputs=1)
+>>> g.edge_index.tolist()
+[[0, 0, 0, 1, 1, 2], [1, 2, 3, 2, 3, 3]]
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+
+from ncg.errors import (
+    DuplicateEdgeError,
+    EdgeIndexError,
+    NCGError,
+    NonFiniteError,
+    SelfLoopError,
+    UnreachableNeuronError,
+    UnreachableNeuronWarning,
+)
+from ncg.schedule import topological_generations
+
+__all__ = ["NCG", "init_edge_weights"]
+
+
+def init_edge_weights(
+    edge_index: Tensor, num_neurons: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """Uniform weights scaled by each target's fan-in, like ``nn.Linear``'s default.
+
+    Each edge ``i -> j`` draws from ``U(-1/sqrt(d_j), 1/sqrt(d_j))`` where ``d_j`` is the
+    in-degree of ``j``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> w = init_edge_weights(torch.tensor([[0, 1], [2, 2]]), 3, torch.Generator().manual_seed(0))
+    >>> bool((w.abs() <= 2 ** -0.5).all())
+    True
+    """
+    indeg = torch.bincount(edge_index[1], minlength=num_neurons).clamp(min=1).float()
+    bound = indeg.rsqrt()[edge_index[1]]
+    u = torch.rand(edge_index.shape[1], generator=generator)
+    return (2 * u - 1) * bound
+
+
+def _check_index_tensor(name: str, value: Tensor, num_neurons: int) -> None:
+    if value.dtype != torch.long:
+        raise EdgeIndexError(f"{name} must be a LongTensor, got dtype {value.dtype}")
+    if value.numel() and (int(value.min()) < 0 or int(value.max()) >= num_neurons):
+        bad = value[(value < 0) | (value >= num_neurons)][0].item()
+        raise EdgeIndexError(
+            f"{name} refers to neuron {bad}, out of range for num_neurons={num_neurons}"
+        )
+
+
+class NCG:
+    """A Neural Connectivity Graph: a DAG of neurons with per-edge weights.
+
+    Parameters
+    ----------
+    edge_index : Tensor
+        LongTensor ``[2, E]``; column ``e`` is the edge ``edge_index[0, e] -> edge_index[1, e]``.
+    num_neurons : int
+        Number of neurons ``N`` (ids ``0 .. N-1``).
+    outputs : Tensor
+        LongTensor ``[K]``: the output neurons, in the order the decoder reads them.
+    weight : Tensor, optional
+        ``[E]`` edge weights; fan-in scaled uniform (:func:`init_edge_weights`) if omitted.
+    bias : Tensor, optional
+        ``[N]`` neuron biases; zeros if omitted.
+    order : Tensor, optional
+        A topological order (``order[p]`` is the neuron at position ``p``); computed (by
+        generation, then id) if omitted. Edits that add edges only go forward in this order.
+    neuron_ids : Tensor, optional
+        Stable ids that follow neurons through edits; ``arange(N)`` if omitted.
+    validate : bool, default True
+        Run :meth:`validate` on construction.
+    unreachable : {"warn", "raise", "ignore"}, default "warn"
+        Passed to :meth:`validate`: what to do about hidden neurons that cannot reach an output.
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = NCG(torch.tensor([[0, 1], [1, 2]]), num_neurons=3, outputs=torch.tensor([2]))
+    >>> g.order.tolist(), g.roles.tolist()
+    ([0, 1, 2], [0, 0, 1])
+    """
+
+    HIDDEN: int = 0
+    OUTPUT: int = 1
+
+    def __init__(
+        self,
+        edge_index: Tensor,
+        num_neurons: int,
+        outputs: Tensor,
+        weight: Tensor | None = None,
+        bias: Tensor | None = None,
+        order: Tensor | None = None,
+        neuron_ids: Tensor | None = None,
+        validate: bool = True,
+        unreachable: str = "warn",
+    ) -> None:
+        if not isinstance(num_neurons, int) or num_neurons < 1:
+            raise NCGError(f"num_neurons must be a positive int, got {num_neurons!r}")
+        self.num_neurons = num_neurons
+        self.edge_index = torch.as_tensor(edge_index)
+        self.outputs = torch.as_tensor(outputs)
+        if validate:
+            self._validate_structure()
+        self.weight = (
+            init_edge_weights(self.edge_index, num_neurons)
+            if weight is None
+            else torch.as_tensor(weight, dtype=torch.float32)
+        )
+        self.bias = torch.zeros(num_neurons) if bias is None else torch.as_tensor(bias).float()
+        if order is None:
+            generation = topological_generations(self.edge_index, num_neurons)
+            order = torch.sort(generation * num_neurons + torch.arange(num_neurons)).indices
+        self.order = torch.as_tensor(order)
+        self.neuron_ids = torch.arange(num_neurons) if neuron_ids is None else torch.as_tensor(neuron_ids)
+        if validate:
+            self.validate(unreachable=unreachable)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def complete(
+        cls, num_neurons: int, num_outputs: int = 1, seed: int | None = None
+    ) -> NCG:
+        """The FreeNets start: every neuron feeds every later one.
+
+        The last ``num_outputs`` neurons are the outputs.
+
+        Examples
+        --------
+        >>> NCG.complete(10, num_outputs=3).num_edges
+        45
+        """
+        _check_outputs_count(num_outputs, num_neurons)
+        src, dst = torch.triu_indices(num_neurons, num_neurons, offset=1)
+        edge_index = torch.stack([src, dst])
+        gen = None if seed is None else torch.Generator().manual_seed(seed)
+        return cls(
+            edge_index,
+            num_neurons,
+            outputs=torch.arange(num_neurons - num_outputs, num_neurons),
+            weight=init_edge_weights(edge_index, num_neurons, gen),
+            order=torch.arange(num_neurons),
+        )
+
+    @classmethod
+    def random_dag(
+        cls,
+        num_neurons: int,
+        num_edges: int | None = None,
+        density: float | None = None,
+        num_outputs: int = 1,
+        seed: int | None = None,
+    ) -> NCG:
+        """A random DAG keeping ``num_edges`` (or a ``density`` fraction) of the complete DAG.
+
+        Edges go forward in ``arange(num_neurons)``; the last ``num_outputs`` neurons are outputs.
+        Some hidden neurons may have no path to an output (no warning is issued for them).
+
+        Examples
+        --------
+        >>> g = NCG.random_dag(20, density=0.5, num_outputs=2, seed=0)
+        >>> g.num_edges
+        95
+        """
+        _check_outputs_count(num_outputs, num_neurons)
+        total = num_neurons * (num_neurons - 1) // 2
+        if (num_edges is None) == (density is None):
+            raise NCGError("give exactly one of num_edges and density")
+        if density is not None:
+            if not 0.0 <= density <= 1.0:
+                raise NCGError(f"density must be in [0, 1], got {density}")
+            num_edges = round(density * total)
+        if not 0 <= num_edges <= total:
+            raise NCGError(f"num_edges must be in [0, {total}] for {num_neurons} neurons, got {num_edges}")
+        gen = torch.Generator().manual_seed(0 if seed is None else seed)
+        src, dst = torch.triu_indices(num_neurons, num_neurons, offset=1)
+        keep = torch.randperm(total, generator=gen)[:num_edges].sort().values
+        edge_index = torch.stack([src[keep], dst[keep]])
+        return cls(
+            edge_index,
+            num_neurons,
+            outputs=torch.arange(num_neurons - num_outputs, num_neurons),
+            weight=init_edge_weights(edge_index, num_neurons, gen),
+            order=torch.arange(num_neurons),
+            unreachable="ignore",
+        )
+
+    # ------------------------------------------------------------------ derived views
+    @property
+    def num_edges(self) -> int:
+        """Number of edges ``E``."""
+        return int(self.edge_index.shape[1])
+
+    @property
+    def num_outputs(self) -> int:
+        """Number of output neurons ``K``."""
+        return int(self.outputs.numel())
+
+    @property
+    def roles(self) -> Tensor:
+        """Role of each neuron: ``NCG.HIDDEN`` (0) or ``NCG.OUTPUT`` (1)."""
+        roles = torch.full((self.num_neurons,), self.HIDDEN, dtype=torch.int8)
+        roles[self.outputs] = self.OUTPUT
+        return roles
+
+    @property
+    def position(self) -> Tensor:
+        """Inverse of :attr:`order`: ``position[v]`` is neuron ``v``'s place in the order."""
+        position = torch.empty_like(self.order)
+        position[self.order] = torch.arange(self.num_neurons)
+        return position
+
+    def clone(self) -> NCG:
+        """A deep copy (tensors cloned, no re-validation)."""
+        return NCG(
+            self.edge_index.clone(),
+            self.num_neurons,
+            self.outputs.clone(),
+            weight=self.weight.clone(),
+            bias=self.bias.clone(),
+            order=self.order.clone(),
+            neuron_ids=self.neuron_ids.clone(),
+            validate=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"NCG(neurons={self.num_neurons}, edges={self.num_edges}, outputs={self.num_outputs})"
+
+    # ------------------------------------------------------------------ validation
+    def _validate_structure(self) -> None:
+        ei, n = self.edge_index, self.num_neurons
+        if ei.dim() != 2 or ei.shape[0] != 2:
+            raise EdgeIndexError(f"edge_index must have shape [2, E], got {list(ei.shape)}")
+        _check_index_tensor("edge_index", ei, n)
+        loops = ei[0] == ei[1]
+        if loops.any():
+            v = int(ei[0][loops][0])
+            raise SelfLoopError(f"edge_index has a self-loop {v} -> {v}; an NCG must be acyclic")
+        keys = ei[0] * n + ei[1]
+        uniq, counts = torch.unique(keys, return_counts=True)
+        if (counts > 1).any():
+            k = int(uniq[counts > 1][0])
+            raise DuplicateEdgeError(
+                f"edge_index has the edge {k // n} -> {k % n} {int(counts.max())} times; "
+                "each (source, target) pair may appear once"
+            )
+        if self.outputs.dim() != 1 or self.outputs.numel() == 0:
+            raise EdgeIndexError(f"outputs must be a non-empty 1-D LongTensor, got shape {list(self.outputs.shape)}")
+        _check_index_tensor("outputs", self.outputs, n)
+        if torch.unique(self.outputs).numel() != self.outputs.numel():
+            raise EdgeIndexError(f"outputs lists a neuron twice: {self.outputs.tolist()}")
+
+    def validate(self, unreachable: str = "warn") -> NCG:
+        """Check every invariant; raise a specific :class:`~ncg.errors.NCGError` on failure.
+
+        Checks: ``edge_index`` shape, dtype and range; no self-loops; no duplicate edges;
+        acyclicity (:class:`~ncg.errors.CycleError` names the neurons on a cycle); ``order`` is a
+        permutation consistent with the edges; weights ``[E]`` and biases ``[N]`` finite; outputs
+        valid. A hidden neuron with no path to an output is useless: by default
+        (``unreachable="warn"``) an :class:`~ncg.errors.UnreachableNeuronWarning` is issued;
+        ``"raise"`` raises :class:`~ncg.errors.UnreachableNeuronError`; ``"ignore"`` skips the check.
+
+        Returns
+        -------
+        NCG
+            ``self``, for chaining.
+
+        Examples
+        --------
+        >>> import torch
+        >>> NCG(torch.tensor([[0, 1], [1, 0]]), 2, outputs=torch.tensor([1]))
+        Traceback (most recent call last):
+        ...
+        ncg.errors.CycleError: edge_index contains a directed cycle through neurons [0, 1]; ...
+        """
+        if unreachable not in ("warn", "raise", "ignore"):
+            raise NCGError(f"unreachable must be 'warn', 'raise' or 'ignore', got {unreachable!r}")
+        self._validate_structure()
+        n, e = self.num_neurons, self.num_edges
+        topological_generations(self.edge_index, n)
+        for name, value, size in (("weight", self.weight, e), ("bias", self.bias, n)):
+            if value.shape != (size,):
+                raise NCGError(f"{name} must have shape [{size}], got {list(value.shape)}")
+            if not torch.isfinite(value).all():
+                bad = int(torch.nonzero(~torch.isfinite(value))[0])
+                raise NonFiniteError(f"{name}[{bad}] is {value[bad].item()}; all values must be finite")
+        if self.order.shape != (n,) or not torch.equal(torch.sort(self.order).values, torch.arange(n)):
+            raise NCGError(f"order must be a permutation of 0..{n - 1}, got {self.order.tolist()[:20]}")
+        pos = self.position
+        backward = pos[self.edge_index[0]] >= pos[self.edge_index[1]]
+        if backward.any():
+            k = int(torch.nonzero(backward)[0])
+            s, t = self.edge_index[:, k].tolist()
+            raise NCGError(f"order is not topological: edge {s} -> {t} goes backward in it")
+        if self.neuron_ids.shape != (n,):
+            raise NCGError(f"neuron_ids must have shape [{n}], got {list(self.neuron_ids.shape)}")
+        if unreachable == "ignore":
+            return self
+        dead = torch.nonzero(~self.reaches_output()).flatten()
+        if dead.numel():
+            msg = (
+                f"{dead.numel()} hidden neuron(s) cannot reach any output, e.g. {dead[:10].tolist()}; "
+                "they cannot affect the result"
+            )
+            if unreachable == "raise":
+                raise UnreachableNeuronError(msg)
+            warnings.warn(msg, UnreachableNeuronWarning, stacklevel=2)
+        return self
+
+    def reaches_output(self) -> Tensor:
+        """Bool ``[N]``: whether each neuron has a path to some output (outputs included).
+
+        Examples
+        --------
+        >>> import torch
+        >>> g = NCG(torch.tensor([[0], [2]]), 3, outputs=torch.tensor([2]), validate=False)
+        >>> g.reaches_output().tolist()
+        [True, False, True]
+        """
+        reach = torch.zeros(self.num_neurons, dtype=torch.bool)
+        reach[self.outputs] = True
+        src, dst = self.edge_index
+        pos = self.position
+        # Sweep edges by decreasing source position: each source sees its targets' final state.
+        edge_order = torch.argsort(pos[src], descending=True, stable=True)
+        s_sorted, d_sorted = src[edge_order].tolist(), dst[edge_order].tolist()
+        flags = reach.tolist()
+        for s, d in zip(s_sorted, d_sorted):
+            if flags[d]:
+                flags[s] = True
+        return torch.tensor(flags, dtype=torch.bool)
+
+
+def _check_outputs_count(num_outputs: int, num_neurons: int) -> None:
+    if not 1 <= num_outputs <= num_neurons:
+        raise NCGError(f"num_outputs must be in [1, num_neurons={num_neurons}], got {num_outputs}")
+

@@ -1,0 +1,1 @@
+"""Evaluation kernels for FreeNets: reference, blocked and compiled paths."""

@@ -1,0 +1,455 @@
+"""In-block sequential sweep of the blocked FreeNet evaluator, forward and backward.
+
+A FreeNet evaluates ``h = act(z)``, ``z = u + W^T h`` with ``W`` strictly upper triangular in a
+topological order. The blocked evaluator brings the contributions of earlier blocks in with one
+GEMM; what is left inside a block of ``b`` neurons is a sequence of ``b`` dependent steps, done
+here over neuron-major activations (``[b, B]``: row ``j`` is neuron ``j`` over the batch).
+
+Two backends compute the same thing:
+
+* ``"cpp"``: a compiled CPU kernel (``sweep.cpp``), built on first use with
+  :func:`torch.utils.cpp_extension.load` and cached by torch between processes. It handles
+  float32 and float64 CPU tensors, skips edges of weight exactly 0, and spreads batch columns over
+  torch's intra-op threads.
+* ``"torch"``: :func:`sweep_forward_reference` / :func:`sweep_backward_reference`, plain PyTorch
+  with a Python loop over neurons only. They are the oracle of the tests and the fallback for other
+  devices and dtypes, for inputs that need autograd, when ``NCG_DISABLE_CPP=1`` is set, and when
+  the build fails (which warns once).
+
+Examples
+--------
+>>> import torch
+>>> from ncg.kernels.sweep import ACTIVATION_CODES, sweep_forward, sweep_backward
+>>> w = torch.tensor([[0.0, 2.0], [0.0, 0.0]])          # one edge, neuron 0 -> neuron 1
+>>> codes = torch.tensor([ACTIVATION_CODES["relu"], ACTIVATION_CODES["identity"]],
+...                      dtype=torch.uint8)
+>>> z = torch.tensor([[1.0, -1.0], [0.5, 0.5]])        # two neurons, batch of two
+>>> h = sweep_forward(z, w, codes)
+>>> h
+tensor([[1.0000, 0.0000],
+        [2.5000, 0.5000]])
+>>> z                                                  # updated in place
+tensor([[ 1.0000, -1.0000],
+        [ 2.5000,  0.5000]])
+>>> sweep_backward(z, h, w, codes, torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
+tensor([[2., 0.],
+        [1., 1.]])
+"""
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ncg.errors import NCGError
+
+__all__ = [
+    "ACTIVATION_CODES",
+    "activation_fn",
+    "activation_derivative",
+    "sweep_forward",
+    "sweep_backward",
+    "sweep_forward_reference",
+    "sweep_backward_reference",
+    "cpp_available",
+    "backend",
+]
+
+ACTIVATION_CODES: dict[str, int] = {
+    "identity": 0,
+    "relu": 1,
+    "square_relu": 2,
+    "tanh": 3,
+    "sigmoid": 4,
+}
+"""Activation name -> the uint8 code that ``codes`` tensors hold (the C++ kernel uses the same)."""
+
+_ACTIVATION_NAMES = {code: name for name, code in ACTIVATION_CODES.items()}
+
+EXTENSION_NAME = "ncg_sweep_v1"
+_SOURCE = Path(__file__).with_name("sweep.cpp")
+_CPP_DTYPES = (torch.float32, torch.float64)
+
+
+# ---------------------------------------------------------------------------- activations
+
+
+def _identity(x: Tensor) -> Tensor:
+    # A copy, so that later in-place updates of the block's z never reach an h row (autograd).
+    return x.clone()
+
+
+def _square_relu(x: Tensor) -> Tensor:
+    return torch.relu(x).square()
+
+
+def _identity_derivative(z: Tensor, h: Tensor) -> Tensor:
+    return torch.ones_like(z)
+
+
+def _relu_derivative(z: Tensor, h: Tensor) -> Tensor:
+    return (z > 0).to(z.dtype)
+
+
+def _square_relu_derivative(z: Tensor, h: Tensor) -> Tensor:
+    return 2 * torch.relu(z)
+
+
+def _tanh_derivative(z: Tensor, h: Tensor) -> Tensor:
+    return 1 - h * h
+
+
+def _sigmoid_derivative(z: Tensor, h: Tensor) -> Tensor:
+    return h * (1 - h)
+
+
+_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "identity": _identity,
+    "relu": torch.relu,
+    "square_relu": _square_relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+}
+
+_DERIVATIVES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "identity": _identity_derivative,
+    "relu": _relu_derivative,
+    "square_relu": _square_relu_derivative,
+    "tanh": _tanh_derivative,
+    "sigmoid": _sigmoid_derivative,
+}
+
+
+def _check_activation_name(name: str) -> None:
+    if name not in ACTIVATION_CODES:
+        raise NCGError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATION_CODES)}")
+
+
+def activation_fn(name: str) -> Callable[[Tensor], Tensor]:
+    """The torch function of an activation.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`ACTIVATION_CODES`.
+
+    Returns
+    -------
+    callable
+        ``act(z) -> h``, elementwise. ``"identity"`` returns a copy of its input.
+
+    Raises
+    ------
+    NCGError
+        If ``name`` is not a known activation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> activation_fn("square_relu")(torch.tensor([-1.0, 3.0]))
+    tensor([0., 9.])
+    """
+    _check_activation_name(name)
+    return _ACTIVATIONS[name]
+
+
+def activation_derivative(name: str) -> Callable[[Tensor, Tensor], Tensor]:
+    """The derivative of an activation, as a function of the pre-activation and the activation.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`ACTIVATION_CODES`.
+
+    Returns
+    -------
+    callable
+        ``d(z, h) -> act'(z)`` where ``h = act(z)``: ``relu'(z) = [z > 0]``,
+        ``square_relu'(z) = 2 relu(z)``, ``tanh' = 1 - h^2``, ``sigmoid' = h (1 - h)``.
+
+    Raises
+    ------
+    NCGError
+        If ``name`` is not a known activation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([-1.0, 0.0, 2.0])
+    >>> activation_derivative("relu")(z, torch.relu(z))
+    tensor([0., 0., 1.])
+    """
+    _check_activation_name(name)
+    return _DERIVATIVES[name]
+
+
+# ---------------------------------------------------------------------------- argument checks
+
+
+def _check_block(z: Tensor, w: Tensor, codes: Tensor) -> None:
+    if not isinstance(z, Tensor) or z.dim() != 2:
+        found = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+        raise NCGError(f"z must be a 2-D tensor [b, B], got {found}")
+    if not z.is_floating_point():
+        raise NCGError(f"z must have a floating-point dtype, got {z.dtype}")
+    b = z.shape[0]
+    if not isinstance(w, Tensor) or tuple(w.shape) != (b, b):
+        found = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
+        raise NCGError(f"w must have shape ({b}, {b}) to match z, got {found}")
+    if w.dtype != z.dtype:
+        raise NCGError(f"w must have dtype {z.dtype} like z, got {w.dtype}")
+    if w.device != z.device:
+        raise NCGError(f"w must be on {z.device} like z, got {w.device}")
+    if not isinstance(codes, Tensor) or tuple(codes.shape) != (b,):
+        found = tuple(codes.shape) if isinstance(codes, Tensor) else type(codes).__name__
+        raise NCGError(f"codes must have shape ({b},) to match z, got {found}")
+    if codes.dtype != torch.uint8:
+        raise NCGError(f"codes must have dtype torch.uint8, got {codes.dtype}")
+    if codes.device != z.device and codes.device.type != "cpu":
+        raise NCGError(f"codes must be on the CPU or on {z.device} like z, got {codes.device}")
+
+
+def _check_like(name: str, t: Tensor, z: Tensor) -> None:
+    if not isinstance(t, Tensor) or t.shape != z.shape:
+        found = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+        raise NCGError(f"{name} must have shape {tuple(z.shape)} like z, got {found}")
+    if t.dtype != z.dtype:
+        raise NCGError(f"{name} must have dtype {z.dtype} like z, got {t.dtype}")
+    if t.device != z.device:
+        raise NCGError(f"{name} must be on {z.device} like z, got {t.device}")
+
+
+def _activation_names(codes: Tensor) -> list[str]:
+    names = []
+    for j, code in enumerate(codes.tolist()):
+        if code not in _ACTIVATION_NAMES:
+            raise NCGError(
+                f"codes[{j}] = {code} is not an activation code "
+                f"(0..{len(ACTIVATION_CODES) - 1})"
+            )
+        names.append(_ACTIVATION_NAMES[code])
+    return names
+
+
+# ---------------------------------------------------------------------------- reference
+
+
+def sweep_forward_reference(z: Tensor, w: Tensor, codes: Tensor) -> Tensor:
+    """Forward sweep in plain PyTorch: a Python loop over neurons, vectorised over the batch.
+
+    Same contract as :func:`sweep_forward`; any device and floating dtype. It is differentiable
+    by autograd when ``z`` is a non-leaf tensor (for example ``z_in.clone()``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([[1.0], [0.5]])
+    >>> w = torch.tensor([[0.0, 2.0], [0.0, 0.0]])
+    >>> codes = torch.tensor([0, 2], dtype=torch.uint8)              # identity, square_relu
+    >>> sweep_forward_reference(z, w, codes)
+    tensor([[1.0000],
+            [6.2500]])
+    >>> z[1]
+    tensor([2.5000])
+    """
+    _check_block(z, w, codes)
+    names = _activation_names(codes)
+    b = z.shape[0]
+    rows = []
+    for j, name in enumerate(names):
+        h_j = _ACTIVATIONS[name](z[j])
+        rows.append(h_j)
+        if j + 1 < b:
+            z[j + 1 :].addr_(w[j, j + 1 :], h_j)
+    if not rows:
+        return torch.empty_like(z, memory_format=torch.contiguous_format)
+    return torch.stack(rows)
+
+
+def sweep_backward_reference(z: Tensor, h: Tensor, w: Tensor, codes: Tensor, dh: Tensor) -> Tensor:
+    """Backward sweep in plain PyTorch: a Python loop over neurons, vectorised over the batch.
+
+    Same contract as :func:`sweep_backward`; any device and floating dtype.
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([[1.0], [2.5]])
+    >>> h = torch.tensor([[1.0], [6.25]])
+    >>> w = torch.tensor([[0.0, 2.0], [0.0, 0.0]])
+    >>> codes = torch.tensor([0, 2], dtype=torch.uint8)              # identity, square_relu
+    >>> sweep_backward_reference(z, h, w, codes, torch.tensor([[0.0], [1.0]]))
+    tensor([[10.],
+            [ 5.]])
+    """
+    _check_block(z, w, codes)
+    _check_like("h", h, z)
+    _check_like("dh", dh, z)
+    names = _activation_names(codes)
+    g = torch.empty_like(z, memory_format=torch.contiguous_format)
+    for j in reversed(range(len(names))):
+        g[j] = dh[j] * _DERIVATIVES[names[j]](z[j], h[j])
+        if j > 0:
+            dh[:j].addr_(w[:j, j], g[j])
+    return g
+
+
+# ---------------------------------------------------------------------------- compiled kernel
+
+_build_lock = threading.Lock()
+
+
+@functools.cache
+def _build_extension():
+    if os.environ.get("NCG_DISABLE_CPP") == "1":
+        return None
+    try:
+        from torch.utils.cpp_extension import load
+
+        return load(
+            name=EXTENSION_NAME,
+            sources=[str(_SOURCE)],
+            extra_cflags=["-O3", "-fopenmp"],
+            extra_ldflags=["-fopenmp"],
+            verbose=False,
+        )
+    except Exception as exc:  # no compiler, no ninja, a read-only cache, ...: run in PyTorch
+        warnings.warn(
+            f"ncg: could not build the C++ sweep kernel ({type(exc).__name__}: {exc}); "
+            "falling back to the slower PyTorch reference",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def _extension():
+    with _build_lock:
+        return _build_extension()
+
+
+def cpp_available() -> bool:
+    """Whether the compiled CPU kernel is in use (builds it on the first call).
+
+    False when ``NCG_DISABLE_CPP=1`` is set or the build failed.
+    """
+    return _extension() is not None
+
+
+def backend() -> str:
+    """``"cpp"`` when the compiled CPU kernel is in use, else ``"torch"`` (the reference)."""
+    return "cpp" if cpp_available() else "torch"
+
+
+def _use_cpp(tensors: tuple[Tensor, ...]):
+    """The extension module when it can run on these tensors, else None."""
+    z = tensors[0]
+    if z.device.type != "cpu" or z.dtype not in _CPP_DTYPES:
+        return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return None
+    return _extension()
+
+
+def _unit_column_stride(t: Tensor) -> bool:
+    return t.shape[1] <= 1 or t.stride(1) == 1
+
+
+def sweep_forward(z: Tensor, w: Tensor, codes: Tensor) -> Tensor:
+    """Sequential forward sweep through one block of neurons.
+
+    For ``j = 0..b-1``: ``h[j] = act_j(z[j])``, then ``z[k] += w[j, k] * h[j]`` for ``k > j``.
+
+    Parameters
+    ----------
+    z : Tensor
+        ``[b, B]`` pre-activations holding ``u`` plus the contributions of earlier blocks.
+        **Modified in place** to hold the final pre-activations.
+    w : Tensor
+        ``[b, b]``, ``w[i, k]`` is the weight of the edge ``i -> k``; only ``i < k`` is read.
+    codes : Tensor
+        ``uint8 [b]``, the activation code of each neuron (:data:`ACTIVATION_CODES`).
+
+    Returns
+    -------
+    Tensor
+        ``h``, ``[b, B]``, a new contiguous tensor.
+
+    Raises
+    ------
+    NCGError
+        A ``ValueError`` naming the argument whose shape, dtype, device or code is wrong.
+
+    Notes
+    -----
+    Float32/float64 CPU tensors run in the compiled kernel; anything else, and inputs that need
+    autograd, run in :func:`sweep_forward_reference`.
+    """
+    _check_block(z, w, codes)
+    ext = _use_cpp((z, w))
+    if ext is None:
+        return sweep_forward_reference(z, w, codes)
+    if not _unit_column_stride(z):
+        z_work = z.contiguous()
+        h = _call(ext.sweep_forward, z_work, w, codes.cpu())
+        z.copy_(z_work)
+        return h
+    return _call(ext.sweep_forward, z, w, codes.cpu())
+
+
+def sweep_backward(z: Tensor, h: Tensor, w: Tensor, codes: Tensor, dh: Tensor) -> Tensor:
+    """Sequential backward sweep through one block of neurons.
+
+    For ``j = b-1..0``: ``g[j] = dh[j] * act_j'(z[j])``, then ``dh[i] += w[i, j] * g[j]`` for
+    ``i < j``.
+
+    Parameters
+    ----------
+    z, h : Tensor
+        ``[b, B]`` final pre-activations and activations of the block (from :func:`sweep_forward`).
+    w : Tensor
+        ``[b, b]`` block weights, as in :func:`sweep_forward`.
+    codes : Tensor
+        ``uint8 [b]`` activation codes.
+    dh : Tensor
+        ``[b, B]`` gradient of the loss w.r.t. ``h`` from outside the block. **Modified in place**
+        to hold the total gradient w.r.t. ``h``.
+
+    Returns
+    -------
+    Tensor
+        ``g = dL/dz``, ``[b, B]``, a new contiguous tensor. It is also ``dL/dz_in`` for the ``z``
+        that entered :func:`sweep_forward`.
+
+    Raises
+    ------
+    NCGError
+        A ``ValueError`` naming the argument whose shape, dtype, device or code is wrong.
+    """
+    _check_block(z, w, codes)
+    _check_like("h", h, z)
+    _check_like("dh", dh, z)
+    ext = _use_cpp((z, h, w, dh))
+    if ext is None:
+        return sweep_backward_reference(z, h, w, codes, dh)
+    z_in = z if _unit_column_stride(z) else z.contiguous()
+    h_in = h if _unit_column_stride(h) else h.contiguous()
+    if not _unit_column_stride(dh):
+        dh_work = dh.contiguous()
+        g = _call(ext.sweep_backward, z_in, h_in, w, codes.cpu(), dh_work)
+        dh.copy_(dh_work)
+        return g
+    return _call(ext.sweep_backward, z_in, h_in, w, codes.cpu(), dh)
+
+
+def _call(op, *args):
+    try:
+        return op(*args)
+    except ValueError as exc:  # raised by TORCH_CHECK_VALUE; keep the one exception family
+        raise NCGError(str(exc)) from None

@@ -1,0 +1,392 @@
+"""FreeNet: input encoder -> Neural Connectivity Graph -> decoder.
+
+Neuron ``j`` computes ``h_j = act(b_j + enc_j(x) + sum_{i -> j} w_ij * h_i)``. The encoder feeds
+every neuron; the decoder reads the output neurons. Hidden neurons use ``activation``; output
+neurons use ``output_activation`` (identity by default, so they act as logits).
+
+Examples
+--------
+>>> import torch
+>>> from ncg import NCG, FreeNet
+>>> net = FreeNet(NCG.complete(16, num_outputs=3, seed=0), in_features=5)
+>>> net
+FreeNet(in_features=5, neurons=16, edges=120, outputs=3, out_features=3, activation='relu')
+>>> net(torch.randn(8, 5)).shape
+torch.Size([8, 3])
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ncg.errors import NCGError
+from ncg.graph import NCG
+from ncg.kernels.blocked import blocked_forward
+from ncg.kernels.reference import reference_forward
+from ncg.kernels.sweep import ACTIVATION_CODES
+from ncg.schedule import Plan, build_plan
+
+__all__ = ["FreeNet", "SquareReLU", "EVALUATORS"]
+
+Evaluator = Callable[[Tensor, Tensor, Plan, Tensor], Tensor]
+
+EVALUATORS: dict[str, Evaluator] = {"blocked": blocked_forward, "reference": reference_forward}
+"""DAG evaluators by name; each maps ``(u [N, B], weight [E], plan, codes [N]) -> h [N, B]``."""
+
+ENCODERS = ("linear", "random")
+DECODERS = ("auto", "identity", "linear")
+
+
+class SquareReLU(nn.Module):
+    """``relu(x) ** 2``: with it, k neurons of a complete DAG represent any degree-k polynomial.
+
+    Examples
+    --------
+    >>> SquareReLU()(torch.tensor([-1.0, 3.0]))
+    tensor([0., 9.])
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(x).square()
+
+
+_MODULE_ACTIVATIONS: dict[type, str] = {
+    nn.ReLU: "relu",
+    nn.Tanh: "tanh",
+    nn.Sigmoid: "sigmoid",
+    nn.Identity: "identity",
+    SquareReLU: "square_relu",
+}
+
+
+def _check_activation(argument: str, name: str) -> None:
+    if name not in ACTIVATION_CODES:
+        raise NCGError(f"{argument} must be one of {sorted(ACTIVATION_CODES)}, got {name!r}")
+
+
+class FreeNet(nn.Module):
+    """A layer-free network over an :class:`~ncg.graph.NCG`.
+
+    Parameters
+    ----------
+    graph : NCG
+        Topology and initial edge weights and biases (copied into parameters).
+    in_features : int
+        Size of a flattened input sample.
+    out_features : int, optional
+        Size of the output; defaults to the number of output neurons.
+    activation : str, default "relu"
+        Hidden neurons' activation: one of ``identity, relu, square_relu, tanh, sigmoid``.
+    output_activation : str, default "identity"
+        Output neurons' activation.
+    encoder : {"linear", "random"}, default "linear"
+        Learned linear map from the input to every neuron, or a fixed random projection.
+    decoder : {"auto", "identity", "linear"}, default "auto"
+        ``identity`` reads the output neurons as the result; ``linear`` adds a learned
+        ``Linear(num_outputs, out_features)``; ``auto`` picks identity when the sizes match.
+    block_size : int, default 64
+        Largest sequential block of the evaluation plan.
+    evaluator : str, default "blocked"
+        A key of :data:`EVALUATORS`.
+    seed : int, optional
+        Seeds the encoder / decoder initialisation.
+    """
+
+    def __init__(
+        self,
+        graph: NCG,
+        in_features: int,
+        out_features: int | None = None,
+        activation: str = "relu",
+        output_activation: str = "identity",
+        encoder: str = "linear",
+        decoder: str = "auto",
+        block_size: int = 64,
+        evaluator: str = "blocked",
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(graph, NCG):
+            raise NCGError(f"graph must be an NCG, got {type(graph).__name__}")
+        if not isinstance(in_features, int) or in_features < 1:
+            raise NCGError(f"in_features must be a positive int, got {in_features!r}")
+        _check_activation("activation", activation)
+        _check_activation("output_activation", output_activation)
+        if encoder not in ENCODERS:
+            raise NCGError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+        if decoder not in DECODERS:
+            raise NCGError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        if evaluator not in EVALUATORS:
+            raise NCGError(f"evaluator must be one of {sorted(EVALUATORS)}, got {evaluator!r}")
+        if block_size < 1:
+            raise NCGError(f"block_size must be >= 1, got {block_size}")
+        num_outputs = graph.num_outputs
+        out_features = num_outputs if out_features is None else out_features
+        if decoder == "auto":
+            decoder = "identity" if out_features == num_outputs else "linear"
+        if decoder == "identity" and out_features != num_outputs:
+            raise NCGError(
+                f"decoder='identity' needs out_features == number of output neurons ({num_outputs}), "
+                f"got out_features={out_features}"
+            )
+        self.in_features, self.out_features = in_features, out_features
+        self.activation, self.output_activation = activation, output_activation
+        self.encoder_kind, self.decoder_kind = encoder, decoder
+        self.block_size, self.evaluator = block_size, evaluator
+        gen = None if seed is None else torch.Generator().manual_seed(seed)
+        self.encoder = nn.Linear(in_features, graph.num_neurons, bias=False)
+        self._init_encoder_rows(self.encoder.weight.data, gen)
+        if encoder == "random":
+            self.encoder.weight.requires_grad_(False)
+        self.decoder: nn.Module = nn.Identity()
+        if decoder == "linear":
+            self.decoder = nn.Linear(num_outputs, out_features)
+            bound = num_outputs ** -0.5
+            with torch.no_grad():
+                self.decoder.weight.uniform_(-bound, bound, generator=gen)
+                self.decoder.bias.uniform_(-bound, bound, generator=gen)
+        self._plan_cache: tuple[tuple, Plan, Tensor] | None = None
+        self._load_graph(graph)
+
+    def _init_encoder_rows(self, rows: Tensor, generator: torch.Generator | None) -> None:
+        with torch.no_grad():
+            if self.encoder_kind == "random":
+                rows.normal_(0.0, self.in_features ** -0.5, generator=generator)
+            else:
+                bound = self.in_features ** -0.5
+                rows.uniform_(-bound, bound, generator=generator)
+
+    # ------------------------------------------------------------------ graph state
+    def _load_graph(self, graph: NCG) -> None:
+        device = self.encoder.weight.device
+        dtype = self.encoder.weight.dtype
+        self.weight = nn.Parameter(graph.weight.to(device, dtype).clone())
+        self.bias = nn.Parameter(graph.bias.to(device, dtype).clone())
+        for name in ("edge_index", "outputs", "order", "neuron_ids"):
+            self.register_buffer(name, getattr(graph, name).to(device).clone())
+        self._plan_cache = None
+
+    @property
+    def num_neurons(self) -> int:
+        """Number of neurons ``N``."""
+        return int(self.bias.numel())
+
+    @property
+    def graph(self) -> NCG:
+        """A detached snapshot of the current topology, weights and biases."""
+        return NCG(
+            self.edge_index.detach().cpu().clone(),
+            self.num_neurons,
+            self.outputs.cpu().clone(),
+            weight=self.weight.detach().float().cpu().clone(),
+            bias=self.bias.detach().float().cpu().clone(),
+            order=self.order.cpu().clone(),
+            neuron_ids=self.neuron_ids.cpu().clone(),
+            validate=False,
+        )
+
+    def set_graph(self, graph: NCG, neuron_map: Tensor | None = None) -> None:
+        """Replace the topology (and edge weights / biases) with ``graph``.
+
+        Parameters
+        ----------
+        graph : NCG
+            The new graph; its number of outputs must equal the current one.
+        neuron_map : Tensor, optional
+            LongTensor ``[N_new]``: for each new neuron, the old neuron whose encoder row it
+            keeps, or ``-1`` for a new neuron (freshly initialised row). Required when the
+            number of neurons changes.
+
+        Notes
+        -----
+        The parameters ``weight`` and ``bias`` (and the encoder's weight when neurons change)
+        become new tensors: rebuild or remap the optimiser (see :mod:`ncg.evolve.apply`).
+        """
+        if graph.num_outputs != self.graph_num_outputs:
+            raise NCGError(
+                f"the new graph has {graph.num_outputs} outputs, the model reads {self.graph_num_outputs}"
+            )
+        if neuron_map is None and graph.num_neurons != self.num_neurons:
+            raise NCGError(
+                f"neuron_map is required when the number of neurons changes ({self.num_neurons} -> "
+                f"{graph.num_neurons})"
+            )
+        if neuron_map is not None:
+            neuron_map = torch.as_tensor(neuron_map, dtype=torch.long)
+            if neuron_map.shape != (graph.num_neurons,):
+                raise NCGError(
+                    f"neuron_map must have shape [{graph.num_neurons}], got {list(neuron_map.shape)}"
+                )
+            old = self.encoder.weight.data
+            rows = old.new_empty(graph.num_neurons, self.in_features)
+            self._init_encoder_rows(rows, None)
+            kept = neuron_map >= 0
+            rows[kept.to(old.device)] = old[neuron_map[kept].to(old.device)]
+            self.encoder.weight = nn.Parameter(rows, requires_grad=self.encoder_kind == "linear")
+            self.encoder.out_features = graph.num_neurons
+        self._load_graph(graph)
+
+    @property
+    def graph_num_outputs(self) -> int:
+        """Number of output neurons the decoder reads."""
+        return int(self.outputs.numel())
+
+    def plan(self) -> tuple[Plan, Tensor]:
+        """The evaluation plan and per-position activation codes, cached until the graph changes."""
+        ei = self.edge_index
+        key = (id(ei), ei._version, ei.device, self.block_size)
+        if self._plan_cache is None or self._plan_cache[0] != key:
+            plan = build_plan(ei, self.num_neurons, self.block_size, tie_break=self.order_position())
+            codes = torch.full((self.num_neurons,), ACTIVATION_CODES[self.activation], dtype=torch.uint8)
+            codes[self.outputs.cpu()] = ACTIVATION_CODES[self.output_activation]
+            self._plan_cache = (key, plan.to(ei.device), codes[plan.perm].to(ei.device))
+        return self._plan_cache[1], self._plan_cache[2]
+
+    def order_position(self) -> Tensor:
+        """``position[v]``: neuron ``v``'s place in the stored topological order."""
+        position = torch.empty_like(self.order)
+        position[self.order] = torch.arange(self.num_neurons, device=self.order.device)
+        return position.cpu()
+
+    # ------------------------------------------------------------------ evaluation
+    def _flatten(self, x: Tensor) -> Tensor:
+        x = x.reshape(x.shape[0], -1) if x.dim() > 1 else x.reshape(1, -1)
+        if x.shape[1] != self.in_features:
+            raise NCGError(
+                f"input has {x.shape[1]} features per sample, the model expects in_features={self.in_features}"
+            )
+        return x
+
+    def _neuron_states(self, x: Tensor) -> tuple[Tensor, Plan]:
+        plan, codes = self.plan()
+        x = self._flatten(x)
+        enc = self.encoder.weight[plan.perm]
+        u = torch.addmm(self.bias[plan.perm].unsqueeze(1), enc, x.to(enc.dtype).t())
+        dtype = self.weight.dtype
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            h = EVALUATORS[self.evaluator](u.to(dtype), self.weight, plan, codes)
+        return h, plan
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map a batch ``[B, ...]`` (flattened to ``[B, in_features]``) to ``[B, out_features]``."""
+        h, plan = self._neuron_states(x)
+        return self.decoder(h[plan.position[self.outputs]].t())
+
+    @torch.no_grad()
+    def neuron_activations(self, x: Tensor) -> Tensor:
+        """Activations of every neuron, ``[B, N]`` in neuron-id order (no gradient).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ncg import NCG, FreeNet
+        >>> FreeNet(NCG.complete(4), in_features=2).neuron_activations(torch.ones(3, 2)).shape
+        torch.Size([3, 4])
+        """
+        h, plan = self._neuron_states(x)
+        return h[plan.position].t()
+
+    # ------------------------------------------------------------------ bridges
+    @classmethod
+    def from_mlp(cls, mlp: nn.Sequential, **kwargs) -> FreeNet:
+        """A FreeNet that computes exactly what a layered MLP computes.
+
+        ``mlp`` is an ``nn.Sequential`` of ``nn.Linear`` layers, each optionally followed by one
+        activation module (ReLU, Tanh, Sigmoid, Identity or :class:`SquareReLU`). Every unit
+        becomes a neuron; layer ``l`` feeds layer ``l + 1`` through edges carrying the weights;
+        the encoder holds the first layer's weights (zero rows for deeper neurons); the last
+        layer's units are the outputs.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from torch import nn
+        >>> mlp = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+        >>> net = FreeNet.from_mlp(mlp)
+        >>> x = torch.randn(5, 4)
+        >>> torch.allclose(net(x), mlp(x), atol=1e-6)
+        True
+        """
+        layers = _parse_mlp(mlp)
+        hidden_acts = {act for _, act in layers[:-1]}
+        if len(hidden_acts) > 1:
+            raise NCGError(f"all hidden layers must share one activation, got {sorted(hidden_acts)}")
+        sizes = [lin.out_features for lin, _ in layers]
+        offsets = [0]
+        for size in sizes:
+            offsets.append(offsets[-1] + size)
+        sources, targets, weights = [], [], []
+        for l in range(1, len(layers)):
+            lin = layers[l][0]
+            dst, src = torch.meshgrid(
+                torch.arange(sizes[l]) + offsets[l], torch.arange(sizes[l - 1]) + offsets[l - 1], indexing="ij"
+            )
+            sources.append(src.flatten())
+            targets.append(dst.flatten())
+            weights.append(lin.weight.detach().float().flatten())
+        num_neurons = offsets[-1]
+        edge_index = torch.stack([torch.cat(sources), torch.cat(targets)]) if sources else torch.zeros(2, 0, dtype=torch.long)
+        graph = NCG(
+            edge_index,
+            num_neurons,
+            outputs=torch.arange(offsets[-2], num_neurons),
+            weight=torch.cat(weights) if weights else torch.zeros(0),
+            bias=torch.cat([
+                lin.bias.detach().float() if lin.bias is not None else torch.zeros(lin.out_features)
+                for lin, _ in layers
+            ]),
+            order=torch.arange(num_neurons),
+        )
+        kwargs.setdefault("activation", hidden_acts.pop() if hidden_acts else "relu")
+        kwargs.setdefault("output_activation", layers[-1][1])
+        net = cls(graph, layers[0][0].in_features, **kwargs)
+        with torch.no_grad():
+            net.encoder.weight.zero_()
+            net.encoder.weight[: sizes[0]] = layers[0][0].weight.detach()
+        return net
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, neurons={self.num_neurons}, edges={self.edge_index.shape[1]}, "
+            f"outputs={self.graph_num_outputs}, out_features={self.out_features}, activation={self.activation!r}"
+        )
+
+    def __repr__(self) -> str:
+        return f"FreeNet({self.extra_repr()})"
+
+    def config(self) -> dict:
+        """The constructor arguments that, with a graph, rebuild this model."""
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "activation": self.activation,
+            "output_activation": self.output_activation,
+            "encoder": self.encoder_kind,
+            "decoder": self.decoder_kind,
+            "block_size": self.block_size,
+            "evaluator": self.evaluator,
+        }
+
+
+def _parse_mlp(mlp: nn.Sequential) -> list[tuple[nn.Linear, str]]:
+    if not isinstance(mlp, nn.Sequential) or len(mlp) == 0:
+        raise NCGError(f"from_mlp expects a non-empty nn.Sequential, got {type(mlp).__name__}")
+    layers: list[tuple[nn.Linear, str]] = []
+    for i, module in enumerate(mlp):
+        if isinstance(module, nn.Linear):
+            if layers and layers[-1][0].out_features != module.in_features:
+                raise NCGError(
+                    f"mlp[{i}] expects {module.in_features} inputs but the previous layer gives "
+                    f"{layers[-1][0].out_features}"
+                )
+            layers.append((module, "identity"))
+        elif type(module) in _MODULE_ACTIVATIONS and layers and layers[-1][1] == "identity":
+            layers[-1] = (layers[-1][0], _MODULE_ACTIVATIONS[type(module)])
+        else:
+            raise NCGError(
+                f"mlp[{i}] is {type(module).__name__}: expected nn.Linear, each optionally followed by "
+                f"one of {[t.__name__ for t in _MODULE_ACTIVATIONS]}"
+            )
+    return layers
