@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+import scipy.sparse as sp
 import torch
+from scipy.sparse.csgraph import breadth_first_order
 from torch import Tensor
 
 from ncg.errors import (
@@ -339,21 +342,18 @@ class NCG:
         >>> g.reaches_output().tolist()
         [True, False, True]
         """
-        reach = torch.zeros(self.num_neurons, dtype=torch.bool)
-        reach[self.outputs] = True
-        src, dst = self.edge_index
-        pos = self.position
-        # Sweep edges by decreasing source position: each source sees its targets' final state.
-        edge_order = torch.argsort(pos[src], descending=True, stable=True)
-        s_sorted, d_sorted = src[edge_order].tolist(), dst[edge_order].tolist()
-        flags = reach.tolist()
-        for s, d in zip(s_sorted, d_sorted):
-            if flags[d]:
-                flags[s] = True
-        return torch.tensor(flags, dtype=torch.bool)
+        n = self.num_neurons
+        src, dst = self.edge_index.numpy()
+        # Breadth-first search on the reversed graph from a virtual node that points at every output.
+        rows = np.concatenate([dst, np.full(self.num_outputs, n)])
+        cols = np.concatenate([src, self.outputs.numpy()])
+        reversed_graph = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n + 1, n + 1))
+        reached = breadth_first_order(reversed_graph, n, directed=True, return_predecessors=False)
+        flags = torch.zeros(n + 1, dtype=torch.bool)
+        flags[torch.from_numpy(reached)] = True
+        return flags[:n]
 
 
 def _check_outputs_count(num_outputs: int, num_neurons: int) -> None:
     if not 1 <= num_outputs <= num_neurons:
         raise NCGError(f"num_outputs must be in [1, num_neurons={num_neurons}], got {num_outputs}")
-

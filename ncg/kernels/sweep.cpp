@@ -44,7 +44,7 @@ enum Activation : uint8_t {
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define NCG_MULTIVERSION \
-  __attribute__((target_clones("default", "arch=haswell", "arch=skylake-avx512")))
+  __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
 #define NCG_MULTIVERSION
 #endif
@@ -195,17 +195,18 @@ NCG_INLINE void forward_tile(const ForwardTiles<T>& a, int64_t col) {
   const T* weight = a.in_edges->weight.data();
   T* __restrict__ z = a.z + col;
   T* __restrict__ h = a.h + col;
+  const int64_t ldz = a.ldz, ldh = a.ldh;
   for (int64_t j = 0; j < a.b; ++j) {
     T acc[n];
-    T* __restrict__ zj = z + j * a.ldz;
+    T* __restrict__ zj = z + j * ldz;
     for (int64_t t = 0; t < n; ++t) acc[t] = zj[t];
     for (int64_t e = ptr[j]; e < ptr[j + 1]; ++e) {
       const T w = weight[e];
-      const T* __restrict__ hi = h + source[e] * a.ldh;
+      const T* __restrict__ hi = h + source[e] * ldh;
       for (int64_t t = 0; t < n; ++t) acc[t] += w * hi[t];
     }
     for (int64_t t = 0; t < n; ++t) zj[t] = acc[t];
-    activate_row<T>(a.codes[j], acc, h + j * a.ldh);
+    activate_row<T>(a.codes[j], acc, h + j * ldh);
   }
 }
 
@@ -215,18 +216,22 @@ NCG_INLINE void backward_tile(const BackwardTiles<T>& a, int64_t col) {
   const int64_t* ptr = a.out_edges->ptr.data();
   const int32_t* target = a.out_edges->other.data();
   const T* weight = a.out_edges->weight.data();
+  const T* __restrict__ z = a.z + col;
+  const T* __restrict__ h = a.h + col;
+  T* __restrict__ dh = a.dh + col;
+  T* __restrict__ g = a.g + col;
+  const int64_t ldz = a.ldz, ldh = a.ldh, lddh = a.lddh, ldg = a.ldg;
   for (int64_t i = a.b - 1; i >= 0; --i) {
     T acc[n];
-    T* __restrict__ dhi = a.dh + i * a.lddh + col;
+    T* __restrict__ dhi = dh + i * lddh;
     for (int64_t t = 0; t < n; ++t) acc[t] = dhi[t];
     for (int64_t e = ptr[i]; e < ptr[i + 1]; ++e) {
       const T w = weight[e];
-      const T* __restrict__ gj = a.g + target[e] * a.ldg + col;
+      const T* __restrict__ gj = g + target[e] * ldg;
       for (int64_t t = 0; t < n; ++t) acc[t] += w * gj[t];
     }
     for (int64_t t = 0; t < n; ++t) dhi[t] = acc[t];
-    derivative_row<T>(a.codes[i], acc, a.z + i * a.ldz + col, a.h + i * a.ldh + col,
-                      a.g + i * a.ldg + col);
+    derivative_row<T>(a.codes[i], acc, z + i * ldz, h + i * ldh, g + i * ldg);
   }
 }
 

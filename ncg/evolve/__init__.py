@@ -1,0 +1,1 @@
+"""Free-Evolve: coactivation statistics, topology operators, and the evolve loop."""

@@ -1,0 +1,195 @@
+"""Carry out a list of edits: a new graph, index maps, and a model/optimiser rewired to it.
+
+:func:`apply_edits` is pure: it returns a new :class:`~ncg.graph.NCG` and leaves its input
+unchanged. Edits are applied by kind, in the order of :data:`~ncg.evolve.edits.EDIT_OPS`
+(remove neurons, prune edges, add neurons, add edges). Surviving edges keep their weights and
+their relative order (new edges are appended), surviving neurons keep their bias and relative
+order, so an empty edit list returns an identical graph.
+
+:func:`rewire` then moves a :class:`~ncg.model.FreeNet` onto the new graph and remaps the
+optimiser state (e.g. Adam moments) of surviving edges and neurons; new ones start from zero.
+
+Examples
+--------
+>>> from ncg import NCG
+>>> from ncg.evolve.edits import Edit
+>>> g = NCG.complete(3, num_outputs=1, seed=0)
+>>> new, maps = apply_edits(g, [Edit("prune_edge", 0, 2)])
+>>> new.edge_index.tolist(), maps.edge_map.tolist()
+([[0, 1], [1, 2]], [0, 2])
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ncg.errors import EditError
+from ncg.evolve.edits import EDIT_OPS, Edit
+from ncg.graph import NCG
+
+__all__ = ["EditMaps", "apply_edits", "rewire", "remap_optimizer"]
+
+
+@dataclass(frozen=True)
+class EditMaps:
+    """How the new graph's edges and neurons relate to the old ones.
+
+    ``edge_map[e]`` is the old index of new edge ``e`` (``-1`` if added); ``neuron_map[v]`` the
+    old index of new neuron ``v`` (``-1`` if added).
+    """
+
+    edge_map: Tensor
+    neuron_map: Tensor
+
+
+def _index_of(uid_to_index: dict[int, int], uid: int, edit: Edit) -> int:
+    if uid not in uid_to_index:
+        raise EditError(f"{edit} names neuron id {uid}, which is not in the graph")
+    return uid_to_index[uid]
+
+
+def apply_edits(graph: NCG, edits: list[Edit], unreachable: str = "warn") -> tuple[NCG, EditMaps]:
+    """Apply ``edits`` to ``graph`` and return the new graph and the index maps.
+
+    Raises
+    ------
+    EditError
+        An edit names an unknown neuron, removes an output, prunes a missing edge, adds an
+        existing edge, or adds an edge that goes backward in the topological order (which could
+        close a cycle).
+    """
+    by_op: dict[str, list[Edit]] = {op: [] for op in EDIT_OPS}
+    for edit in edits:
+        by_op[edit.op].append(edit)
+    n = graph.num_neurons
+    ids = graph.neuron_ids.tolist()
+    uid_to_index = {uid: i for i, uid in enumerate(ids)}
+    is_output = graph.roles == NCG.OUTPUT
+
+    keep_neuron = torch.ones(n, dtype=torch.bool)
+    for edit in by_op["remove_neuron"]:
+        v = _index_of(uid_to_index, edit.source, edit)
+        if is_output[v]:
+            raise EditError(f"{edit} would remove output neuron {edit.source}; outputs are never removed")
+        keep_neuron[v] = False
+
+    src, dst = graph.edge_index
+    edge_position = {(s, d): e for e, (s, d) in enumerate(zip(src.tolist(), dst.tolist()))}
+    keep_edge = keep_neuron[src] & keep_neuron[dst]
+    for edit in by_op["prune_edge"]:
+        key = (_index_of(uid_to_index, edit.source, edit), _index_of(uid_to_index, edit.target, edit))
+        if key not in edge_position:
+            raise EditError(f"{edit} prunes an edge that is not in the graph")
+        keep_edge[edge_position[key]] = False
+
+    # New numbering: survivors in old index order, then added neurons in edit order.
+    survivors = torch.nonzero(keep_neuron).flatten()
+    new_index = {int(old): new for new, old in enumerate(survivors.tolist())}
+    order = [v for v in graph.order.tolist() if keep_neuron[v]]
+    new_ids = [ids[v] for v in survivors.tolist()]
+    neuron_map = survivors.tolist()
+    uid_to_new = {ids[v]: new_index[v] for v in survivors.tolist()}
+    for edit in by_op["add_neuron"]:
+        if edit.target in uid_to_new or edit.target in uid_to_index:
+            raise EditError(f"{edit} adds neuron id {edit.target}, which already exists")
+        slot = len(new_ids)
+        if edit.source == -1:
+            order.insert(0, slot)
+        else:
+            anchor = uid_to_new.get(edit.source)
+            if anchor is None:
+                raise EditError(f"{edit} inserts after neuron {edit.source}, which is not in the graph")
+            order.insert(order.index(anchor) + 1, slot)
+        uid_to_new[edit.target] = slot
+        new_ids.append(edit.target)
+        neuron_map.append(-1)
+    num_new = len(new_ids)
+    position = {v: p for p, v in enumerate(order)}
+
+    old_to_new = torch.full((n,), -1, dtype=torch.long)
+    old_to_new[survivors] = torch.arange(survivors.numel())
+    kept = torch.nonzero(keep_edge).flatten()
+    new_src, new_dst = old_to_new[src[kept]].tolist(), old_to_new[dst[kept]].tolist()
+    existing = set(zip(new_src, new_dst))
+    added_weights = []
+    for edit in by_op["add_edge"]:
+        s = uid_to_new.get(edit.source)
+        d = uid_to_new.get(edit.target)
+        if s is None or d is None:
+            missing = edit.source if s is None else edit.target
+            raise EditError(f"{edit} names neuron id {missing}, which is not in the graph")
+        if (s, d) in existing:
+            raise EditError(f"{edit} adds an edge that already exists")
+        if position[s] >= position[d]:
+            raise EditError(
+                f"{edit} goes backward in the topological order and could close a cycle; "
+                "edges may only be added from earlier to later neurons"
+            )
+        existing.add((s, d))
+        new_src.append(s)
+        new_dst.append(d)
+        added_weights.append(edit.weight)
+
+    bias = torch.zeros(num_new)
+    bias[: survivors.numel()] = graph.bias[survivors]
+    new_graph = NCG(
+        torch.tensor([new_src, new_dst], dtype=torch.long).reshape(2, -1),
+        num_new,
+        old_to_new[graph.outputs],
+        weight=torch.cat([graph.weight[kept], torch.tensor(added_weights, dtype=graph.weight.dtype)]),
+        bias=bias,
+        order=torch.tensor(order, dtype=torch.long),
+        neuron_ids=torch.tensor(new_ids, dtype=torch.long),
+        unreachable=unreachable,
+    )
+    edge_map = torch.cat([kept, torch.full((len(added_weights),), -1, dtype=torch.long)])
+    return new_graph, EditMaps(edge_map, torch.tensor(neuron_map, dtype=torch.long))
+
+
+def _remap_tensor(value, old_shape: torch.Size, index: Tensor | None):
+    if index is None or not isinstance(value, Tensor) or value.shape != old_shape:
+        return value
+    out = value.new_zeros((index.numel(), *old_shape[1:]))
+    kept = index >= 0
+    out[kept.to(value.device)] = value[index[kept].to(value.device)]
+    return out
+
+
+def remap_optimizer(
+    optimizer: torch.optim.Optimizer,
+    old_params: dict[str, Tensor],
+    new_params: dict[str, Tensor],
+    index_maps: dict[str, Tensor],
+) -> None:
+    """Point ``optimizer`` at ``new_params`` and carry per-parameter state across.
+
+    State tensors shaped like a parameter are re-indexed along dim 0 with ``index_maps[name]``
+    (``-1`` rows start at zero); scalar state such as Adam's ``step`` is kept.
+    """
+    name_of = {id(p): name for name, p in old_params.items()}
+    for group in optimizer.param_groups:
+        group["params"] = [new_params[name_of[id(p)]] if id(p) in name_of else p for p in group["params"]]
+    for name, old in old_params.items():
+        state = optimizer.state.pop(old, None)
+        if state is not None:
+            index = index_maps.get(name)
+            optimizer.state[new_params[name]] = {k: _remap_tensor(v, old.shape, index) for k, v in state.items()}
+
+
+def rewire(model, graph: NCG, maps: EditMaps, optimizer: torch.optim.Optimizer | None = None) -> None:
+    """Move ``model`` (a FreeNet) onto ``graph`` and remap ``optimizer``'s state.
+
+    Encoder rows and biases follow their neurons, edge weights their edges; Adam moments (or
+    SGD momentum) of surviving parameters are kept, those of new edges and neurons start at 0.
+    """
+    old_params = dict(model.named_parameters())
+    model.set_graph(graph, neuron_map=maps.neuron_map)
+    if optimizer is not None:
+        remap_optimizer(
+            optimizer,
+            old_params,
+            dict(model.named_parameters()),
+            {"weight": maps.edge_map, "bias": maps.neuron_map, "encoder.weight": maps.neuron_map},
+        )

@@ -1,0 +1,268 @@
+"""Coactivation statistics: which neurons fire together, streamed over data.
+
+A neuron *fires* on a sample when its activation exceeds ``threshold`` (0 for ReLU-like
+activations). The recorder streams batches under ``torch.no_grad()`` and keeps, for a set of
+*tracked pairs* ``i -> j`` (``i`` before ``j`` in the topological order), the number of samples on
+which both fire, plus each neuron's firing count. Nothing of size ``samples x neurons`` is kept.
+
+Tracked pairs:
+
+* up to ``dense_max_neurons`` neurons: every forward pair, accumulated by one GEMM per batch
+  (``F^T F``; memory ``O(N^2)``, fastest for small graphs);
+* above it: the existing edges (to score pruning) plus ``candidates_per_neuron`` sampled
+  non-edges per target neuron (to score augmentation), accumulated by a chunked gather-dot,
+  memory ``O(E + k N)``.
+
+Measures (:data:`MEASURES`), from the rates ``p_i``, ``p_j`` and ``p_ij``:
+
+* ``"joint"``: ``P(i and j fire) = p_ij`` in ``[0, 1]``;
+* ``"phi"``: the phi coefficient (Pearson correlation of the two firing indicators),
+  ``(p_ij - p_i p_j) / sqrt(p_i (1 - p_i) p_j (1 - p_j))`` in ``[-1, 1]``; 0 where a neuron
+  always or never fires.
+
+Examples
+--------
+>>> import torch
+>>> from ncg import NCG, FreeNet
+>>> from ncg.evolve.coactivation import record_coactivation
+>>> net = FreeNet(NCG.complete(5, num_outputs=1, seed=0), in_features=3, seed=0)
+>>> co = record_coactivation(net, torch.randn(64, 3), batch_size=32)
+>>> co.num_samples, co.num_pairs, co.matrix("phi").shape
+(64, 10, (5, 5))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ncg.errors import NCGError, NonFiniteError
+
+__all__ = ["Coactivation", "MEASURES", "record_coactivation"]
+
+
+def _joint(p_ij: np.ndarray, p_i: np.ndarray, p_j: np.ndarray) -> np.ndarray:
+    return p_ij
+
+
+def _phi(p_ij: np.ndarray, p_i: np.ndarray, p_j: np.ndarray) -> np.ndarray:
+    denom = np.sqrt(p_i * (1 - p_i) * p_j * (1 - p_j))
+    out = np.zeros_like(p_ij)
+    ok = denom > 1e-12
+    out[ok] = (p_ij[ok] - p_i[ok] * p_j[ok]) / denom[ok]
+    return np.clip(out, -1.0, 1.0)
+
+
+MEASURES: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    "joint": _joint,
+    "phi": _phi,
+}
+"""Coactivation measures by name: ``(p_ij, p_i, p_j) -> score``."""
+
+
+@dataclass
+class Coactivation:
+    """Firing statistics over ``num_samples`` samples, indexed by current neuron index.
+
+    Attributes
+    ----------
+    num_neurons, num_samples : int
+    firing_rate : ndarray ``[N]``
+        ``p_i``: fraction of samples on which neuron ``i`` fired.
+    src, dst : ndarray ``[P]``
+        The tracked pairs ``src -> dst``.
+    joint : ndarray ``[P]``
+        ``p_ij`` for each tracked pair.
+    """
+
+    num_neurons: int
+    num_samples: int
+    firing_rate: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    joint: np.ndarray
+
+    @property
+    def num_pairs(self) -> int:
+        """Number of tracked pairs ``P``."""
+        return int(self.src.size)
+
+    def score(self, measure: str = "phi") -> np.ndarray:
+        """The measure on every tracked pair, aligned with :attr:`src` / :attr:`dst`."""
+        if measure not in MEASURES:
+            raise NCGError(f"measure must be one of {sorted(MEASURES)}, got {measure!r}")
+        p = self.firing_rate
+        return MEASURES[measure](self.joint, p[self.src], p[self.dst])
+
+    def matrix(self, measure: str = "joint") -> sp.csr_matrix:
+        """The measure as a sparse ``[N, N]`` matrix (entry ``[i, j]`` for tracked ``i -> j``)."""
+        n = self.num_neurons
+        return sp.csr_matrix((self.score(measure), (self.src, self.dst)), shape=(n, n))
+
+    def pair_index(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Index of each ``(src, dst)`` among the tracked pairs, ``-1`` where untracked."""
+        keys = self.src.astype(np.int64) * self.num_neurons + self.dst
+        query = np.asarray(src, dtype=np.int64) * self.num_neurons + np.asarray(dst)
+        out = np.full(query.shape, -1, dtype=np.int64)
+        if keys.size == 0:
+            return out
+        order = np.argsort(keys)
+        sorted_keys = keys[order]
+        found = np.minimum(np.searchsorted(sorted_keys, query), keys.size - 1)
+        match = sorted_keys[found] == query
+        out[match] = order[found[match]]
+        return out
+
+    def save(self, path) -> None:
+        """Write an ``.npz`` file."""
+        np.savez_compressed(
+            path, num_neurons=self.num_neurons, num_samples=self.num_samples,
+            firing_rate=self.firing_rate, src=self.src, dst=self.dst, joint=self.joint,
+        )
+
+    @classmethod
+    def load(cls, path) -> Coactivation:
+        """Read a file written by :meth:`save`."""
+        with np.load(path) as data:
+            return cls(
+                int(data["num_neurons"]), int(data["num_samples"]), data["firing_rate"],
+                data["src"], data["dst"], data["joint"],
+            )
+
+
+def _batches(data: Tensor | Iterable, batch_size: int) -> Iterable[Tensor]:
+    if isinstance(data, Tensor):
+        for start in range(0, data.shape[0], batch_size):
+            yield data[start:start + batch_size]
+        return
+    for item in data:
+        yield item[0] if isinstance(item, (tuple, list)) else item
+
+
+def _sample_candidates(
+    num_neurons: int, position: np.ndarray, edge_keys: np.ndarray, k: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``k`` random earlier neurons per target that are not already its sources."""
+    order = np.argsort(position)
+    src_list, dst_list = [], []
+    for p in range(1, num_neurons):
+        target = order[p]
+        picks = order[rng.choice(p, size=min(k, p), replace=False)]
+        src_list.append(picks)
+        dst_list.append(np.full(picks.size, target))
+    if not src_list:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    src, dst = np.concatenate(src_list), np.concatenate(dst_list)
+    keep = ~np.isin(src * num_neurons + dst, edge_keys)
+    return src[keep], dst[keep]
+
+
+@torch.no_grad()
+def record_coactivation(
+    model,
+    data: Tensor | Iterable,
+    batch_size: int = 1024,
+    threshold: float = 0.0,
+    max_samples: int | None = None,
+    dense_max_neurons: int = 4096,
+    candidates_per_neuron: int = 32,
+    seed: int = 0,
+    progress: bool = False,
+) -> Coactivation:
+    """Stream ``data`` through ``model`` and accumulate coactivation statistics.
+
+    Parameters
+    ----------
+    model : FreeNet
+        The network; put in eval mode for the recording and restored afterwards.
+    data : Tensor or iterable
+        Inputs ``[S, ...]``, or an iterable of batches ``x`` or ``(x, y)``.
+    batch_size : int
+        Batch size when ``data`` is a tensor.
+    threshold : float
+        A neuron fires when its activation is ``> threshold``.
+    max_samples : int, optional
+        Stop after this many samples.
+    dense_max_neurons : int
+        Track every forward pair with a dense GEMM up to this many neurons; above it, track
+        edges plus sampled candidates (see the module docstring).
+    candidates_per_neuron : int
+        Sampled non-edge candidates per target neuron in the sparse mode.
+    seed : int
+        Seeds the candidate sampling.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Raises
+    ------
+    NonFiniteError
+        If any activation is NaN or infinite (the statistics would be silently wrong).
+    """
+    graph = model.graph
+    n = graph.num_neurons
+    position = graph.position.numpy()
+    device = model.bias.device
+    if n <= dense_max_neurons:
+        src, dst = np.triu_indices(n, k=1)
+        order = graph.order.numpy()
+        src, dst = order[src], order[dst]
+        src_t = dst_t = None
+        joint_dense = torch.zeros(n, n, dtype=torch.float64, device=device)
+    else:
+        ei = graph.edge_index.numpy()
+        keys = ei[0].astype(np.int64) * n + ei[1]
+        cand_src, cand_dst = _sample_candidates(n, position, keys, candidates_per_neuron, np.random.default_rng(seed))
+        src, dst = np.concatenate([ei[0], cand_src]), np.concatenate([ei[1], cand_dst])
+        src_t, dst_t = torch.from_numpy(src).to(device), torch.from_numpy(dst).to(device)
+        joint_counts = torch.zeros(src.size, dtype=torch.float64, device=device)
+    fire_counts = torch.zeros(n, dtype=torch.float64, device=device)
+    samples = 0
+    was_training = model.training
+    model.eval()
+    bar = tqdm(total=max_samples, desc="coactivation", unit="sample", disable=not progress, leave=False)
+    try:
+        for batch_number, x in enumerate(_batches(data, batch_size)):
+            if max_samples is not None and samples >= max_samples:
+                break
+            if max_samples is not None:
+                x = x[: max_samples - samples]
+            h = model.neuron_activations(x.to(device))
+            if not torch.isfinite(h).all():
+                bad = torch.nonzero(~torch.isfinite(h).all(0)).flatten()[:10].tolist()
+                raise NonFiniteError(
+                    f"activations of neurons {bad} are NaN or infinite in batch {batch_number}; "
+                    "coactivation statistics would be corrupt (check the learning rate and inputs)"
+                )
+            fired = (h > threshold).to(torch.float32)
+            fire_counts += fired.sum(0).double()
+            if src_t is None:
+                joint_dense += (fired.t() @ fired).double()
+            else:
+                chunk = max(1, (1 << 22) // max(1, fired.shape[0]))
+                for start in range(0, src_t.numel(), chunk):
+                    s, d = src_t[start:start + chunk], dst_t[start:start + chunk]
+                    joint_counts[start:start + chunk] += (fired[:, s] * fired[:, d]).sum(0).double()
+            samples += fired.shape[0]
+            bar.update(fired.shape[0])
+    finally:
+        bar.close()
+        model.train(was_training)
+    if samples == 0:
+        raise NCGError("record_coactivation got no samples: data is empty")
+    if src_t is None:
+        joint = joint_dense[torch.from_numpy(src).to(device), torch.from_numpy(dst).to(device)]
+    else:
+        joint = joint_counts
+    return Coactivation(
+        num_neurons=n,
+        num_samples=samples,
+        firing_rate=(fire_counts / samples).cpu().numpy(),
+        src=src.astype(np.int64),
+        dst=dst.astype(np.int64),
+        joint=(joint / samples).cpu().numpy(),
+    )

@@ -1,0 +1,54 @@
+"""Topology edits: what an operator proposes and :func:`ncg.evolve.apply.apply_edits` carries out.
+
+Edits name neurons by their *stable* ids (``NCG.neuron_ids``), which survive renumbering when
+neurons are added or removed, so a list of edits can be logged, replayed and inspected later.
+
+Examples
+--------
+>>> Edit("prune_edge", source=3, target=7, score=0.02)
+Edit(op='prune_edge', source=3, target=7, score=0.02, weight=0.0)
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ncg.errors import EditError
+
+__all__ = ["Edit", "EDIT_OPS"]
+
+EDIT_OPS = ("remove_neuron", "prune_edge", "add_neuron", "add_edge")
+"""Edit kinds, in the order :func:`~ncg.evolve.apply.apply_edits` applies them."""
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One topology change.
+
+    Attributes
+    ----------
+    op : str
+        ``"prune_edge"`` removes ``source -> target``; ``"add_edge"`` adds it with ``weight``;
+        ``"remove_neuron"`` removes neuron ``source`` and its edges (``target`` is ``-1``);
+        ``"add_neuron"`` inserts a new neuron with id ``target`` right after neuron ``source``
+        in the topological order (``source = -1``: at the front); connect it with ``add_edge``.
+    source, target : int
+        Stable neuron ids.
+    score : float
+        The score that motivated the edit (coactivation, magnitude, ...), for the history.
+    weight : float
+        Initial weight of an added edge.
+    """
+
+    op: str
+    source: int
+    target: int
+    score: float = 0.0
+    weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.op not in EDIT_OPS:
+            raise EditError(f"Edit.op must be one of {EDIT_OPS}, got {self.op!r}")
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly dict."""
+        return asdict(self)

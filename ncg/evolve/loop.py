@@ -1,0 +1,240 @@
+"""Free-Evolve: alternate weight training with topology edits.
+
+Each round: train -> record coactivation -> propose edits (remove dead neurons, prune, augment,
+grow) within a budget -> apply them -> rewire the model and its optimiser. The loop stops when a
+round proposes no edit (the graph stopped changing) or after ``rounds`` rounds, then fine-tunes.
+Every round is appended to a :class:`~ncg.evolve.history.History`, and callbacks run after each.
+
+Examples
+--------
+>>> import torch
+>>> from ncg import NCG, FreeNet
+>>> from ncg.evolve.loop import EvolveConfig, FreeEvolve
+>>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+<torch._C.Generator object at ...>
+>>> x, y = torch.randn(256, 6), torch.randint(0, 3, (256,))
+>>> net = FreeNet(NCG.complete(12, num_outputs=3, seed=0), in_features=6, seed=0)
+>>> config = EvolveConfig(rounds=2, epochs_per_round=1, final_epochs=1, record_samples=128, tau=0.1)
+>>> history = FreeEvolve(net, config).run((x, y))
+>>> len(history) >= 2
+True
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ncg.errors import NCGError
+from ncg.evolve.apply import apply_edits, rewire
+from ncg.evolve.coactivation import MEASURES, Coactivation, record_coactivation
+from ncg.evolve.edits import Edit
+from ncg.evolve.history import History, RoundRecord
+from ncg.evolve.operators import PRUNE_SCORES, augment_edges, grow_neurons, prune_edges, remove_neurons
+from ncg.graph import NCG
+from ncg.train import evaluate, train_epoch
+
+__all__ = ["EditBudget", "EvolveConfig", "FreeEvolve", "saliency_scores"]
+
+Callback = Callable[["FreeEvolve", RoundRecord], None]
+
+
+@dataclass
+class EditBudget:
+    """How much the topology may change per round (the schedule, separate from the operators).
+
+    Attributes
+    ----------
+    prune_fraction : float
+        At most this fraction of the current edges is pruned per round.
+    add_fraction : float
+        At most this fraction of the current edge count is added per round.
+    target_edges : int, optional
+        Stop pruning at this edge count, and never add edges beyond it.
+    grow_neurons : int
+        New neurons proposed per round.
+    """
+
+    prune_fraction: float = 0.1
+    add_fraction: float = 0.02
+    target_edges: int | None = None
+    grow_neurons: int = 0
+
+    def for_graph(self, graph: NCG) -> tuple[int, int]:
+        """``(max_prune, max_add)`` for one round on ``graph``."""
+        for name in ("prune_fraction", "add_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise NCGError(f"EditBudget.{name} must be in [0, 1], got {value}")
+        e = graph.num_edges
+        max_prune = int(self.prune_fraction * e)
+        max_add = int(self.add_fraction * e)
+        if self.target_edges is not None:
+            max_prune = min(max_prune, max(0, e - self.target_edges))
+            max_add = min(max_add, max(0, self.target_edges - e + max_prune))
+        return max_prune, max_add
+
+
+@dataclass
+class EvolveConfig:
+    """Every knob of a Free-Evolve run.
+
+    ``tau`` is the Hebbian threshold: edges whose coactivation ``measure`` is below it may be
+    pruned, unconnected pairs above it may be connected. ``prune_score`` picks the pruning
+    criterion: ``"coactivation"`` (Free-Evolve), or the baselines ``"magnitude"`` and
+    ``"saliency"`` (``|w * dL/dw|``), which ignore ``tau`` and prune within the budget.
+    """
+
+    rounds: int = 4
+    epochs_per_round: int = 1
+    final_epochs: int = 1
+    tau: float = 0.25
+    measure: str = "phi"
+    prune_score: str = "coactivation"
+    budget: EditBudget = field(default_factory=EditBudget)
+    record_samples: int = 10_000
+    firing_threshold: float = 0.0
+    remove_dead: bool = True
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    progress: bool = False
+
+    def validate(self) -> EvolveConfig:
+        """Raise :class:`~ncg.errors.NCGError` naming the first bad field."""
+        if self.measure not in MEASURES:
+            raise NCGError(f"measure must be one of {sorted(MEASURES)}, got {self.measure!r}")
+        low = 0.0 if self.measure == "joint" else -1.0
+        if not low <= self.tau <= 1.0:
+            raise NCGError(f"tau must be in [{low}, 1] for measure {self.measure!r}, got {self.tau}")
+        if self.prune_score not in (*PRUNE_SCORES, "saliency"):
+            raise NCGError(f"prune_score must be one of {sorted((*PRUNE_SCORES, 'saliency'))}, got {self.prune_score!r}")
+        for name in ("rounds", "epochs_per_round", "final_epochs"):
+            if getattr(self, name) < 0:
+                raise NCGError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.record_samples < 1 or self.batch_size < 1:
+            raise NCGError("record_samples and batch_size must be >= 1")
+        return self
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly dict."""
+        return asdict(self)
+
+
+def saliency_scores(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> np.ndarray:
+    """``|w * dL/dw|`` of every edge, with the gradient summed over ``(x, y)``."""
+    model.zero_grad(set_to_none=True)
+    device = model.weight.device
+    for start in range(0, x.shape[0], batch_size):
+        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+        nn.functional.cross_entropy(model(xb), yb, reduction="sum").backward()
+    scores = (model.weight.detach() * model.weight.grad).abs().cpu().numpy()
+    model.zero_grad(set_to_none=True)
+    return scores
+
+
+class FreeEvolve:
+    """Run Free-Evolve on a FreeNet.
+
+    Parameters
+    ----------
+    model : FreeNet
+    config : EvolveConfig
+    optimizer : torch.optim.Optimizer, optional
+        Adam with ``config.lr`` and ``config.weight_decay`` if omitted. Its state survives edits.
+    callbacks : list of callables
+        ``callback(evolve, record)`` after every round (e.g. to checkpoint or log).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: EvolveConfig | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        callbacks: list[Callback] | None = None,
+    ) -> None:
+        self.model = model
+        self.config = (config or EvolveConfig()).validate()
+        self.optimizer = optimizer or torch.optim.Adam(
+            model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+        )
+        self.callbacks = list(callbacks or [])
+        self.history = History()
+        self.generator = torch.Generator().manual_seed(self.config.seed)
+        self.last_coactivation: Coactivation | None = None
+
+    def _train(self, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor] | None, epochs: int, label: str) -> dict:
+        metrics: dict[str, float] = {}
+        for epoch in range(epochs):
+            stats = train_epoch(
+                self.model, self.optimizer, *train, batch_size=self.config.batch_size,
+                generator=self.generator, progress=self.config.progress, desc=f"{label} epoch {epoch + 1}/{epochs}",
+            )
+            metrics = {"train_loss": stats["loss"], "train_accuracy": stats["accuracy"]}
+        if val is not None:
+            stats = evaluate(self.model, *val)
+            metrics.update(val_loss=stats["loss"], val_accuracy=stats["accuracy"])
+        return metrics
+
+    def propose(self, coactivation: Coactivation, train: tuple[Tensor, Tensor]) -> list[Edit]:
+        """The edits of one round for the model's current graph."""
+        cfg = self.config
+        graph = self.model.graph
+        max_prune, max_add = cfg.budget.for_graph(graph)
+        edits: list[Edit] = []
+        if cfg.remove_dead:
+            edits += remove_neurons(graph, coactivation.firing_rate)
+        removed = {e.source for e in edits}
+        if cfg.prune_score == "saliency":
+            count = min(cfg.record_samples, train[0].shape[0])
+            scores = saliency_scores(self.model, train[0][:count], train[1][:count])
+            tau = None
+        else:
+            scores = PRUNE_SCORES[cfg.prune_score](graph, coactivation, cfg.measure)
+            tau = cfg.tau if cfg.prune_score == "coactivation" else None
+        prunes = prune_edges(graph, scores, tau=tau, max_edits=max_prune)
+        edits += [e for e in prunes if e.source not in removed and e.target not in removed][:max_prune]
+        adds = augment_edges(graph, coactivation, tau=cfg.tau, max_edits=max_add, measure=cfg.measure)
+        edits += [e for e in adds if e.source not in removed and e.target not in removed]
+        if cfg.budget.grow_neurons:
+            edits += grow_neurons(graph, coactivation, cfg.budget.grow_neurons, tau=cfg.tau,
+                                  measure=cfg.measure, seed=cfg.seed + len(self.history))
+        return edits
+
+    def step(self, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor] | None = None) -> RoundRecord:
+        """One round: train, record, edit, rewire; returns the round's record."""
+        cfg = self.config
+        start = time.perf_counter()
+        metrics = self._train(train, val, cfg.epochs_per_round, f"round {len(self.history)}")
+        coactivation = record_coactivation(
+            self.model, train[0], threshold=cfg.firing_threshold, max_samples=cfg.record_samples,
+            seed=cfg.seed + len(self.history), progress=cfg.progress,
+        )
+        self.last_coactivation = coactivation
+        edits = self.propose(coactivation, train)
+        graph, maps = apply_edits(self.model.graph, edits, unreachable="ignore")
+        rewire(self.model, graph, maps, self.optimizer)
+        record = self.history.append_graph(graph, edits, metrics, time.perf_counter() - start)
+        for callback in self.callbacks:
+            callback(self, record)
+        return record
+
+    def run(self, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor] | None = None) -> History:
+        """Evolve for up to ``config.rounds`` rounds, then fine-tune ``config.final_epochs``."""
+        if not self.history.rounds:
+            self.history.append_graph(self.model.graph)
+        while len(self.history) <= self.config.rounds:
+            record = self.step(train, val)
+            if not record.edits:
+                break
+        start = time.perf_counter()
+        metrics = self._train(train, val, self.config.final_epochs, "fine-tune")
+        record = self.history.append_graph(self.model.graph, [], metrics, time.perf_counter() - start)
+        for callback in self.callbacks:
+            callback(self, record)
+        return self.history

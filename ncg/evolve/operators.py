@@ -1,0 +1,233 @@
+"""Topology operators: pure functions from a graph and statistics to a list of edits.
+
+None of them changes its input; :func:`ncg.evolve.apply.apply_edits` carries the edits out.
+
+* :func:`prune_edges` — drop edges whose score is below ``tau`` (lowest first, within a budget).
+  Scores come from :data:`PRUNE_SCORES`: coactivation (default), weight magnitude or saliency.
+  The best-scoring outgoing edge of every hidden neuron is never pruned, so pruning never cuts a
+  neuron off from the outputs.
+* :func:`augment_edges` — add edges ``i -> j`` (``i`` before ``j`` in the topological order, so
+  the graph stays acyclic) between neurons that fire together above ``tau``; weights start at 0,
+  which leaves the network's function unchanged at the moment of the edit.
+* :func:`remove_neurons` — drop hidden neurons that never fire, and then every hidden neuron
+  left without a path to an output.
+* :func:`grow_neurons` — insert new neurons between strongly coactive, unconnected pairs, wired
+  from the target's most coactive predecessors; the new neuron's outgoing weight starts at 0.
+
+Examples
+--------
+>>> import numpy as np
+>>> from ncg import NCG
+>>> g = NCG.complete(4, num_outputs=1, seed=0)
+>>> for edit in prune_edges(g, np.array([0.9, 0.1, 0.8, 0.05, 0.7, 0.6]), tau=0.25):
+...     print(edit)
+Edit(op='prune_edge', source=1, target=2, score=0.05, weight=0.0)
+Edit(op='prune_edge', source=0, target=2, score=0.1, weight=0.0)
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ncg.errors import NCGError
+from ncg.evolve.coactivation import Coactivation
+from ncg.evolve.edits import Edit
+from ncg.graph import NCG
+
+__all__ = [
+    "PRUNE_SCORES",
+    "coactivation_scores",
+    "magnitude_scores",
+    "prune_edges",
+    "augment_edges",
+    "remove_neurons",
+    "grow_neurons",
+]
+
+
+def coactivation_scores(graph: NCG, coactivation: Coactivation, measure: str = "phi") -> np.ndarray:
+    """Coactivation ``measure`` of every edge, aligned with ``graph.edge_index``.
+
+    Raises :class:`~ncg.errors.NCGError` if some edge was not tracked by the recording (it was
+    made for another graph).
+    """
+    src, dst = graph.edge_index.numpy()
+    index = coactivation.pair_index(src, dst)
+    if (index < 0).any():
+        k = int(np.flatnonzero(index < 0)[0])
+        raise NCGError(
+            f"edge {src[k]} -> {dst[k]} has no coactivation record; record on this graph first"
+        )
+    return coactivation.score(measure)[index]
+
+
+def magnitude_scores(graph: NCG, coactivation: Coactivation | None = None, measure: str = "") -> np.ndarray:
+    """``|w|`` of every edge (the magnitude-pruning baseline)."""
+    return graph.weight.abs().numpy()
+
+
+PRUNE_SCORES: dict[str, Callable[..., np.ndarray]] = {
+    "coactivation": coactivation_scores,
+    "magnitude": magnitude_scores,
+}
+"""Edge scores for pruning by name: ``(graph, coactivation, measure) -> scores [E]``.
+Saliency scores need gradients; :func:`ncg.evolve.loop.saliency_scores` computes them."""
+
+
+def _best_out_edge(graph: NCG, scores: np.ndarray) -> np.ndarray:
+    """Bool ``[E]``: the highest-scoring outgoing edge of each neuron."""
+    src = graph.edge_index[0].numpy()
+    if src.size == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.lexsort((-scores, src))
+    first = np.ones(src.size, dtype=bool)
+    first[1:] = src[order][1:] != src[order][:-1]
+    best = np.zeros(src.size, dtype=bool)
+    best[order[first]] = True
+    return best
+
+
+def prune_edges(
+    graph: NCG, scores: np.ndarray, tau: float | None = 0.25, max_edits: int | None = None
+) -> list[Edit]:
+    """Propose pruning the edges scored below ``tau``, lowest first.
+
+    Parameters
+    ----------
+    graph : NCG
+    scores : ndarray ``[E]``
+        One score per edge (see :data:`PRUNE_SCORES`).
+    tau : float or None
+        Edges with ``score < tau`` are candidates; ``None`` makes every edge a candidate (pure
+        budget pruning, as in magnitude-pruning baselines).
+    max_edits : int, optional
+        At most this many edges are pruned.
+
+    Notes
+    -----
+    The best-scoring outgoing edge of each neuron is protected, so every hidden neuron keeps a
+    path towards the outputs.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (graph.num_edges,):
+        raise NCGError(f"scores must have shape [{graph.num_edges}], got {list(scores.shape)}")
+    if np.isnan(scores).any():
+        raise NCGError("scores contain NaN; record statistics on finite activations")
+    candidate = ~_best_out_edge(graph, scores)
+    if tau is not None:
+        candidate &= scores < tau
+    picked = np.flatnonzero(candidate)
+    picked = picked[np.argsort(scores[picked], kind="stable")][:max_edits]
+    ids = graph.neuron_ids.numpy()
+    src, dst = graph.edge_index.numpy()
+    return [Edit("prune_edge", int(ids[src[e]]), int(ids[dst[e]]), float(scores[e])) for e in picked]
+
+
+def augment_edges(
+    graph: NCG,
+    coactivation: Coactivation,
+    tau: float = 0.25,
+    max_edits: int | None = None,
+    measure: str = "phi",
+    init_weight: float = 0.0,
+) -> list[Edit]:
+    """Propose edges between unconnected neurons that fire together (score ``> tau``).
+
+    Only pairs ``i -> j`` with ``i`` before ``j`` in ``graph.order`` are proposed, highest
+    score first, at most ``max_edits``. New edges start at ``init_weight`` (0: the network's
+    function is unchanged until training moves them).
+    """
+    score = coactivation.score(measure)
+    n = graph.num_neurons
+    edge_keys = graph.edge_index[0].numpy().astype(np.int64) * n + graph.edge_index[1].numpy()
+    pair_keys = coactivation.src * n + coactivation.dst
+    position = graph.position.numpy()
+    candidate = (
+        (score > tau)
+        & ~np.isin(pair_keys, edge_keys)
+        & (position[coactivation.src] < position[coactivation.dst])
+    )
+    picked = np.flatnonzero(candidate)
+    picked = picked[np.argsort(-score[picked], kind="stable")][:max_edits]
+    ids = graph.neuron_ids.numpy()
+    return [
+        Edit("add_edge", int(ids[coactivation.src[p]]), int(ids[coactivation.dst[p]]), float(score[p]), init_weight)
+        for p in picked
+    ]
+
+
+def remove_neurons(graph: NCG, firing_rate: np.ndarray, min_rate: float = 0.0) -> list[Edit]:
+    """Propose removing hidden neurons that fire at most ``min_rate`` of the time, and then
+    every hidden neuron that would be left without a path to an output.
+
+    A neuron that never fires outputs 0 for ReLU-like activations, so removing it leaves the
+    network's function unchanged. Output neurons are never removed.
+    """
+    firing_rate = np.asarray(firing_rate)
+    if firing_rate.shape != (graph.num_neurons,):
+        raise NCGError(f"firing_rate must have shape [{graph.num_neurons}], got {list(firing_rate.shape)}")
+    is_output = graph.roles.numpy() == NCG.OUTPUT
+    dead = (firing_rate <= min_rate) & ~is_output
+    keep = torch.from_numpy(~dead)
+    old_to_new = torch.cumsum(keep.long(), 0) - 1
+    ei = graph.edge_index
+    edge_keep = keep[ei[0]] & keep[ei[1]]
+    survivors = NCG(
+        old_to_new[ei[:, edge_keep]], int(keep.sum()), old_to_new[graph.outputs],
+        weight=graph.weight[edge_keep], order=old_to_new[graph.order[keep[graph.order]]], validate=False,
+    )
+    stranded = np.flatnonzero(keep.numpy())[~survivors.reaches_output().numpy()]
+    dead[stranded] = True
+    ids = graph.neuron_ids.numpy()
+    return [Edit("remove_neuron", int(ids[v]), -1, float(firing_rate[v])) for v in np.flatnonzero(dead)]
+
+
+def grow_neurons(
+    graph: NCG,
+    coactivation: Coactivation,
+    num_new: int,
+    fan_in: int = 8,
+    tau: float = 0.25,
+    measure: str = "phi",
+    seed: int = 0,
+) -> list[Edit]:
+    """Propose ``num_new`` neurons, each bridging a strongly coactive, unconnected pair.
+
+    For each of the ``num_new`` best unconnected pairs ``i -> j`` (score ``> tau``, at most one
+    new neuron per target ``j``), a neuron ``v`` is inserted right after ``i`` in the order, fed
+    by ``i`` and the ``fan_in - 1`` other predecessors most coactive with ``j`` (random
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` weights), and feeding ``j`` with weight 0.
+    """
+    if num_new <= 0:
+        return []
+    score = coactivation.score(measure)
+    n = graph.num_neurons
+    position = graph.position.numpy()
+    src, dst = coactivation.src, coactivation.dst
+    edge_keys = graph.edge_index[0].numpy().astype(np.int64) * n + graph.edge_index[1].numpy()
+    unconnected = ~np.isin(src * n + dst, edge_keys) & (position[src] < position[dst]) & (score > tau)
+    ranked = np.flatnonzero(unconnected)
+    ranked = ranked[np.argsort(-score[ranked], kind="stable")]
+    ids = graph.neuron_ids.numpy()
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(fan_in)
+    next_id = int(ids.max()) + 1
+    edits: list[Edit] = []
+    used_targets: set[int] = set()
+    for p in ranked:
+        i, j = int(src[p]), int(dst[p])
+        if j in used_targets:
+            continue
+        used_targets.add(j)
+        feeders = np.flatnonzero((dst == j) & (position[src] <= position[i]) & (src != i))
+        feeders = feeders[np.argsort(-score[feeders], kind="stable")][: fan_in - 1]
+        new_id = next_id + len(used_targets) - 1
+        edits.append(Edit("add_neuron", int(ids[i]), new_id, float(score[p])))
+        for q in [p, *feeders]:
+            edits.append(Edit("add_edge", int(ids[src[q]]), new_id, float(score[q]), float(rng.uniform(-bound, bound))))
+        edits.append(Edit("add_edge", new_id, int(ids[j]), float(score[p]), 0.0))
+        if len(used_targets) == num_new:
+            break
+    return edits
