@@ -87,7 +87,7 @@ def apply_edits(graph: NCG, edits: list[Edit], unreachable: str = "warn") -> tup
     # New numbering: survivors in old index order, then added neurons in edit order.
     survivors = torch.nonzero(keep_neuron).flatten()
     new_index = {int(old): new for new, old in enumerate(survivors.tolist())}
-    order = [v for v in graph.order.tolist() if keep_neuron[v]]
+    order = [new_index[v] for v in graph.order.tolist() if keep_neuron[v]]
     new_ids = [ids[v] for v in survivors.tolist()]
     neuron_map = survivors.tolist()
     uid_to_new = {ids[v]: new_index[v] for v in survivors.tolist()}

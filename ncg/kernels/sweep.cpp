@@ -1,28 +1,35 @@
 // In-block sequential sweep of a blocked FreeNet evaluator, forward and backward, on the CPU.
 //
 // Activations are neuron-major: row j of z, h, dh and g is neuron j over the batch columns.
-// The sweep is independent per column, so the batch is cut into tiles of TILE columns; each tile
-// sweeps the whole block with its accumulator held in registers ("pull" form):
+// The sweep is independent per column, so the batch is cut into tiles of `tile` columns and each
+// tile sweeps the whole block with its accumulators in registers ("pull" form):
 //
 //   forward,  j = 0..b-1:    z[j] += sum_{i<j, w[i,j] != 0} w[i,j] * h[i]   (i ascending)
 //                            h[j]  = act_j(z[j])
 //   backward, i = b-1..0:    dh[i] += sum_{j>i, w[i,j] != 0} w[i,j] * g[j]  (j descending)
 //                            g[i]  = dh[i] * act_i'(z[i])
 //
-// The orders of summation are those of the "push" loops in ncg/kernels/sweep.py's reference, so
-// the results agree with it up to floating-point contraction. Edges of weight exactly 0 are
-// dropped when the per-call edge lists are built. Tiles are spread over threads with
-// at::parallel_for; a partial last tile runs through zero-padded scratch buffers.
+// These are the orders of summation of the "push" loops of the torch reference in sweep.py, so
+// both agree up to rounding of fused multiply-adds. Edges of weight exactly 0 are dropped when the
+// edge lists are built, once per call.
 //
-// Inner loops run over TILE contiguous columns with compile-time trip counts, so the compiler
-// vectorises them; the float32 tanh and sigmoid use a branch-free exp (Cephes) for the same
-// reason. On x86-64 Linux with GCC the tile loops are compiled for several instruction sets
-// (target_clones) and the best one is picked when the module loads; the build stays portable.
+// Rows are swept two at a time: while the first row of a pair accumulates a source row, the
+// second accumulates it too, so each loaded source row feeds two FMAs (the loop is bound by
+// loads, not arithmetic). Then the first row is finished, its edge into the second added, and the
+// second finished. Tiles are spread over threads with at::parallel_for; a partial last tile runs
+// through zero-padded scratch rows.
+//
+// Inner loops run over `tile` contiguous columns with compile-time trip counts so that the
+// compiler vectorises them (the float32 tanh and sigmoid use a branch-free Cephes exp for that).
+// On x86-64 with GCC the tile loops are compiled for SSE2, AVX2+FMA (x86-64-v3) and AVX-512
+// (x86-64-v4), with a tile of 4 vector registers per row, and the best is picked at load time:
+// the build stays portable (no -march=native).
 
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -42,16 +49,11 @@ enum Activation : uint8_t {
 
 #define NCG_INLINE inline __attribute__((always_inline))
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define NCG_MULTIVERSION \
-  __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NCG_X86_DISPATCH 1
 #else
-#define NCG_MULTIVERSION
+#define NCG_X86_DISPATCH 0
 #endif
-
-// A tile is 256 bytes of one row: 64 float or 32 double columns.
-template <typename T>
-constexpr int64_t kTile = 256 / sizeof(T);
 
 // ---------------------------------------------------------------- float32 transcendental math
 
@@ -106,240 +108,292 @@ NCG_INLINE double sigmoid_of(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 // ---------------------------------------------------------------- one row of a tile
 
-// out[t] = act(z[t]) over one tile row. relu keeps NaN (as torch.relu does): x < 0 is false for it.
-template <typename T>
+// out[t] = act(z[t]). relu keeps NaN, as torch.relu does: x < 0 is false for it.
+template <typename T, int64_t N>
 NCG_INLINE void activate_row(uint8_t code, const T* __restrict__ z, T* __restrict__ out) {
-  constexpr int64_t n = kTile<T>;
   switch (code) {
     case kIdentity:
-      for (int64_t t = 0; t < n; ++t) out[t] = z[t];
+      for (int64_t t = 0; t < N; ++t) out[t] = z[t];
       break;
     case kRelu:
-      for (int64_t t = 0; t < n; ++t) out[t] = z[t] < T(0) ? T(0) : z[t];
+      for (int64_t t = 0; t < N; ++t) out[t] = z[t] < T(0) ? T(0) : z[t];
       break;
     case kSquareRelu:
-      for (int64_t t = 0; t < n; ++t) {
+      for (int64_t t = 0; t < N; ++t) {
         const T r = z[t] < T(0) ? T(0) : z[t];
         out[t] = r * r;
       }
       break;
     case kTanh:
-      for (int64_t t = 0; t < n; ++t) out[t] = tanh_of(z[t]);
+      for (int64_t t = 0; t < N; ++t) out[t] = tanh_of(z[t]);
       break;
     default:  // kSigmoid
-      for (int64_t t = 0; t < n; ++t) out[t] = sigmoid_of(z[t]);
+      for (int64_t t = 0; t < N; ++t) out[t] = sigmoid_of(z[t]);
       break;
   }
 }
 
 // g[t] = dh[t] * act'(z[t]), written with the same operations as the torch reference.
-template <typename T>
+template <typename T, int64_t N>
 NCG_INLINE void derivative_row(uint8_t code, const T* __restrict__ dh, const T* __restrict__ z,
                                const T* __restrict__ h, T* __restrict__ g) {
-  constexpr int64_t n = kTile<T>;
   switch (code) {
     case kIdentity:
-      for (int64_t t = 0; t < n; ++t) g[t] = dh[t];
+      for (int64_t t = 0; t < N; ++t) g[t] = dh[t];
       break;
     case kRelu:
-      for (int64_t t = 0; t < n; ++t) g[t] = dh[t] * (z[t] > T(0) ? T(1) : T(0));
+      for (int64_t t = 0; t < N; ++t) g[t] = dh[t] * (z[t] > T(0) ? T(1) : T(0));
       break;
     case kSquareRelu:
-      for (int64_t t = 0; t < n; ++t) g[t] = dh[t] * (T(2) * (z[t] < T(0) ? T(0) : z[t]));
+      for (int64_t t = 0; t < N; ++t) g[t] = dh[t] * (T(2) * (z[t] < T(0) ? T(0) : z[t]));
       break;
     case kTanh:
-      for (int64_t t = 0; t < n; ++t) g[t] = dh[t] * (T(1) - h[t] * h[t]);
+      for (int64_t t = 0; t < N; ++t) g[t] = dh[t] * (T(1) - h[t] * h[t]);
       break;
     default:  // kSigmoid
-      for (int64_t t = 0; t < n; ++t) g[t] = dh[t] * (h[t] * (T(1) - h[t]));
+      for (int64_t t = 0; t < N; ++t) g[t] = dh[t] * (h[t] * (T(1) - h[t]));
       break;
   }
 }
 
-// ---------------------------------------------------------------- whole-block sweep of one tile
+// ---------------------------------------------------------------- edge lists
 
-// The block's nonzero edges in the order a sweep visits them: for each neuron `ptr[n]..ptr[n+1]`
-// indexes `other` (the neuron at the far end of the edge) and `weight`.
+// The block's edges in sweep order, grouped by pairs of rows. Pair p handles rows first[p] and
+// second[p] (second[p] = -1 when the pair is a single row); its entries ptr[p]..ptr[p+1] are the
+// far ends `other` of the edges into (forward) or out of (backward) those rows, with the weights
+// for the first row (w_first) and the second (w_second; 0 where only the first row has an edge).
+// `inner[p]` is the weight of the edge between the two rows of the pair.
 template <typename T>
-struct EdgeLists {
-  std::vector<int64_t> ptr;
+struct PairLists {
+  std::vector<int64_t> first, second, ptr;
   std::vector<int32_t> other;
-  std::vector<T> weight;
+  std::vector<T> w_first, w_second, inner;
 };
 
+// Forward: rows ascending in pairs (j, j+1), sources i < j ascending, inner = w[j, j+1].
+// Backward: rows descending in pairs (i, i-1), targets j > i descending, inner = w[i-1, i].
 template <typename T>
-struct ForwardTiles {
-  T* z;  // [b, ldz], updated in place
-  T* h;  // [b, ldh], written
-  int64_t ldz, ldh, b;
-  const uint8_t* codes;
-  const EdgeLists<T>* in_edges;  // per target j: sources i < j, ascending
-};
-
-template <typename T>
-struct BackwardTiles {
-  const T* z;  // [b, ldz]
-  const T* h;  // [b, ldh]
-  T* dh;       // [b, lddh], updated in place
-  T* g;        // [b, ldg], written
-  int64_t ldz, ldh, lddh, ldg, b;
-  const uint8_t* codes;
-  const EdgeLists<T>* out_edges;  // per source i: targets j > i, descending
-};
-
-template <typename T>
-NCG_INLINE void forward_tile(const ForwardTiles<T>& a, int64_t col) {
-  constexpr int64_t n = kTile<T>;
-  const int64_t* ptr = a.in_edges->ptr.data();
-  const int32_t* source = a.in_edges->other.data();
-  const T* weight = a.in_edges->weight.data();
-  T* __restrict__ z = a.z + col;
-  T* __restrict__ h = a.h + col;
-  const int64_t ldz = a.ldz, ldh = a.ldh;
-  for (int64_t j = 0; j < a.b; ++j) {
-    T acc[n];
-    T* __restrict__ zj = z + j * ldz;
-    for (int64_t t = 0; t < n; ++t) acc[t] = zj[t];
-    for (int64_t e = ptr[j]; e < ptr[j + 1]; ++e) {
-      const T w = weight[e];
-      const T* __restrict__ hi = h + source[e] * ldh;
-      for (int64_t t = 0; t < n; ++t) acc[t] += w * hi[t];
-    }
-    for (int64_t t = 0; t < n; ++t) zj[t] = acc[t];
-    activate_row<T>(a.codes[j], acc, h + j * ldh);
-  }
-}
-
-template <typename T>
-NCG_INLINE void backward_tile(const BackwardTiles<T>& a, int64_t col) {
-  constexpr int64_t n = kTile<T>;
-  const int64_t* ptr = a.out_edges->ptr.data();
-  const int32_t* target = a.out_edges->other.data();
-  const T* weight = a.out_edges->weight.data();
-  const T* __restrict__ z = a.z + col;
-  const T* __restrict__ h = a.h + col;
-  T* __restrict__ dh = a.dh + col;
-  T* __restrict__ g = a.g + col;
-  const int64_t ldz = a.ldz, ldh = a.ldh, lddh = a.lddh, ldg = a.ldg;
-  for (int64_t i = a.b - 1; i >= 0; --i) {
-    T acc[n];
-    T* __restrict__ dhi = dh + i * lddh;
-    for (int64_t t = 0; t < n; ++t) acc[t] = dhi[t];
-    for (int64_t e = ptr[i]; e < ptr[i + 1]; ++e) {
-      const T w = weight[e];
-      const T* __restrict__ gj = g + target[e] * ldg;
-      for (int64_t t = 0; t < n; ++t) acc[t] += w * gj[t];
-    }
-    for (int64_t t = 0; t < n; ++t) dhi[t] = acc[t];
-    derivative_row<T>(a.codes[i], acc, z + i * ldz, h + i * ldh, g + i * ldg);
-  }
-}
-
-// Tiles [tile_begin, tile_end) of full width; one compiled copy per instruction set.
-NCG_MULTIVERSION void forward_tiles_f32(const ForwardTiles<float>& a, int64_t tile_begin,
-                                        int64_t tile_end) {
-  for (int64_t tile = tile_begin; tile < tile_end; ++tile) forward_tile(a, tile * kTile<float>);
-}
-NCG_MULTIVERSION void forward_tiles_f64(const ForwardTiles<double>& a, int64_t tile_begin,
-                                        int64_t tile_end) {
-  for (int64_t tile = tile_begin; tile < tile_end; ++tile) forward_tile(a, tile * kTile<double>);
-}
-NCG_MULTIVERSION void backward_tiles_f32(const BackwardTiles<float>& a, int64_t tile_begin,
-                                         int64_t tile_end) {
-  for (int64_t tile = tile_begin; tile < tile_end; ++tile) backward_tile(a, tile * kTile<float>);
-}
-NCG_MULTIVERSION void backward_tiles_f64(const BackwardTiles<double>& a, int64_t tile_begin,
-                                         int64_t tile_end) {
-  for (int64_t tile = tile_begin; tile < tile_end; ++tile) backward_tile(a, tile * kTile<double>);
-}
-
-void forward_tiles(const ForwardTiles<float>& a, int64_t begin, int64_t end) {
-  forward_tiles_f32(a, begin, end);
-}
-void forward_tiles(const ForwardTiles<double>& a, int64_t begin, int64_t end) {
-  forward_tiles_f64(a, begin, end);
-}
-void backward_tiles(const BackwardTiles<float>& a, int64_t begin, int64_t end) {
-  backward_tiles_f32(a, begin, end);
-}
-void backward_tiles(const BackwardTiles<double>& a, int64_t begin, int64_t end) {
-  backward_tiles_f64(a, begin, end);
-}
-
-// ---------------------------------------------------------------- drivers
-
-// Edge lists of the strictly upper part of w (row stride ldw), zeros dropped. `incoming`: per
-// target j the sources i < j ascending (forward); otherwise per source i the targets j > i
-// descending (backward).
-template <typename T>
-EdgeLists<T> edge_lists(const T* w, int64_t ldw, int64_t b, bool incoming) {
-  EdgeLists<T> lists;
-  lists.ptr.reserve(b + 1);
+PairLists<T> pair_lists(const T* w, int64_t ldw, int64_t b, bool forward) {
+  PairLists<T> lists;
+  const int64_t pairs = (b + 1) / 2;
+  lists.ptr.reserve(pairs + 1);
   lists.ptr.push_back(0);
-  for (int64_t n = 0; n < b; ++n) {
-    if (incoming) {
-      for (int64_t i = 0; i < n; ++i) {
-        const T value = w[i * ldw + n];
-        if (value != T(0)) {
-          lists.other.push_back(static_cast<int32_t>(i));
-          lists.weight.push_back(value);
-        }
-      }
-    } else {
-      for (int64_t j = b - 1; j > n; --j) {
-        const T value = w[n * ldw + j];
-        if (value != T(0)) {
-          lists.other.push_back(static_cast<int32_t>(j));
-          lists.weight.push_back(value);
-        }
+  for (int64_t p = 0; p < pairs; ++p) {
+    const int64_t first = forward ? 2 * p : b - 1 - 2 * p;
+    const int64_t second = forward ? (first + 1 < b ? first + 1 : -1) : first - 1;
+    // Weight of the edge between row `row` of this pair and the far end `other`.
+    auto weight = [&](int64_t row, int64_t other) {
+      if (row < 0) return T(0);
+      return forward ? w[other * ldw + row] : w[row * ldw + other];
+    };
+    const int64_t count = forward ? first : b - 1 - first;
+    for (int64_t k = 0; k < count; ++k) {
+      const int64_t other = forward ? k : b - 1 - k;
+      const T a = weight(first, other), c = weight(second, other);
+      if (a != T(0) || c != T(0)) {
+        lists.other.push_back(static_cast<int32_t>(other));
+        lists.w_first.push_back(a);
+        lists.w_second.push_back(c);
       }
     }
+    lists.first.push_back(first);
+    lists.second.push_back(second);
+    lists.inner.push_back(second < 0 ? T(0) : (forward ? w[first * ldw + second]
+                                                        : w[second * ldw + first]));
     lists.ptr.push_back(static_cast<int64_t>(lists.other.size()));
   }
   return lists;
 }
 
-// Number of tiles one thread takes at least, so that a chunk of work amortises the wake-up of a
-// thread (a few microseconds); small batches therefore stay on the calling thread.
-int64_t grain_in_tiles(int64_t tile, int64_t b, int64_t edges) {
-  constexpr int64_t kMinUpdatesPerChunk = 1 << 16;
-  const int64_t per_tile = tile * (b + edges);
-  return std::max<int64_t>(1, (kMinUpdatesPerChunk + per_tile - 1) / per_tile);
-}
+// ---------------------------------------------------------------- whole-block sweep of one tile
 
-void check_common(const torch::Tensor& z, const torch::Tensor& w, const torch::Tensor& codes) {
-  TORCH_CHECK_VALUE(z.dim() == 2, "z must be 2-D [b, B], got ", z.sizes());
-  const int64_t b = z.size(0);
-  TORCH_CHECK_VALUE(z.device().is_cpu(), "z must be on the CPU, got ", z.device());
-  TORCH_CHECK_VALUE(z.scalar_type() == at::kFloat || z.scalar_type() == at::kDouble,
-                    "z must be float32 or float64, got ", z.scalar_type());
-  TORCH_CHECK_VALUE(z.size(1) <= 1 || z.stride(1) == 1, "z must have unit column stride");
-  TORCH_CHECK_VALUE(w.dim() == 2 && w.size(0) == b && w.size(1) == b, "w must have shape [", b,
-                    ", ", b, "], got ", w.sizes());
-  TORCH_CHECK_VALUE(w.scalar_type() == z.scalar_type(), "w must have dtype ", z.scalar_type(),
-                    ", got ", w.scalar_type());
-  TORCH_CHECK_VALUE(codes.dim() == 1 && codes.size(0) == b, "codes must have shape [", b,
-                    "], got ", codes.sizes());
-  TORCH_CHECK_VALUE(codes.scalar_type() == at::kByte, "codes must be uint8, got ",
-                    codes.scalar_type());
-  const uint8_t* code = codes.data_ptr<uint8_t>();
-  for (int64_t j = 0; j < b; ++j) {
-    TORCH_CHECK_VALUE(code[j] < kNumActivations, "codes[", j, "] = ", int(code[j]),
-                      " is not an activation code (0..", int(kNumActivations) - 1, ")");
+template <typename T>
+struct ForwardArgs {
+  T* z;  // [b, ldz], updated in place
+  T* h;  // [b, ldh], written
+  int64_t ldz, ldh;
+  const uint8_t* codes;
+  const PairLists<T>* lists;
+};
+
+template <typename T>
+struct BackwardArgs {
+  const T* z;  // [b, ldz]
+  const T* h;  // [b, ldh]
+  T* dh;       // [b, lddh], updated in place
+  T* g;        // [b, ldg], written
+  int64_t ldz, ldh, lddh, ldg;
+  const uint8_t* codes;
+  const PairLists<T>* lists;
+};
+
+// acc0 += w0 * src and acc1 += w1 * src over the entries [begin, end) of a pair.
+template <typename T, int64_t N>
+NCG_INLINE void accumulate_pair(T* __restrict__ acc0, T* __restrict__ acc1, const T* rows,
+                                int64_t ld, const int32_t* other, const T* w0, const T* w1,
+                                int64_t begin, int64_t end) {
+  for (int64_t e = begin; e < end; ++e) {
+    const T a = w0[e], c = w1[e];
+    const T* __restrict__ src = rows + other[e] * ld;
+    for (int64_t t = 0; t < N; ++t) {
+      const T x = src[t];
+      acc0[t] += a * x;
+      acc1[t] += c * x;
+    }
   }
 }
 
-void check_like(const char* name, const torch::Tensor& t, const torch::Tensor& z) {
-  TORCH_CHECK_VALUE(t.sizes() == z.sizes(), name, " must have shape ", z.sizes(), ", got ",
-                    t.sizes());
-  TORCH_CHECK_VALUE(t.scalar_type() == z.scalar_type(), name, " must have dtype ",
-                    z.scalar_type(), ", got ", t.scalar_type());
-  TORCH_CHECK_VALUE(t.device() == z.device(), name, " must be on ", z.device(), ", got ",
-                    t.device());
-  TORCH_CHECK_VALUE(t.size(1) <= 1 || t.stride(1) == 1, name, " must have unit column stride");
+// acc += w0 * src over the entries [begin, end) of a single-row pair.
+template <typename T, int64_t N>
+NCG_INLINE void accumulate_row(T* __restrict__ acc, const T* rows, int64_t ld,
+                               const int32_t* other, const T* w0, int64_t begin, int64_t end) {
+  for (int64_t e = begin; e < end; ++e) {
+    const T a = w0[e];
+    const T* __restrict__ src = rows + other[e] * ld;
+    for (int64_t t = 0; t < N; ++t) acc[t] += a * src[t];
+  }
 }
 
-// Copies columns [col, col + count) of rows [0, b) into a zero-padded [b, tile] buffer, or back.
+template <typename T, int64_t N>
+NCG_INLINE void forward_tile(const ForwardArgs<T>& a, int64_t col) {
+  const PairLists<T>& l = *a.lists;
+  T* __restrict__ z = a.z + col;
+  T* __restrict__ h = a.h + col;
+  const int64_t ldz = a.ldz, ldh = a.ldh;
+  const int64_t pairs = static_cast<int64_t>(l.first.size());
+  for (int64_t p = 0; p < pairs; ++p) {
+    const int64_t j0 = l.first[p], j1 = l.second[p];
+    T acc0[N], acc1[N];
+    T* __restrict__ z0 = z + j0 * ldz;
+    T* __restrict__ h0 = h + j0 * ldh;
+    for (int64_t t = 0; t < N; ++t) acc0[t] = z0[t];
+    if (j1 < 0) {
+      accumulate_row<T, N>(acc0, h, ldh, l.other.data(), l.w_first.data(), l.ptr[p],
+                           l.ptr[p + 1]);
+    } else {
+      T* __restrict__ z1 = z + j1 * ldz;
+      for (int64_t t = 0; t < N; ++t) acc1[t] = z1[t];
+      accumulate_pair<T, N>(acc0, acc1, h, ldh, l.other.data(), l.w_first.data(),
+                            l.w_second.data(), l.ptr[p], l.ptr[p + 1]);
+    }
+    for (int64_t t = 0; t < N; ++t) z0[t] = acc0[t];
+    activate_row<T, N>(a.codes[j0], acc0, h0);
+    if (j1 < 0) continue;
+    const T inner = l.inner[p];
+    if (inner != T(0)) {
+      for (int64_t t = 0; t < N; ++t) acc1[t] += inner * h0[t];
+    }
+    T* __restrict__ z1 = z + j1 * ldz;
+    for (int64_t t = 0; t < N; ++t) z1[t] = acc1[t];
+    activate_row<T, N>(a.codes[j1], acc1, h + j1 * ldh);
+  }
+}
+
+template <typename T, int64_t N>
+NCG_INLINE void backward_tile(const BackwardArgs<T>& a, int64_t col) {
+  const PairLists<T>& l = *a.lists;
+  const T* __restrict__ z = a.z + col;
+  const T* __restrict__ h = a.h + col;
+  T* __restrict__ dh = a.dh + col;
+  T* __restrict__ g = a.g + col;
+  const int64_t ldz = a.ldz, ldh = a.ldh, lddh = a.lddh, ldg = a.ldg;
+  const int64_t pairs = static_cast<int64_t>(l.first.size());
+  for (int64_t p = 0; p < pairs; ++p) {
+    const int64_t i0 = l.first[p], i1 = l.second[p];
+    T acc0[N], acc1[N];
+    T* __restrict__ dh0 = dh + i0 * lddh;
+    T* __restrict__ g0 = g + i0 * ldg;
+    for (int64_t t = 0; t < N; ++t) acc0[t] = dh0[t];
+    if (i1 < 0) {
+      accumulate_row<T, N>(acc0, g, ldg, l.other.data(), l.w_first.data(), l.ptr[p],
+                           l.ptr[p + 1]);
+    } else {
+      T* __restrict__ dh1 = dh + i1 * lddh;
+      for (int64_t t = 0; t < N; ++t) acc1[t] = dh1[t];
+      accumulate_pair<T, N>(acc0, acc1, g, ldg, l.other.data(), l.w_first.data(),
+                            l.w_second.data(), l.ptr[p], l.ptr[p + 1]);
+    }
+    for (int64_t t = 0; t < N; ++t) dh0[t] = acc0[t];
+    derivative_row<T, N>(a.codes[i0], acc0, z + i0 * ldz, h + i0 * ldh, g0);
+    if (i1 < 0) continue;
+    const T inner = l.inner[p];
+    if (inner != T(0)) {
+      for (int64_t t = 0; t < N; ++t) acc1[t] += inner * g0[t];
+    }
+    T* __restrict__ dh1 = dh + i1 * lddh;
+    for (int64_t t = 0; t < N; ++t) dh1[t] = acc1[t];
+    derivative_row<T, N>(a.codes[i1], acc1, z + i1 * ldz, h + i1 * ldh, g + i1 * ldg);
+  }
+}
+
+// ---------------------------------------------------------------- per-instruction-set entry points
+
+// Sweeps tiles [begin, end) of full width.
+template <typename T>
+struct TileKernels {
+  int64_t tile;
+  void (*forward)(const ForwardArgs<T>&, int64_t begin, int64_t end);
+  void (*backward)(const BackwardArgs<T>&, int64_t begin, int64_t end);
+};
+
+// One forward and one backward entry point for element type T and a tile of WIDTH_BYTES bytes
+// per row, compiled with the given function attributes (an instruction set).
+#define NCG_TILE_KERNELS(NAME, T, WIDTH_BYTES, ATTRIBUTES)                                 \
+  constexpr int64_t NAME##_tile = (WIDTH_BYTES) / sizeof(T);                               \
+  ATTRIBUTES void NAME##_forward(const ForwardArgs<T>& a, int64_t begin, int64_t end) {    \
+    for (int64_t k = begin; k < end; ++k) forward_tile<T, NAME##_tile>(a, k * NAME##_tile); \
+  }                                                                                         \
+  ATTRIBUTES void NAME##_backward(const BackwardArgs<T>& a, int64_t begin, int64_t end) {  \
+    for (int64_t k = begin; k < end; ++k) {                                                 \
+      backward_tile<T, NAME##_tile>(a, k * NAME##_tile);                                    \
+    }                                                                                       \
+  }                                                                                         \
+  constexpr TileKernels<T> NAME{NAME##_tile, NAME##_forward, NAME##_backward};
+
+#if NCG_X86_DISPATCH
+// Four vector registers per row: SSE2 16 B, AVX2 32 B, AVX-512 64 B.
+NCG_TILE_KERNELS(sse2_f32, float, 64, )
+NCG_TILE_KERNELS(sse2_f64, double, 64, )
+NCG_TILE_KERNELS(avx2_f32, float, 128, __attribute__((target("arch=x86-64-v3"))))
+NCG_TILE_KERNELS(avx2_f64, double, 128, __attribute__((target("arch=x86-64-v3"))))
+NCG_TILE_KERNELS(avx512_f32, float, 256, __attribute__((target("arch=x86-64-v4"))))
+NCG_TILE_KERNELS(avx512_f64, double, 256, __attribute__((target("arch=x86-64-v4"))))
+
+template <typename T>
+TileKernels<T> pick(const TileKernels<T>& sse2, const TileKernels<T>& avx2,
+                    const TileKernels<T>& avx512) {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) return avx512;
+  if (__builtin_cpu_supports("x86-64-v3")) return avx2;
+  return sse2;
+}
+
+const TileKernels<float>& kernels(float) {
+  static const TileKernels<float> chosen = pick(sse2_f32, avx2_f32, avx512_f32);
+  return chosen;
+}
+const TileKernels<double>& kernels(double) {
+  static const TileKernels<double> chosen = pick(sse2_f64, avx2_f64, avx512_f64);
+  return chosen;
+}
+#else
+NCG_TILE_KERNELS(generic_f32, float, 128, )
+NCG_TILE_KERNELS(generic_f64, double, 128, )
+const TileKernels<float>& kernels(float) { return generic_f32; }
+const TileKernels<double>& kernels(double) { return generic_f64; }
+#endif
+
+// ---------------------------------------------------------------- drivers
+
+// Tiles one thread takes at least, so that a chunk amortises waking a thread (a few
+// microseconds); small batches therefore stay on the calling thread.
+int64_t grain_in_tiles(int64_t tile, int64_t b, int64_t entries) {
+  constexpr int64_t kMinUpdatesPerChunk = 1 << 16;
+  const int64_t per_tile = tile * (2 * entries + b);
+  return std::max<int64_t>(1, (kMinUpdatesPerChunk + per_tile - 1) / per_tile);
+}
+
+// Copies `count` columns of b rows between two row-strided buffers.
 template <typename T>
 void copy_columns(const T* src, int64_t lds, T* dst, int64_t ldd, int64_t b, int64_t count) {
   for (int64_t r = 0; r < b; ++r) std::memcpy(dst + r * ldd, src + r * lds, count * sizeof(T));
@@ -348,90 +402,142 @@ void copy_columns(const T* src, int64_t lds, T* dst, int64_t ldd, int64_t b, int
 template <typename T>
 void forward_impl(torch::Tensor& z, const torch::Tensor& w, const uint8_t* codes,
                   torch::Tensor& h) {
-  constexpr int64_t tile = kTile<T>;
+  const TileKernels<T>& kern = kernels(T());
+  const int64_t tile = kern.tile;
   const int64_t b = z.size(0), cols = z.size(1);
   const torch::Tensor wc = w.contiguous();
-  const EdgeLists<T> in_edges = edge_lists<T>(wc.data_ptr<T>(), b, b, /*incoming=*/true);
-  ForwardTiles<T> a{z.data_ptr<T>(), h.data_ptr<T>(), z.stride(0), h.stride(0), b, codes,
-                    &in_edges};
+  const PairLists<T> lists = pair_lists<T>(wc.data_ptr<T>(), b, b, /*forward=*/true);
+  const ForwardArgs<T> a{z.data_ptr<T>(), h.data_ptr<T>(), z.stride(0), h.stride(0), codes,
+                         &lists};
   const int64_t full = cols / tile;
   if (full > 0) {
-    const int64_t grain = grain_in_tiles(tile, b, in_edges.weight.size());
+    const int64_t grain = grain_in_tiles(tile, b, static_cast<int64_t>(lists.other.size()));
     at::parallel_for(0, full, grain, [&](int64_t begin, int64_t end) {
-      forward_tiles(a, begin, end);
+      kern.forward(a, begin, end);
     });
   }
-  const int64_t rest = cols - full * tile;
+  const int64_t rest = cols - full * tile, col = full * tile;
   if (rest > 0) {
     std::vector<T> z_pad(b * tile, T(0)), h_pad(b * tile, T(0));
-    copy_columns(a.z + full * tile, a.ldz, z_pad.data(), tile, b, rest);
-    ForwardTiles<T> p{z_pad.data(), h_pad.data(), tile, tile, b, codes, &in_edges};
-    forward_tiles(p, 0, 1);
-    copy_columns(z_pad.data(), tile, a.z + full * tile, a.ldz, b, rest);
-    copy_columns(h_pad.data(), tile, a.h + full * tile, a.ldh, b, rest);
+    copy_columns(a.z + col, a.ldz, z_pad.data(), tile, b, rest);
+    const ForwardArgs<T> pad{z_pad.data(), h_pad.data(), tile, tile, codes, &lists};
+    kern.forward(pad, 0, 1);
+    copy_columns(z_pad.data(), tile, a.z + col, a.ldz, b, rest);
+    copy_columns(h_pad.data(), tile, a.h + col, a.ldh, b, rest);
   }
 }
 
 template <typename T>
 void backward_impl(const torch::Tensor& z, const torch::Tensor& h, const torch::Tensor& w,
                    const uint8_t* codes, torch::Tensor& dh, torch::Tensor& g) {
-  constexpr int64_t tile = kTile<T>;
+  const TileKernels<T>& kern = kernels(T());
+  const int64_t tile = kern.tile;
   const int64_t b = z.size(0), cols = z.size(1);
   const torch::Tensor wc = w.contiguous();
-  const EdgeLists<T> out_edges = edge_lists<T>(wc.data_ptr<T>(), b, b, /*incoming=*/false);
-  BackwardTiles<T> a{z.data_ptr<T>(), h.data_ptr<T>(), dh.data_ptr<T>(), g.data_ptr<T>(),
-                     z.stride(0),     h.stride(0),     dh.stride(0),     g.stride(0),
-                     b,               codes,           &out_edges};
+  const PairLists<T> lists = pair_lists<T>(wc.data_ptr<T>(), b, b, /*forward=*/false);
+  const BackwardArgs<T> a{z.data_ptr<T>(), h.data_ptr<T>(), dh.data_ptr<T>(), g.data_ptr<T>(),
+                          z.stride(0),     h.stride(0),     dh.stride(0),     g.stride(0),
+                          codes,           &lists};
   const int64_t full = cols / tile;
   if (full > 0) {
-    const int64_t grain = grain_in_tiles(tile, b, out_edges.weight.size());
+    const int64_t grain = grain_in_tiles(tile, b, static_cast<int64_t>(lists.other.size()));
     at::parallel_for(0, full, grain, [&](int64_t begin, int64_t end) {
-      backward_tiles(a, begin, end);
+      kern.backward(a, begin, end);
     });
   }
-  const int64_t rest = cols - full * tile;
+  const int64_t rest = cols - full * tile, col = full * tile;
   if (rest > 0) {
     std::vector<T> z_pad(b * tile, T(0)), h_pad(b * tile, T(0)), dh_pad(b * tile, T(0)),
         g_pad(b * tile, T(0));
-    const int64_t col = full * tile;
     copy_columns(a.z + col, a.ldz, z_pad.data(), tile, b, rest);
     copy_columns(a.h + col, a.ldh, h_pad.data(), tile, b, rest);
     copy_columns(a.dh + col, a.lddh, dh_pad.data(), tile, b, rest);
-    BackwardTiles<T> p{z_pad.data(), h_pad.data(), dh_pad.data(), g_pad.data(), tile, tile,
-                       tile,         tile,         b,             codes,        &out_edges};
-    backward_tiles(p, 0, 1);
+    const BackwardArgs<T> pad{z_pad.data(), h_pad.data(), dh_pad.data(), g_pad.data(), tile,
+                              tile,         tile,         tile,          codes,        &lists};
+    kern.backward(pad, 0, 1);
     copy_columns(dh_pad.data(), tile, a.dh + col, a.lddh, b, rest);
     copy_columns(g_pad.data(), tile, a.g + col, a.ldg, b, rest);
   }
 }
 
-torch::Tensor sweep_forward(torch::Tensor z, const torch::Tensor& w, const torch::Tensor& codes) {
-  check_common(z, w, codes);
-  torch::Tensor h = torch::empty_like(z, at::MemoryFormat::Contiguous);
-  if (z.numel() == 0) return h;
-  const uint8_t* code = codes.data_ptr<uint8_t>();
-  if (z.scalar_type() == at::kFloat) {
-    forward_impl<float>(z, w, code, h);
-  } else {
-    forward_impl<double>(z, w, code, h);
+// ---------------------------------------------------------------- Python entry points
+
+// Errors are ValueErrors (TORCH_CHECK_VALUE) that name the argument, the expected and the found.
+void check_block(const torch::Tensor& z, const torch::Tensor& w, const torch::Tensor& codes) {
+  TORCH_CHECK_VALUE(z.dim() == 2, "z must be a 2-D tensor [b, B], got shape ", z.sizes());
+  TORCH_CHECK_VALUE(z.device().is_cpu(), "z must be on the CPU, got ", z.device());
+  TORCH_CHECK_VALUE(z.scalar_type() == at::kFloat || z.scalar_type() == at::kDouble,
+                    "z must be float32 or float64, got ", z.scalar_type());
+  const int64_t b = z.size(0);
+  TORCH_CHECK_VALUE(w.dim() == 2 && w.size(0) == b && w.size(1) == b, "w must have shape [", b,
+                    ", ", b, "] to match z, got ", w.sizes());
+  TORCH_CHECK_VALUE(w.scalar_type() == z.scalar_type(), "w must have dtype ", z.scalar_type(),
+                    " like z, got ", w.scalar_type());
+  TORCH_CHECK_VALUE(w.device().is_cpu(), "w must be on the CPU like z, got ", w.device());
+  TORCH_CHECK_VALUE(codes.dim() == 1 && codes.size(0) == b, "codes must have shape [", b,
+                    "] to match z, got ", codes.sizes());
+  TORCH_CHECK_VALUE(codes.scalar_type() == at::kByte, "codes must be uint8, got ",
+                    codes.scalar_type());
+  TORCH_CHECK_VALUE(codes.device().is_cpu(), "codes must be on the CPU, got ", codes.device());
+}
+
+void check_like(const char* name, const torch::Tensor& t, const torch::Tensor& z) {
+  TORCH_CHECK_VALUE(t.sizes() == z.sizes(), name, " must have shape ", z.sizes(),
+                    " like z, got ", t.sizes());
+  TORCH_CHECK_VALUE(t.scalar_type() == z.scalar_type(), name, " must have dtype ",
+                    z.scalar_type(), " like z, got ", t.scalar_type());
+  TORCH_CHECK_VALUE(t.device() == z.device(), name, " must be on ", z.device(),
+                    " like z, got ", t.device());
+}
+
+// The codes as a contiguous array, each checked to be an activation code.
+torch::Tensor checked_codes(const torch::Tensor& codes) {
+  torch::Tensor c = codes.contiguous();
+  const uint8_t* code = c.data_ptr<uint8_t>();
+  for (int64_t j = 0; j < c.numel(); ++j) {
+    TORCH_CHECK_VALUE(code[j] < kNumActivations, "codes[", j, "] = ", int(code[j]),
+                      " is not an activation code (0..", int(kNumActivations) - 1, ")");
   }
+  return c;
+}
+
+bool unit_column_stride(const torch::Tensor& t) { return t.size(1) <= 1 || t.stride(1) == 1; }
+
+torch::Tensor sweep_forward(torch::Tensor z, const torch::Tensor& w,
+                            const torch::Tensor& codes) {
+  check_block(z, w, codes);
+  const torch::Tensor c = checked_codes(codes);
+  torch::Tensor h = torch::empty(z.sizes(), z.options());
+  if (z.numel() == 0) return h;
+  // The kernel needs unit column stride; other layouts go through a contiguous copy.
+  torch::Tensor zw = unit_column_stride(z) ? z : z.contiguous();
+  if (z.scalar_type() == at::kFloat) {
+    forward_impl<float>(zw, w, c.data_ptr<uint8_t>(), h);
+  } else {
+    forward_impl<double>(zw, w, c.data_ptr<uint8_t>(), h);
+  }
+  if (!zw.is_same(z)) z.copy_(zw);
   return h;
 }
 
 torch::Tensor sweep_backward(const torch::Tensor& z, const torch::Tensor& h,
                              const torch::Tensor& w, const torch::Tensor& codes,
                              torch::Tensor dh) {
-  check_common(z, w, codes);
+  check_block(z, w, codes);
   check_like("h", h, z);
   check_like("dh", dh, z);
-  torch::Tensor g = torch::empty_like(z, at::MemoryFormat::Contiguous);
+  const torch::Tensor c = checked_codes(codes);
+  torch::Tensor g = torch::empty(z.sizes(), z.options());
   if (z.numel() == 0) return g;
-  const uint8_t* code = codes.data_ptr<uint8_t>();
+  const torch::Tensor zc = unit_column_stride(z) ? z : z.contiguous();
+  const torch::Tensor hc = unit_column_stride(h) ? h : h.contiguous();
+  torch::Tensor dhw = unit_column_stride(dh) ? dh : dh.contiguous();
   if (z.scalar_type() == at::kFloat) {
-    backward_impl<float>(z, h, w, code, dh, g);
+    backward_impl<float>(zc, hc, w, c.data_ptr<uint8_t>(), dhw, g);
   } else {
-    backward_impl<double>(z, h, w, code, dh, g);
+    backward_impl<double>(zc, hc, w, c.data_ptr<uint8_t>(), dhw, g);
   }
+  if (!dhw.is_same(dh)) dh.copy_(dhw);
   return g;
 }
 

@@ -1,0 +1,324 @@
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ncg import NCG, FreeNet
+from ncg.errors import EditError, NCGError, NonFiniteError, UnreachableNeuronWarning
+from ncg.evolve.apply import apply_edits, rewire
+from ncg.evolve.coactivation import record_coactivation
+from ncg.evolve.edits import Edit
+from ncg.evolve.history import History
+from ncg.evolve.loop import EditBudget, EvolveConfig, FreeEvolve
+from ncg.evolve.operators import (
+    augment_edges,
+    coactivation_scores,
+    grow_neurons,
+    magnitude_scores,
+    prune_edges,
+    remove_neurons,
+)
+from strategies import dags
+
+
+def _net(graph: NCG, seed: int = 0, **kw) -> FreeNet:
+    return FreeNet(graph, in_features=5, seed=seed, block_size=4, **kw)
+
+
+def _brute_force(net: FreeNet, x: torch.Tensor, threshold: float = 0.0):
+    fired = (net.neuron_activations(x) > threshold).double().numpy()
+    return fired.mean(0), fired.T @ fired / fired.shape[0]
+
+
+# ----------------------------------------------------------------- coactivation
+def test_dense_and_sparse_recording_match_brute_force():
+    net = _net(NCG.random_dag(30, density=0.4, num_outputs=3, seed=1))
+    x = torch.randn(300, 5, generator=torch.Generator().manual_seed(0))
+    rate, joint = _brute_force(net, x)
+    dense = record_coactivation(net, x, batch_size=64)
+    sparse = record_coactivation(net, x, batch_size=64, dense_max_neurons=0, candidates_per_neuron=5)
+    np.testing.assert_allclose(dense.firing_rate, rate)
+    for co in (dense, sparse):
+        np.testing.assert_allclose(co.joint, joint[co.src, co.dst])
+    src, dst = net.edge_index.numpy()
+    assert (sparse.pair_index(src, dst) >= 0).all()
+    assert sparse.num_pairs <= net.edge_index.shape[1] + 5 * 30
+    np.testing.assert_allclose(coactivation_scores(net.graph, dense), coactivation_scores(net.graph, sparse))
+
+
+def test_phi_equals_pearson_correlation_of_firing():
+    net = _net(NCG.complete(12, num_outputs=2, seed=0))
+    x = torch.randn(500, 5, generator=torch.Generator().manual_seed(1))
+    co = record_coactivation(net, x)
+    fired = (net.neuron_activations(x) > 0).double().numpy()
+    corr = np.nan_to_num(np.corrcoef(fired.T))
+    np.testing.assert_allclose(co.score("phi"), corr[co.src, co.dst], atol=1e-9)
+    assert co.matrix("joint").shape == (12, 12)
+
+
+def test_recording_streams_batches_and_limits_samples():
+    net = _net(NCG.complete(8, seed=0))
+    x = torch.randn(100, 5)
+    whole = record_coactivation(net, x, batch_size=100)
+    streamed = record_coactivation(net, [(x[i:i + 7], None) for i in range(0, 100, 7)])
+    np.testing.assert_allclose(whole.joint, streamed.joint)
+    assert record_coactivation(net, x, max_samples=30, batch_size=8).num_samples == 30
+
+
+def test_nan_activations_are_a_clear_error():
+    net = _net(NCG.complete(6, seed=0))
+    x = torch.randn(10, 5)
+    x[3, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match="NaN or infinite in batch 0"):
+        record_coactivation(net, x)
+
+
+def test_coactivation_save_load(tmp_path):
+    net = _net(NCG.complete(6, seed=0))
+    co = record_coactivation(net, torch.randn(20, 5))
+    co.save(tmp_path / "co.npz")
+    loaded = type(co).load(tmp_path / "co.npz")
+    np.testing.assert_array_equal(loaded.joint, co.joint)
+    assert loaded.num_samples == 20
+
+
+# ----------------------------------------------------------------- operators
+def test_prune_respects_tau_budget_and_protection():
+    g = NCG.complete(10, num_outputs=2, seed=0)
+    scores = np.linspace(0, 1, g.num_edges)
+    edits = prune_edges(g, scores, tau=0.5, max_edits=7)
+    assert len(edits) == 7 and all(e.score < 0.5 for e in edits)
+    assert [e.score for e in edits] == sorted(e.score for e in edits)
+    assert prune_edges(g, scores, tau=0.0) == []
+    everything = prune_edges(g, scores, tau=1.01)
+    # every neuron keeps its best outgoing edge: 9 sources protected
+    assert len(everything) == g.num_edges - 9
+    new, _ = apply_edits(g, everything)
+    assert bool(new.reaches_output().all())
+
+
+def test_magnitude_pruning_ignores_tau_when_none():
+    g = NCG.complete(6, seed=0)
+    edits = prune_edges(g, magnitude_scores(g), tau=None, max_edits=3)
+    smallest = np.sort(np.abs(g.weight.numpy()))
+    assert len(edits) == 3 and edits[0].score == pytest.approx(smallest[0])
+
+
+def test_augment_adds_only_forward_non_edges_above_tau():
+    g = NCG.random_dag(15, density=0.2, num_outputs=2, seed=3)
+    net = _net(g)
+    co = record_coactivation(net, torch.randn(200, 5))
+    edits = augment_edges(g, co, tau=-1.0, max_edits=1000)
+    existing = set(map(tuple, g.edge_index.t().tolist()))
+    pos = g.position
+    assert edits and all((e.source, e.target) not in existing for e in edits)
+    assert all(pos[e.source] < pos[e.target] for e in edits)
+    assert augment_edges(g, co, tau=1.0) == []
+    new, maps = apply_edits(g, edits)
+    assert new.num_edges == g.num_edges + len(edits)
+    assert int((maps.edge_map == -1).sum()) == len(edits)
+
+
+def test_augmented_edges_start_at_zero_and_keep_the_function():
+    g = NCG.random_dag(12, density=0.3, num_outputs=2, seed=0)
+    net = _net(g)
+    x = torch.randn(50, 5)
+    before = net(x)
+    co = record_coactivation(net, x)
+    new, maps = apply_edits(g, augment_edges(g, co, tau=-1.0))
+    rewire(net, new, maps)
+    torch.testing.assert_close(net(x), before)
+
+
+def test_remove_neurons_drops_dead_and_stranded_hidden_neurons():
+    # 0 -> 1 -> 3 (output), 2 -> 3; neuron 1 never fires, so 0 is stranded too.
+    g = NCG(torch.tensor([[0, 1, 2], [1, 3, 3]]), 4, torch.tensor([3]))
+    edits = remove_neurons(g, np.array([0.5, 0.0, 0.5, 0.0]))
+    assert sorted(e.source for e in edits) == [0, 1]
+    new, maps = apply_edits(g, edits)
+    assert new.num_neurons == 2 and maps.neuron_map.tolist() == [2, 3]
+    assert new.neuron_ids.tolist() == [2, 3]
+
+
+def test_all_dead_hidden_neurons_leave_only_outputs():
+    g = NCG.complete(8, num_outputs=2, seed=0)
+    edits = remove_neurons(g, np.zeros(8))
+    new, _ = apply_edits(g, edits)
+    assert new.num_neurons == 2 and new.outputs.numel() == 2
+
+
+def test_grow_neurons_preserves_the_function():
+    g = NCG.random_dag(14, density=0.2, num_outputs=2, seed=4)
+    net = _net(g)
+    x = torch.randn(80, 5)
+    before = net(x)
+    co = record_coactivation(net, x)
+    edits = grow_neurons(g, co, num_new=3, fan_in=3, tau=-1.0)
+    assert sum(e.op == "add_neuron" for e in edits) == 3
+    new, maps = apply_edits(g, edits)
+    assert new.num_neurons == 17 and (maps.neuron_map == -1).sum() == 3
+    rewire(net, new, maps)
+    torch.testing.assert_close(net(x), before)
+
+
+# ----------------------------------------------------------------- apply
+def test_empty_edit_list_changes_nothing():
+    g = NCG.random_dag(20, density=0.3, num_outputs=3, seed=2)
+    new, maps = apply_edits(g, [], unreachable="ignore")
+    for name in ("edge_index", "weight", "bias", "outputs", "order", "neuron_ids"):
+        assert torch.equal(getattr(new, name), getattr(g, name)), name
+    assert maps.edge_map.tolist() == list(range(g.num_edges))
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (Edit("prune_edge", 0, 99), "neuron id 99"),
+        (Edit("prune_edge", 1, 0), "not in the graph"),
+        (Edit("remove_neuron", 3, -1), "would remove output neuron 3"),
+        (Edit("add_edge", 0, 1), "already exists"),
+        (Edit("add_neuron", 0, 2), "already exists"),
+        (Edit("add_neuron", 42, 7), "after neuron 42"),
+    ],
+)
+def test_invalid_edits_are_refused(edit, message):
+    g = NCG.complete(4, num_outputs=1, seed=0)
+    with pytest.raises(EditError, match=message):
+        apply_edits(g, [edit])
+
+
+def test_backward_edge_is_refused():
+    g = NCG(torch.tensor([[0], [2]]), 3, torch.tensor([2]), unreachable="ignore")
+    with pytest.raises(EditError, match="backward in the topological order"):
+        apply_edits(g, [Edit("add_edge", 2, 1)])
+    with pytest.raises(EditError, match="op must be one of"):
+        Edit("delete", 0, 1)
+
+
+def test_rewire_keeps_adam_moments_of_surviving_edges():
+    net = _net(NCG.complete(8, num_outputs=2, seed=0))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    x, y = torch.randn(32, 5), torch.randint(0, 2, (32,))
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    opt.step()
+    old_moment = opt.state[net.weight]["exp_avg"].clone()
+    g = net.graph
+    new, maps = apply_edits(g, prune_edges(g, np.arange(g.num_edges, dtype=float), tau=5, max_edits=4))
+    rewire(net, new, maps, opt)
+    moment = opt.state[net.weight]["exp_avg"]
+    torch.testing.assert_close(moment, old_moment[maps.edge_map])
+    assert any(p is net.weight for group in opt.param_groups for p in group["params"])
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    opt.step()
+
+
+_OPS = st.lists(st.sampled_from(["prune", "augment", "remove", "grow"]), min_size=1, max_size=4)
+
+
+@given(dags(min_neurons=2, max_neurons=25), _OPS, st.integers(0, 1000))
+def test_invariants_hold_after_any_sequence_of_edits(graph, ops, seed):
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnreachableNeuronWarning)
+        graph, _ = apply_edits(graph, remove_neurons(graph, np.ones(graph.num_neurons)))
+    net = FreeNet(graph, in_features=3, seed=0, block_size=3)
+    x = torch.randn(40, 3, generator=torch.Generator().manual_seed(seed))
+    for op in ops:
+        g = net.graph
+        co = record_coactivation(net, x)
+        if op == "prune":
+            edits = prune_edges(g, rng.random(g.num_edges), tau=float(rng.random()), max_edits=int(rng.integers(0, 20)))
+        elif op == "augment":
+            edits = augment_edges(g, co, tau=float(rng.uniform(-1, 1)), max_edits=int(rng.integers(0, 20)))
+        elif op == "remove":
+            edits = remove_neurons(g, rng.random(g.num_neurons) * (rng.random(g.num_neurons) > 0.3))
+        else:
+            edits = grow_neurons(g, co, num_new=int(rng.integers(0, 3)), fan_in=2, tau=-1.0, seed=seed)
+        new, maps = apply_edits(g, edits, unreachable="raise")  # acyclic, no duplicates, all reach outputs
+        kept = maps.edge_map >= 0
+        assert torch.equal(new.weight[kept], g.weight[maps.edge_map[kept]])
+        old_key = g.neuron_ids[g.edge_index[:, maps.edge_map[kept]]]
+        assert torch.equal(new.neuron_ids[new.edge_index[:, kept]], old_key)
+        assert new.num_outputs == g.num_outputs
+        rewire(net, new, maps)
+        reference = FreeNet(new, in_features=3, evaluator="reference")
+        reference.load_state_dict(net.state_dict())
+        torch.testing.assert_close(net(x), reference(x), atol=1e-4, rtol=1e-4)
+
+
+# ----------------------------------------------------------------- loop
+def _toy_data(n=400, features=5, classes=3, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, features, generator=gen)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+    return x, y.clamp(max=classes - 1)
+
+
+def _evolve(seed=0, **overrides):
+    cfg = dict(rounds=3, epochs_per_round=1, final_epochs=1, record_samples=200, tau=0.1, lr=1e-2,
+               budget=EditBudget(prune_fraction=0.2, add_fraction=0.05, grow_neurons=1), seed=seed)
+    cfg.update(overrides)
+    torch.manual_seed(seed)
+    net = _net(NCG.complete(20, num_outputs=3, seed=seed), seed=seed)
+    seen = []
+    evolve = FreeEvolve(net, EvolveConfig(**cfg), callbacks=[lambda ev, rec: seen.append(rec.round)])
+    x, y = _toy_data(seed=seed)
+    history = evolve.run((x[:300], y[:300]), (x[300:], y[300:]))
+    return net, history, seen
+
+
+def test_loop_records_every_round_and_changes_the_graph():
+    net, history, seen = _evolve()
+    assert len(history) == 5 and seen == [1, 2, 3, 4]
+    assert history.rounds[0].num_edges == 190
+    assert history.totals().get("prune_edge", 0) > 0
+    assert history.rounds[-1].num_edges == net.edge_index.shape[1]
+    assert {"train_loss", "val_accuracy"} <= set(history.rounds[1].metrics)
+    net.graph.validate(unreachable="raise")
+
+
+def test_seed_fixes_the_run():
+    _, a, _ = _evolve(seed=3)
+    _, b, _ = _evolve(seed=3)
+    assert a.to_dict()["rounds"][-1]["edges"] == b.to_dict()["rounds"][-1]["edges"]
+    assert [r.metrics for r in a.rounds] == [r.metrics for r in b.rounds]
+
+
+def test_loop_stops_when_the_graph_stops_changing():
+    _, history, _ = _evolve(rounds=5, tau=-1.0, budget=EditBudget(add_fraction=0.0), remove_dead=False)
+    # tau=-1 prunes nothing (no score is below -1) and adding is disabled: first round is empty
+    assert len(history) == 3 and history.rounds[1].edits == []
+
+
+def test_magnitude_and_saliency_baselines_run():
+    for score in ("magnitude", "saliency"):
+        _, history, _ = _evolve(prune_score=score, rounds=1)
+        assert history.rounds[1].count("prune_edge") == int(0.2 * 190)
+
+
+def test_graph_without_hidden_neurons_evolves():
+    net = FreeNet(NCG.complete(3, num_outputs=3, seed=0), in_features=5, seed=0)
+    x, y = _toy_data()
+    history = FreeEvolve(net, EvolveConfig(rounds=2, record_samples=100, tau=0.0)).run((x, y))
+    assert history.rounds[-1].num_neurons == 3
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(NCGError, match="measure must be one of"):
+        EvolveConfig(measure="cosine").validate()
+    with pytest.raises(NCGError, match="tau must be in \\[0.0, 1\\] for measure 'joint'"):
+        EvolveConfig(measure="joint", tau=-0.5).validate()
+    with pytest.raises(NCGError, match="prune_fraction must be in"):
+        EditBudget(prune_fraction=2).for_graph(NCG.complete(3))
+
+
+def test_history_round_trips_through_json(tmp_path):
+    _, history, _ = _evolve(rounds=1)
+    history.save(tmp_path / "h.json")
+    loaded = History.load(tmp_path / "h.json")
+    assert loaded.to_dict() == history.to_dict()

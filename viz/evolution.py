@@ -1,0 +1,344 @@
+"""Replay a Free-Evolve run: one frame per round, and the curves of size, depth and accuracy.
+
+Every frame uses the same neuron positions, computed once from all rounds (neurons keyed by
+their stable ids), so a neuron stays put while edges disappear (red, dashed) and appear (green)
+around it.
+
+Examples
+--------
+>>> from ncg import NCG
+>>> from ncg.evolve.history import History
+>>> history = History()
+>>> _ = history.append_graph(NCG.complete(4, seed=0))
+>>> _ = history.append_graph(NCG.random_dag(4, num_edges=4, seed=0))
+>>> [frame.pruned.shape[1] for frame in evolution_frames(history)]
+[0, 2]
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
+
+from ncg.evolve.history import History, RoundRecord
+from viz.figure import HIDDEN_STYLE, OUTPUT_STYLE, new_figure, save_figure
+from viz.layout import edge_paths, generation_layout
+from viz.topology import draw_neurons, edge_style
+
+__all__ = ["Frame", "evolution_frames", "evolution_layout", "render_evolution", "plot_evolution_summary"]
+
+KEPT_COLOR, PRUNED_COLOR, ADDED_COLOR = "#8c8c8c", "#d62728", "#2ca02c"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What changed in one round, in stable neuron ids.
+
+    ``kept``, ``pruned`` and ``added`` are ``[2, *]`` edge arrays: edges present before and
+    after the round, present before only, present after only (round 0 keeps every edge).
+    ``neurons``, ``outputs``, ``removed_neurons`` and ``added_neurons`` are id arrays.
+    """
+
+    record: RoundRecord
+    kept: np.ndarray
+    pruned: np.ndarray
+    added: np.ndarray
+    neurons: np.ndarray
+    outputs: np.ndarray
+    removed_neurons: np.ndarray
+    added_neurons: np.ndarray
+
+
+def _edge_keys(edges: list[list[int]], base: int) -> np.ndarray:
+    src, dst = np.asarray(edges, dtype=np.int64).reshape(2, -1)
+    return src * base + dst
+
+
+def _keys_to_edges(keys: np.ndarray, base: int) -> np.ndarray:
+    return np.stack([keys // base, keys % base])
+
+
+def evolution_frames(history: History) -> list[Frame]:
+    """One :class:`Frame` per round of ``history``: edges kept, pruned and added."""
+    base = 1 + max((max(r.order, default=0) for r in history.rounds), default=0)
+    frames, before_edges, before_neurons = [], None, None
+    for record in history.rounds:
+        keys = _edge_keys(record.edges, base)
+        neurons = np.asarray(record.order, dtype=np.int64)
+        if before_edges is None:
+            before_edges, before_neurons = keys, neurons
+        frames.append(Frame(
+            record=record,
+            kept=_keys_to_edges(np.intersect1d(keys, before_edges), base),
+            pruned=_keys_to_edges(np.setdiff1d(before_edges, keys), base),
+            added=_keys_to_edges(np.setdiff1d(keys, before_edges), base),
+            neurons=neurons,
+            outputs=np.asarray(record.outputs, dtype=np.int64),
+            removed_neurons=np.setdiff1d(before_neurons, neurons),
+            added_neurons=np.setdiff1d(neurons, before_neurons),
+        ))
+        before_edges, before_neurons = keys, neurons
+    return frames
+
+
+def evolution_layout(history: History, sweeps: int = 4) -> dict[int, tuple[float, float]]:
+    """Positions ``{neuron id: (x, y)}`` shared by every frame.
+
+    The ids of all rounds are put in one order that respects each round's topological order
+    (falling back to first appearance if rounds disagree); the union of all rounds' edges that
+    go forward in it is laid out by :func:`~viz.layout.generation_layout`.
+    """
+    precedence = nx.DiGraph()
+    first_seen: dict[int, int] = {}
+    for record in history.rounds:
+        for neuron in record.order:
+            first_seen.setdefault(neuron, len(first_seen))
+        precedence.add_nodes_from(record.order)
+        precedence.add_edges_from(zip(record.order[:-1], record.order[1:]))
+    try:
+        ids = list(nx.lexicographical_topological_sort(precedence, key=first_seen.__getitem__))
+    except nx.NetworkXUnfeasible:
+        ids = sorted(first_seen, key=first_seen.__getitem__)
+    index = {neuron: i for i, neuron in enumerate(ids)}
+    union = {(index[s], index[t]) for record in history.rounds for s, t in zip(*record.edges)}
+    forward = np.array(sorted((s, t) for s, t in union if s < t), dtype=np.int64).reshape(-1, 2).T
+    x, y = generation_layout(forward, len(ids), sweeps=sweeps)
+    return {neuron: (x[i], y[i]) for neuron, i in index.items()}
+
+
+def _draw_edges(ax: Axes, xy: dict, edges: np.ndarray, color: str, width: float, alpha: float,
+                max_span: float, linestyle: str = "solid", zorder: int = 2) -> None:
+    if edges.shape[1] == 0:
+        return
+    ids = np.unique(edges)
+    local = {neuron: i for i, neuron in enumerate(ids.tolist())}
+    x = np.array([xy[v][0] for v in ids.tolist()])
+    y = np.array([xy[v][1] for v in ids.tolist()])
+    src = np.array([local[v] for v in edges[0].tolist()])
+    dst = np.array([local[v] for v in edges[1].tolist()])
+    ax.add_collection(LineCollection(edge_paths(x, y, src, dst, max_span=max_span), colors=color, linewidths=width, alpha=alpha,
+                                     linestyles=linestyle, zorder=zorder))
+
+
+def _subsample(edges: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
+    if limit is None or edges.shape[1] <= limit:
+        return edges
+    keep = np.sort(np.random.default_rng(seed).choice(edges.shape[1], size=limit, replace=False))
+    return edges[:, keep]
+
+
+def _metric_text(metrics: dict) -> str:
+    for name in ("val_accuracy", "train_accuracy", "val_loss", "train_loss"):
+        if name in metrics:
+            return f", {name.replace('_', ' ')} {metrics[name]:.3f}"
+    return ""
+
+
+def _extent(history: History, xy: dict) -> tuple[float, float, float, float, float]:
+    """Axis limits covering every round's neurons and edge arcs, and the longest edge span."""
+    ids = np.array(list(xy))
+    x = np.array([xy[v][0] for v in ids.tolist()])
+    y = np.array([xy[v][1] for v in ids.tolist()])
+    local = {v: i for i, v in enumerate(ids.tolist())}
+    union = np.array(sorted({(local[s], local[t]) for r in history.rounds for s, t in zip(*r.edges)}),
+                     dtype=np.int64).reshape(-1, 2).T
+    max_span = float(np.abs(x[union[1]] - x[union[0]]).max()) if union.size else 1.0
+    paths = edge_paths(x, y, union[0], union[1], max_span=max_span)
+    low = min(float(y.min()), float(paths[..., 1].min()) if union.size else 0.0)
+    high = max(float(y.max()), float(paths[..., 1].max()) if union.size else 1.0)
+    pad_x, pad_y = 0.03 * max(x.max() - x.min(), 1.0), 0.05 * (high - low)
+    return x.min() - pad_x, x.max() + pad_x, low - pad_y, high + pad_y, max_span
+
+
+def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int | None = 3000) -> None:
+    """Draw one round: kept edges grey, pruned red dashed, added green, neurons by role.
+
+    ``extent`` is ``(x_min, x_max, y_min, y_max, max_span)`` shared by all frames.
+    """
+    record = frame.record
+    max_span = extent[4]
+    kept = _subsample(frame.kept, max_edges)
+    width, alpha = edge_style(max(kept.shape[1], 1))
+    _draw_edges(ax, xy, kept, KEPT_COLOR, width, alpha, max_span)
+    change_width, change_alpha = edge_style(max(frame.pruned.shape[1] + frame.added.shape[1], 1))
+    _draw_edges(ax, xy, _subsample(frame.pruned, max_edges), PRUNED_COLOR, 1.5 * change_width,
+                max(change_alpha, 0.5), max_span, linestyle="--", zorder=3)
+    _draw_edges(ax, xy, _subsample(frame.added, max_edges), ADDED_COLOR, 1.5 * change_width,
+                max(change_alpha, 0.6), max_span, zorder=3)
+    x = np.array([xy[v][0] for v in frame.neurons.tolist()])
+    y = np.array([xy[v][1] for v in frame.neurons.tolist()])
+    draw_neurons(ax, x, y, np.isin(frame.neurons, frame.outputs), labels=frame.neurons)
+    for neurons, color, marker in ((frame.removed_neurons, PRUNED_COLOR, "x"), (frame.added_neurons, ADDED_COLOR, "+")):
+        if neurons.size and record.round > 0:
+            ax.scatter([xy[v][0] for v in neurons.tolist()], [xy[v][1] for v in neurons.tolist()],
+                       s=60, c=color, marker=marker, linewidths=1.5, zorder=5)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_yticks([])
+    ax.set_xlabel("topological generation (layout over all rounds)")
+    ax.set_ylabel("position within generation")
+    shown = "" if kept.shape[1] == frame.kept.shape[1] else f" (showing {kept.shape[1]:,} random kept edges)"
+    ax.set_title(
+        f"round {record.round}: {record.num_edges:,} edges, {record.num_neurons:,} neurons, depth {record.depth}"
+        f"{_metric_text(record.metrics)}\n"
+        f"{frame.pruned.shape[1]:,} edges pruned, {frame.added.shape[1]:,} added; "
+        f"{frame.removed_neurons.size if record.round else 0} neurons removed, "
+        f"{frame.added_neurons.size if record.round else 0} added{shown}",
+        fontsize=10,
+    )
+    handles = [
+        Line2D([], [], color=KEPT_COLOR, lw=1.5, label="kept edge"),
+        Line2D([], [], color=PRUNED_COLOR, lw=1.5, linestyle="--", label="pruned this round"),
+        Line2D([], [], color=ADDED_COLOR, lw=1.5, label="added this round"),
+        Line2D([], [], linestyle="", markersize=6, **HIDDEN_STYLE),
+        Line2D([], [], linestyle="", markersize=7, markeredgecolor="black", **OUTPUT_STYLE),
+    ]
+    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.85)
+
+
+def render_evolution(
+    history: History,
+    out_dir: str | os.PathLike,
+    gif: bool = True,
+    png_strip: bool = True,
+    figsize: tuple[float, float] = (10, 6),
+    dpi: int = 80,
+    max_edges: int | None = 3000,
+    frame_ms: int = 800,
+) -> list[Path]:
+    """Render one frame per round as an animated GIF and / or a strip of PNGs.
+
+    Parameters
+    ----------
+    history : History
+    out_dir : str or PathLike
+        Receives ``evolution.gif`` and ``frame_000.png``, ``frame_001.png``, ...
+    gif, png_strip : bool
+        Which outputs to write.
+    figsize, dpi
+        Frame size: ``figsize * dpi`` pixels.
+    max_edges : int or None, default 3000
+        At most this many kept / pruned / added edges per frame (a fixed random subset, noted
+        in the title).
+    frame_ms : int
+        GIF frame duration in milliseconds (the last frame shows three times as long).
+
+    Returns
+    -------
+    list of Path
+        The files written: the GIF first, then the frames.
+    """
+    if len(history) == 0:
+        raise ValueError("render_evolution needs a history with at least one round")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    xy = evolution_layout(history)
+    extent = _extent(history, xy)
+    images, frame_paths = [], []
+    for frame in evolution_frames(history):
+        fig, ax = new_figure(figsize, dpi)
+        draw_frame(ax, frame, xy, extent, max_edges)
+        fig.canvas.draw()
+        image = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
+        images.append(image)
+        if png_strip:
+            frame_path = out_dir / f"frame_{frame.record.round:03d}.png"
+            image.save(frame_path)
+            frame_paths.append(frame_path)
+    written = []
+    if gif:
+        gif_path = out_dir / "evolution.gif"
+        durations = [frame_ms] * (len(images) - 1) + [3 * frame_ms]
+        images[0].save(gif_path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+        written.append(gif_path)
+    return written + frame_paths
+
+
+def _plot_series(ax: Axes, rounds: np.ndarray, values: dict[str, list], styles: dict | None = None) -> list:
+    lines = []
+    for name, series in values.items():
+        y = np.array(series, dtype=float)
+        if np.isfinite(y).any():
+            lines += ax.plot(rounds, y, marker="o", markersize=3, label=name, **(styles or {}).get(name, {}))
+    return lines
+
+
+def plot_evolution_summary(
+    history: History,
+    path: str | os.PathLike | None = None,
+    figsize: tuple[float, float] = (12, 8),
+    dpi: int = 100,
+) -> Figure:
+    """Per-round curves of a run in four panels.
+
+    Panels: edges (left axis) and neurons (right axis); depth and number of generations;
+    edits per round (edges pruned / added, neurons removed / added); accuracies (solid, left
+    axis) and losses (dashed, right axis) from each round's metrics. Metrics missing in a round
+    (e.g. round 0) leave a gap.
+    """
+    if len(history) == 0:
+        raise ValueError("plot_evolution_summary needs a history with at least one round")
+    records = history.rounds
+    rounds = np.array([r.round for r in records])
+    fig, axes = new_figure(figsize, dpi, 2, 2, sharex=True)
+    (size_ax, depth_ax), (edit_ax, metric_ax) = axes
+
+    edges = _plot_series(size_ax, rounds, {"edges": [r.num_edges for r in records]}, {"edges": {"color": "C0"}})
+    neuron_ax = size_ax.twinx()
+    neurons = _plot_series(neuron_ax, rounds, {"neurons": [r.num_neurons for r in records]},
+                           {"neurons": {"color": "C1", "linestyle": "--"}})
+    size_ax.set_ylabel("edges")
+    neuron_ax.set_ylabel("neurons")
+    size_ax.legend(handles=edges + neurons, loc="best", fontsize=8)
+    size_ax.set_title("Graph size")
+
+    _plot_series(depth_ax, rounds, {"depth (longest path)": [r.depth for r in records],
+                                    "generations": [r.num_generations for r in records]})
+    depth_ax.set_ylabel("count")
+    depth_ax.legend(loc="best", fontsize=8)
+    depth_ax.set_title("Depth")
+
+    width = 0.2
+    for k, (op, label, color) in enumerate((
+        ("prune_edge", "edges pruned", "#d62728"), ("add_edge", "edges added", "#2ca02c"),
+        ("remove_neuron", "neurons removed", "#9467bd"), ("add_neuron", "neurons added", "#17becf"),
+    )):
+        edit_ax.bar(rounds + (k - 1.5) * width, [r.count(op) for r in records], width, label=label, color=color)
+    edit_ax.set_ylabel("edits applied")
+    edit_ax.legend(loc="best", fontsize=8)
+    edit_ax.set_title("Edits per round")
+
+    names = sorted({name for r in records for name in r.metrics})
+    accuracy = {name: [r.metrics.get(name, np.nan) for r in records] for name in names if "acc" in name}
+    losses = {name: [r.metrics.get(name, np.nan) for r in records] for name in names if "loss" in name}
+    lines = _plot_series(metric_ax, rounds, accuracy)
+    metric_ax.set_ylabel("accuracy")
+    if losses:
+        loss_ax = metric_ax.twinx()
+        loss_styles = {name: {"linestyle": "--", "color": f"C{k + len(accuracy)}"} for k, name in enumerate(losses)}
+        lines += _plot_series(loss_ax, rounds, losses, loss_styles)
+        loss_ax.set_ylabel("loss (dashed)")
+    if lines:
+        metric_ax.legend(handles=lines, loc="best", fontsize=8)
+    else:
+        metric_ax.text(0.5, 0.5, "no metrics recorded", ha="center", va="center", transform=metric_ax.transAxes)
+    metric_ax.set_title("Training metrics")
+    for ax in (edit_ax, metric_ax):
+        ax.set_xlabel("round")
+    for ax in axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Free-Evolve run: {len(records)} rounds, "
+                 f"{records[0].num_edges:,} -> {records[-1].num_edges:,} edges")
+    save_figure(fig, path)
+    return fig
