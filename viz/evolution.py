@@ -125,8 +125,9 @@ def _draw_edges(ax: Axes, xy: dict, edges: np.ndarray, color: str, width: float,
     y = np.array([xy[v][1] for v in ids.tolist()])
     src = np.array([local[v] for v in edges[0].tolist()])
     dst = np.array([local[v] for v in edges[1].tolist()])
-    ax.add_collection(LineCollection(edge_paths(x, y, src, dst, max_span=max_span), colors=color, linewidths=width, alpha=alpha,
-                                     linestyles=linestyle, zorder=zorder))
+    paths = edge_paths(x, y, src, dst, max_span=max_span)
+    ax.add_collection(LineCollection(paths, colors=color, linewidths=width, alpha=alpha, linestyles=linestyle,
+                                     zorder=zorder))
 
 
 def _subsample(edges: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
@@ -170,8 +171,8 @@ def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int |
     width, alpha = edge_style(max(kept.shape[1], 1))
     _draw_edges(ax, xy, kept, KEPT_COLOR, width, alpha, max_span)
     change_width, change_alpha = edge_style(max(frame.pruned.shape[1] + frame.added.shape[1], 1))
-    _draw_edges(ax, xy, _subsample(frame.pruned, max_edges), PRUNED_COLOR, 1.5 * change_width,
-                max(change_alpha, 0.5), max_span, linestyle="--", zorder=3)
+    _draw_edges(ax, xy, _subsample(frame.pruned, max_edges), PRUNED_COLOR, change_width,
+                max(change_alpha, 0.45), max_span, linestyle="--", zorder=3)
     _draw_edges(ax, xy, _subsample(frame.added, max_edges), ADDED_COLOR, 1.5 * change_width,
                 max(change_alpha, 0.6), max_span, zorder=3)
     x = np.array([xy[v][0] for v in frame.neurons.tolist()])

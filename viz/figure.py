@@ -39,7 +39,7 @@ def new_figure(
     """A constrained-layout figure on an Agg canvas and its axes (``Figure.subplots`` style)."""
     fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
-    return fig, fig.subplots(nrows, ncols, squeeze=nrows * ncols == 1, **subplot_kw)
+    return fig, fig.subplots(nrows, ncols, **subplot_kw)
 
 
 def save_figure(fig: Figure, path: str | os.PathLike | None) -> Path | None:

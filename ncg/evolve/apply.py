@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -76,13 +77,20 @@ def apply_edits(graph: NCG, edits: list[Edit], unreachable: str = "warn") -> tup
         keep_neuron[v] = False
 
     src, dst = graph.edge_index
-    edge_position = {(s, d): e for e, (s, d) in enumerate(zip(src.tolist(), dst.tolist()))}
     keep_edge = keep_neuron[src] & keep_neuron[dst]
-    for edit in by_op["prune_edge"]:
-        key = (_index_of(uid_to_index, edit.source, edit), _index_of(uid_to_index, edit.target, edit))
-        if key not in edge_position:
-            raise EditError(f"{edit} prunes an edge that is not in the graph")
-        keep_edge[edge_position[key]] = False
+    prunes = by_op["prune_edge"]
+    if prunes:
+        keys = (src * n + dst).numpy()
+        sorter = np.argsort(keys)
+        sorted_keys = keys[sorter]
+        wanted = np.array([
+            _index_of(uid_to_index, e.source, e) * n + _index_of(uid_to_index, e.target, e) for e in prunes
+        ])
+        loc = np.minimum(np.searchsorted(sorted_keys, wanted), max(keys.size - 1, 0))
+        found = sorted_keys[loc] == wanted if keys.size else np.zeros(wanted.size, dtype=bool)
+        if not found.all():
+            raise EditError(f"{prunes[int(np.argmin(found))]} prunes an edge that is not in the graph")
+        keep_edge[torch.from_numpy(sorter[loc])] = False
 
     # New numbering: survivors in old index order, then added neurons in edit order.
     survivors = torch.nonzero(keep_neuron).flatten()
@@ -106,36 +114,42 @@ def apply_edits(graph: NCG, edits: list[Edit], unreachable: str = "warn") -> tup
         new_ids.append(edit.target)
         neuron_map.append(-1)
     num_new = len(new_ids)
-    position = {v: p for p, v in enumerate(order)}
+    position = np.empty(num_new, dtype=np.int64)
+    position[order] = np.arange(num_new)
 
     old_to_new = torch.full((n,), -1, dtype=torch.long)
     old_to_new[survivors] = torch.arange(survivors.numel())
     kept = torch.nonzero(keep_edge).flatten()
-    new_src, new_dst = old_to_new[src[kept]].tolist(), old_to_new[dst[kept]].tolist()
-    existing = set(zip(new_src, new_dst))
-    added_weights = []
-    for edit in by_op["add_edge"]:
-        s = uid_to_new.get(edit.source)
-        d = uid_to_new.get(edit.target)
-        if s is None or d is None:
-            missing = edit.source if s is None else edit.target
-            raise EditError(f"{edit} names neuron id {missing}, which is not in the graph")
-        if (s, d) in existing:
-            raise EditError(f"{edit} adds an edge that already exists")
-        if position[s] >= position[d]:
-            raise EditError(
-                f"{edit} goes backward in the topological order and could close a cycle; "
-                "edges may only be added from earlier to later neurons"
-            )
-        existing.add((s, d))
-        new_src.append(s)
-        new_dst.append(d)
-        added_weights.append(edit.weight)
+    adds = by_op["add_edge"]
+    add_src, add_dst = [], []
+    for edit in adds:
+        for uid, column in ((edit.source, add_src), (edit.target, add_dst)):
+            if uid not in uid_to_new:
+                raise EditError(f"{edit} names neuron id {uid}, which is not in the graph")
+            column.append(uid_to_new[uid])
+    add_src_np, add_dst_np = np.array(add_src, dtype=np.int64), np.array(add_dst, dtype=np.int64)
+    kept_keys = (old_to_new[src[kept]] * num_new + old_to_new[dst[kept]]).numpy()
+    add_keys = add_src_np * num_new + add_dst_np
+    _, first = np.unique(add_keys, return_index=True)
+    repeated = np.ones(add_keys.size, dtype=bool)
+    repeated[first] = False
+    clash = np.isin(add_keys, kept_keys) | repeated
+    if clash.any():
+        raise EditError(f"{adds[int(np.argmax(clash))]} adds an edge that already exists")
+    backward = position[add_src_np] >= position[add_dst_np]
+    if backward.any():
+        raise EditError(
+            f"{adds[int(np.argmax(backward))]} goes backward in the topological order and could close a "
+            "cycle; edges may only be added from earlier to later neurons"
+        )
+    new_src = torch.cat([old_to_new[src[kept]], torch.from_numpy(add_src_np)])
+    new_dst = torch.cat([old_to_new[dst[kept]], torch.from_numpy(add_dst_np)])
+    added_weights = [edit.weight for edit in adds]
 
     bias = torch.zeros(num_new)
     bias[: survivors.numel()] = graph.bias[survivors]
     new_graph = NCG(
-        torch.tensor([new_src, new_dst], dtype=torch.long).reshape(2, -1),
+        torch.stack([new_src, new_dst]),
         num_new,
         old_to_new[graph.outputs],
         weight=torch.cat([graph.weight[kept], torch.tensor(added_weights, dtype=graph.weight.dtype)]),

@@ -170,39 +170,49 @@ struct PairLists {
   std::vector<T> w_first, w_second, inner;
 };
 
-// Forward: rows ascending in pairs (j, j+1), sources i < j ascending, inner = w[j, j+1].
-// Backward: rows descending in pairs (i, i-1), targets j > i descending, inner = w[i-1, i].
+// Built from two rows of a b x b matrix `m` (row stride ld): forward, m = w^T and pair p is rows
+// (2p, 2p+1) with sources i < 2p ascending; backward, m = w and pair p is rows (b-1-2p, b-2-2p)
+// with targets j > b-1-2p descending. Either way the inner weight is m[second, first]. Entries
+// whose two weights are both exactly 0 are dropped (branch-free: every entry is written, and the
+// cursor only moves past kept ones).
 template <typename T>
-PairLists<T> pair_lists(const T* w, int64_t ldw, int64_t b, bool forward) {
-  PairLists<T> lists;
+PairLists<T> pair_lists(const T* m, int64_t ld, int64_t b, bool forward) {
   const int64_t pairs = (b + 1) / 2;
-  lists.ptr.reserve(pairs + 1);
-  lists.ptr.push_back(0);
+  PairLists<T> l;
+  l.first.resize(pairs);
+  l.second.resize(pairs);
+  l.inner.resize(pairs);
+  l.ptr.resize(pairs + 1);
+  const int64_t capacity = pairs * b + 1;  // each pair has fewer than b entries; +1 of slack
+  l.other.resize(capacity);
+  l.w_first.resize(capacity);
+  l.w_second.resize(capacity);
+  int32_t* other = l.other.data();
+  T* w0 = l.w_first.data();
+  T* w1 = l.w_second.data();
+  int64_t n = 0;
   for (int64_t p = 0; p < pairs; ++p) {
     const int64_t first = forward ? 2 * p : b - 1 - 2 * p;
     const int64_t second = forward ? (first + 1 < b ? first + 1 : -1) : first - 1;
-    // Weight of the edge between row `row` of this pair and the far end `other`.
-    auto weight = [&](int64_t row, int64_t other) {
-      if (row < 0) return T(0);
-      return forward ? w[other * ldw + row] : w[row * ldw + other];
-    };
+    const T* row0 = m + first * ld;
+    const T* row1 = second >= 0 ? m + second * ld : nullptr;
+    l.first[p] = first;
+    l.second[p] = second;
+    l.inner[p] = row1 != nullptr ? row1[first] : T(0);
+    l.ptr[p] = n;
     const int64_t count = forward ? first : b - 1 - first;
     for (int64_t k = 0; k < count; ++k) {
-      const int64_t other = forward ? k : b - 1 - k;
-      const T a = weight(first, other), c = weight(second, other);
-      if (a != T(0) || c != T(0)) {
-        lists.other.push_back(static_cast<int32_t>(other));
-        lists.w_first.push_back(a);
-        lists.w_second.push_back(c);
-      }
+      const int64_t col = forward ? k : b - 1 - k;
+      const T a = row0[col];
+      const T c = row1 != nullptr ? row1[col] : T(0);
+      other[n] = static_cast<int32_t>(col);
+      w0[n] = a;
+      w1[n] = c;
+      n += (a != T(0)) | (c != T(0));
     }
-    lists.first.push_back(first);
-    lists.second.push_back(second);
-    lists.inner.push_back(second < 0 ? T(0) : (forward ? w[first * ldw + second]
-                                                        : w[second * ldw + first]));
-    lists.ptr.push_back(static_cast<int64_t>(lists.other.size()));
   }
-  return lists;
+  l.ptr[pairs] = n;
+  return l;
 }
 
 // ---------------------------------------------------------------- whole-block sweep of one tile
@@ -388,7 +398,7 @@ const TileKernels<double>& kernels(double) { return generic_f64; }
 // Tiles one thread takes at least, so that a chunk amortises waking a thread (a few
 // microseconds); small batches therefore stay on the calling thread.
 int64_t grain_in_tiles(int64_t tile, int64_t b, int64_t entries) {
-  constexpr int64_t kMinUpdatesPerChunk = 1 << 16;
+  constexpr int64_t kMinUpdatesPerChunk = 1 << 17;
   const int64_t per_tile = tile * (2 * entries + b);
   return std::max<int64_t>(1, (kMinUpdatesPerChunk + per_tile - 1) / per_tile);
 }
@@ -405,13 +415,13 @@ void forward_impl(torch::Tensor& z, const torch::Tensor& w, const uint8_t* codes
   const TileKernels<T>& kern = kernels(T());
   const int64_t tile = kern.tile;
   const int64_t b = z.size(0), cols = z.size(1);
-  const torch::Tensor wc = w.contiguous();
-  const PairLists<T> lists = pair_lists<T>(wc.data_ptr<T>(), b, b, /*forward=*/true);
+  const torch::Tensor wt = w.t().contiguous();
+  const PairLists<T> lists = pair_lists<T>(wt.data_ptr<T>(), b, b, /*forward=*/true);
   const ForwardArgs<T> a{z.data_ptr<T>(), h.data_ptr<T>(), z.stride(0), h.stride(0), codes,
                          &lists};
   const int64_t full = cols / tile;
   if (full > 0) {
-    const int64_t grain = grain_in_tiles(tile, b, static_cast<int64_t>(lists.other.size()));
+    const int64_t grain = grain_in_tiles(tile, b, lists.ptr.back());
     at::parallel_for(0, full, grain, [&](int64_t begin, int64_t end) {
       kern.forward(a, begin, end);
     });
@@ -440,7 +450,7 @@ void backward_impl(const torch::Tensor& z, const torch::Tensor& h, const torch::
                           codes,           &lists};
   const int64_t full = cols / tile;
   if (full > 0) {
-    const int64_t grain = grain_in_tiles(tile, b, static_cast<int64_t>(lists.other.size()));
+    const int64_t grain = grain_in_tiles(tile, b, lists.ptr.back());
     at::parallel_for(0, full, grain, [&](int64_t begin, int64_t end) {
       kern.backward(a, begin, end);
     });

@@ -1,0 +1,34 @@
+"""Figures of FreeNets: topology, evolution replay, and analysis; read-only over graphs and histories.
+
+Everything draws on matplotlib ``Figure`` objects with the Agg canvas (no display needed) and
+returns the figure; give ``path`` to save it (PNG, SVG, ... by extension). ``python -m viz RUN_DIR``
+renders every figure of a run folder (:func:`render_run`).
+
+Examples
+--------
+>>> import viz
+>>> from ncg import NCG
+>>> fig = viz.draw_topology(NCG.random_dag(12, density=0.4, num_outputs=2, seed=0), figsize=(5, 3), dpi=60)
+>>> fig.canvas.get_width_height()
+(300, 180)
+"""
+from viz.analysis import plot_coactivation, plot_degree_histograms, plot_receptive_fields, plot_weight_histogram
+from viz.evolution import evolution_frames, evolution_layout, plot_evolution_summary, render_evolution
+from viz.layout import edge_paths, generation_layout
+from viz.run import render_run
+from viz.topology import draw_topology
+
+__all__ = [
+    "draw_topology",
+    "render_evolution",
+    "plot_evolution_summary",
+    "plot_coactivation",
+    "plot_degree_histograms",
+    "plot_weight_histogram",
+    "plot_receptive_fields",
+    "render_run",
+    "generation_layout",
+    "edge_paths",
+    "evolution_frames",
+    "evolution_layout",
+]

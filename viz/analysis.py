@@ -1,0 +1,253 @@
+"""Analysis figures of one graph: coactivation, degrees and depth, weights, receptive fields.
+
+Examples
+--------
+>>> from ncg import NCG
+>>> fig = plot_degree_histograms(NCG.complete(8, num_outputs=2), figsize=(6, 2), dpi=50)
+>>> [ax.get_title() for ax in fig.axes]
+['In-degree', 'Out-degree', 'Generation sizes (depth 7)']
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Sequence
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from ncg.errors import NCGError
+from ncg.evolve.coactivation import Coactivation
+from ncg.graph import NCG
+from ncg.model import FreeNet
+from ncg.schedule import topological_generations
+from viz.figure import OUTPUT_STYLE, WEIGHT_CMAP, as_graph, new_figure, save_figure
+
+__all__ = ["plot_coactivation", "plot_degree_histograms", "plot_weight_histogram", "plot_receptive_fields"]
+
+MAX_GENERATION_LINES = 40
+"""Generation boundaries are drawn on the coactivation heatmap up to this many generations."""
+
+
+def _generation_order(graph: NCG) -> tuple[np.ndarray, np.ndarray]:
+    """Neurons sorted by generation then topological position, and their generations."""
+    generation = topological_generations(graph.edge_index, graph.num_neurons).numpy()
+    order = np.lexsort((graph.position.numpy(), generation))
+    return order, generation
+
+
+def plot_coactivation(
+    coactivation: Coactivation,
+    graph_or_model: NCG | FreeNet,
+    path: str | os.PathLike | None = None,
+    measure: str = "phi",
+    figsize: tuple[float, float] = (8, 8),
+    dpi: int = 100,
+) -> Figure:
+    """Heatmap of a coactivation measure, neurons ordered by generation, with firing rates below.
+
+    Entry ``(i, j)`` is the measure for the tracked pair ``i -> j`` (``i`` earlier); untracked
+    pairs are grey. Thin lines separate generations (up to 40 of them). ``phi`` uses a
+    diverging colormap on ``[-m, m]``, ``joint`` a sequential one on ``[0, m]``, where ``m`` is the
+    99th percentile of the absolute scores (at least 0.05), so typical values stay visible.
+
+    Raises
+    ------
+    NCGError
+        If the coactivation and the graph have different neuron counts.
+    """
+    graph = as_graph(graph_or_model)
+    n = graph.num_neurons
+    if coactivation.num_neurons != n:
+        raise NCGError(
+            f"coactivation covers {coactivation.num_neurons} neurons but the graph has {n}; "
+            "record it on the same graph"
+        )
+    order, generation = _generation_order(graph)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    scores = coactivation.score(measure)
+    # A robust range: phi is mostly small, and a fixed [-1, 1] would wash the figure out.
+    top = float(np.quantile(np.abs(scores), 0.99)) if scores.size else 1.0
+    top = min(max(top, 0.05), 1.0)
+    if measure == "phi":
+        cmap, norm = colormaps[WEIGHT_CMAP].copy(), Normalize(-top, top)
+    else:
+        cmap, norm = colormaps["viridis"].copy(), Normalize(0, top)
+    cmap.set_bad("#d9d9d9")
+    matrix = np.full((n, n), np.nan)
+    matrix[rank[coactivation.src], rank[coactivation.dst]] = scores
+    fig, (heat_ax, rate_ax) = new_figure(figsize, dpi, 2, 1, sharex=True, height_ratios=[5, 1])
+    image = heat_ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, norm=norm, interpolation="nearest",
+                           aspect="auto", extent=(-0.5, n - 0.5, n - 0.5, -0.5))
+    boundaries = np.flatnonzero(np.diff(generation[order])) + 0.5
+    if boundaries.size < MAX_GENERATION_LINES:
+        for b in boundaries:
+            heat_ax.axhline(b, color="black", lw=0.4, alpha=0.5)
+            heat_ax.axvline(b, color="black", lw=0.4, alpha=0.5)
+            rate_ax.axvline(b, color="black", lw=0.4, alpha=0.5)
+    heat_ax.set_ylabel("source neuron i (sorted by generation)")
+    heat_ax.set_title(f"Coactivation ({measure}) of {n:,} neurons over {coactivation.num_samples:,} samples\n"
+                      f"{coactivation.num_pairs:,} tracked pairs i -> j; grey: not tracked"
+                      + (", lines: generation boundaries" if 0 < boundaries.size < MAX_GENERATION_LINES else ""))
+    colorbar = fig.colorbar(image, ax=heat_ax, shrink=0.9, pad=0.01, extend="both" if measure == "phi" else "max")
+    colorbar.set_label(f"{measure} coefficient" if measure == "phi" else f"{measure} firing probability")
+    rate = coactivation.firing_rate[order]
+    is_output = (graph.roles.numpy() == NCG.OUTPUT)[order]
+    positions = np.arange(n)
+    rate_ax.bar(positions, rate, width=1.0, color="#4c72b0", label="hidden neuron")
+    rate_ax.bar(positions[is_output], rate[is_output], width=1.0, color=OUTPUT_STYLE["color"], label="output neuron")
+    rate_ax.set_ylim(0, 1)
+    rate_ax.set_ylabel("firing rate")
+    rate_ax.set_xlabel("target neuron j (sorted by generation)")
+    rate_ax.legend(loc="upper right", fontsize=7, ncols=2)
+    save_figure(fig, path)
+    return fig
+
+
+def plot_degree_histograms(
+    graph_or_model: NCG | FreeNet,
+    path: str | os.PathLike | None = None,
+    figsize: tuple[float, float] = (14, 4),
+    dpi: int = 100,
+) -> Figure:
+    """Three panels: in-degree and out-degree histograms, and the number of neurons per generation.
+
+    Degree histograms stack hidden and output neurons; the generation panel is the depth
+    profile (width of each generation; depth = number of generations - 1).
+    """
+    graph = as_graph(graph_or_model)
+    n = graph.num_neurons
+    src, dst = graph.edge_index.numpy()
+    is_output = graph.roles.numpy() == NCG.OUTPUT
+    generation = topological_generations(graph.edge_index, n).numpy()
+    fig, (in_ax, out_ax, gen_ax) = new_figure(figsize, dpi, 1, 3)
+    for ax, degree, name in ((in_ax, np.bincount(dst, minlength=n), "In-degree"),
+                             (out_ax, np.bincount(src, minlength=n), "Out-degree")):
+        bins = np.histogram_bin_edges(degree, bins=min(50, int(degree.max()) + 1))
+        ax.hist([degree[~is_output], degree[is_output]], bins=bins, stacked=True,
+                color=["#4c72b0", OUTPUT_STYLE["color"]], label=["hidden neurons", "output neurons"])
+        ax.set_xlabel(f"{name.lower()} (edges per neuron)")
+        ax.set_ylabel("neurons")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+        ax.text(0.98, 0.80, f"mean {degree.mean():.1f}\nmax {degree.max()}", transform=ax.transAxes,
+                ha="right", va="top", fontsize=8)
+    sizes = np.bincount(generation)
+    gen_ax.bar(np.arange(sizes.size), sizes, width=1.0 if sizes.size > 60 else 0.8, color="#55a868",
+               label=f"{sizes.size} generations")
+    gen_ax.set_xlabel("topological generation")
+    gen_ax.set_ylabel("neurons in generation")
+    gen_ax.set_title(f"Generation sizes (depth {sizes.size - 1})")
+    gen_ax.legend(fontsize=8)
+    fig.suptitle(f"Structure: {n:,} neurons, {graph.num_edges:,} edges")
+    save_figure(fig, path)
+    return fig
+
+
+def plot_weight_histogram(
+    graph_or_model: NCG | FreeNet,
+    path: str | os.PathLike | None = None,
+    bins: int = 60,
+    figsize: tuple[float, float] | None = None,
+    dpi: int = 100,
+) -> Figure:
+    """Histograms of edge weights and neuron biases (and encoder weights for a FreeNet).
+
+    Counts switch to a log scale when they span more than a factor 30, so tails stay visible;
+    each panel's legend gives the count, mean, std and largest magnitude.
+    """
+    graph = as_graph(graph_or_model)
+    values = {"edge weights": graph.weight.numpy(), "neuron biases": graph.bias.numpy()}
+    if isinstance(graph_or_model, FreeNet):
+        values["encoder weights"] = graph_or_model.encoder.weight.detach().float().cpu().numpy().ravel()
+    fig, axes = new_figure(figsize or (4.5 * len(values), 4), dpi, 1, len(values))
+    for ax, (name, value), color in zip(axes, values.items(), ("#c44e52", "#8172b2", "#4c72b0")):
+        if value.size:
+            stats = (f"{value.size:,} values\nmean {value.mean():.3g}\nstd {value.std():.3g}\n"
+                     f"max |value| {np.abs(value).max():.3g}")
+            counts, _, _ = ax.hist(value, bins=bins, color=color, label=stats)
+            log = counts.max() > 30 * counts[counts > 0].min()
+            if log:
+                ax.set_yscale("log")
+            ax.set_ylim(top=counts.max() * (10 if log else 1.5))  # room for the legend
+            ax.axvline(0, color="black", lw=0.6)
+            ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
+        else:
+            ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlabel("value")
+        ax.set_ylabel("count" + (" (log scale)" if ax.get_yscale() == "log" else ""))
+        ax.set_title(name.capitalize())
+    fig.suptitle("Parameter distributions")
+    save_figure(fig, path)
+    return fig
+
+
+def plot_receptive_fields(
+    model: FreeNet,
+    image_shape: Sequence[int],
+    path: str | os.PathLike | None = None,
+    max_neurons: int = 64,
+    neurons: Sequence[int] | None = None,
+    tile_inches: float = 1.1,
+    dpi: int = 100,
+) -> Figure:
+    """Encoder rows of selected neurons drawn as images, in a grid of tiles.
+
+    Parameters
+    ----------
+    model : FreeNet
+        Its encoder weight is ``[N, in_features]`` with ``in_features = prod(image_shape)``.
+    image_shape : (height, width)
+    max_neurons : int, default 64
+        Tiles drawn when ``neurons`` is not given: that many neurons evenly spaced along the
+        topological order (the first, the last and between), so early and late neurons show.
+    neurons : sequence of int, optional
+        Neuron indices to draw, in this order.
+    tile_inches : float
+        Size of one tile; the figure is ``columns * tile_inches`` wide plus a colorbar.
+
+    Notes
+    -----
+    Each tile uses its own symmetric scale (``weight / max |weight|`` of that row, diverging
+    colormap), so weak and strong rows are equally legible. Titles give the stable neuron id and
+    its generation; output neurons' titles are orange.
+    """
+    height, width = (int(s) for s in image_shape)
+    if height * width != model.in_features:
+        raise NCGError(
+            f"image_shape {tuple(image_shape)} has {height * width} pixels but the model has "
+            f"in_features={model.in_features}"
+        )
+    graph = model.graph
+    order, generation = graph.order.numpy(), topological_generations(graph.edge_index, graph.num_neurons).numpy()
+    if neurons is None:
+        count = min(max_neurons, graph.num_neurons)
+        neurons = order[np.unique(np.round(np.linspace(0, graph.num_neurons - 1, count)).astype(int))]
+    neurons = np.asarray(neurons, dtype=np.int64)
+    rows = model.encoder.weight.detach().float().cpu().numpy()[neurons]
+    columns = math.ceil(math.sqrt(neurons.size))
+    lines = math.ceil(neurons.size / columns)
+    figsize = (columns * tile_inches + 1.2, lines * tile_inches * 1.15 + 0.8)
+    fig, axes = new_figure(figsize, dpi, lines, columns)
+    axes = np.atleast_1d(axes).ravel()
+    cmap, norm = colormaps[WEIGHT_CMAP], Normalize(-1, 1)
+    is_output = graph.roles.numpy() == NCG.OUTPUT
+    ids = graph.neuron_ids.numpy()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, neuron, row in zip(axes, neurons.tolist(), rows):
+        scale = np.abs(row).max()
+        ax.imshow((row / scale if scale > 0 else row).reshape(height, width), cmap=cmap, norm=norm,
+                  interpolation="nearest")
+        ax.set_title(f"id {ids[neuron]} g{generation[neuron]}", fontsize=7,
+                     color=OUTPUT_STYLE["color"] if is_output[neuron] else "black")
+    colorbar = fig.colorbar(ScalarMappable(norm, cmap), ax=axes.tolist(), shrink=0.6, pad=0.02)
+    colorbar.set_label("encoder weight / max |weight| of the tile")
+    fig.suptitle(f"Receptive fields: encoder rows of {neurons.size} of {graph.num_neurons:,} neurons "
+                 f"(id, generation; outputs in orange)", fontsize=10)
+    save_figure(fig, path)
+    return fig
