@@ -762,9 +762,6 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
         weights.append(data["weight"])
 
     n = len(node_ids)
-    for name, found in (("num_neurons", n), ("num_edges", len(src))):
-        if attrs[name] != found:
-            raise GraphMLError(f"{path}: graph attribute {name} is {attrs[name]} but the file has {found}")
     edge_index = torch.tensor([src, dst], dtype=torch.long).reshape(2, len(src))
     cycle = find_cycle(edge_index, n) if n else None
     if cycle is not None:
@@ -772,6 +769,9 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
             f"{path}: the edges contain a directed cycle through nodes {[node_ids[v] for v in cycle]}; "
             "an NCG must be acyclic"
         )
+    for name, found in (("num_neurons", n), ("num_edges", len(src))):
+        if attrs[name] != found:
+            raise GraphMLError(f"{path}: graph attribute {name} is {attrs[name]} but the file has {found}")
     outputs = sorted((d["output_index"], v) for v, d in enumerate(node_attrs) if d["output_index"] >= 0)
     for v, d in enumerate(node_attrs):
         if (d["role"] == "output") != (d["output_index"] >= 0):

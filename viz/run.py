@@ -51,13 +51,12 @@ def _load_model(run_dir: Path) -> tuple[FreeNet | None, dict, str]:
 
 
 def _image_shape(run_dir: Path, model: FreeNet, extra: dict) -> tuple[int, int] | None:
-    if "image_shape" in extra:
-        return tuple(extra["image_shape"])
     config_path = run_dir / "config.json"
-    if config_path.is_file():
-        config = json.loads(config_path.read_text())
-        if isinstance(config, dict) and "image_shape" in config:
-            return tuple(config["image_shape"])
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    for source in (extra, config if isinstance(config, dict) else {}):
+        shape = source.get("image_shape")
+        if shape and len(shape) == 2 and shape[0] * shape[1] == model.in_features:
+            return int(shape[0]), int(shape[1])
     side = math.isqrt(model.in_features)
     return (side, side) if side * side == model.in_features and side > 1 else None
 
