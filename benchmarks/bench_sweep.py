@@ -57,8 +57,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--float64", action="store_true", help="time float64 instead of float32")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's own choice)")
     args = parser.parse_args()
     dtype = torch.float64 if args.float64 else DTYPE
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     if not cpp_available():
         raise SystemExit("the C++ sweep kernel is unavailable (NCG_DISABLE_CPP=1 or build failed)")

@@ -259,6 +259,42 @@ def test_cpp_updates_strided_tensors_in_place(cpp):
     torch.testing.assert_close(dh_big[:, 1::2], dh_ref)
 
 
+@pytest.mark.parametrize("layout", ["block of a larger matrix", "transposed storage"])
+def test_weights_in_any_layout(layout):
+    z0, w, codes, dh0 = make_block(11, 40, torch.float32)
+    if layout == "block of a larger matrix":
+        big = torch.zeros(30, 30)
+        big[5:16, 7:18] = w
+        w_view = big[5:16, 7:18]
+    else:
+        w_view = w.t().contiguous().t()
+    z, z_ref = z0.clone(), z0.clone()
+    h = sweep_forward(z, w_view, codes)
+    torch.testing.assert_close(h, sweep_forward_reference(z_ref, w, codes))
+    dh, dh_ref = dh0.clone(), dh0.clone()
+    torch.testing.assert_close(sweep_backward(z, h, w_view, codes, dh),
+                               sweep_backward_reference(z_ref, h, w, codes, dh_ref))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_out_writes_into_rows_of_a_larger_tensor(dtype):
+    z0, w, codes, dh0 = make_block(7, 20, dtype)
+    z = z0.clone()
+    h_big = torch.zeros(12, 20, dtype=dtype)
+    h = sweep_forward(z, w, codes, out=h_big[3:10])
+    assert h.data_ptr() == h_big[3:10].data_ptr()
+    z_ref = z0.clone()
+    h_ref = sweep_forward_reference(z_ref, w, codes)
+    torch.testing.assert_close(h_big[3:10], h_ref)
+    assert torch.all(h_big[:3] == 0) and torch.all(h_big[10:] == 0)
+
+    g_big = torch.zeros(9, 20, dtype=dtype)
+    g = sweep_backward(z, h_ref, w, codes, dh0.clone(), out=g_big[1:8])
+    assert g.data_ptr() == g_big[1:8].data_ptr()
+    torch.testing.assert_close(g_big[1:8], sweep_backward_reference(z_ref, h_ref, w, codes,
+                                                                    dh0.clone()))
+
+
 @pytest.mark.parametrize("shape", [(0, 5), (3, 0), (0, 0)])
 def test_empty_blocks(shape):
     z = torch.zeros(shape)
@@ -317,6 +353,17 @@ def test_backward_rejects_mismatched_tensors(backward, name, index):
             backward(*bad_args)
 
 
+@pytest.mark.parametrize("forward", FORWARD_APIS)
+def test_bad_out_is_rejected_before_z_changes(forward):
+    z, w, codes, _ = good_args()
+    z0 = z.clone()
+    with pytest.raises(NCGError, match="out must have shape"):
+        forward(z, w, codes, out=torch.empty(4, 2))
+    with pytest.raises(NCGError, match="out must have dtype"):
+        forward(z, w, codes, out=torch.empty(4, 3, dtype=torch.float64))
+    assert torch.equal(z, z0)
+
+
 def test_errors_are_value_errors():
     z, w, codes, _ = good_args()
     with pytest.raises(ValueError, match="w must have shape"):
@@ -357,7 +404,7 @@ def test_failed_build_warns_once_and_falls_back(fresh_build):
     with pytest.warns(RuntimeWarning, match="no compiler here") as record:
         assert not cpp_available()
         assert backend() == "torch"
-    assert len(record) == 1
+    assert sum("could not build the C++ sweep kernel" in str(r.message) for r in record) == 1
     z0, w, codes, _ = make_block(5, 4)
     z = z0.clone()
     torch.testing.assert_close(sweep_forward(z, w, codes), sweep_forward_reference(z0, w, codes))

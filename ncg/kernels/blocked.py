@@ -54,9 +54,7 @@ class _BlockedDAG(torch.autograd.Function):
         for start, end, lo, _ in blocks:
             if lo < start:
                 z[start:end].addmm_(w[lo:start, start:end].t(), h[lo:start])
-            h[start:end] = sweep_forward(
-                z[start:end], w[start:end, start:end].contiguous(), codes[start:end]
-            )
+            sweep_forward(z[start:end], w[start:end, start:end], codes[start:end], out=h[start:end])
         ctx.save_for_backward(z, h, w, codes)
         ctx.blocks = blocks
         return h
@@ -72,9 +70,9 @@ class _BlockedDAG(torch.autograd.Function):
         for start, end, lo, hi in reversed(ctx.blocks):
             if hi > end:
                 dh[start:end].addmm_(w[start:end, end:hi], g[end:hi])
-            g[start:end] = sweep_backward(
-                z[start:end], h[start:end], w[start:end, start:end].contiguous(),
-                codes[start:end], dh[start:end],
+            sweep_backward(
+                z[start:end], h[start:end], w[start:end, start:end], codes[start:end], dh[start:end],
+                out=g[start:end],
             )
             if need_w:
                 dw[lo:end, start:end] = h[lo:end] @ g[start:end].t()

@@ -21,18 +21,22 @@
 //
 // Inner loops run over `tile` contiguous columns with compile-time trip counts so that the
 // compiler vectorises them (the float32 tanh and sigmoid use a branch-free Cephes exp for that).
-// On x86-64 with GCC the tile loops are compiled for SSE2, AVX2+FMA (x86-64-v3) and AVX-512
-// (x86-64-v4), with a tile of 4 vector registers per row, and the best is picked at load time:
-// the build stays portable (no -march=native).
+// On x86-64 with GCC the tile loops are compiled for SSE2, AVX2+FMA and AVX-512, with a tile of
+// 4 vector registers per row, and the widest the CPU supports is picked at run time: the build
+// stays portable (no -march=native).
 
-#include <torch/extension.h>
-
+// Only the headers needed (not <torch/extension.h>): this halves the first build.
 #include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <torch/csrc/utils/pybind.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <vector>
 
 namespace {
@@ -215,6 +219,22 @@ PairLists<T> pair_lists(const T* m, int64_t ld, int64_t b, bool forward) {
   return l;
 }
 
+// The strictly upper part of w (row stride ldw) transposed into wt (row stride b): the incoming
+// weights of neuron j become row j of wt. Done in 16 x 16 blocks to stay in cache.
+template <typename T>
+void transpose_strict_upper(const T* w, int64_t ldw, int64_t b, T* wt) {
+  constexpr int64_t kBlock = 16;
+  for (int64_t i0 = 0; i0 < b; i0 += kBlock) {
+    const int64_t i1 = std::min(i0 + kBlock, b);
+    for (int64_t j0 = i0; j0 < b; j0 += kBlock) {
+      const int64_t j1 = std::min(j0 + kBlock, b);
+      for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t j = std::max(j0, i + 1); j < j1; ++j) wt[j * b + i] = w[i * ldw + j];
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------- whole-block sweep of one tile
 
 template <typename T>
@@ -361,21 +381,28 @@ struct TileKernels {
   constexpr TileKernels<T> NAME{NAME##_tile, NAME##_forward, NAME##_backward};
 
 #if NCG_X86_DISPATCH
+#define NCG_AVX2 __attribute__((target("avx2,fma")))
+#define NCG_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+
 // Four vector registers per row: SSE2 16 B, AVX2 32 B, AVX-512 64 B.
 NCG_TILE_KERNELS(sse2_f32, float, 64, )
 NCG_TILE_KERNELS(sse2_f64, double, 64, )
-NCG_TILE_KERNELS(avx2_f32, float, 128, __attribute__((target("arch=x86-64-v3"))))
-NCG_TILE_KERNELS(avx2_f64, double, 128, __attribute__((target("arch=x86-64-v3"))))
-NCG_TILE_KERNELS(avx512_f32, float, 256, __attribute__((target("arch=x86-64-v4"))))
-NCG_TILE_KERNELS(avx512_f64, double, 256, __attribute__((target("arch=x86-64-v4"))))
+NCG_TILE_KERNELS(avx2_f32, float, 128, NCG_AVX2)
+NCG_TILE_KERNELS(avx2_f64, double, 128, NCG_AVX2)
+NCG_TILE_KERNELS(avx512_f32, float, 256, NCG_AVX512)
+NCG_TILE_KERNELS(avx512_f64, double, 256, NCG_AVX512)
 
+// The widest instruction set that this CPU (and OS) supports.
 template <typename T>
 TileKernels<T> pick(const TileKernels<T>& sse2, const TileKernels<T>& avx2,
                     const TileKernels<T>& avx512) {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("x86-64-v4")) return avx512;
-  if (__builtin_cpu_supports("x86-64-v3")) return avx2;
-  return sse2;
+  const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (has_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
+    return avx512;
+  }
+  return has_avx2 ? avx2 : sse2;
 }
 
 const TileKernels<float>& kernels(float) {
@@ -403,6 +430,14 @@ int64_t grain_in_tiles(int64_t tile, int64_t b, int64_t entries) {
   return std::max<int64_t>(1, (kMinUpdatesPerChunk + per_tile - 1) / per_tile);
 }
 
+bool unit_column_stride(const at::Tensor& t) { return t.size(1) <= 1 || t.stride(1) == 1; }
+
+// t itself when its rows are contiguous (any row stride, e.g. a diagonal block of a larger
+// matrix), else a contiguous copy.
+at::Tensor with_unit_column_stride(const at::Tensor& t) {
+  return unit_column_stride(t) ? t : t.contiguous();
+}
+
 // Copies `count` columns of b rows between two row-strided buffers.
 template <typename T>
 void copy_columns(const T* src, int64_t lds, T* dst, int64_t ldd, int64_t b, int64_t count) {
@@ -410,13 +445,14 @@ void copy_columns(const T* src, int64_t lds, T* dst, int64_t ldd, int64_t b, int
 }
 
 template <typename T>
-void forward_impl(torch::Tensor& z, const torch::Tensor& w, const uint8_t* codes,
-                  torch::Tensor& h) {
+void forward_impl(at::Tensor& z, const at::Tensor& w, const uint8_t* codes, at::Tensor& h) {
   const TileKernels<T>& kern = kernels(T());
   const int64_t tile = kern.tile;
   const int64_t b = z.size(0), cols = z.size(1);
-  const torch::Tensor wt = w.t().contiguous();
-  const PairLists<T> lists = pair_lists<T>(wt.data_ptr<T>(), b, b, /*forward=*/true);
+  const at::Tensor wr = with_unit_column_stride(w);
+  std::unique_ptr<T[]> wt(new T[b * b]);
+  transpose_strict_upper(wr.data_ptr<T>(), wr.stride(0), b, wt.get());
+  const PairLists<T> lists = pair_lists<T>(wt.get(), b, b, /*forward=*/true);
   const ForwardArgs<T> a{z.data_ptr<T>(), h.data_ptr<T>(), z.stride(0), h.stride(0), codes,
                          &lists};
   const int64_t full = cols / tile;
@@ -438,13 +474,13 @@ void forward_impl(torch::Tensor& z, const torch::Tensor& w, const uint8_t* codes
 }
 
 template <typename T>
-void backward_impl(const torch::Tensor& z, const torch::Tensor& h, const torch::Tensor& w,
-                   const uint8_t* codes, torch::Tensor& dh, torch::Tensor& g) {
+void backward_impl(const at::Tensor& z, const at::Tensor& h, const at::Tensor& w,
+                   const uint8_t* codes, at::Tensor& dh, at::Tensor& g) {
   const TileKernels<T>& kern = kernels(T());
   const int64_t tile = kern.tile;
   const int64_t b = z.size(0), cols = z.size(1);
-  const torch::Tensor wc = w.contiguous();
-  const PairLists<T> lists = pair_lists<T>(wc.data_ptr<T>(), b, b, /*forward=*/false);
+  const at::Tensor wr = with_unit_column_stride(w);
+  const PairLists<T> lists = pair_lists<T>(wr.data_ptr<T>(), wr.stride(0), b, /*forward=*/false);
   const BackwardArgs<T> a{z.data_ptr<T>(), h.data_ptr<T>(), dh.data_ptr<T>(), g.data_ptr<T>(),
                           z.stride(0),     h.stride(0),     dh.stride(0),     g.stride(0),
                           codes,           &lists};
@@ -473,7 +509,7 @@ void backward_impl(const torch::Tensor& z, const torch::Tensor& h, const torch::
 // ---------------------------------------------------------------- Python entry points
 
 // Errors are ValueErrors (TORCH_CHECK_VALUE) that name the argument, the expected and the found.
-void check_block(const torch::Tensor& z, const torch::Tensor& w, const torch::Tensor& codes) {
+void check_block(const at::Tensor& z, const at::Tensor& w, const at::Tensor& codes) {
   TORCH_CHECK_VALUE(z.dim() == 2, "z must be a 2-D tensor [b, B], got shape ", z.sizes());
   TORCH_CHECK_VALUE(z.device().is_cpu(), "z must be on the CPU, got ", z.device());
   TORCH_CHECK_VALUE(z.scalar_type() == at::kFloat || z.scalar_type() == at::kDouble,
@@ -491,7 +527,7 @@ void check_block(const torch::Tensor& z, const torch::Tensor& w, const torch::Te
   TORCH_CHECK_VALUE(codes.device().is_cpu(), "codes must be on the CPU, got ", codes.device());
 }
 
-void check_like(const char* name, const torch::Tensor& t, const torch::Tensor& z) {
+void check_like(const char* name, const at::Tensor& t, const at::Tensor& z) {
   TORCH_CHECK_VALUE(t.sizes() == z.sizes(), name, " must have shape ", z.sizes(),
                     " like z, got ", t.sizes());
   TORCH_CHECK_VALUE(t.scalar_type() == z.scalar_type(), name, " must have dtype ",
@@ -501,8 +537,8 @@ void check_like(const char* name, const torch::Tensor& t, const torch::Tensor& z
 }
 
 // The codes as a contiguous array, each checked to be an activation code.
-torch::Tensor checked_codes(const torch::Tensor& codes) {
-  torch::Tensor c = codes.contiguous();
+at::Tensor checked_codes(const at::Tensor& codes) {
+  at::Tensor c = codes.contiguous();
   const uint8_t* code = c.data_ptr<uint8_t>();
   for (int64_t j = 0; j < c.numel(); ++j) {
     TORCH_CHECK_VALUE(code[j] < kNumActivations, "codes[", j, "] = ", int(code[j]),
@@ -511,16 +547,24 @@ torch::Tensor checked_codes(const torch::Tensor& codes) {
   return c;
 }
 
-bool unit_column_stride(const torch::Tensor& t) { return t.size(1) <= 1 || t.stride(1) == 1; }
+// Where the result goes: `out` when given (rows may be strided, columns must be contiguous),
+// else a new contiguous tensor.
+at::Tensor result_tensor(const std::optional<at::Tensor>& out, const at::Tensor& z) {
+  if (!out.has_value()) return at::empty(z.sizes(), z.options());
+  check_like("out", *out, z);
+  TORCH_CHECK_VALUE(unit_column_stride(*out), "out must have contiguous rows (column stride 1), ",
+                    "got strides ", out->strides());
+  return *out;
+}
 
-torch::Tensor sweep_forward(torch::Tensor z, const torch::Tensor& w,
-                            const torch::Tensor& codes) {
+at::Tensor sweep_forward(at::Tensor z, const at::Tensor& w, const at::Tensor& codes,
+                         const std::optional<at::Tensor>& out) {
   check_block(z, w, codes);
-  const torch::Tensor c = checked_codes(codes);
-  torch::Tensor h = torch::empty(z.sizes(), z.options());
+  const at::Tensor c = checked_codes(codes);
+  at::Tensor h = result_tensor(out, z);
   if (z.numel() == 0) return h;
   // The kernel needs unit column stride; other layouts go through a contiguous copy.
-  torch::Tensor zw = unit_column_stride(z) ? z : z.contiguous();
+  at::Tensor zw = with_unit_column_stride(z);
   if (z.scalar_type() == at::kFloat) {
     forward_impl<float>(zw, w, c.data_ptr<uint8_t>(), h);
   } else {
@@ -530,18 +574,18 @@ torch::Tensor sweep_forward(torch::Tensor z, const torch::Tensor& w,
   return h;
 }
 
-torch::Tensor sweep_backward(const torch::Tensor& z, const torch::Tensor& h,
-                             const torch::Tensor& w, const torch::Tensor& codes,
-                             torch::Tensor dh) {
+at::Tensor sweep_backward(const at::Tensor& z, const at::Tensor& h, const at::Tensor& w,
+                          const at::Tensor& codes, at::Tensor dh,
+                          const std::optional<at::Tensor>& out) {
   check_block(z, w, codes);
   check_like("h", h, z);
   check_like("dh", dh, z);
-  const torch::Tensor c = checked_codes(codes);
-  torch::Tensor g = torch::empty(z.sizes(), z.options());
+  const at::Tensor c = checked_codes(codes);
+  at::Tensor g = result_tensor(out, z);
   if (z.numel() == 0) return g;
-  const torch::Tensor zc = unit_column_stride(z) ? z : z.contiguous();
-  const torch::Tensor hc = unit_column_stride(h) ? h : h.contiguous();
-  torch::Tensor dhw = unit_column_stride(dh) ? dh : dh.contiguous();
+  const at::Tensor zc = with_unit_column_stride(z);
+  const at::Tensor hc = with_unit_column_stride(h);
+  at::Tensor dhw = with_unit_column_stride(dh);
   if (z.scalar_type() == at::kFloat) {
     backward_impl<float>(zc, hc, w, c.data_ptr<uint8_t>(), dhw, g);
   } else {
@@ -556,8 +600,9 @@ torch::Tensor sweep_backward(const torch::Tensor& z, const torch::Tensor& h,
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "ncg in-block sweep kernels (see ncg/kernels/sweep.cpp)";
   m.def("sweep_forward", &sweep_forward, "In-block forward sweep; z is updated in place",
-        pybind11::arg("z"), pybind11::arg("w"), pybind11::arg("codes"));
+        pybind11::arg("z"), pybind11::arg("w"), pybind11::arg("codes"),
+        pybind11::arg("out") = pybind11::none());
   m.def("sweep_backward", &sweep_backward, "In-block backward sweep; dh is updated in place",
         pybind11::arg("z"), pybind11::arg("h"), pybind11::arg("w"), pybind11::arg("codes"),
-        pybind11::arg("dh"));
+        pybind11::arg("dh"), pybind11::arg("out") = pybind11::none());
 }

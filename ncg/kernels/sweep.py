@@ -240,7 +240,9 @@ def _activation_names(codes: Tensor) -> list[str]:
 # ---------------------------------------------------------------------------- reference
 
 
-def sweep_forward_reference(z: Tensor, w: Tensor, codes: Tensor) -> Tensor:
+def sweep_forward_reference(
+    z: Tensor, w: Tensor, codes: Tensor, *, out: Tensor | None = None
+) -> Tensor:
     """Forward sweep in plain PyTorch: a Python loop over neurons, vectorised over the batch.
 
     Same contract as :func:`sweep_forward`; any device and floating dtype. It is differentiable
@@ -259,6 +261,8 @@ def sweep_forward_reference(z: Tensor, w: Tensor, codes: Tensor) -> Tensor:
     tensor([2.5000])
     """
     _check_block(z, w, codes)
+    if out is not None:
+        _check_like("out", out, z)
     names = _activation_names(codes)
     b = z.shape[0]
     rows = []
@@ -267,12 +271,13 @@ def sweep_forward_reference(z: Tensor, w: Tensor, codes: Tensor) -> Tensor:
         rows.append(h_j)
         if j + 1 < b:
             z[j + 1 :].addr_(w[j, j + 1 :], h_j)
-    if not rows:
-        return torch.empty_like(z, memory_format=torch.contiguous_format)
-    return torch.stack(rows)
+    h = torch.stack(rows) if rows else torch.empty_like(z, memory_format=torch.contiguous_format)
+    return h if out is None else out.copy_(h)
 
 
-def sweep_backward_reference(z: Tensor, h: Tensor, w: Tensor, codes: Tensor, dh: Tensor) -> Tensor:
+def sweep_backward_reference(
+    z: Tensor, h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *, out: Tensor | None = None
+) -> Tensor:
     """Backward sweep in plain PyTorch: a Python loop over neurons, vectorised over the batch.
 
     Same contract as :func:`sweep_backward`; any device and floating dtype.
@@ -291,8 +296,10 @@ def sweep_backward_reference(z: Tensor, h: Tensor, w: Tensor, codes: Tensor, dh:
     _check_block(z, w, codes)
     _check_like("h", h, z)
     _check_like("dh", dh, z)
+    if out is not None:
+        _check_like("out", out, z)
     names = _activation_names(codes)
-    g = torch.empty_like(z, memory_format=torch.contiguous_format)
+    g = torch.empty_like(z, memory_format=torch.contiguous_format) if out is None else out
     for j in reversed(range(len(names))):
         g[j] = dh[j] * _DERIVATIVES[names[j]](z[j], h[j])
         if j > 0:
@@ -361,15 +368,18 @@ def backend() -> str:
     return "cpp" if cpp_available() else "torch"
 
 
-def _cpp_for(*tensors: Tensor):
+def _cpp_for(tensors: tuple[Tensor, ...], out: Tensor | None):
     """The extension module when it should run on these tensors, else None.
 
     The kernel takes float32/float64 CPU tensors that need no autograd; it validates shapes,
-    dtypes and codes itself, so the fast path pays for no Python-side checks.
+    dtypes and codes itself, so the fast path pays for no Python-side checks. Anything else goes
+    to the reference, which checks its arguments in Python.
     """
-    z = tensors[0]
+    if out is not None:
+        tensors = (*tensors, out)
     if not all(isinstance(t, Tensor) for t in tensors):
         return None
+    z = tensors[0]
     if z.device.type != "cpu" or z.dtype not in _CPP_DTYPES:
         return None
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
@@ -384,7 +394,7 @@ def _call(op, *args) -> Tensor:
         raise NCGError(str(exc)) from None
 
 
-def sweep_forward(z: Tensor, w: Tensor, codes: Tensor) -> Tensor:
+def sweep_forward(z: Tensor, w: Tensor, codes: Tensor, *, out: Tensor | None = None) -> Tensor:
     """Sequential forward sweep through one block of neurons.
 
     For ``j = 0..b-1``: ``h[j] = act_j(z[j])``, then ``z[k] += w[j, k] * h[j]`` for ``k > j``.
@@ -398,11 +408,14 @@ def sweep_forward(z: Tensor, w: Tensor, codes: Tensor) -> Tensor:
         ``[b, b]``, ``w[i, k]`` is the weight of the edge ``i -> k``; only ``i < k`` is read.
     codes : Tensor
         ``uint8 [b]``, the activation code of each neuron (:data:`ACTIVATION_CODES`).
+    out : Tensor, optional
+        ``[b, B]`` tensor to write ``h`` into (for example rows of a larger activation matrix),
+        instead of allocating one. It must not overlap ``z``.
 
     Returns
     -------
     Tensor
-        ``h``, ``[b, B]``, a new contiguous tensor.
+        ``h``, ``[b, B]``: ``out`` if given, else a new contiguous tensor.
 
     Raises
     ------
@@ -414,13 +427,15 @@ def sweep_forward(z: Tensor, w: Tensor, codes: Tensor) -> Tensor:
     Float32/float64 CPU tensors run in the compiled kernel; anything else, and inputs that need
     autograd, run in :func:`sweep_forward_reference`.
     """
-    ext = _cpp_for(z, w, codes)
+    ext = _cpp_for((z, w, codes), out)
     if ext is None:
-        return sweep_forward_reference(z, w, codes)
-    return _call(ext.sweep_forward, z, w, codes)
+        return sweep_forward_reference(z, w, codes, out=out)
+    return _call(ext.sweep_forward, z, w, codes, out)
 
 
-def sweep_backward(z: Tensor, h: Tensor, w: Tensor, codes: Tensor, dh: Tensor) -> Tensor:
+def sweep_backward(
+    z: Tensor, h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *, out: Tensor | None = None
+) -> Tensor:
     """Sequential backward sweep through one block of neurons.
 
     For ``j = b-1..0``: ``g[j] = dh[j] * act_j'(z[j])``, then ``dh[i] += w[i, j] * g[j]`` for
@@ -437,19 +452,22 @@ def sweep_backward(z: Tensor, h: Tensor, w: Tensor, codes: Tensor, dh: Tensor) -
     dh : Tensor
         ``[b, B]`` gradient of the loss w.r.t. ``h`` from outside the block. **Modified in place**
         to hold the total gradient w.r.t. ``h``.
+    out : Tensor, optional
+        ``[b, B]`` tensor to write ``g`` into instead of allocating one. It must not overlap
+        ``z``, ``h`` or ``dh``.
 
     Returns
     -------
     Tensor
-        ``g = dL/dz``, ``[b, B]``, a new contiguous tensor. It is also ``dL/dz_in`` for the ``z``
-        that entered :func:`sweep_forward`.
+        ``g = dL/dz``, ``[b, B]``: ``out`` if given, else a new contiguous tensor. It is also
+        ``dL/dz_in`` for the ``z`` that entered :func:`sweep_forward`.
 
     Raises
     ------
     NCGError
         A ``ValueError`` naming the argument whose shape, dtype, device or code is wrong.
     """
-    ext = _cpp_for(z, h, w, codes, dh)
+    ext = _cpp_for((z, h, w, codes, dh), out)
     if ext is None:
-        return sweep_backward_reference(z, h, w, codes, dh)
-    return _call(ext.sweep_backward, z, h, w, codes, dh)
+        return sweep_backward_reference(z, h, w, codes, dh, out=out)
+    return _call(ext.sweep_backward, z, h, w, codes, dh, out)
