@@ -2,7 +2,8 @@
 
 (a) FreeNet on a complete DAG of 512 hidden neurons (+10 output neurons), (b) a one-hidden-layer
 MLP with the same number of parameters, (c) FreeNet on a random DAG keeping 10% of (a)'s edges.
-A step is forward + backward + Adam update, batch 256, 784 inputs, 10 outputs, on the CPU.
+A step is forward + backward + Adam update, batch 256, 784 inputs, 10 outputs, on the CPU; the
+three are timed round-robin and the median step of each is reported.
 The last line is JSON: ``{"complete_vs_mlp": a/b, "sparse10_vs_mlp": c/b}``.
 
     python benchmarks/bench_forward.py [--hidden 512] [--batch 256] [--repeats 20]
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import median_seconds  # noqa: E402
+from common import interleaved_medians  # noqa: E402
 
 from ncg import NCG, FreeNet  # noqa: E402
 from ncg.kernels.sweep import backend  # noqa: E402
@@ -28,7 +29,8 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def step_time(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int) -> float:
+def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """A closure running one forward + backward + Adam step."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step() -> None:
@@ -37,7 +39,7 @@ def step_time(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int) 
         loss.backward()
         optimizer.step()
 
-    return median_seconds(step, repeats=repeats)
+    return step
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -58,9 +60,9 @@ def main(argv: list[str] | None = None) -> dict:
     sparse_graph = NCG.random_dag(n, density=0.1, num_outputs=classes, seed=0)
     sparse = FreeNet(sparse_graph, in_features=inputs, block_size=args.block_size)
 
-    rows = []
-    for name, model in (("(a) FreeNet complete DAG", complete), ("(b) MLP, parameter-matched", mlp), ("(c) FreeNet random DAG 10%", sparse)):
-        rows.append((name, count_parameters(model), step_time(model, x, y, args.repeats)))
+    models = {"(a) FreeNet complete DAG": complete, "(b) MLP, parameter-matched": mlp, "(c) FreeNet random DAG 10%": sparse}
+    medians = interleaved_medians({name: training_step(m, x, y) for name, m in models.items()}, repeats=args.repeats)
+    rows = [(name, count_parameters(m), medians[name]) for name, m in models.items()]
     a, b, c = (t for _, _, t in rows)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, sweep backend: {backend()}")
     print(f"batch {args.batch}, {inputs} inputs, {classes} outputs, {args.hidden} hidden neurons, MLP width {width}")

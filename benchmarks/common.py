@@ -1,4 +1,4 @@
-"""Shared timing helper for the benchmarks: warm up, then the median of repeated runs."""
+"""Shared timing helper for the benchmarks: interleaved runs, median per candidate."""
 from __future__ import annotations
 
 import statistics
@@ -6,13 +6,21 @@ import time
 from typing import Callable
 
 
-def median_seconds(fn: Callable[[], object], repeats: int = 15, warmup: int = 3) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeats`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
+def interleaved_medians(
+    candidates: dict[str, Callable[[], object]], repeats: int = 15, warmup: int = 3
+) -> dict[str, float]:
+    """Median wall time (seconds) of each candidate, timed round-robin.
+
+    Interleaving (a, b, c, a, b, c, ...) exposes every candidate to the same machine load, so the
+    ratios stay meaningful on a busy or throttled machine.
+    """
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}

@@ -173,7 +173,10 @@ def main(argv: list[str] | None = None) -> dict:
     width = max(len(k) for k in summary)
     print("\n" + "-" * (width + 30))
     for key, value in summary.items():
-        shown = f"{value:.4f}" if isinstance(value, float) and value < 10 else f"{value:,}" if isinstance(value, int) else value
+        if isinstance(value, float):
+            shown = f"{value:.4f}" if abs(value) <= 1 else f"{value:,.1f}"
+        else:
+            shown = f"{value:,}" if isinstance(value, int) else value
         print(f"{key:<{width}}  {shown}")
     print("-" * (width + 30) + f"\nrun folder: {out}")
     return summary
