@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--activation", default="relu", choices=["relu", "square_relu", "tanh", "sigmoid"])
     p.add_argument("--epochs", type=int, default=2, help="training epochs per evolve round")
     p.add_argument("--rounds", type=int, default=4, help="evolve rounds (train -> record -> edit)")
-    p.add_argument("--final-epochs", type=int, default=2, help="fine-tuning epochs after the last round")
+    p.add_argument("--final-epochs", type=int, default=3, help="fine-tuning epochs after the last round")
     p.add_argument("--tau", type=float, default=0.25, help="Hebbian threshold: prune below, augment above")
     p.add_argument("--measure", choices=["phi", "joint"], default="phi", help="coactivation measure")
     p.add_argument("--prune-score", choices=["coactivation", "magnitude", "saliency"], default="coactivation")
@@ -52,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grow", type=int, default=0, help="new neurons proposed per round")
     p.add_argument("--record-samples", type=int, default=10_000, help="samples streamed to record coactivation")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--finetune-lr", type=float, default=2e-4, help="learning rate of the final fine-tuning epochs")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
         rounds=args.rounds, epochs_per_round=args.epochs, final_epochs=args.final_epochs, tau=args.tau,
         measure=args.measure, prune_score=args.prune_score,
         budget=EditBudget(prune_fraction=args.prune_fraction, add_fraction=args.add_fraction, grow_neurons=args.grow),
-        record_samples=args.record_samples, batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=True,
+        record_samples=args.record_samples, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr, seed=args.seed, progress=True,
     )
     (out / "config.json").write_text(json.dumps({"args": vars(args), "evolve": config.to_dict(), "model": model.config()}, indent=2))
     print(f"start: {model}")

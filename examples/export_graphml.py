@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
     g = nx.read_graphml(out)
     roles = Counter(nx.get_node_attributes(g, "role").values())
     weights = [abs(w) for w in nx.get_edge_attributes(g, "weight").values()]
-    longest = nx.dag_longest_path(g)
+    longest = nx.dag_longest_path(g, weight=None)
     in_degrees = [d for _, d in g.in_degree()]
     hubs = sorted(g.out_degree(), key=lambda kv: -kv[1])[:5]
     analysis = {

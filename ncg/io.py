@@ -28,7 +28,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Hashable, Iterable
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 import networkx as nx
 import numpy as np
@@ -71,8 +71,9 @@ def to_networkx(graph: NCG) -> nx.DiGraph:
         Nodes are added in index order, edges in ``edge_index`` column order. Node attributes:
         ``role`` (``"hidden"`` or ``"output"``), ``output_index`` (place among the outputs in
         decoder order, ``-1`` for hidden neurons), ``generation``, ``topo_index`` (place in
-        ``graph.order``), ``bias`` and ``neuron_id`` (stable id). Edge attribute: ``weight``.
-        Values are Python ``int`` / ``float`` / ``str``.
+        ``graph.order``), ``bias`` and ``neuron_id`` (stable id). Edge attributes: ``weight`` and
+        ``edge_id`` (the edge's column in ``edge_index``; a ``DiGraph`` lists edges grouped by
+        source, so this keeps the column order). Values are Python ``int`` / ``float`` / ``str``.
 
     See Also
     --------
@@ -91,7 +92,8 @@ def to_networkx(graph: NCG) -> nx.DiGraph:
     G = nx.DiGraph()
     G.add_nodes_from(enumerate(attrs))
     src, dst = graph.edge_index.tolist()
-    G.add_weighted_edges_from(zip(src, dst, graph.weight.double().tolist()))
+    weight = graph.weight.double().tolist()
+    G.add_edges_from((s, t, {"weight": w, "edge_id": e}) for e, (s, t, w) in enumerate(zip(src, dst, weight)))
     return G
 
 
@@ -125,8 +127,8 @@ def from_networkx(
     Parameters
     ----------
     G : networkx.DiGraph
-        A DAG. Optional attributes (as written by :func:`to_networkx`): edge ``weight``; node
-        ``bias``, ``role``, ``output_index``, ``topo_index``, ``neuron_id``.
+        A DAG. Optional attributes (as written by :func:`to_networkx`): edge ``weight`` and
+        ``edge_id``; node ``bias``, ``role``, ``output_index``, ``topo_index``, ``neuron_id``.
     outputs : iterable of node labels, optional
         The output neurons in decoder order. If omitted: the nodes with ``role == "output"``
         (ordered by ``output_index`` when every one has it, else by index); if there are none,
@@ -143,7 +145,9 @@ def from_networkx(
         read when every edge has one and drawn like :meth:`NCG.random_dag`'s when none has;
         missing biases are 0. ``topo_index`` gives the order when every node has one and they
         form a topological permutation of ``0 .. N-1``; ``neuron_id`` gives the stable ids when
-        every node has a distinct one. Unreachable hidden neurons warn, as in :class:`NCG`.
+        every node has a distinct one; ``edge_id`` orders the ``edge_index`` columns when every
+        edge has a distinct one (else ``G``'s edge order is kept). Unreachable hidden neurons
+        warn, as in :class:`NCG`.
 
     Raises
     ------
@@ -183,6 +187,9 @@ def from_networkx(
         raise CycleError(f"G contains a directed cycle through nodes {labels}; an NCG must be acyclic")
     mapping = _index_of_labels(G)
     edges = list(G.edges(data=True))
+    edge_ids = [d.get("edge_id") for _, _, d in edges]
+    if all(isinstance(e, int) for e in edge_ids) and len(set(edge_ids)) == len(edges):
+        edges = [edge for _, edge in sorted(zip(edge_ids, edges), key=lambda item: item[0])]
     src = [mapping[u] for u, _, _ in edges]
     dst = [mapping[v] for _, v, _ in edges]
     edge_index = torch.tensor([src, dst], dtype=torch.long).reshape(2, len(edges))
@@ -276,7 +283,8 @@ def to_pyg(graph: NCG):
     >>> from ncg import NCG
     >>> data = to_pyg(NCG.complete(4, num_outputs=2))
     >>> data
-    Data(edge_index=[2, 6], edge_weight=[6], bias=[4], is_output=[4], output_index=[2], order=[4], neuron_ids=[4], num_nodes=4)
+    Data(edge_index=[2, 6], edge_weight=[6], bias=[4], is_output=[4], output_index=[2], order=[4],
+         neuron_ids=[4], num_nodes=4)
     """
     from torch_geometric.data import Data
 
@@ -357,7 +365,8 @@ def summary(graph_or_model: NCG | FreeNet) -> dict[str, int | float]:
     --------
     >>> from ncg import NCG, FreeNet
     >>> summary(NCG.complete(5, num_outputs=2))
-    {'neurons': 5, 'edges': 10, 'outputs': 2, 'complete_edges': 10, 'density': 1.0, 'sparsity': 0.0, 'depth': 4, 'generations': 5, 'graph_parameters': 15, 'parameters': 15}
+    {'neurons': 5, 'edges': 10, 'outputs': 2, 'complete_edges': 10, 'density': 1.0, 'sparsity': 0.0,
+     'depth': 4, 'generations': 5, 'graph_parameters': 15, 'parameters': 15}
     >>> summary(FreeNet(NCG.complete(5, num_outputs=2), in_features=3))["parameters"]
     30
     """
@@ -433,11 +442,7 @@ _KEYS = [
 
 
 def _format_value(value: Any, kind: str) -> str:
-    if kind == "double":
-        return repr(float(value))
-    if kind == "boolean":
-        return "true" if value else "false"
-    return escape(str(value))
+    return repr(float(value)) if kind == "double" else escape(str(value))
 
 
 def _dense_arrays(model: FreeNet) -> dict[str, np.ndarray]:
@@ -628,7 +633,9 @@ def _local(tag: str) -> str:
 
 
 def _parse_typed(text: str | None, kind: str, where: str) -> Any:
-    text = "" if text is None else text.strip() if kind != "string" else text
+    text = text or ""
+    if kind != "string":
+        text = text.strip()
     try:
         if kind in ("int", "long"):
             return int(text)
@@ -641,8 +648,9 @@ def _parse_typed(text: str | None, kind: str, where: str) -> Any:
     return text
 
 
-def _read_data(element: ET.Element, keys: dict[str, tuple[str, str, str]], scope: str, where: str) -> dict:
-    data = {}
+def _read_data(element: ET.Element, keys: dict[str, tuple[str, str, str]], scope: str, where: str,
+               defaults: dict[str, Any]) -> dict:
+    data = dict(defaults)
     for child in element:
         if _local(child.tag) != "data":
             continue
@@ -669,8 +677,9 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
     -------
     FreeNet
         The model, on the CPU, in the dtype it was written in; its outputs equal the written
-        model's exactly. Node ``n{i}`` order in the file gives the neuron indices, edge order the
-        ``edge_index`` columns. The graph is restored as written (unreachable neurons do not warn).
+        model's exactly. The ``i``-th ``<node>`` element is neuron ``i`` and the ``e``-th ``<edge>``
+        is column ``e`` of ``edge_index``; ``<default>`` values of ``<key>`` elements apply. The
+        graph is restored as written (unreachable neurons do not warn).
 
     Raises
     ------
@@ -705,20 +714,27 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
     if _local(root.tag) != "graphml":
         raise GraphMLError(f"{path} is not GraphML: its root element is <{_local(root.tag)}>, expected <graphml>")
     keys: dict[str, tuple[str, str, str]] = {}
+    defaults: dict[str, dict[str, Any]] = {"graph": {}, "node": {}, "edge": {}}
     for key in root:
         if _local(key.tag) != "key":
             continue
         kind = key.get("attr.type", "string")
         if kind not in _STANDARD_TYPES:
             raise GraphMLError(f"{path}: key {key.get('id')!r} has attr.type {kind!r}, not a GraphML type")
-        keys[key.get("id")] = (key.get("for", "all"), key.get("attr.name", key.get("id")), kind)
+        scope, name = key.get("for", "all"), key.get("attr.name", key.get("id"))
+        keys[key.get("id")] = (scope, name, kind)
+        for default in key:
+            if _local(default.tag) == "default":
+                value = _parse_typed(default.text, kind, f"{path}: default of key {key.get('id')!r}")
+                for target in defaults if scope == "all" else [scope]:
+                    defaults.setdefault(target, {})[name] = value
     graphs = [child for child in root if _local(child.tag) == "graph"]
     if len(graphs) != 1:
         raise GraphMLError(f"{path} holds {len(graphs)} <graph> elements, expected 1")
     graph_xml = graphs[0]
     if graph_xml.get("edgedefault", "directed") != "directed":
         raise GraphMLError(f"{path}: the graph is {graph_xml.get('edgedefault')}, an NCG is directed")
-    attrs = _read_data(graph_xml, keys, "graph", f"{path}: graph")
+    attrs = _read_data(graph_xml, keys, "graph", f"{path}: graph", defaults["graph"])
     missing = [name for name in _REQUIRED_GRAPH_ATTRS if name not in attrs]
     if "format" in attrs and attrs["format"] != GRAPHML_FORMAT:
         raise GraphMLError(f"{path} has format {attrs['format']!r}, expected {GRAPHML_FORMAT!r}")
@@ -738,7 +754,7 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
         node_id = element.get("id")
         if node_id is None or node_id in index_of:
             raise GraphMLError(f"{path}: node number {len(node_ids)} has a missing or repeated id {node_id!r}")
-        data = _read_data(element, keys, "node", f"{path}: node {node_id!r}")
+        data = _read_data(element, keys, "node", f"{path}: node {node_id!r}", defaults["node"])
         lacking = [name for name in _REQUIRED_NODE_ATTRS if name not in data]
         if lacking:
             raise GraphMLError(f"{path}: node {node_id!r} lacks the attributes {lacking}")
@@ -754,7 +770,7 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
         for end in (s, t):
             if end not in index_of:
                 raise GraphMLError(f"{where} names node {end!r}, which is not declared")
-        data = _read_data(element, keys, "edge", where)
+        data = _read_data(element, keys, "edge", where, defaults["edge"])
         if "weight" not in data:
             raise GraphMLError(f"{where} lacks the attribute 'weight'")
         src.append(index_of[s])
@@ -853,7 +869,9 @@ def _read_dense(path: Path, attrs: dict, dtype: torch.dtype) -> dict[str, np.nda
         try:
             shapes[name] = tuple(int(s) for s in json.loads(attrs[name]))
         except (json.JSONDecodeError, TypeError, ValueError):
-            raise GraphMLError(f"{path}: graph attribute {name} is {attrs[name]!r}, expected a JSON list of ints") from None
+            raise GraphMLError(
+                f"{path}: graph attribute {name} is {attrs[name]!r}, expected a JSON list of ints"
+            ) from None
     wanted = {"encoder_weight": shapes["encoder_shape"]}
     if shapes["decoder_shape"]:
         wanted["decoder_weight"] = shapes["decoder_shape"]

@@ -18,6 +18,7 @@ from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ncg.errors import NCGError
 from ncg.evolve.coactivation import Coactivation
@@ -127,18 +128,22 @@ def plot_degree_histograms(
     fig, (in_ax, out_ax, gen_ax) = new_figure(figsize, dpi, 1, 3)
     for ax, degree, name in ((in_ax, np.bincount(dst, minlength=n), "In-degree"),
                              (out_ax, np.bincount(src, minlength=n), "Out-degree")):
-        bins = np.histogram_bin_edges(degree, bins=min(50, int(degree.max()) + 1))
-        ax.hist([degree[~is_output], degree[is_output]], bins=bins, stacked=True,
-                color=["#4c72b0", OUTPUT_STYLE["color"]], label=["hidden neurons", "output neurons"])
+        step = max(1, math.ceil((int(degree.max()) + 1) / 50))  # whole degrees per bin, no aliasing spikes
+        bins = np.arange(0, int(degree.max()) + step + 1, step) - 0.5
+        counts, _, _ = ax.hist([degree[~is_output], degree[is_output]], bins=bins, stacked=True,
+                               color=["#4c72b0", OUTPUT_STYLE["color"]], edgecolor="white", linewidth=0.5,
+                               label=["hidden neurons", "output neurons"])
+        ax.set_ylim(top=1.35 * counts[-1].max())  # room for the legend
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(f"{name.lower()} (edges per neuron)")
         ax.set_ylabel("neurons")
         ax.set_title(name)
-        ax.legend(fontsize=8)
-        ax.text(0.98, 0.80, f"mean {degree.mean():.1f}\nmax {degree.max()}", transform=ax.transAxes,
-                ha="right", va="top", fontsize=8)
+        ax.legend(fontsize=8, title=f"mean {degree.mean():.1f}, max {degree.max()}", title_fontsize=8)
     sizes = np.bincount(generation)
     gen_ax.bar(np.arange(sizes.size), sizes, width=1.0 if sizes.size > 60 else 0.8, color="#55a868",
                label=f"{sizes.size} generations")
+    gen_ax.set_ylim(top=1.25 * sizes.max())
+    gen_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     gen_ax.set_xlabel("topological generation")
     gen_ax.set_ylabel("neurons in generation")
     gen_ax.set_title(f"Generation sizes (depth {sizes.size - 1})")

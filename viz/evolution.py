@@ -29,12 +29,13 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
+from ncg.errors import NCGError
 from ncg.evolve.history import History, RoundRecord
 from viz.figure import HIDDEN_STYLE, OUTPUT_STYLE, new_figure, save_figure
 from viz.layout import edge_paths, generation_layout
 from viz.topology import draw_neurons, edge_style
 
-__all__ = ["Frame", "evolution_frames", "evolution_layout", "render_evolution", "plot_evolution_summary"]
+__all__ = ["Frame", "evolution_frames", "evolution_layout", "draw_frame", "render_evolution", "plot_evolution_summary"]
 
 KEPT_COLOR, PRUNED_COLOR, ADDED_COLOR = "#8c8c8c", "#d62728", "#2ca02c"
 
@@ -178,8 +179,9 @@ def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int |
     x = np.array([xy[v][0] for v in frame.neurons.tolist()])
     y = np.array([xy[v][1] for v in frame.neurons.tolist()])
     draw_neurons(ax, x, y, np.isin(frame.neurons, frame.outputs), labels=frame.neurons)
-    for neurons, color, marker in ((frame.removed_neurons, PRUNED_COLOR, "x"), (frame.added_neurons, ADDED_COLOR, "+")):
-        if neurons.size and record.round > 0:
+    for neurons, color, marker in ((frame.removed_neurons, PRUNED_COLOR, "x"),
+                                   (frame.added_neurons, ADDED_COLOR, "+")):
+        if neurons.size:
             ax.scatter([xy[v][0] for v in neurons.tolist()], [xy[v][1] for v in neurons.tolist()],
                        s=60, c=color, marker=marker, linewidths=1.5, zorder=5)
     ax.set_xlim(extent[0], extent[1])
@@ -188,13 +190,14 @@ def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int |
     ax.set_yticks([])
     ax.set_xlabel("topological generation (layout over all rounds)")
     ax.set_ylabel("position within generation")
-    shown = "" if kept.shape[1] == frame.kept.shape[1] else f" (showing {kept.shape[1]:,} random kept edges)"
+    largest = max(frame.kept.shape[1], frame.pruned.shape[1], frame.added.shape[1])
+    capped = max_edges is not None and largest > max_edges
+    shown = f" (at most {max_edges:,} random edges of each kind drawn)" if capped else ""
     ax.set_title(
         f"round {record.round}: {record.num_edges:,} edges, {record.num_neurons:,} neurons, depth {record.depth}"
         f"{_metric_text(record.metrics)}\n"
         f"{frame.pruned.shape[1]:,} edges pruned, {frame.added.shape[1]:,} added; "
-        f"{frame.removed_neurons.size if record.round else 0} neurons removed, "
-        f"{frame.added_neurons.size if record.round else 0} added{shown}",
+        f"{frame.removed_neurons.size} neurons removed, {frame.added_neurons.size} added{shown}",
         fontsize=10,
     )
     handles = [
@@ -240,7 +243,7 @@ def render_evolution(
         The files written: the GIF first, then the frames.
     """
     if len(history) == 0:
-        raise ValueError("render_evolution needs a history with at least one round")
+        raise NCGError("render_evolution needs a history with at least one round")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     xy = evolution_layout(history)
@@ -288,7 +291,7 @@ def plot_evolution_summary(
     (e.g. round 0) leave a gap.
     """
     if len(history) == 0:
-        raise ValueError("plot_evolution_summary needs a history with at least one round")
+        raise NCGError("plot_evolution_summary needs a history with at least one round")
     records = history.rounds
     rounds = np.array([r.round for r in records])
     fig, axes = new_figure(figsize, dpi, 2, 2, sharex=True)

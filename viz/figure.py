@@ -16,18 +16,27 @@ import os
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Colormap, ListedColormap
 from matplotlib.figure import Figure
 
 from ncg.errors import NCGError
 from ncg.graph import NCG
 from ncg.model import FreeNet
 
-__all__ = ["new_figure", "save_figure", "as_graph", "HIDDEN_STYLE", "OUTPUT_STYLE", "WEIGHT_CMAP"]
+__all__ = ["new_figure", "save_figure", "as_graph", "edge_cmap", "HIDDEN_STYLE", "OUTPUT_STYLE", "WEIGHT_CMAP"]
 
 WEIGHT_CMAP = "RdBu_r"
 """Diverging colormap for signed values: blue negative, white zero, red positive."""
+
+
+def edge_cmap() -> Colormap:
+    """:data:`WEIGHT_CMAP` without its pale middle, so a weak edge on white still shows its sign."""
+    base = colormaps[WEIGHT_CMAP]
+    return ListedColormap(base(np.concatenate([np.linspace(0.0, 0.3, 128), np.linspace(0.7, 1.0, 128)])),
+                          name="edge_weight")
 
 HIDDEN_STYLE = {"marker": "o", "color": "#3b3b3b", "label": "hidden neuron"}
 OUTPUT_STYLE = {"marker": "D", "color": "#f28e2b", "label": "output neuron"}

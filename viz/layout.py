@@ -96,7 +96,7 @@ def edge_paths(
     y: np.ndarray,
     src: np.ndarray,
     dst: np.ndarray,
-    points: int = 16,
+    points: int = 24,
     bend: float = 0.45,
     max_span: float | None = None,
 ) -> np.ndarray:

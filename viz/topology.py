@@ -10,10 +10,8 @@ Examples
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
@@ -24,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ncg.graph import NCG
 from ncg.model import FreeNet
-from viz.figure import HIDDEN_STYLE, OUTPUT_STYLE, WEIGHT_CMAP, as_graph, new_figure, save_figure
+from viz.figure import HIDDEN_STYLE, OUTPUT_STYLE, as_graph, edge_cmap, new_figure, save_figure
 from viz.layout import edge_paths, generation_layout
 
 __all__ = ["draw_topology", "draw_neurons", "edge_style"]
@@ -94,7 +92,8 @@ def draw_topology(
     ``x`` is the generation (longest path from a source), ``y`` the place inside the generation,
     ordered by barycenter sweeps to reduce crossings. Edges are one
     :class:`~matplotlib.collections.LineCollection`: colour from a diverging colormap centred on
-    zero (red positive, blue negative), width and opacity growing with ``|weight|``, the
+    zero (red positive, blue negative, without the pale middle so weak edges keep their sign;
+    scaled to the 99th percentile of ``|weight|``), width and opacity growing with ``|weight|``, the
     strongest drawn on top; edges that skip generations are arcs (:func:`~viz.layout.edge_paths`).
     Neuron ids are written beside the markers up to 40 neurons.
     """
@@ -114,12 +113,12 @@ def draw_topology(
     scale = float(np.quantile(np.abs(weight[keep]), 0.99)) if keep.size else 1.0
     scale = scale if scale > 0 else 1.0
     norm = Normalize(-scale, scale)
-    cmap = colormaps[WEIGHT_CMAP]
+    cmap = edge_cmap()
     if keep.size:
         magnitude = np.clip(np.abs(weight[keep]) / scale, 0, 1)
         width, alpha = edge_style(keep.size)
         colors = cmap(norm(weight[keep]))
-        colors[:, 3] = alpha * (0.3 + 0.7 * magnitude)
+        colors[:, 3] = alpha * (0.45 + 0.55 * magnitude)
         lines = LineCollection(
             edge_paths(x, y, edge_index[0, keep], edge_index[1, keep]),
             colors=colors, linewidths=width * (0.4 + 1.1 * magnitude), zorder=2, capstyle="round",

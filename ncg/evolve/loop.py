@@ -87,6 +87,7 @@ class EvolveConfig:
     pruned, unconnected pairs above it may be connected. ``prune_score`` picks the pruning
     criterion: ``"coactivation"`` (Free-Evolve), or the baselines ``"magnitude"`` and
     ``"saliency"`` (``|w * dL/dw|``), which ignore ``tau`` and prune within the budget.
+    ``finetune_lr`` (if set) replaces the learning rate for the final fine-tuning epochs.
     """
 
     rounds: int = 4
@@ -101,6 +102,7 @@ class EvolveConfig:
     remove_dead: bool = True
     batch_size: int = 256
     lr: float = 1e-3
+    finetune_lr: float | None = None
     weight_decay: float = 0.0
     seed: int = 0
     progress: bool = False
@@ -233,6 +235,9 @@ class FreeEvolve:
             if not record.edits:
                 break
         start = time.perf_counter()
+        if self.config.finetune_lr is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.finetune_lr
         metrics = self._train(train, val, self.config.final_epochs, "fine-tune")
         record = self.history.append_graph(self.model.graph, [], metrics, time.perf_counter() - start)
         for callback in self.callbacks:

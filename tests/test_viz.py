@@ -1,0 +1,225 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageSequence
+
+import viz
+import viz.__main__
+from ncg import NCG, FreeNet, save_freenet
+from ncg.errors import NCGError
+from ncg.evolve.coactivation import record_coactivation
+from ncg.evolve.edits import Edit
+from ncg.evolve.history import History
+from ncg.io import write_graphml
+from viz.evolution import evolution_frames
+
+FIGSIZE, DPI = (4, 3), 50
+PIXELS = (200, 150)
+
+
+def assert_image(path, size=None) -> None:
+    """The file opens in PIL, has ``size`` pixels if given, and is not a blank canvas."""
+    assert path.is_file() and path.stat().st_size > 0
+    with Image.open(path) as image:
+        image.load()
+        if size is not None:
+            assert image.size == size
+        low, high = image.convert("L").getextrema()
+        assert high - low > 50, f"{path.name} looks blank"
+
+
+def history_of(graphs: list[NCG]) -> History:
+    """A history whose edits are the edge differences between consecutive graphs."""
+    history = History()
+    previous = None
+    for k, graph in enumerate(graphs):
+        edges = set(map(tuple, graph.neuron_ids[graph.edge_index].t().tolist()))
+        edits = []
+        if previous is not None:
+            edits = [Edit("prune_edge", s, t) for s, t in sorted(previous - edges)]
+            edits += [Edit("add_edge", s, t, weight=0.1) for s, t in sorted(edges - previous)]
+        metrics = {} if k == 0 else {"train_accuracy": 0.5 + 0.1 * k, "val_accuracy": 0.4 + 0.1 * k,
+                                     "train_loss": 1.0 / k, "val_loss": 1.2 / k}
+        history.append_graph(graph, edits=edits, metrics=metrics)
+        previous = edges
+    return history
+
+
+def evolving_graphs() -> list[NCG]:
+    """Round 0: a complete DAG of 8 neurons; then prunes, one re-added edge, a removed neuron."""
+    start = NCG.complete(8, num_outputs=2, seed=0)
+    ei, w = start.edge_index, start.weight
+    keep = (ei[1] - ei[0]) <= 3
+    first = NCG(ei[:, keep], 8, start.outputs, weight=w[keep], unreachable="ignore")
+    keep2 = keep & ((ei[1] - ei[0]) <= 2)
+    second_ei = torch.cat([ei[:, keep2], torch.tensor([[0], [7]])], 1)
+    second = NCG(second_ei, 8, start.outputs, weight=torch.cat([w[keep2], torch.tensor([0.3])]), unreachable="ignore")
+    # Remove neuron 3 (stable id 3): renumber the rest, keep stable ids.
+    survivors = torch.tensor([0, 1, 2, 4, 5, 6, 7])
+    new_index = torch.full((8,), -1)
+    new_index[survivors] = torch.arange(7)
+    alive = (new_index[second.edge_index] >= 0).all(0)
+    third = NCG(new_index[second.edge_index[:, alive]], 7, new_index[start.outputs],
+                weight=second.weight[alive], neuron_ids=survivors, unreachable="ignore")
+    return [start, first, second, third]
+
+
+@pytest.fixture(scope="module")
+def history() -> History:
+    return history_of(evolving_graphs())
+
+
+@pytest.fixture(scope="module")
+def net() -> FreeNet:
+    return FreeNet(NCG.random_dag(24, density=0.3, num_outputs=3, seed=0), in_features=16, seed=0)
+
+
+# ---------------------------------------------------------------------- layout
+def test_barycenter_sweeps_untangle_crossing_edges():
+    edge_index = np.array([[0, 1], [3, 2]])
+    x, y = viz.generation_layout(edge_index, 4, sweeps=0)
+    assert x.tolist() == [0, 0, 1, 1] and y[0] < y[1] and y[2] < y[3]  # index order: edges cross
+    x, y = viz.generation_layout(edge_index, 4)
+    assert y[0] == y[3] and y[1] == y[2]
+
+
+def test_edges_between_adjacent_generations_are_straight():
+    paths = viz.edge_paths(np.array([0.0, 1.0, 3.0]), np.array([0.2, 0.8, 0.5]), np.array([0, 0]), np.array([1, 2]))
+    assert paths.shape == (2, 24, 2)
+    assert np.allclose(np.diff(paths[0], axis=0)[:, 1] / np.diff(paths[0], axis=0)[:, 0], 0.6)
+    assert paths[1, :, 1].min() < 0.35 - 0.4  # mid height 0.35 < 0.5: arcs downwards by 0.45
+
+
+# ---------------------------------------------------------------------- topology
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_draw_topology_writes_png_and_svg(tmp_path, net, suffix):
+    path = tmp_path / f"topology{suffix}"
+    fig = viz.draw_topology(net, path, figsize=FIGSIZE, dpi=DPI)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "topological generation" and ax.get_ylabel().startswith("position")
+    assert "24 neurons" in ax.get_title() and ax.get_legend() is not None
+    if suffix == ".png":
+        assert_image(path, PIXELS)
+    else:
+        assert "<svg" in path.read_text()[:1000]
+
+
+def test_draw_topology_caps_edges_and_says_so(tmp_path):
+    graph = NCG.random_dag(300, num_edges=3000, num_outputs=5, seed=1)
+    fig = viz.draw_topology(graph, tmp_path / "big.png", max_edges=500, figsize=FIGSIZE, dpi=DPI)
+    assert "showing 500 of 3,000 edges (largest |w|)" in fig.axes[0].get_title()
+    assert len(fig.axes[0].collections[0].get_paths()) == 500
+    assert_image(tmp_path / "big.png", PIXELS)
+
+
+def test_draw_topology_into_given_axes(net):
+    fig, ax = viz.figure.new_figure(FIGSIZE, DPI)
+    assert viz.draw_topology(net.graph, ax=ax, title="mine") is fig
+    assert ax.get_title().startswith("mine")
+
+
+# ---------------------------------------------------------------------- evolution
+def test_frames_mark_pruned_and_added_edges(history):
+    frames = evolution_frames(history)
+    assert [f.pruned.shape[1] for f in frames] == [0, 10, 5, 4]
+    assert [f.added.shape[1] for f in frames] == [0, 0, 1, 0]
+    assert frames[2].added.tolist() == [[0], [7]]
+    assert frames[3].removed_neurons.tolist() == [3]
+
+
+def test_render_evolution_gif_and_strip(tmp_path, history):
+    paths = viz.render_evolution(history, tmp_path / "evo", figsize=FIGSIZE, dpi=DPI)
+    gif, frames = paths[0], paths[1:]
+    assert gif.name == "evolution.gif"
+    assert [p.name for p in frames] == [f"frame_{k:03d}.png" for k in range(4)]
+    with Image.open(gif) as image:
+        assert image.n_frames == 4
+        assert all(frame.size == PIXELS for frame in ImageSequence.Iterator(image))
+    for path in frames:
+        assert_image(path, PIXELS)
+    assert viz.render_evolution(history, tmp_path / "only_gif", png_strip=False, figsize=FIGSIZE, dpi=DPI) == [
+        tmp_path / "only_gif" / "evolution.gif"
+    ]
+    with pytest.raises(NCGError, match="at least one round"):
+        viz.render_evolution(History(), tmp_path)
+
+
+def test_layout_is_shared_by_every_frame(history):
+    layout = viz.evolution_layout(history)
+    assert sorted(layout) == list(range(8))  # neuron 3 keeps its place although it dies
+
+
+def test_plot_evolution_summary(tmp_path, history):
+    fig = viz.plot_evolution_summary(history, tmp_path / "summary.png", figsize=(6, 4), dpi=DPI)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert {"Graph size", "Depth", "Edits per round", "Training metrics"} <= set(titles)
+    assert all(ax.get_legend() is not None for ax in fig.axes if ax.get_title())
+    assert_image(tmp_path / "summary.png", (300, 200))
+
+
+# ---------------------------------------------------------------------- analysis
+def test_analysis_figures(tmp_path, net):
+    coactivation = record_coactivation(net, torch.randn(64, 16))
+    viz.plot_coactivation(coactivation, net, tmp_path / "co.png", figsize=FIGSIZE, dpi=DPI)
+    viz.plot_coactivation(coactivation, net, tmp_path / "joint.png", measure="joint", figsize=FIGSIZE, dpi=DPI)
+    viz.plot_degree_histograms(net, tmp_path / "deg.png", figsize=FIGSIZE, dpi=DPI)
+    viz.plot_weight_histogram(net, tmp_path / "w.png", figsize=FIGSIZE, dpi=DPI)
+    for name in ("co.png", "joint.png", "deg.png", "w.png"):
+        assert_image(tmp_path / name, PIXELS)
+    fig = viz.plot_receptive_fields(net, (4, 4), tmp_path / "rf.png", max_neurons=9, tile_inches=0.5)
+    width, height = (fig.get_size_inches() * fig.dpi).round().astype(int)
+    assert_image(tmp_path / "rf.png", (width, height))
+    assert sum(ax.get_title().startswith("id ") for ax in fig.axes) == 9
+
+
+def test_analysis_errors(net):
+    coactivation = record_coactivation(FreeNet(NCG.complete(5), in_features=16), torch.randn(8, 16))
+    with pytest.raises(NCGError, match="covers 5 neurons but the graph has 24"):
+        viz.plot_coactivation(coactivation, net)
+    with pytest.raises(NCGError, match=r"image_shape \(5, 5\) has 25 pixels but the model has in_features=16"):
+        viz.plot_receptive_fields(net, (5, 5))
+
+
+# ---------------------------------------------------------------------- run folder and CLI
+def make_run(run_dir, history) -> FreeNet:
+    final = evolving_graphs()[-1]
+    net = FreeNet(final, in_features=16, seed=0)
+    save_freenet(net, run_dir / "model.pt", extra={"image_shape": [4, 4]})
+    history.save(run_dir / "history.json")
+    coactivation = record_coactivation(net, torch.randn(64, 16))
+    coactivation.save(run_dir / "coactivation.npz")
+    write_graphml(net, run_dir / "graph.graphml", firing_rate=coactivation.firing_rate)
+    return net
+
+
+def test_cli_renders_a_run_folder(tmp_path, history, capsys):
+    make_run(tmp_path, history)
+    assert viz.__main__.main([str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.split()
+    expected = ["topology.png", "structure.png", "weights.png", "receptive_fields.png", "coactivation.png",
+                "evolution_summary.png", "evolution/evolution.gif"] + [f"evolution/frame_{k:03d}.png" for k in range(4)]
+    assert printed == [str(tmp_path / name) for name in expected]
+    for name in expected:
+        if name.endswith(".png"):
+            assert_image(tmp_path / name)
+    with Image.open(tmp_path / "evolution" / "evolution.gif") as gif:
+        assert gif.n_frames == len(history)
+
+
+def test_run_folder_with_missing_inputs(tmp_path, history, capsys):
+    make_run(tmp_path, history)
+    (tmp_path / "history.json").unlink()
+    (tmp_path / "model.pt").unlink()  # graph.graphml stands in for the checkpoint
+    written = viz.render_run(tmp_path)
+    assert "skipped evolution_summary.png and evolution/: no history.json" in capsys.readouterr().err
+    assert [p.name for p in written] == ["topology.png", "structure.png", "weights.png", "receptive_fields.png",
+                                         "coactivation.png"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert viz.render_run(empty) == []
+    assert "skipped topology.png: no model.pt or graph.graphml" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        viz.render_run(tmp_path / "missing")
+    assert viz.__main__.main([str(tmp_path / "missing")]) == 2
