@@ -26,6 +26,7 @@ import torch
 
 from ncg import NCG, FreeNet, save_freenet
 from ncg.datasets import load_dataset
+from ncg.evolve.coactivation import record_coactivation
 from ncg.evolve.history import RoundRecord
 from ncg.evolve.loop import EditBudget, EvolveConfig, FreeEvolve
 from ncg.io import summary as graph_summary
@@ -135,9 +136,10 @@ def main(argv: list[str] | None = None) -> dict:
     evolve = FreeEvolve(model, config, callbacks=[checkpoint])
     history = evolve.run((x_train, y_train), (x_val, y_val))
     test = evaluate(model, x_test, y_test)
-    if evolve.last_coactivation is not None:
-        evolve.last_coactivation.save(out / "coactivation.npz")
-    write_graphml(model, out / "graph.graphml", firing_rate=None if evolve.last_coactivation is None else evolve.last_coactivation.firing_rate)
+    # Statistics of the final graph (the last round's recording predates its edits).
+    coactivation = record_coactivation(model, x_val, max_samples=args.record_samples, progress=True)
+    coactivation.save(out / "coactivation.npz")
+    write_graphml(model, out / "graph.graphml", firing_rate=coactivation.firing_rate)
 
     totals = history.totals()
     final = history.rounds[-1]

@@ -168,7 +168,6 @@ class FreeEvolve:
         self.callbacks = list(callbacks or [])
         self.history = History()
         self.generator = torch.Generator().manual_seed(self.config.seed)
-        self.last_coactivation: Coactivation | None = None
 
     def _train(self, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor] | None, epochs: int, label: str) -> dict:
         metrics: dict[str, float] = {}
@@ -217,7 +216,6 @@ class FreeEvolve:
             self.model, train[0], threshold=cfg.firing_threshold, max_samples=cfg.record_samples,
             seed=cfg.seed + len(self.history), progress=cfg.progress,
         )
-        self.last_coactivation = coactivation
         edits = self.propose(coactivation, train)
         graph, maps = apply_edits(self.model.graph, edits, unreachable="ignore")
         rewire(self.model, graph, maps, self.optimizer)
