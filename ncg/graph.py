@@ -159,13 +159,7 @@ class NCG:
         src, dst = torch.triu_indices(num_neurons, num_neurons, offset=1)
         edge_index = torch.stack([src, dst])
         gen = None if seed is None else torch.Generator().manual_seed(seed)
-        return cls(
-            edge_index,
-            num_neurons,
-            outputs=torch.arange(num_neurons - num_outputs, num_neurons),
-            weight=init_edge_weights(edge_index, num_neurons, gen),
-            order=torch.arange(num_neurons),
-        )
+        return cls._forward(edge_index, num_neurons, num_outputs, gen, unreachable="warn")
 
     @classmethod
     def random_dag(
@@ -201,13 +195,21 @@ class NCG:
         src, dst = torch.triu_indices(num_neurons, num_neurons, offset=1)
         keep = torch.randperm(total, generator=gen)[:num_edges].sort().values
         edge_index = torch.stack([src[keep], dst[keep]])
+        return cls._forward(edge_index, num_neurons, num_outputs, gen, unreachable="ignore")
+
+    @classmethod
+    def _forward(
+        cls, edge_index: Tensor, num_neurons: int, num_outputs: int,
+        generator: torch.Generator | None, unreachable: str,
+    ) -> NCG:
+        """A graph whose edges go forward in ``arange(N)``, the last ``num_outputs`` neurons out."""
         return cls(
             edge_index,
             num_neurons,
             outputs=torch.arange(num_neurons - num_outputs, num_neurons),
-            weight=init_edge_weights(edge_index, num_neurons, gen),
+            weight=init_edge_weights(edge_index, num_neurons, generator),
             order=torch.arange(num_neurons),
-            unreachable="ignore",
+            unreachable=unreachable,
         )
 
     # ------------------------------------------------------------------ derived views
