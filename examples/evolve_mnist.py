@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> dict:
         "parameters": stats["parameters"],
         "edges_pruned": totals.get("prune_edge", 0),
         "edges_added": totals.get("add_edge", 0),
+        "edges_dropped_with_neurons": history.rounds[0].num_edges - totals.get("prune_edge", 0)
+        + totals.get("add_edge", 0) - final.num_edges,
         "neurons_removed": totals.get("remove_neuron", 0),
         "neurons_added": totals.get("add_neuron", 0),
         "rounds": len(history) - 2,

@@ -20,8 +20,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
+import torch
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -31,6 +31,7 @@ from PIL import Image
 
 from ncg.errors import NCGError
 from ncg.evolve.history import History, RoundRecord
+from ncg.schedule import topological_generations
 from viz.figure import HIDDEN_STYLE, OUTPUT_STYLE, new_figure, save_figure
 from viz.layout import edge_paths, generation_layout
 from viz.topology import draw_neurons, edge_style
@@ -92,28 +93,44 @@ def evolution_frames(history: History) -> list[Frame]:
 
 
 def evolution_layout(history: History, sweeps: int = 4) -> dict[int, tuple[float, float]]:
-    """Positions ``{neuron id: (x, y)}`` shared by every frame.
+    """Positions ``{neuron id: (x, y)}`` shared by every frame, from the **final** round's graph.
 
-    The ids of all rounds are put in one order that respects each round's topological order
-    (falling back to first appearance if rounds disagree); the union of all rounds' edges that
-    go forward in it is laid out by :func:`~viz.layout.generation_layout`.
+    ``x`` is a neuron's topological generation in the last round's graph, so the frames show the
+    structure the run ends with (a complete DAG at round 0 would put every neuron in its own
+    generation, on one line). A neuron removed earlier is placed as if it were still there: one
+    generation after the furthest of its predecessors in the last round it existed (neurons are
+    placed latest round first, so those predecessors already have a place). ``y`` orders the
+    neurons of each generation by the barycenter sweeps of :func:`~viz.layout.generation_layout`
+    over the final edges plus each removed neuron's edges in its last round.
     """
-    precedence = nx.DiGraph()
-    first_seen: dict[int, int] = {}
-    for record in history.rounds:
-        for neuron in record.order:
-            first_seen.setdefault(neuron, len(first_seen))
-        precedence.add_nodes_from(record.order)
-        precedence.add_edges_from(zip(record.order[:-1], record.order[1:]))
-    try:
-        ids = list(nx.lexicographical_topological_sort(precedence, key=first_seen.__getitem__))
-    except nx.NetworkXUnfeasible:
-        ids = sorted(first_seen, key=first_seen.__getitem__)
+    final = history.rounds[-1]
+    ids = list(final.order)
     index = {neuron: i for i, neuron in enumerate(ids)}
-    union = {(index[s], index[t]) for record in history.rounds for s, t in zip(*record.edges)}
-    forward = np.array(sorted((s, t) for s, t in union if s < t), dtype=np.int64).reshape(-1, 2).T
-    x, y = generation_layout(forward, len(ids), sweeps=sweeps)
-    return {neuron: (x[i], y[i]) for neuron, i in index.items()}
+    src, dst = (np.asarray(side, dtype=np.int64) for side in np.asarray(final.edges, dtype=np.int64).reshape(2, -1))
+    final_edges = np.stack([[index[v] for v in src.tolist()], [index[v] for v in dst.tolist()]]).reshape(2, -1)
+    generation = topological_generations(torch.from_numpy(final_edges), len(ids)).numpy().tolist()
+    extra: list[tuple[int, int]] = []
+    for record in reversed(history.rounds[:-1]):
+        removed = [neuron for neuron in record.order if neuron not in index]
+        if not removed:
+            continue
+        for neuron in removed:
+            index[neuron] = len(ids)
+            ids.append(neuron)
+        removed_set = set(removed)
+        predecessors: dict[int, list[int]] = {neuron: [] for neuron in removed}
+        for s, t in zip(*record.edges):
+            if t in removed_set:
+                predecessors[t].append(s)
+            if s in removed_set or t in removed_set:
+                extra.append((index[s], index[t]))
+        for neuron in removed:  # record.order is topological: predecessors are placed first
+            generation.append(max((generation[index[u]] + 1 for u in predecessors[neuron]), default=0))
+    edges = final_edges
+    if extra:
+        edges = np.concatenate([final_edges, np.array(extra, dtype=np.int64).T], axis=1)
+    x, y = generation_layout(edges, len(ids), generation=np.array(generation, dtype=np.int64), sweeps=sweeps)
+    return {neuron: (float(x[i]), float(y[i])) for neuron, i in index.items()}
 
 
 def _draw_edges(ax: Axes, xy: dict, edges: np.ndarray, color: str, width: float, alpha: float,
@@ -131,11 +148,46 @@ def _draw_edges(ax: Axes, xy: dict, edges: np.ndarray, color: str, width: float,
                                      zorder=zorder))
 
 
-def _subsample(edges: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
-    if limit is None or edges.shape[1] <= limit:
+def _unit_hash(edges: np.ndarray) -> np.ndarray:
+    """A fixed pseudo-random number in ``[0, 1)`` per edge ``(source id, target id)`` (splitmix64)."""
+    z = (edges[0].astype(np.uint64) << np.uint64(32)) ^ edges[1].astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _subsample(edges: np.ndarray, rate: float) -> np.ndarray:
+    """The edges whose fixed hash is below ``rate``: the same edge is drawn in every frame."""
+    if rate >= 1.0 or edges.shape[1] == 0:
         return edges
-    keep = np.sort(np.random.default_rng(seed).choice(edges.shape[1], size=limit, replace=False))
-    return edges[:, keep]
+    return edges[:, _unit_hash(edges) < rate]
+
+
+EDGE_KINDS = ("kept", "pruned", "added")
+
+
+def _sample_rates(frames: list[Frame], max_edges: int | None) -> dict[str, float]:
+    """Per edge kind, the fraction drawn in every frame: at most ``max_edges`` in the busiest one.
+
+    Kept and pruned edges share one rate, so the red edges of a frame are the grey ones of the
+    previous frame that went, and their proportion is the true one; added edges (usually few)
+    get their own. ``"<kind>_drawn"`` is about how many edges of a kind the busiest frame draws.
+    """
+    largest = {kind: max((getattr(frame, kind).shape[1] for frame in frames), default=0) for kind in EDGE_KINDS}
+    rates = {}
+    for kinds in (("kept", "pruned"), ("added",)):
+        most = max(largest[kind] for kind in kinds)
+        rate = 1.0 if max_edges is None or most <= max_edges else max_edges / most
+        for kind in kinds:
+            rates[kind] = rate
+            rates[f"{kind}_drawn"] = rate * largest[kind]
+    return rates
+
+
+def _rate_text(rate: float) -> str:
+    return "all" if rate >= 1.0 else f"{100 * rate:.2g}%"
 
 
 def _metric_text(metrics: dict) -> str:
@@ -161,21 +213,29 @@ def _extent(history: History, xy: dict) -> tuple[float, float, float, float, flo
     return x.min() - pad_x, x.max() + pad_x, low - pad_y, high + pad_y, max_span
 
 
-def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int | None = 3000) -> None:
+def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int | None = 3000,
+               rates: dict[str, float] | None = None) -> None:
     """Draw one round: kept edges grey, pruned red dashed, added green, neurons by role.
 
-    ``extent`` is ``(x_min, x_max, y_min, y_max, max_span)`` shared by all frames.
+    ``extent`` is ``(x_min, x_max, y_min, y_max, max_span)`` shared by all frames. ``rates``
+    gives, per kind (``"kept"``, ``"pruned"``, ``"added"``), the fraction of edges drawn, a fixed
+    pseudo-random subset chosen by hashing each edge's ids; by default each kind is capped at
+    ``max_edges`` in this frame. :func:`render_evolution` passes rates shared by all frames, so
+    the drawn density follows the real edge count and an edge drawn once stays drawn.
     """
     record = frame.record
     max_span = extent[4]
-    kept = _subsample(frame.kept, max_edges)
-    width, alpha = edge_style(max(kept.shape[1], 1))
+    if rates is None:
+        rates = _sample_rates([frame], max_edges)
+    kept = _subsample(frame.kept, rates["kept"])
+    pruned = _subsample(frame.pruned, rates["pruned"])
+    added = _subsample(frame.added, rates["added"])
+    # Line style for the most kept edges any frame draws, so that sparser frames look sparser.
+    width, alpha = edge_style(max(int(rates.get("kept_drawn", kept.shape[1])), 1))
     _draw_edges(ax, xy, kept, KEPT_COLOR, width, alpha, max_span)
-    change_width, change_alpha = edge_style(max(frame.pruned.shape[1] + frame.added.shape[1], 1))
-    _draw_edges(ax, xy, _subsample(frame.pruned, max_edges), PRUNED_COLOR, change_width,
-                max(change_alpha, 0.45), max_span, linestyle="--", zorder=3)
-    _draw_edges(ax, xy, _subsample(frame.added, max_edges), ADDED_COLOR, 1.5 * change_width,
-                max(change_alpha, 0.6), max_span, zorder=3)
+    _draw_edges(ax, xy, pruned, PRUNED_COLOR, width, min(1.0, 2 * alpha), max_span, linestyle="--", zorder=3)
+    added_width, added_alpha = edge_style(max(int(rates.get("added_drawn", added.shape[1])), 1))
+    _draw_edges(ax, xy, added, ADDED_COLOR, max(1.5 * added_width, 0.8), max(added_alpha, 0.7), max_span, zorder=4)
     x = np.array([xy[v][0] for v in frame.neurons.tolist()])
     y = np.array([xy[v][1] for v in frame.neurons.tolist()])
     draw_neurons(ax, x, y, np.isin(frame.neurons, frame.outputs), labels=frame.neurons)
@@ -188,26 +248,30 @@ def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int |
     ax.set_ylim(extent[2], extent[3])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_yticks([])
-    ax.set_xlabel("topological generation (layout over all rounds)")
+    ax.set_xlabel("topological generation in the final round's graph")
     ax.set_ylabel("position within generation")
-    largest = max(frame.kept.shape[1], frame.pruned.shape[1], frame.added.shape[1])
-    capped = max_edges is not None and largest > max_edges
-    shown = f" (at most {max_edges:,} random edges of each kind drawn)" if capped else ""
+    sampled = any(rates[kind] < 1.0 for kind in EDGE_KINDS)
+    shown = "; a fixed random sample of each edge kind drawn" if sampled else ""
+    changes = (f"{frame.pruned.shape[1]:,} edges pruned, {frame.added.shape[1]:,} added; "
+               f"{frame.removed_neurons.size} neurons removed, {frame.added_neurons.size} added")
+    if record.round == 0 and not (frame.pruned.size or frame.added.size):
+        changes = "starting graph"
     ax.set_title(
         f"round {record.round}: {record.num_edges:,} edges, {record.num_neurons:,} neurons, depth {record.depth}"
-        f"{_metric_text(record.metrics)}\n"
-        f"{frame.pruned.shape[1]:,} edges pruned, {frame.added.shape[1]:,} added; "
-        f"{frame.removed_neurons.size} neurons removed, {frame.added_neurons.size} added{shown}",
+        f"{_metric_text(record.metrics)}\n{changes}{shown}",
         fontsize=10,
     )
     handles = [
-        Line2D([], [], color=KEPT_COLOR, lw=1.5, label="kept edge"),
-        Line2D([], [], color=PRUNED_COLOR, lw=1.5, linestyle="--", label="pruned this round"),
-        Line2D([], [], color=ADDED_COLOR, lw=1.5, label="added this round"),
+        Line2D([], [], color=KEPT_COLOR, lw=1.5, label=f"kept edge ({_rate_text(rates['kept'])} drawn)"),
+        Line2D([], [], color=PRUNED_COLOR, lw=1.5, linestyle="--",
+               label=f"pruned this round ({_rate_text(rates['pruned'])} drawn)"),
+        Line2D([], [], color=ADDED_COLOR, lw=1.5, label=f"added this round ({_rate_text(rates['added'])} drawn)"),
         Line2D([], [], linestyle="", markersize=6, **HIDDEN_STYLE),
         Line2D([], [], linestyle="", markersize=7, markeredgecolor="black", **OUTPUT_STYLE),
+        Line2D([], [], linestyle="", marker="x", color=PRUNED_COLOR, markersize=7, label="neuron removed"),
     ]
-    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.85)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=8,
+              frameon=False)
 
 
 def render_evolution(
@@ -232,8 +296,10 @@ def render_evolution(
     figsize, dpi
         Frame size: ``figsize * dpi`` pixels.
     max_edges : int or None, default 3000
-        At most this many kept / pruned / added edges per frame (a fixed random subset, noted
-        in the title).
+        At most this many kept / pruned / added edges per frame. Each kind is drawn at one rate
+        in all frames (``max_edges`` over that kind's largest count), on a fixed pseudo-random
+        subset of edges, so the drawn density follows the real one and edges do not flicker
+        between frames; the legend gives each rate. ``None`` draws every edge.
     frame_ms : int
         GIF frame duration in milliseconds (the last frame shows three times as long).
 
@@ -248,10 +314,12 @@ def render_evolution(
     out_dir.mkdir(parents=True, exist_ok=True)
     xy = evolution_layout(history)
     extent = _extent(history, xy)
+    frames = evolution_frames(history)
+    rates = _sample_rates(frames, max_edges)
     images, frame_paths = [], []
-    for frame in evolution_frames(history):
+    for frame in frames:
         fig, ax = new_figure(figsize, dpi)
-        draw_frame(ax, frame, xy, extent, max_edges)
+        draw_frame(ax, frame, xy, extent, max_edges, rates)
         fig.canvas.draw()
         image = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
         images.append(image)

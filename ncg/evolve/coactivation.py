@@ -166,7 +166,7 @@ def _sample_candidates(
 def record_coactivation(
     model,
     data: Tensor | Iterable,
-    batch_size: int = 1024,
+    batch_size: int = 2048,
     threshold: float = 0.0,
     max_samples: int | None = None,
     dense_max_neurons: int = 4096,

@@ -10,7 +10,7 @@ Edit(op='prune_edge', source=3, target=7, score=0.02, weight=0.0)
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from ncg.errors import EditError
 
@@ -20,9 +20,16 @@ EDIT_OPS = ("remove_neuron", "prune_edge", "add_neuron", "add_edge")
 """Edit kinds, in the order :func:`~ncg.evolve.apply.apply_edits` applies them."""
 
 
-@dataclass(frozen=True)
-class Edit:
-    """One topology change.
+class _EditFields(NamedTuple):
+    op: str
+    source: int
+    target: int
+    score: float = 0.0
+    weight: float = 0.0
+
+
+class Edit(_EditFields):
+    """One topology change (an immutable named tuple: cheap to create by the ten thousand).
 
     Attributes
     ----------
@@ -39,16 +46,13 @@ class Edit:
         Initial weight of an added edge.
     """
 
-    op: str
-    source: int
-    target: int
-    score: float = 0.0
-    weight: float = 0.0
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if self.op not in EDIT_OPS:
-            raise EditError(f"Edit.op must be one of {EDIT_OPS}, got {self.op!r}")
+    def __new__(cls, op: str, source: int, target: int, score: float = 0.0, weight: float = 0.0) -> Edit:
+        if op not in EDIT_OPS:
+            raise EditError(f"Edit.op must be one of {EDIT_OPS}, got {op!r}")
+        return super().__new__(cls, op, source, target, score, weight)
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict."""
-        return asdict(self)
+        return dict(self._asdict())

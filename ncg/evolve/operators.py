@@ -77,15 +77,19 @@ Saliency scores need gradients; :func:`ncg.evolve.loop.saliency_scores` computes
 
 
 def _best_out_edge(graph: NCG, scores: np.ndarray) -> np.ndarray:
-    """Bool ``[E]``: the highest-scoring outgoing edge of each neuron."""
+    """Bool ``[E]``: the highest-scoring outgoing edge of each neuron (the first one on ties)."""
     src = graph.edge_index[0].numpy()
-    if src.size == 0:
-        return np.zeros(0, dtype=bool)
-    order = np.lexsort((-scores, src))
-    first = np.ones(src.size, dtype=bool)
-    first[1:] = src[order][1:] != src[order][:-1]
     best = np.zeros(src.size, dtype=bool)
-    best[order[first]] = True
+    if src.size == 0:
+        return best
+    order = np.argsort(src, kind="stable")
+    grouped = scores[order]
+    starts = np.flatnonzero(np.r_[True, src[order][1:] != src[order][:-1]])
+    group_max = np.maximum.reduceat(grouped, starts)
+    is_max = grouped == np.repeat(group_max, np.diff(np.r_[starts, src.size]))
+    hits = np.flatnonzero(is_max)
+    _, first = np.unique(np.searchsorted(starts, hits, side="right"), return_index=True)
+    best[order[hits[first]]] = True
     return best
 
 
@@ -122,7 +126,8 @@ def prune_edges(
     picked = picked[np.argsort(scores[picked], kind="stable")][:max_edits]
     ids = graph.neuron_ids.numpy()
     src, dst = graph.edge_index.numpy()
-    return [Edit("prune_edge", int(ids[src[e]]), int(ids[dst[e]]), float(scores[e])) for e in picked]
+    columns = (ids[src[picked]].tolist(), ids[dst[picked]].tolist(), scores[picked].tolist())
+    return [Edit("prune_edge", s, t, score) for s, t, score in zip(*columns)]
 
 
 def augment_edges(
@@ -152,10 +157,8 @@ def augment_edges(
     picked = np.flatnonzero(candidate)
     picked = picked[np.argsort(-score[picked], kind="stable")][:max_edits]
     ids = graph.neuron_ids.numpy()
-    return [
-        Edit("add_edge", int(ids[coactivation.src[p]]), int(ids[coactivation.dst[p]]), float(score[p]), init_weight)
-        for p in picked
-    ]
+    columns = (ids[coactivation.src[picked]].tolist(), ids[coactivation.dst[picked]].tolist(), score[picked].tolist())
+    return [Edit("add_edge", s, t, value, init_weight) for s, t, value in zip(*columns)]
 
 
 def remove_neurons(graph: NCG, firing_rate: np.ndarray, min_rate: float = 0.0) -> list[Edit]:
