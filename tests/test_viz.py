@@ -151,11 +151,41 @@ def test_layout_is_shared_by_every_frame(history):
     assert sorted(layout) == list(range(8))  # neuron 3 keeps its place although it dies
 
 
+def test_layout_follows_the_final_graph_not_the_complete_start(history):
+    layout = viz.evolution_layout(history)
+    # Round 0 is a complete DAG (one neuron per generation); x is the generation in the final graph.
+    assert {v: layout[v][0] for v in (0, 1, 2, 4, 5, 6, 7)} == {0: 0, 1: 1, 2: 2, 4: 3, 5: 4, 6: 5, 7: 6}
+    # Neuron 3 (removed in the last round) sits one generation after its predecessors 1 and 2 then,
+    # beside neuron 4 in the same column.
+    assert layout[3][0] == 3 and layout[3][1] != layout[4][1]
+
+
+def test_frames_sample_each_edge_kind_at_one_rate(history):
+    from viz.evolution import _sample_rates, _subsample, draw_frame, evolution_frames
+
+    frames = evolution_frames(history)
+    rates = _sample_rates(frames, max_edges=14)  # round 0 keeps all 28 edges: half are drawn
+    assert rates["kept"] == rates["pruned"] == 0.5 and rates["added"] == 1.0
+    drawn = [_subsample(f.kept, rates["kept"]) for f in frames]
+    assert 8 <= drawn[0].shape[1] <= 20
+    for before, after, frame in zip(drawn, drawn[1:], frames[1:]):  # a drawn edge stays drawn or turns red
+        gone = _subsample(frame.pruned, rates["pruned"])
+        assert set(map(tuple, before.T.tolist())) <= set(map(tuple, np.concatenate([after, gone], 1).T.tolist()))
+    fig, ax = viz.figure.new_figure(FIGSIZE, DPI)
+    draw_frame(ax, frames[1], viz.evolution_layout(history), (-1, 8, -1, 2, 6), rates=rates)
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels[:3] == ["kept edge (50% drawn)", "pruned this round (50% drawn)", "added this round (all drawn)"]
+    assert "fixed random sample" in ax.get_title()
+
+
 def test_plot_evolution_summary(tmp_path, history):
     fig = viz.plot_evolution_summary(history, tmp_path / "summary.png", figsize=(6, 4), dpi=DPI)
     titles = [ax.get_title() for ax in fig.axes]
     assert {"Graph size", "Depth", "Edits per round", "Training metrics"} <= set(titles)
     assert all(ax.get_legend() is not None for ax in fig.axes if ax.get_title())
+    edits = next(ax for ax in fig.axes if ax.get_title() == "Edits per round")
+    assert edits.get_yscale() == "log"  # a few added edges stay visible next to many pruned
+    assert [text.get_text() for text in edits.texts] == ["10", "5", "4", "1"]  # pruned by round, then added
     assert_image(tmp_path / "summary.png", (300, 200))
 
 

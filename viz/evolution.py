@@ -1,8 +1,9 @@
 """Replay a Free-Evolve run: one frame per round, and the curves of size, depth and accuracy.
 
-Every frame uses the same neuron positions, computed once from all rounds (neurons keyed by
-their stable ids), so a neuron stays put while edges disappear (red, dashed) and appear (green)
-around it.
+Every frame uses the same neuron positions (neurons keyed by their stable ids), laid out by
+generation in the run's final graph (:func:`evolution_layout`), so a neuron stays put while edges
+disappear (red, dashed) and appear (green) around it. Large graphs are drawn from a fixed random
+sample of edges, the same in every frame, at most ``max_edges`` of each kind per frame.
 
 Examples
 --------
@@ -26,7 +27,8 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 from PIL import Image
 
 from ncg.errors import NCGError
@@ -221,7 +223,8 @@ def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int |
     gives, per kind (``"kept"``, ``"pruned"``, ``"added"``), the fraction of edges drawn, a fixed
     pseudo-random subset chosen by hashing each edge's ids; by default each kind is capped at
     ``max_edges`` in this frame. :func:`render_evolution` passes rates shared by all frames, so
-    the drawn density follows the real edge count and an edge drawn once stays drawn.
+    the drawn density follows the real edge count, and a kept edge drawn in one frame stays
+    drawn until it is pruned, then shows red.
     """
     record = frame.record
     max_span = extent[4]
@@ -235,7 +238,8 @@ def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int |
     _draw_edges(ax, xy, kept, KEPT_COLOR, width, alpha, max_span)
     _draw_edges(ax, xy, pruned, PRUNED_COLOR, width, min(1.0, 2 * alpha), max_span, linestyle="--", zorder=3)
     added_width, added_alpha = edge_style(max(int(rates.get("added_drawn", added.shape[1])), 1))
-    _draw_edges(ax, xy, added, ADDED_COLOR, max(1.5 * added_width, 0.8), max(added_alpha, 0.7), max_span, zorder=4)
+    _draw_edges(ax, xy, added, ADDED_COLOR, float(np.clip(added_width, 0.7, 1.2)), max(added_alpha, 0.7), max_span,
+                zorder=4)
     x = np.array([xy[v][0] for v in frame.neurons.tolist()])
     y = np.array([xy[v][1] for v in frame.neurons.tolist()])
     draw_neurons(ax, x, y, np.isin(frame.neurons, frame.outputs), labels=frame.neurons)
@@ -298,8 +302,9 @@ def render_evolution(
     max_edges : int or None, default 3000
         At most this many kept / pruned / added edges per frame. Each kind is drawn at one rate
         in all frames (``max_edges`` over that kind's largest count), on a fixed pseudo-random
-        subset of edges, so the drawn density follows the real one and edges do not flicker
-        between frames; the legend gives each rate. ``None`` draws every edge.
+        subset of edges (kept and pruned edges share their rate), so the drawn density follows the
+        real one and edges do not flicker between frames; the legend gives each rate. ``None``
+        draws every edge.
     frame_ms : int
         GIF frame duration in milliseconds (the last frame shows three times as long).
 
@@ -341,8 +346,84 @@ def _plot_series(ax: Axes, rounds: np.ndarray, values: dict[str, list], styles: 
     for name, series in values.items():
         y = np.array(series, dtype=float)
         if np.isfinite(y).any():
-            lines += ax.plot(rounds, y, marker="o", markersize=3, label=name, **(styles or {}).get(name, {}))
+            lines += ax.plot(rounds, y, marker="o", markersize=3, label=name.replace("_", " "),
+                             **(styles or {}).get(name, {}))
     return lines
+
+
+_LEGEND_SPOTS = {  # loc: its box (x0, y0, x1, y1) in axes fraction for a legend of size w x h
+    "upper left": lambda w, h: (0, 1 - h, w, 1),
+    "upper right": lambda w, h: (1 - w, 1 - h, 1, 1),
+    "lower left": lambda w, h: (0, 0, w, h),
+    "lower right": lambda w, h: (1 - w, 0, 1, h),
+    "center left": lambda w, h: (0, 0.5 - h / 2, w, 0.5 + h / 2),
+    "center right": lambda w, h: (1 - w, 0.5 - h / 2, 1, 0.5 + h / 2),
+    "upper center": lambda w, h: (0.5 - w / 2, 1 - h, 0.5 + w / 2, 1),
+    "lower center": lambda w, h: (0.5 - w / 2, 0, 0.5 + w / 2, h),
+}
+
+
+def _artist_points(ax: Axes) -> np.ndarray:
+    """Points ``[P, 2]`` in axes fraction covering the lines, bars and texts drawn on ``ax``."""
+    ax.autoscale_view()
+    to_axes = ax.transScale + ax.transLimits
+    points = []
+    for line in ax.get_lines():
+        xy = np.asarray(line.get_xydata(), dtype=float)
+        xy = xy[np.isfinite(xy).all(1)]
+        if len(xy) == 0:
+            continue
+        frac = to_axes.transform(xy)
+        t = np.linspace(0, 1, 16)[:, None, None]
+        points.append(frac[:1])
+        if len(frac) > 1:  # sample along each segment, not only at the markers
+            points.append(((1 - t) * frac[:-1] + t * frac[1:]).reshape(-1, 2))
+    for patch in ax.patches:
+        x0, y0 = patch.get_x(), max(patch.get_y(), 1e-300) if ax.get_yscale() == "log" else patch.get_y()
+        x1, y1 = x0 + patch.get_width(), patch.get_y() + patch.get_height()
+        corners = to_axes.transform([[x0, y0], [x1, y1]])
+        gx, gy = np.meshgrid(np.linspace(corners[0, 0], corners[1, 0], 3), np.linspace(corners[0, 1], corners[1, 1], 8))
+        points.append(np.stack([gx.ravel(), gy.ravel()], 1))
+    for text in ax.texts:  # bar labels: a short column above their anchor
+        anchor = to_axes.transform([text.get_position()])[0]
+        points.append(anchor + np.outer(np.linspace(0, 0.12, 4), [0, 1]))
+    return np.concatenate(points) if points else np.zeros((0, 2))
+
+
+def _legend(ax: Axes, handles: list, data_axes: tuple[Axes, ...] = (), **kwargs) -> None:
+    """A legend in the corner or side of ``ax`` that covers the fewest data points of ``ax`` and of
+    ``data_axes`` (twin axes, which ``loc="best"`` would ignore); if every spot covers some, the
+    y ranges grow to free a band at the top for it."""
+    columns = kwargs.get("ncol", 1)
+    width = min(0.98, columns * (0.1 + 0.017 * max(len(h.get_label()) for h in handles)))
+    height = 0.04 + 0.075 * -(-len(handles) // columns)
+
+    def place() -> tuple[str, int]:
+        points = np.clip(np.concatenate([_artist_points(a) for a in (ax, *data_axes)]), -0.01, 1.01)
+        best, fewest = "upper left", None
+        for loc, box in _LEGEND_SPOTS.items():
+            x0, y0, x1, y1 = box(width, height)
+            inside = int(((points[:, 0] >= x0) & (points[:, 0] <= x1)
+                          & (points[:, 1] >= y0) & (points[:, 1] <= y1)).sum())
+            if fewest is None or inside < fewest:
+                best, fewest = loc, inside
+        return best, fewest
+
+    best, fewest = place()
+    if fewest and height < 0.6:
+        for a in (ax, *data_axes):
+            low, high = a.get_ylim()
+            if a.get_yscale() == "log":
+                a.set_ylim(low, low * (high / low) ** (1 / (1 - height - 0.03)))
+            else:
+                a.set_ylim(low, low + (high - low) / (1 - height - 0.03))
+        best, _ = place()
+    legend = ax.legend(handles=handles, loc=best, fontsize=8, framealpha=0.85, **kwargs)
+    legend.set_zorder(10)
+
+
+def _thousands(ax: Axes) -> None:
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
 
 
 def plot_evolution_summary(
@@ -353,10 +434,11 @@ def plot_evolution_summary(
 ) -> Figure:
     """Per-round curves of a run in four panels.
 
-    Panels: edges (left axis) and neurons (right axis); depth and number of generations;
-    edits per round (edges pruned / added, neurons removed / added); accuracies (solid, left
-    axis) and losses (dashed, right axis) from each round's metrics. Metrics missing in a round
-    (e.g. round 0) leave a gap.
+    Panels: edges (left axis) and neurons (right axis); depth (longest path, left axis) and mean
+    neurons per generation (right axis); edits per round (edges pruned / added, neurons removed /
+    added) as bars on a log scale, each labelled with its count; accuracies (solid, left axis) and
+    losses (dashed, right axis) from each round's metrics. Metrics missing in a round (e.g. round
+    0) leave a gap. Each legend sits where it hides the fewest points of its panel.
     """
     if len(history) == 0:
         raise NCGError("plot_evolution_summary needs a history with at least one round")
@@ -370,24 +452,45 @@ def plot_evolution_summary(
     neurons = _plot_series(neuron_ax, rounds, {"neurons": [r.num_neurons for r in records]},
                            {"neurons": {"color": "C1", "linestyle": "--"}})
     size_ax.set_ylabel("edges")
-    neuron_ax.set_ylabel("neurons")
-    size_ax.legend(handles=edges + neurons, loc="best", fontsize=8)
+    neuron_ax.set_ylabel("neurons (dashed)")
+    _thousands(size_ax)
+    neuron_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _thousands(neuron_ax)
+    _legend(size_ax, edges + neurons, (neuron_ax,))
     size_ax.set_title("Graph size")
 
-    _plot_series(depth_ax, rounds, {"depth (longest path)": [r.depth for r in records],
-                                    "generations": [r.num_generations for r in records]})
-    depth_ax.set_ylabel("count")
-    depth_ax.legend(loc="best", fontsize=8)
+    # generations = depth + 1 always, so the right axis shows the width instead.
+    depth = _plot_series(depth_ax, rounds, {"depth (longest path)": [r.depth for r in records]},
+                         {"depth (longest path)": {"color": "C2"}})
+    width_ax = depth_ax.twinx()
+    width = _plot_series(width_ax, rounds,
+                         {"neurons per generation": [r.num_neurons / max(r.num_generations, 1) for r in records]},
+                         {"neurons per generation": {"color": "C4", "linestyle": "--"}})
+    depth_ax.set_ylabel("depth (edges on the longest path)")
+    depth_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _thousands(depth_ax)
+    width_ax.set_ylabel("mean neurons per generation (dashed)")
+    _legend(depth_ax, depth + width, (width_ax,))
     depth_ax.set_title("Depth")
 
-    width = 0.2
+    bar_width = 0.2
+    counts = {}
     for k, (op, label, color) in enumerate((
         ("prune_edge", "edges pruned", "#d62728"), ("add_edge", "edges added", "#2ca02c"),
         ("remove_neuron", "neurons removed", "#9467bd"), ("add_neuron", "neurons added", "#17becf"),
     )):
-        edit_ax.bar(rounds + (k - 1.5) * width, [r.count(op) for r in records], width, label=label, color=color)
-    edit_ax.set_ylabel("edits applied")
-    edit_ax.legend(loc="best", fontsize=8)
+        values = np.array([r.count(op) for r in records])
+        counts[label] = values
+        shown = values > 0
+        bars = edit_ax.bar(rounds[shown] + (k - 1.5) * bar_width, values[shown], bar_width, label=label, color=color)
+        if shown.any():
+            edit_ax.bar_label(bars, labels=[f"{v:,}" for v in values[shown]], rotation=90, fontsize=7, padding=2)
+    edit_ax.set_yscale("log")
+    largest = max((int(v.max()) for v in counts.values()), default=0)
+    edit_ax.set_ylim(0.7, max(largest, 1) * 40)  # headroom for the count labels and the legend
+    edit_ax.set_ylabel("edits applied (log scale)")
+    edit_handles = [Patch(color=c, label=l) for l, c in zip(counts, ("#d62728", "#2ca02c", "#9467bd", "#17becf"))]
+    _legend(edit_ax, edit_handles, ncol=2)
     edit_ax.set_title("Edits per round")
 
     names = sorted({name for r in records for name in r.metrics})
@@ -395,13 +498,15 @@ def plot_evolution_summary(
     losses = {name: [r.metrics.get(name, np.nan) for r in records] for name in names if "loss" in name}
     lines = _plot_series(metric_ax, rounds, accuracy)
     metric_ax.set_ylabel("accuracy")
+    twins: tuple[Axes, ...] = ()
     if losses:
         loss_ax = metric_ax.twinx()
         loss_styles = {name: {"linestyle": "--", "color": f"C{k + len(accuracy)}"} for k, name in enumerate(losses)}
         lines += _plot_series(loss_ax, rounds, losses, loss_styles)
         loss_ax.set_ylabel("loss (dashed)")
+        twins = (loss_ax,)
     if lines:
-        metric_ax.legend(handles=lines, loc="best", fontsize=8)
+        _legend(metric_ax, lines, twins, ncol=2 if len(lines) > 3 else 1)
     else:
         metric_ax.text(0.5, 0.5, "no metrics recorded", ha="center", va="center", transform=metric_ax.transAxes)
     metric_ax.set_title("Training metrics")
