@@ -76,6 +76,12 @@ PRUNE_SCORES: dict[str, Callable[..., np.ndarray]] = {
 Saliency scores need gradients; :func:`ncg.evolve.loop.saliency_scores` computes them."""
 
 
+def _edit_list(op: str, sources: np.ndarray, targets: np.ndarray, scores: np.ndarray, weight: float) -> list[Edit]:
+    """Edits of one kind from aligned arrays (bulk construction; ``op`` is a valid kind)."""
+    make = Edit._make
+    return [make((op, s, t, sc, weight)) for s, t, sc in zip(sources.tolist(), targets.tolist(), scores.tolist())]
+
+
 def _best_out_edge(graph: NCG, scores: np.ndarray) -> np.ndarray:
     """Bool ``[E]``: the highest-scoring outgoing edge of each neuron (the first one on ties)."""
     src = graph.edge_index[0].numpy()
@@ -126,8 +132,7 @@ def prune_edges(
     picked = picked[np.argsort(scores[picked], kind="stable")][:max_edits]
     ids = graph.neuron_ids.numpy()
     src, dst = graph.edge_index.numpy()
-    columns = (ids[src[picked]].tolist(), ids[dst[picked]].tolist(), scores[picked].tolist())
-    return [Edit("prune_edge", s, t, score) for s, t, score in zip(*columns)]
+    return _edit_list("prune_edge", ids[src[picked]], ids[dst[picked]], scores[picked], 0.0)
 
 
 def augment_edges(
@@ -157,8 +162,7 @@ def augment_edges(
     picked = np.flatnonzero(candidate)
     picked = picked[np.argsort(-score[picked], kind="stable")][:max_edits]
     ids = graph.neuron_ids.numpy()
-    columns = (ids[coactivation.src[picked]].tolist(), ids[coactivation.dst[picked]].tolist(), score[picked].tolist())
-    return [Edit("add_edge", s, t, value, init_weight) for s, t, value in zip(*columns)]
+    return _edit_list("add_edge", ids[coactivation.src[picked]], ids[coactivation.dst[picked]], score[picked], init_weight)
 
 
 def remove_neurons(graph: NCG, firing_rate: np.ndarray, min_rate: float = 0.0) -> list[Edit]:
