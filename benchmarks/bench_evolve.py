@@ -7,7 +7,7 @@ edits (remove, prune, augment) and applying them (new graph, rewired model and o
 The two alternate ``--repeats`` times and the medians are compared, so machine load hits both
 alike. It prints both and the ratio round / epoch (target: <= 0.10), then one JSON line.
 
-    python benchmarks/bench_evolve.py [--hidden 512] [--record-samples 10000] [--repeats 3]
+    python benchmarks/bench_evolve.py [--hidden 512] [--record-samples 10000] [--repeats 5]
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--record-samples", type=int, default=10_000)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args(argv)
     torch.manual_seed(0)
     data = mnist()

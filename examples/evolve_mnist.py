@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(round_line(record), flush=True)
         evolve.history.save(out / "history.json")
         write_metrics(out, evolve.history.rounds)
-        save_freenet(model, out / "model.pt", extra={"round": record.round, "image_shape": list(data.image_shape or [])})
+        extra = {"round": record.round, "image_shape": list(data.image_shape or []), "history": evolve.history.to_dict()}
+        save_freenet(model, out / "model.pt", extra=extra)
 
     evolve = FreeEvolve(model, config, callbacks=[checkpoint])
     history = evolve.run((x_train, y_train), (x_val, y_val))

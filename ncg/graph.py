@@ -304,7 +304,6 @@ class NCG:
             raise NCGError(f"unreachable must be 'warn', 'raise' or 'ignore', got {unreachable!r}")
         self._validate_structure()
         n, e = self.num_neurons, self.num_edges
-        topological_generations(self.edge_index, n)
         for name, value, size in (("weight", self.weight, e), ("bias", self.bias, n)):
             if value.shape != (size,):
                 raise NCGError(f"{name} must have shape [{size}], got {list(value.shape)}")
@@ -316,6 +315,8 @@ class NCG:
         pos = self.position
         backward = pos[self.edge_index[0]] >= pos[self.edge_index[1]]
         if backward.any():
+            # Edges all forward in a permutation prove acyclicity; otherwise name a cycle if any.
+            topological_generations(self.edge_index, n)
             k = int(torch.nonzero(backward)[0])
             s, t = self.edge_index[:, k].tolist()
             raise NCGError(f"order is not topological: edge {s} -> {t} goes backward in it")

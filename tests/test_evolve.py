@@ -308,6 +308,14 @@ def test_graph_without_hidden_neurons_evolves():
     assert history.rounds[-1].num_neurons == 3
 
 
+def test_budget_targets_cap_pruning_and_adding():
+    g = NCG.complete(11, num_outputs=1)  # 55 edges
+    assert EditBudget(prune_fraction=0.5, add_fraction=0.1).for_graph(g) == (27, 5)
+    assert EditBudget(prune_fraction=0.5, target_edges=50).for_graph(g) == (5, 0)
+    assert EditBudget(prune_fraction=0.5, add_fraction=0.5, target_density=0.9).for_graph(g) == (5, 0)
+    assert EditBudget(prune_fraction=0.0, add_fraction=0.5, target_edges=60).for_graph(g) == (0, 5)
+
+
 def test_config_errors_name_the_field():
     with pytest.raises(NCGError, match="measure must be one of"):
         EvolveConfig(measure="cosine").validate()

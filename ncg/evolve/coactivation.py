@@ -208,10 +208,14 @@ def record_coactivation(
     position = graph.position.numpy()
     device = model.bias.device
     if n <= dense_max_neurons:
-        src, dst = np.triu_indices(n, k=1)
+        # Tracked pairs are p < q in topological position: the upper triangle of F^T F with
+        # columns in that order, computed as three GEMMs over two halves (3/4 of the full cost).
+        src_pos, dst_pos = np.triu_indices(n, k=1)
         order = graph.order.numpy()
-        src, dst = order[src], order[dst]
+        order_t = graph.order.to(device)
+        src, dst = order[src_pos], order[dst_pos]
         src_t = dst_t = None
+        half = n // 2
         joint_dense = torch.zeros(n, n, dtype=torch.float64, device=device)
     else:
         ei = graph.edge_index.numpy()
@@ -232,7 +236,7 @@ def record_coactivation(
             if max_samples is not None:
                 x = x[: max_samples - samples]
             h = model.neuron_activations(x.to(device))
-            if not torch.isfinite(h).all():
+            if not torch.isfinite(h.sum()):
                 bad = torch.nonzero(~torch.isfinite(h).all(0)).flatten()[:10].tolist()
                 raise NonFiniteError(
                     f"activations of neurons {bad} are NaN or infinite in batch {batch_number}; "
@@ -241,7 +245,11 @@ def record_coactivation(
             fired = (h > threshold).to(torch.float32)
             fire_counts += fired.sum(0).double()
             if src_t is None:
-                joint_dense += (fired.t() @ fired).double()
+                f = fired[:, order_t]
+                lo, hi = f[:, :half], f[:, half:]
+                joint_dense[:half, :half] += (lo.t() @ lo).double()
+                joint_dense[:half, half:] += (lo.t() @ hi).double()
+                joint_dense[half:, half:] += (hi.t() @ hi).double()
             else:
                 chunk = max(1, (1 << 22) // max(1, fired.shape[0]))
                 for start in range(0, src_t.numel(), chunk):
@@ -255,7 +263,7 @@ def record_coactivation(
     if samples == 0:
         raise NCGError("record_coactivation got no samples: data is empty")
     if src_t is None:
-        joint = joint_dense[torch.from_numpy(src).to(device), torch.from_numpy(dst).to(device)]
+        joint = joint_dense[torch.from_numpy(src_pos).to(device), torch.from_numpy(dst_pos).to(device)]
     else:
         joint = joint_counts
     return Coactivation(

@@ -55,6 +55,9 @@ class EditBudget:
         At most this fraction of the current edge count is added per round.
     target_edges : int, optional
         Stop pruning at this edge count, and never add edges beyond it.
+    target_density : float, optional
+        The same as a fraction of the complete DAG's ``N (N - 1) / 2`` edges (the smaller
+        target wins when both are given).
     grow_neurons : int
         New neurons proposed per round.
     """
@@ -62,6 +65,7 @@ class EditBudget:
     prune_fraction: float = 0.1
     add_fraction: float = 0.02
     target_edges: int | None = None
+    target_density: float | None = None
     grow_neurons: int = 0
 
     def for_graph(self, graph: NCG) -> tuple[int, int]:
@@ -73,9 +77,16 @@ class EditBudget:
         e = graph.num_edges
         max_prune = int(self.prune_fraction * e)
         max_add = int(self.add_fraction * e)
-        if self.target_edges is not None:
-            max_prune = min(max_prune, max(0, e - self.target_edges))
-            max_add = min(max_add, max(0, self.target_edges - e + max_prune))
+        targets = [] if self.target_edges is None else [self.target_edges]
+        if self.target_density is not None:
+            if not 0.0 <= self.target_density <= 1.0:
+                raise NCGError(f"EditBudget.target_density must be in [0, 1], got {self.target_density}")
+            n = graph.num_neurons
+            targets.append(round(self.target_density * n * (n - 1) / 2))
+        if targets:
+            target = min(targets)
+            max_prune = min(max_prune, max(0, e - target))
+            max_add = min(max_add, max(0, target - e + max_prune))
         return max_prune, max_add
 
 
