@@ -6,8 +6,9 @@ rounds, fine-tune, and finish in a few minutes on 2 CPU cores.
 
 The run folder (``--out``, default ``runs/<dataset>-seed<seed>``) receives: ``config.json``,
 ``metrics.csv`` / ``metrics.json`` (one row per round), ``history.json`` (every edit, replayable),
-``model.pt`` (checkpoint), ``graph.graphml`` (+ ``graph.weights.npz``), ``coactivation.npz``,
-the figures, and ``summary.json``.
+``model.pt`` (checkpoint, rewritten atomically after every round with the optimiser and RNG state,
+so ``--resume`` continues an interrupted run), ``graph.graphml`` (+ ``graph.weights.npz``),
+``coactivation.npz``, the figures, and ``summary.json``.
 
     python examples/evolve_mnist.py                 # the main job
     python examples/evolve_mnist.py --quick         # a seconds-long smoke run
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ncg import NCG, FreeNet, save_freenet
+from ncg import NCG, FreeNet, load_freenet, save_freenet
 from ncg.datasets import load_dataset
 from ncg.evolve.coactivation import record_coactivation
 from ncg.evolve.history import RoundRecord
@@ -59,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
     p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-seed<seed>)")
     p.add_argument("--no-figures", action="store_true", help="skip rendering figures")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out after a crash or stop")
     p.add_argument("--quick", action="store_true", help="seconds-long smoke run: small net, data subset, 2 short rounds")
     args = p.parse_args(argv)
     if args.quick:
@@ -116,8 +118,14 @@ def main(argv: list[str] | None = None) -> dict:
         x_train, y_train = x_train[:2000], y_train[:2000]
     print(f"{data}\n{len(x_train):,} training samples on {device}")
 
-    graph = NCG.complete(args.neurons + data.num_classes, num_outputs=data.num_classes, seed=args.seed)
-    model = FreeNet(graph, in_features=data.num_features, activation=args.activation, seed=args.seed).to(device)
+    resume_state = None
+    if args.resume and (out / "model.pt").is_file():
+        model, extra = load_freenet(out / "model.pt", map_location=device)
+        resume_state = extra.get("evolve")
+        print(f"resuming {out / 'model.pt'} after round {extra.get('round')}")
+    else:
+        graph = NCG.complete(args.neurons + data.num_classes, num_outputs=data.num_classes, seed=args.seed)
+        model = FreeNet(graph, in_features=data.num_features, activation=args.activation, seed=args.seed).to(device)
     config = EvolveConfig(
         rounds=args.rounds, epochs_per_round=args.epochs, final_epochs=args.final_epochs, tau=args.tau,
         measure=args.measure, prune_score=args.prune_score,
@@ -131,10 +139,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(round_line(record), flush=True)
         evolve.history.save(out / "history.json")
         write_metrics(out, evolve.history.rounds)
-        extra = {"round": record.round, "image_shape": list(data.image_shape or []), "history": evolve.history.to_dict()}
+        extra = {"round": record.round, "image_shape": list(data.image_shape or []), "evolve": evolve.state_dict()}
         save_freenet(model, out / "model.pt", extra=extra)
 
     evolve = FreeEvolve(model, config, callbacks=[checkpoint])
+    if resume_state is not None:
+        evolve.load_state_dict(resume_state)
     history = evolve.run((x_train, y_train), (x_val, y_val))
     test = evaluate(model, x_test, y_test)
     # Statistics of the final graph (the last round's recording predates its edits).

@@ -330,3 +330,41 @@ def test_history_round_trips_through_json(tmp_path):
     history.save(tmp_path / "h.json")
     loaded = History.load(tmp_path / "h.json")
     assert loaded.to_dict() == history.to_dict()
+
+
+def test_a_crashed_run_resumes_to_the_same_result(tmp_path):
+    from ncg import load_freenet, save_freenet
+
+    cfg = EvolveConfig(rounds=3, epochs_per_round=1, final_epochs=1, record_samples=200, tau=0.1, lr=1e-2,
+                       budget=EditBudget(prune_fraction=0.2, add_fraction=0.05, grow_neurons=1))
+    x, y = _toy_data()
+    train, val = (x[:300], y[:300]), (x[300:], y[300:])
+
+    def fresh() -> FreeNet:
+        torch.manual_seed(0)
+        return _net(NCG.complete(20, num_outputs=3, seed=0))
+
+    full = FreeEvolve(fresh(), cfg).run(train, val)
+
+    class Crash(Exception):
+        pass
+
+    def checkpoint(evolve, record):
+        save_freenet(evolve.model, tmp_path / "model.pt", extra={"evolve": evolve.state_dict()})
+        if record.round == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        FreeEvolve(fresh(), cfg, callbacks=[checkpoint]).run(train, val)
+    model, extra = load_freenet(tmp_path / "model.pt")
+    evolve = FreeEvolve(model, cfg)
+    evolve.load_state_dict(extra["evolve"])
+    resumed = evolve.run(train, val)
+
+    def strip(history):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in history.to_dict()["rounds"]]
+
+    assert strip(resumed) == strip(full)
+    assert [r.phase for r in resumed.rounds] == ["start", "evolve", "evolve", "evolve", "finetune"]
+    with pytest.raises(NCGError, match="lacks"):
+        FreeEvolve(model, cfg).load_state_dict({"history": {}})

@@ -70,3 +70,10 @@ def test_export_graphml_on_a_run(quick_run, tmp_path):
     analysis = _load("export_graphml").main([str(out), "--out", str(tmp_path / "g.graphml")])
     assert analysis["is_dag"] and analysis["identical_outputs"]
     assert analysis["edges"] == summary["edges"]
+
+
+def test_evolve_mnist_resume_continues_a_saved_run(quick_run):
+    out, summary = quick_run
+    again = _load("evolve_mnist").main(["--quick", "--out", str(out), "--seed", "1", "--resume", "--no-figures"])
+    for key in ("test_accuracy", "edges", "neurons", "edges_pruned", "edges_added"):
+        assert again[key] == summary[key], key

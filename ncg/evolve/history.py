@@ -34,7 +34,11 @@ HISTORY_VERSION = 1
 
 @dataclass
 class RoundRecord:
-    """One round of a Free-Evolve run (see the module docstring)."""
+    """One round of a Free-Evolve run (see the module docstring).
+
+    ``phase`` is ``"start"`` (round 0), ``"evolve"`` (a train-record-edit round) or
+    ``"finetune"`` (the final training without edits).
+    """
 
     round: int
     num_neurons: int
@@ -47,6 +51,7 @@ class RoundRecord:
     edits: list[Edit] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    phase: str = "evolve"
 
     def count(self, op: str) -> int:
         """How many edits of kind ``op`` this round applied."""
@@ -77,6 +82,7 @@ class History:
         edits: list[Edit] | None = None,
         metrics: dict[str, float] | None = None,
         seconds: float = 0.0,
+        phase: str = "evolve",
     ) -> RoundRecord:
         """Record ``graph`` (after ``edits``) as the next round."""
         ids = graph.neuron_ids
@@ -94,6 +100,7 @@ class History:
             edits=list(edits or []),
             metrics=dict(metrics or {}),
             seconds=float(seconds),
+            phase=phase,
         )
         self.rounds.append(record)
         return record

@@ -162,6 +162,13 @@ class FreeEvolve:
         Adam with ``config.lr`` and ``config.weight_decay`` if omitted. Its state survives edits.
     callbacks : list of callables
         ``callback(evolve, record)`` after every round (e.g. to checkpoint or log).
+
+    Notes
+    -----
+    A run survives a crash: save :meth:`state_dict` with the model after each round (e.g. in a
+    callback, with :func:`ncg.save_freenet`'s ``extra``), then rebuild the model from the
+    checkpoint, call :meth:`load_state_dict` and :meth:`run` again: it continues where it
+    stopped and reaches the same result as an uninterrupted run.
     """
 
     def __init__(
@@ -179,6 +186,26 @@ class FreeEvolve:
         self.callbacks = list(callbacks or [])
         self.history = History()
         self.generator = torch.Generator().manual_seed(self.config.seed)
+
+    def state_dict(self) -> dict:
+        """Everything besides the model needed to resume: history, optimiser and RNG states."""
+        return {
+            "config": self.config.to_dict(),
+            "history": self.history.to_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict` taken with the model this FreeEvolve now holds."""
+        missing = {"history", "optimizer", "generator", "torch_rng"} - set(state)
+        if missing:
+            raise NCGError(f"FreeEvolve state lacks {sorted(missing)}")
+        self.history = History.from_dict(state["history"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
 
     def _train(self, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor] | None, epochs: int, label: str) -> dict:
         metrics: dict[str, float] = {}
@@ -235,20 +262,29 @@ class FreeEvolve:
             callback(self, record)
         return record
 
+    def _evolving(self) -> bool:
+        last = self.history.rounds[-1]
+        stopped = last.phase == "finetune" or (last.phase == "evolve" and not last.edits)
+        return not stopped and len(self.history) <= self.config.rounds
+
     def run(self, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor] | None = None) -> History:
-        """Evolve for up to ``config.rounds`` rounds, then fine-tune ``config.final_epochs``."""
+        """Evolve for up to ``config.rounds`` rounds, then fine-tune ``config.final_epochs``.
+
+        Stops evolving early after a round that proposed no edit. A finished history is
+        returned unchanged; a resumed one (:meth:`load_state_dict`) continues.
+        """
         if not self.history.rounds:
-            self.history.append_graph(self.model.graph)
-        while len(self.history) <= self.config.rounds:
-            record = self.step(train, val)
-            if not record.edits:
-                break
+            self.history.append_graph(self.model.graph, phase="start")
+        if self.history.rounds[-1].phase == "finetune":
+            return self.history
+        while self._evolving():
+            self.step(train, val)
         start = time.perf_counter()
         if self.config.finetune_lr is not None:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.config.finetune_lr
         metrics = self._train(train, val, self.config.final_epochs, "fine-tune")
-        record = self.history.append_graph(self.model.graph, [], metrics, time.perf_counter() - start)
+        record = self.history.append_graph(self.model.graph, [], metrics, time.perf_counter() - start, phase="finetune")
         for callback in self.callbacks:
             callback(self, record)
         return self.history
