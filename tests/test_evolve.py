@@ -368,3 +368,15 @@ def test_a_crashed_run_resumes_to_the_same_result(tmp_path):
     assert [r.phase for r in resumed.rounds] == ["start", "evolve", "evolve", "evolve", "finetune"]
     with pytest.raises(NCGError, match="lacks"):
         FreeEvolve(model, cfg).load_state_dict({"history": {}})
+
+
+def test_firing_thresholds_follow_each_neurons_activation():
+    net = FreeNet(NCG.complete(6, num_outputs=2, seed=0), in_features=5, seed=0, activation="sigmoid")
+    x = torch.randn(200, 5)
+    co = record_coactivation(net, x)
+    h = net.neuron_activations(x)
+    expected = torch.cat([(h[:, :4] > 0.5), (h[:, 4:] > 0.0)], dim=1).double().mean(0).numpy()
+    np.testing.assert_allclose(co.firing_rate, expected)
+    # sigmoid outputs are always > 0: a zero threshold would make every hidden neuron fire always
+    assert (co.firing_rate[:4] < 1).any()
+    np.testing.assert_allclose(record_coactivation(net, x, threshold=0.0).firing_rate[:4], 1.0)

@@ -1,7 +1,8 @@
 """Coactivation statistics: which neurons fire together, streamed over data.
 
-A neuron *fires* on a sample when its activation exceeds ``threshold`` (0 for ReLU-like
-activations). The recorder streams batches under ``torch.no_grad()`` and keeps, for a set of
+A neuron *fires* on a sample when its activation exceeds a threshold that depends on its
+activation function (:data:`FIRING_THRESHOLDS`: 0 for relu, square_relu, tanh and identity, 0.5
+for sigmoid), or a single ``threshold`` given by the caller. The recorder streams batches under ``torch.no_grad()`` and keeps, for a set of
 *tracked pairs* ``i -> j`` (``i`` before ``j`` in the topological order), the number of samples on
 which both fire, plus each neuron's firing count. Nothing of size ``samples x neurons`` is kept.
 
@@ -43,7 +44,31 @@ from tqdm.auto import tqdm
 
 from ncg.errors import NCGError, NonFiniteError
 
-__all__ = ["Coactivation", "MEASURES", "record_coactivation"]
+__all__ = ["Coactivation", "MEASURES", "FIRING_THRESHOLDS", "firing_thresholds", "record_coactivation"]
+
+FIRING_THRESHOLDS: dict[str, float] = {
+    "relu": 0.0,
+    "square_relu": 0.0,
+    "tanh": 0.0,
+    "identity": 0.0,
+    "sigmoid": 0.5,
+}
+"""Default firing threshold per activation: a neuron fires when its activation is above it."""
+
+
+def firing_thresholds(model) -> Tensor:
+    """Per-neuron firing thresholds ``[N]`` of a FreeNet, from each neuron's activation.
+
+    Examples
+    --------
+    >>> from ncg import NCG, FreeNet
+    >>> net = FreeNet(NCG.complete(3), in_features=2, activation="sigmoid")
+    >>> firing_thresholds(net).tolist()
+    [0.5, 0.5, 0.0]
+    """
+    thresholds = torch.full((model.num_neurons,), FIRING_THRESHOLDS[model.activation])
+    thresholds[model.outputs.cpu()] = FIRING_THRESHOLDS[model.output_activation]
+    return thresholds
 
 
 def _joint(p_ij: np.ndarray, p_i: np.ndarray, p_j: np.ndarray) -> np.ndarray:
@@ -167,7 +192,7 @@ def record_coactivation(
     model,
     data: Tensor | Iterable,
     batch_size: int = 2048,
-    threshold: float = 0.0,
+    threshold: float | None = None,
     max_samples: int | None = None,
     dense_max_neurons: int = 4096,
     candidates_per_neuron: int = 32,
@@ -184,8 +209,9 @@ def record_coactivation(
         Inputs ``[S, ...]``, or an iterable of batches ``x`` or ``(x, y)``.
     batch_size : int
         Batch size when ``data`` is a tensor.
-    threshold : float
-        A neuron fires when its activation is ``> threshold``.
+    threshold : float, optional
+        A neuron fires when its activation is ``> threshold``; by default each neuron's
+        threshold comes from its activation (:func:`firing_thresholds`).
     max_samples : int, optional
         Stop after this many samples.
     dense_max_neurons : int
@@ -225,6 +251,7 @@ def record_coactivation(
         src_t, dst_t = torch.from_numpy(src).to(device), torch.from_numpy(dst).to(device)
         joint_counts = torch.zeros(src.size, dtype=torch.float64, device=device)
     fire_counts = torch.zeros(n, dtype=torch.float64, device=device)
+    cut = firing_thresholds(model).to(device) if threshold is None else torch.full((n,), float(threshold), device=device)
     samples = 0
     was_training = model.training
     model.eval()
@@ -242,7 +269,7 @@ def record_coactivation(
                     f"activations of neurons {bad} are NaN or infinite in batch {batch_number}; "
                     "coactivation statistics would be corrupt (check the learning rate and inputs)"
                 )
-            fired = (h > threshold).to(torch.float32)
+            fired = (h > cut).to(torch.float32)
             fire_counts += fired.sum(0).double()
             if src_t is None:
                 f = fired[:, order_t]

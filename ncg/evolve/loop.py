@@ -99,6 +99,7 @@ class EvolveConfig:
     criterion: ``"coactivation"`` (Free-Evolve), or the baselines ``"magnitude"`` and
     ``"saliency"`` (``|w * dL/dw|``), which ignore ``tau`` and prune within the budget.
     ``finetune_lr`` (if set) replaces the learning rate for the final fine-tuning epochs.
+    ``firing_threshold`` overrides the per-activation firing thresholds of the recording.
     """
 
     rounds: int = 4
@@ -109,7 +110,7 @@ class EvolveConfig:
     prune_score: str = "coactivation"
     budget: EditBudget = field(default_factory=EditBudget)
     record_samples: int = 10_000
-    firing_threshold: float = 0.0
+    firing_threshold: float | None = None
     remove_dead: bool = True
     batch_size: int = 256
     lr: float = 1e-3
