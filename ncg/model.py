@@ -92,6 +92,12 @@ class FreeNet(nn.Module):
         A key of :data:`EVALUATORS`.
     seed : int, optional
         Seeds the encoder / decoder initialisation.
+
+    Attributes
+    ----------
+    activation_hook : callable or None
+        If set, called by :meth:`forward` with the detached activations ``[B, N]`` (neuron-id
+        order); Free-Evolve uses it to record coactivation during training at no extra pass.
     """
 
     def __init__(
@@ -148,6 +154,7 @@ class FreeNet(nn.Module):
                 self.decoder.weight.uniform_(-bound, bound, generator=gen)
                 self.decoder.bias.uniform_(-bound, bound, generator=gen)
         self._plan_cache: tuple[tuple, Plan, Tensor] | None = None
+        self.activation_hook: Callable[[Tensor], None] | None = None
         self._load_graph(graph)
 
     def _init_encoder_rows(self, rows: Tensor, generator: torch.Generator | None) -> None:
@@ -272,6 +279,8 @@ class FreeNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Map a batch ``[B, ...]`` (flattened to ``[B, in_features]``) to ``[B, out_features]``."""
         h, plan = self._neuron_states(x)
+        if self.activation_hook is not None:
+            self.activation_hook(h.detach()[plan.position].t())
         return self.decoder(h[plan.position[self.outputs]].t())
 
     @torch.no_grad()

@@ -380,3 +380,41 @@ def test_firing_thresholds_follow_each_neurons_activation():
     # sigmoid outputs are always > 0: a zero threshold would make every hidden neuron fire always
     assert (co.firing_rate[:4] < 1).any()
     np.testing.assert_allclose(record_coactivation(net, x, threshold=0.0).firing_rate[:4], 1.0)
+
+
+def test_activation_hook_sees_every_forward():
+    net = _net(NCG.complete(7, num_outputs=2, seed=0))
+    x = torch.randn(9, 5)
+    seen = []
+    net.activation_hook = seen.append
+    net(x)
+    net.activation_hook = None
+    torch.testing.assert_close(seen[0], net.neuron_activations(x))
+
+
+def test_recording_during_training_uses_the_last_samples_of_the_epoch():
+    from ncg.train import train_epoch
+
+    net = _net(NCG.complete(10, num_outputs=3, seed=0))
+    evolve = FreeEvolve(net, EvolveConfig(record_samples=70, batch_size=32))
+    recorder, hook = evolve._tail_recorder(200)
+    seen = []
+
+    def spy(h):
+        seen.append(h.clone())
+        hook(h)
+
+    x, y = _toy_data(200)
+    net.activation_hook = spy
+    train_epoch(net, evolve.optimizer, x, y, batch_size=32)
+    net.activation_hook = None
+    co = recorder.result()
+    assert co.num_samples == 70
+    fired = (torch.cat(seen)[-70:] > 0).double().numpy()
+    np.testing.assert_allclose(co.firing_rate, fired.mean(0))
+    np.testing.assert_allclose(co.joint, (fired.T @ fired / 70)[co.src, co.dst])
+
+
+def test_separate_recording_pass_still_available():
+    _, history, _ = _evolve(record_during_training=False, rounds=1)
+    assert history.rounds[1].count("prune_edge") > 0

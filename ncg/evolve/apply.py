@@ -51,6 +51,14 @@ def _index_of(uid_to_index: dict[int, int], uid: int, edit: Edit) -> int:
     return uid_to_index[uid]
 
 
+def _indices_of(neuron_ids: np.ndarray, uids: np.ndarray) -> np.ndarray:
+    """Index of each stable id in ``neuron_ids``, ``-1`` where absent (vectorised lookup)."""
+    sorter = np.argsort(neuron_ids)
+    loc = np.minimum(np.searchsorted(neuron_ids[sorter], uids), max(neuron_ids.size - 1, 0))
+    found = neuron_ids[sorter][loc] == uids
+    return np.where(found, sorter[loc], -1)
+
+
 def apply_edits(graph: NCG, edits: list[Edit], unreachable: str = "warn") -> tuple[NCG, EditMaps]:
     """Apply ``edits`` to ``graph`` and return the new graph and the index maps.
 
@@ -83,9 +91,13 @@ def apply_edits(graph: NCG, edits: list[Edit], unreachable: str = "warn") -> tup
         keys = (src * n + dst).numpy()
         sorter = np.argsort(keys)
         sorted_keys = keys[sorter]
-        wanted = np.array([
-            _index_of(uid_to_index, e.source, e) * n + _index_of(uid_to_index, e.target, e) for e in prunes
-        ])
+        ends = np.array([(e.source, e.target) for e in prunes], dtype=np.int64)
+        index = _indices_of(graph.neuron_ids.numpy(), ends.ravel()).reshape(-1, 2)
+        if (index < 0).any():
+            bad = int(np.argmax((index < 0).any(1)))
+            missing = ends[bad][index[bad] < 0][0]
+            raise EditError(f"{prunes[bad]} names neuron id {missing}, which is not in the graph")
+        wanted = index[:, 0] * n + index[:, 1]
         loc = np.minimum(np.searchsorted(sorted_keys, wanted), max(keys.size - 1, 0))
         found = sorted_keys[loc] == wanted if keys.size else np.zeros(wanted.size, dtype=bool)
         if not found.all():

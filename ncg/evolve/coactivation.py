@@ -44,7 +44,14 @@ from tqdm.auto import tqdm
 
 from ncg.errors import NCGError, NonFiniteError
 
-__all__ = ["Coactivation", "MEASURES", "FIRING_THRESHOLDS", "firing_thresholds", "record_coactivation"]
+__all__ = [
+    "Coactivation",
+    "CoactivationRecorder",
+    "MEASURES",
+    "FIRING_THRESHOLDS",
+    "firing_thresholds",
+    "record_coactivation",
+]
 
 FIRING_THRESHOLDS: dict[str, float] = {
     "relu": 0.0,
@@ -187,6 +194,104 @@ def _sample_candidates(
     return src[keep], dst[keep]
 
 
+class CoactivationRecorder:
+    """Streaming accumulator of firing statistics for one model's current graph.
+
+    Feed it activations batch by batch with :meth:`update` (``[B, N]`` in neuron-id order, e.g.
+    from :meth:`~ncg.model.FreeNet.neuron_activations` or a training-time hook), then read the
+    statistics with :meth:`result`. Parameters are those of :func:`record_coactivation`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ncg import NCG, FreeNet
+    >>> net = FreeNet(NCG.complete(4, seed=0), in_features=2, seed=0)
+    >>> recorder = CoactivationRecorder(net)
+    >>> recorder.update(net.neuron_activations(torch.randn(10, 2)))
+    >>> recorder.result().num_samples
+    10
+    """
+
+    def __init__(
+        self,
+        model,
+        threshold: float | None = None,
+        dense_max_neurons: int = 4096,
+        candidates_per_neuron: int = 32,
+        seed: int = 0,
+    ) -> None:
+        graph = model.graph
+        n = self.num_neurons = graph.num_neurons
+        device = model.bias.device
+        if n <= dense_max_neurons:
+            # Tracked pairs are p < q in topological position: the upper triangle of F^T F with
+            # columns in that order, computed as three GEMMs over two halves (3/4 of the full cost).
+            self.src_pos, self.dst_pos = np.triu_indices(n, k=1)
+            order = graph.order.numpy()
+            self.order = graph.order.to(device)
+            self.src, self.dst = order[self.src_pos], order[self.dst_pos]
+            self.joint_dense: Tensor | None = torch.zeros(n, n, dtype=torch.float64, device=device)
+        else:
+            ei = graph.edge_index.numpy()
+            keys = ei[0].astype(np.int64) * n + ei[1]
+            rng = np.random.default_rng(seed)
+            cand_src, cand_dst = _sample_candidates(n, graph.position.numpy(), keys, candidates_per_neuron, rng)
+            self.src, self.dst = np.concatenate([ei[0], cand_src]), np.concatenate([ei[1], cand_dst])
+            self.src_t, self.dst_t = torch.from_numpy(self.src).to(device), torch.from_numpy(self.dst).to(device)
+            self.joint_counts = torch.zeros(self.src.size, dtype=torch.float64, device=device)
+            self.joint_dense = None
+        self.fire_counts = torch.zeros(n, dtype=torch.float64, device=device)
+        self.cut = firing_thresholds(model).to(device) if threshold is None else torch.full((n,), float(threshold), device=device)
+        self.num_samples = 0
+        self.num_batches = 0
+
+    @torch.no_grad()
+    def update(self, h: Tensor) -> None:
+        """Add one batch of activations ``[B, N]`` (neuron-id order)."""
+        if h.dim() != 2 or h.shape[1] != self.num_neurons:
+            raise NCGError(f"activations must have shape [B, {self.num_neurons}], got {list(h.shape)}")
+        if not torch.isfinite(h.sum()):
+            bad = torch.nonzero(~torch.isfinite(h).all(0)).flatten()[:10].tolist()
+            raise NonFiniteError(
+                f"activations of neurons {bad} are NaN or infinite in batch {self.num_batches}; "
+                "coactivation statistics would be corrupt (check the learning rate and inputs)"
+            )
+        fired = (h > self.cut).to(torch.float32)
+        self.fire_counts += fired.sum(0).double()
+        if self.joint_dense is not None:
+            f = fired[:, self.order]
+            half = self.num_neurons // 2
+            lo, hi = f[:, :half], f[:, half:]
+            self.joint_dense[:half, :half] += (lo.t() @ lo).double()
+            self.joint_dense[:half, half:] += (lo.t() @ hi).double()
+            self.joint_dense[half:, half:] += (hi.t() @ hi).double()
+        else:
+            chunk = max(1, (1 << 22) // max(1, fired.shape[0]))
+            for start in range(0, self.src_t.numel(), chunk):
+                s, d = self.src_t[start:start + chunk], self.dst_t[start:start + chunk]
+                self.joint_counts[start:start + chunk] += (fired[:, s] * fired[:, d]).sum(0).double()
+        self.num_samples += fired.shape[0]
+        self.num_batches += 1
+
+    def result(self) -> Coactivation:
+        """The statistics so far."""
+        if self.num_samples == 0:
+            raise NCGError("no samples were recorded: the data is empty")
+        if self.joint_dense is not None:
+            device = self.joint_dense.device
+            joint = self.joint_dense[torch.from_numpy(self.src_pos).to(device), torch.from_numpy(self.dst_pos).to(device)]
+        else:
+            joint = self.joint_counts
+        return Coactivation(
+            num_neurons=self.num_neurons,
+            num_samples=self.num_samples,
+            firing_rate=(self.fire_counts / self.num_samples).cpu().numpy(),
+            src=self.src.astype(np.int64),
+            dst=self.dst.astype(np.int64),
+            joint=(joint / self.num_samples).cpu().numpy(),
+        )
+
+
 @torch.no_grad()
 def record_coactivation(
     model,
@@ -229,75 +334,20 @@ def record_coactivation(
     NonFiniteError
         If any activation is NaN or infinite (the statistics would be silently wrong).
     """
-    graph = model.graph
-    n = graph.num_neurons
-    position = graph.position.numpy()
+    recorder = CoactivationRecorder(model, threshold, dense_max_neurons, candidates_per_neuron, seed)
     device = model.bias.device
-    if n <= dense_max_neurons:
-        # Tracked pairs are p < q in topological position: the upper triangle of F^T F with
-        # columns in that order, computed as three GEMMs over two halves (3/4 of the full cost).
-        src_pos, dst_pos = np.triu_indices(n, k=1)
-        order = graph.order.numpy()
-        order_t = graph.order.to(device)
-        src, dst = order[src_pos], order[dst_pos]
-        src_t = dst_t = None
-        half = n // 2
-        joint_dense = torch.zeros(n, n, dtype=torch.float64, device=device)
-    else:
-        ei = graph.edge_index.numpy()
-        keys = ei[0].astype(np.int64) * n + ei[1]
-        cand_src, cand_dst = _sample_candidates(n, position, keys, candidates_per_neuron, np.random.default_rng(seed))
-        src, dst = np.concatenate([ei[0], cand_src]), np.concatenate([ei[1], cand_dst])
-        src_t, dst_t = torch.from_numpy(src).to(device), torch.from_numpy(dst).to(device)
-        joint_counts = torch.zeros(src.size, dtype=torch.float64, device=device)
-    fire_counts = torch.zeros(n, dtype=torch.float64, device=device)
-    cut = firing_thresholds(model).to(device) if threshold is None else torch.full((n,), float(threshold), device=device)
-    samples = 0
     was_training = model.training
     model.eval()
     bar = tqdm(total=max_samples, desc="coactivation", unit="sample", disable=not progress, leave=False)
     try:
-        for batch_number, x in enumerate(_batches(data, batch_size)):
-            if max_samples is not None and samples >= max_samples:
-                break
+        for x in _batches(data, batch_size):
             if max_samples is not None:
-                x = x[: max_samples - samples]
-            h = model.neuron_activations(x.to(device))
-            if not torch.isfinite(h.sum()):
-                bad = torch.nonzero(~torch.isfinite(h).all(0)).flatten()[:10].tolist()
-                raise NonFiniteError(
-                    f"activations of neurons {bad} are NaN or infinite in batch {batch_number}; "
-                    "coactivation statistics would be corrupt (check the learning rate and inputs)"
-                )
-            fired = (h > cut).to(torch.float32)
-            fire_counts += fired.sum(0).double()
-            if src_t is None:
-                f = fired[:, order_t]
-                lo, hi = f[:, :half], f[:, half:]
-                joint_dense[:half, :half] += (lo.t() @ lo).double()
-                joint_dense[:half, half:] += (lo.t() @ hi).double()
-                joint_dense[half:, half:] += (hi.t() @ hi).double()
-            else:
-                chunk = max(1, (1 << 22) // max(1, fired.shape[0]))
-                for start in range(0, src_t.numel(), chunk):
-                    s, d = src_t[start:start + chunk], dst_t[start:start + chunk]
-                    joint_counts[start:start + chunk] += (fired[:, s] * fired[:, d]).sum(0).double()
-            samples += fired.shape[0]
-            bar.update(fired.shape[0])
+                if recorder.num_samples >= max_samples:
+                    break
+                x = x[: max_samples - recorder.num_samples]
+            recorder.update(model.neuron_activations(x.to(device)))
+            bar.update(x.shape[0])
     finally:
         bar.close()
         model.train(was_training)
-    if samples == 0:
-        raise NCGError("record_coactivation got no samples: data is empty")
-    if src_t is None:
-        joint = joint_dense[torch.from_numpy(src_pos).to(device), torch.from_numpy(dst_pos).to(device)]
-    else:
-        joint = joint_counts
-    return Coactivation(
-        num_neurons=n,
-        num_samples=samples,
-        firing_rate=(fire_counts / samples).cpu().numpy(),
-        src=src.astype(np.int64),
-        dst=dst.astype(np.int64),
-        joint=(joint / samples).cpu().numpy(),
-    )
+    return recorder.result()

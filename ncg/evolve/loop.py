@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from ncg.errors import NCGError
 from ncg.evolve.apply import apply_edits, rewire
-from ncg.evolve.coactivation import MEASURES, Coactivation, record_coactivation
+from ncg.evolve.coactivation import MEASURES, Coactivation, CoactivationRecorder, record_coactivation
 from ncg.evolve.edits import Edit
 from ncg.evolve.history import History, RoundRecord
 from ncg.evolve.operators import PRUNE_SCORES, augment_edges, grow_neurons, prune_edges, remove_neurons
@@ -100,6 +100,9 @@ class EvolveConfig:
     ``"saliency"`` (``|w * dL/dw|``), which ignore ``tau`` and prune within the budget.
     ``finetune_lr`` (if set) replaces the learning rate for the final fine-tuning epochs.
     ``firing_threshold`` overrides the per-activation firing thresholds of the recording.
+    With ``record_during_training`` (default) the statistics come from the forward passes of
+    the last ``record_samples`` training samples of each round, so recording costs no extra
+    pass; otherwise a separate pass (eval mode) streams the first ``record_samples`` samples.
     """
 
     rounds: int = 4
@@ -110,6 +113,7 @@ class EvolveConfig:
     prune_score: str = "coactivation"
     budget: EditBudget = field(default_factory=EditBudget)
     record_samples: int = 10_000
+    record_during_training: bool = True
     firing_threshold: float | None = None
     remove_dead: bool = True
     batch_size: int = 256
@@ -208,13 +212,25 @@ class FreeEvolve:
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
 
-    def _train(self, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor] | None, epochs: int, label: str) -> dict:
+    def _train(
+        self,
+        train: tuple[Tensor, Tensor],
+        val: tuple[Tensor, Tensor] | None,
+        epochs: int,
+        label: str,
+        last_epoch_hook: Callable[[Tensor], None] | None = None,
+    ) -> dict:
         metrics: dict[str, float] = {}
         for epoch in range(epochs):
-            stats = train_epoch(
-                self.model, self.optimizer, *train, batch_size=self.config.batch_size,
-                generator=self.generator, progress=self.config.progress, desc=f"{label} epoch {epoch + 1}/{epochs}",
-            )
+            if epoch == epochs - 1:
+                self.model.activation_hook = last_epoch_hook
+            try:
+                stats = train_epoch(
+                    self.model, self.optimizer, *train, batch_size=self.config.batch_size,
+                    generator=self.generator, progress=self.config.progress, desc=f"{label} epoch {epoch + 1}/{epochs}",
+                )
+            finally:
+                self.model.activation_hook = None
             metrics = {"train_loss": stats["loss"], "train_accuracy": stats["accuracy"]}
         if val is not None:
             stats = evaluate(self.model, *val)
@@ -246,15 +262,36 @@ class FreeEvolve:
                                   measure=cfg.measure, seed=cfg.seed + len(self.history))
         return edits
 
+    def _tail_recorder(self, num_samples: int) -> tuple[CoactivationRecorder, Callable[[Tensor], None]]:
+        """A recorder and a hook that feeds it the last ``record_samples`` of an epoch."""
+        cfg = self.config
+        recorder = CoactivationRecorder(self.model, cfg.firing_threshold, seed=cfg.seed + len(self.history))
+        skip = max(0, num_samples - cfg.record_samples)
+        seen = 0
+
+        def hook(h: Tensor) -> None:
+            nonlocal seen
+            start, seen = seen, seen + h.shape[0]
+            if seen > skip:
+                recorder.update(h[max(0, skip - start):])
+
+        return recorder, hook
+
     def step(self, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor] | None = None) -> RoundRecord:
         """One round: train, record, edit, rewire; returns the round's record."""
         cfg = self.config
         start = time.perf_counter()
-        metrics = self._train(train, val, cfg.epochs_per_round, f"round {len(self.history)}")
-        coactivation = record_coactivation(
-            self.model, train[0], threshold=cfg.firing_threshold, max_samples=cfg.record_samples,
-            seed=cfg.seed + len(self.history), progress=cfg.progress,
-        )
+        label = f"round {len(self.history)}"
+        if cfg.record_during_training and cfg.epochs_per_round > 0:
+            recorder, hook = self._tail_recorder(train[0].shape[0])
+            metrics = self._train(train, val, cfg.epochs_per_round, label, last_epoch_hook=hook)
+            coactivation = recorder.result()
+        else:
+            metrics = self._train(train, val, cfg.epochs_per_round, label)
+            coactivation = record_coactivation(
+                self.model, train[0], threshold=cfg.firing_threshold, max_samples=cfg.record_samples,
+                seed=cfg.seed + len(self.history), progress=cfg.progress,
+            )
         edits = self.propose(coactivation, train)
         graph, maps = apply_edits(self.model.graph, edits, unreachable="ignore")
         rewire(self.model, graph, maps, self.optimizer)

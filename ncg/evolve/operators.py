@@ -26,6 +26,7 @@ Edit(op='prune_edge', source=0, target=2, score=0.1, weight=0.0)
 """
 from __future__ import annotations
 
+import gc
 from typing import Callable
 
 import numpy as np
@@ -79,7 +80,16 @@ Saliency scores need gradients; :func:`ncg.evolve.loop.saliency_scores` computes
 def _edit_list(op: str, sources: np.ndarray, targets: np.ndarray, scores: np.ndarray, weight: float) -> list[Edit]:
     """Edits of one kind from aligned arrays (bulk construction; ``op`` is a valid kind)."""
     make = Edit._make
-    return [make((op, s, t, sc, weight)) for s, t, sc in zip(sources.tolist(), targets.tolist(), scores.tolist())]
+    columns = zip(sources.tolist(), targets.tolist(), scores.tolist())
+    # Tens of thousands of new tuples would otherwise trigger full garbage collections over
+    # everything the process holds; they form no cycles, so pausing the collector is safe.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return [make((op, s, t, sc, weight)) for s, t, sc in columns]
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _best_out_edge(graph: NCG, scores: np.ndarray) -> np.ndarray:
