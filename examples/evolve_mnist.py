@@ -29,7 +29,7 @@ from ncg import NCG, FreeNet, load_freenet, save_freenet
 from ncg.datasets import load_dataset
 from ncg.evolve.coactivation import record_coactivation
 from ncg.evolve.history import RoundRecord
-from ncg.evolve.loop import EditBudget, EvolveConfig, FreeEvolve
+from ncg.evolve import EditBudget, EvolveConfig, FreeEvolve
 from ncg.io import summary as graph_summary
 from ncg.io import write_graphml
 from ncg.train import evaluate
