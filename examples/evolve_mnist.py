@@ -27,9 +27,7 @@ import torch
 
 from ncg import NCG, FreeNet, load_freenet, save_freenet
 from ncg.datasets import load_dataset
-from ncg.evolve.coactivation import record_coactivation
-from ncg.evolve.history import RoundRecord
-from ncg.evolve import EditBudget, EvolveConfig, FreeEvolve
+from ncg.evolve import EditBudget, EvolveConfig, FreeEvolve, RoundRecord, record_coactivation
 from ncg.io import summary as graph_summary
 from ncg.io import write_graphml
 from ncg.train import evaluate
