@@ -418,3 +418,33 @@ def test_recording_during_training_uses_the_last_samples_of_the_epoch():
 def test_separate_recording_pass_still_available():
     _, history, _ = _evolve(record_during_training=False, rounds=1)
     assert history.rounds[1].count("prune_edge") > 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rounds_mixing_removal_prune_and_growth_keep_the_invariants(seed):
+    torch.manual_seed(seed)
+    graph = NCG.random_dag(16, density=0.6, num_outputs=3, seed=seed)
+    graph.bias[:3] = -50.0  # three neurons that never fire
+    net = FreeNet(graph, in_features=5, seed=seed, block_size=4)
+    budget = EditBudget(prune_fraction=0.5, add_fraction=0.1, grow_neurons=2)
+    checked = []
+
+    def check(evolve, record):
+        evolve.model.graph.validate(unreachable="raise")
+        checked.append(record.round)
+
+    x, y = _toy_data(seed=seed)
+    config = EvolveConfig(rounds=3, tau=0.25, lr=1e-2, record_samples=200, budget=budget, seed=seed)
+    history = FreeEvolve(net, config, callbacks=[check]).run((x, y))
+    assert checked and history.totals().get("remove_neuron", 0) >= 3
+    ids_ever = [set(r.order) for r in history.rounds]
+    added = [e.target for r in history.rounds for e in r.edits if e.op == "add_neuron"]
+    assert len(added) == len(set(added)) and not any(a in ids_ever[0] for a in added)
+
+
+def test_dead_neurons_are_kept_for_non_relu_activations():
+    graph = NCG.complete(8, num_outputs=2, seed=0)
+    net = FreeNet(graph, in_features=5, seed=0, activation="tanh")
+    co = record_coactivation(net, torch.randn(50, 5), threshold=100.0)  # nothing "fires"
+    edits = FreeEvolve(net, EvolveConfig(tau=-1.0)).propose(co, _toy_data())
+    assert not any(e.op == "remove_neuron" for e in edits)

@@ -150,6 +150,32 @@ class Coactivation:
         out[match] = order[found[match]]
         return out
 
+    def remap(self, neuron_map: np.ndarray) -> Coactivation:
+        """The statistics renumbered for a graph whose neuron ``v`` was neuron ``neuron_map[v]``.
+
+        Pairs touching a neuron that is gone are dropped; new neurons (``-1``) have rate 0.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> co = Coactivation(3, 10, np.array([0.5, 0.2, 0.4]), np.array([0, 1]), np.array([2, 2]),
+        ...                   np.array([0.3, 0.1]))
+        >>> sub = co.remap(np.array([0, 2]))
+        >>> sub.src.tolist(), sub.dst.tolist(), sub.joint.tolist()
+        ([0], [1], [0.3])
+        """
+        neuron_map = np.asarray(neuron_map, dtype=np.int64)
+        new_index = np.full(self.num_neurons, -1, dtype=np.int64)
+        kept = neuron_map >= 0
+        new_index[neuron_map[kept]] = np.flatnonzero(kept)
+        src, dst = new_index[self.src], new_index[self.dst]
+        pair_kept = (src >= 0) & (dst >= 0)
+        rate = np.zeros(neuron_map.size)
+        rate[kept] = self.firing_rate[neuron_map[kept]]
+        return Coactivation(
+            neuron_map.size, self.num_samples, rate, src[pair_kept], dst[pair_kept], self.joint[pair_kept]
+        )
+
     def save(self, path) -> None:
         """Write an ``.npz`` file."""
         np.savez_compressed(

@@ -42,6 +42,9 @@ __all__ = ["EditBudget", "EvolveConfig", "FreeEvolve", "saliency_scores"]
 
 Callback = Callable[["FreeEvolve", RoundRecord], None]
 
+RELU_LIKE = ("relu", "square_relu")
+"""Activations whose neurons output exactly 0 when they do not fire."""
+
 
 @dataclass
 class EditBudget:
@@ -238,28 +241,38 @@ class FreeEvolve:
         return metrics
 
     def propose(self, coactivation: Coactivation, train: tuple[Tensor, Tensor]) -> list[Edit]:
-        """The edits of one round for the model's current graph."""
+        """The edits of one round for the model's current graph.
+
+        Neuron removals come first; pruning, augmenting and growing are then proposed on the
+        graph *after* the removals, so their protections (each neuron keeps its best outgoing
+        edge) and their choices of neurons hold in the graph that results.
+        """
         cfg = self.config
         graph = self.model.graph
-        max_prune, max_add = cfg.budget.for_graph(graph)
         edits: list[Edit] = []
         if cfg.remove_dead:
-            edits += remove_neurons(graph, coactivation.firing_rate)
-        removed = {e.source for e in edits}
+            # Only ReLU-like neurons output 0 when they never fire; for other activations
+            # removing them would change the function, so only stranded neurons go.
+            relu_like = self.model.activation in RELU_LIKE
+            edits += remove_neurons(graph, coactivation.firing_rate if relu_like else None)
         if cfg.prune_score == "saliency":
             count = min(cfg.record_samples, train[0].shape[0])
             scores = saliency_scores(self.model, train[0][:count], train[1][:count])
-            tau = None
-        else:
+        if edits:
+            graph, maps = apply_edits(graph, edits, unreachable="ignore")
+            coactivation = coactivation.remap(maps.neuron_map.numpy())
+            if cfg.prune_score == "saliency":
+                scores = scores[maps.edge_map.numpy()]
+        if cfg.prune_score != "saliency":
             scores = PRUNE_SCORES[cfg.prune_score](graph, coactivation, cfg.measure)
-            tau = cfg.tau if cfg.prune_score == "coactivation" else None
-        prunes = prune_edges(graph, scores, tau=tau, max_edits=max_prune)
-        edits += [e for e in prunes if e.source not in removed and e.target not in removed][:max_prune]
-        adds = augment_edges(graph, coactivation, tau=cfg.tau, max_edits=max_add, measure=cfg.measure)
-        edits += [e for e in adds if e.source not in removed and e.target not in removed]
+        tau = cfg.tau if cfg.prune_score == "coactivation" else None
+        max_prune, max_add = cfg.budget.for_graph(graph)
+        edits += prune_edges(graph, scores, tau=tau, max_edits=max_prune)
+        edits += augment_edges(graph, coactivation, tau=cfg.tau, max_edits=max_add, measure=cfg.measure)
         if cfg.budget.grow_neurons:
+            first_id = 1 + max(max(record.order) for record in self.history.rounds) if self.history.rounds else None
             edits += grow_neurons(graph, coactivation, cfg.budget.grow_neurons, tau=cfg.tau,
-                                  measure=cfg.measure, seed=cfg.seed + len(self.history))
+                                  measure=cfg.measure, seed=cfg.seed + len(self.history), first_id=first_id)
         return edits
 
     def _tail_recorder(self, num_samples: int) -> tuple[CoactivationRecorder, Callable[[Tensor], None]]:

@@ -175,17 +175,21 @@ def augment_edges(
     return _edit_list("add_edge", ids[coactivation.src[picked]], ids[coactivation.dst[picked]], score[picked], init_weight)
 
 
-def remove_neurons(graph: NCG, firing_rate: np.ndarray, min_rate: float = 0.0) -> list[Edit]:
+def remove_neurons(graph: NCG, firing_rate: np.ndarray | None, min_rate: float = 0.0) -> list[Edit]:
     """Propose removing hidden neurons that fire at most ``min_rate`` of the time, and then
     every hidden neuron that would be left without a path to an output.
 
     A neuron that never fires outputs 0 for ReLU-like activations, so removing it leaves the
-    network's function unchanged. Output neurons are never removed.
+    network's function unchanged; for other activations pass ``firing_rate=None`` to remove
+    only the neurons without a path to an output (always function-preserving). Output neurons
+    are never removed.
     """
+    is_output = graph.roles.numpy() == NCG.OUTPUT
+    if firing_rate is None:
+        firing_rate = np.ones(graph.num_neurons)
     firing_rate = np.asarray(firing_rate)
     if firing_rate.shape != (graph.num_neurons,):
         raise NCGError(f"firing_rate must have shape [{graph.num_neurons}], got {list(firing_rate.shape)}")
-    is_output = graph.roles.numpy() == NCG.OUTPUT
     dead = (firing_rate <= min_rate) & ~is_output
     keep = torch.from_numpy(~dead)
     old_to_new = torch.cumsum(keep.long(), 0) - 1
@@ -209,6 +213,7 @@ def grow_neurons(
     tau: float = 0.25,
     measure: str = "phi",
     seed: int = 0,
+    first_id: int | None = None,
 ) -> list[Edit]:
     """Propose ``num_new`` neurons, each bridging a strongly coactive, unconnected pair.
 
@@ -216,6 +221,8 @@ def grow_neurons(
     new neuron per target ``j``), a neuron ``v`` is inserted right after ``i`` in the order, fed
     by ``i`` and the ``fan_in - 1`` other predecessors most coactive with ``j`` (random
     ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` weights), and feeding ``j`` with weight 0.
+    New neurons get stable ids from ``first_id`` on (default: one past the largest id in
+    ``graph``; pass one past the largest id ever used so removed ids are never reused).
     """
     if num_new <= 0:
         return []
@@ -230,7 +237,7 @@ def grow_neurons(
     ids = graph.neuron_ids.numpy()
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(fan_in)
-    next_id = int(ids.max()) + 1
+    next_id = int(ids.max()) + 1 if first_id is None else max(first_id, int(ids.max()) + 1)
     edits: list[Edit] = []
     used_targets: set[int] = set()
     for p in ranked:
