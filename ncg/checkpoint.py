@@ -61,6 +61,7 @@ def save_freenet(model: FreeNet, path: str | os.PathLike, extra: dict | None = N
         "version": VERSION,
         "config": model.config(),
         "graph": {"num_neurons": graph.num_neurons, **{k: getattr(graph, k) for k in _GRAPH_FIELDS}},
+        "dtype": str(model.weight.dtype).removeprefix("torch."),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": extra or {},
     }
@@ -104,7 +105,10 @@ def load_freenet(path: str | os.PathLike, map_location: str | torch.device = "cp
         g["edge_index"], int(g["num_neurons"]), g["outputs"], weight=g["weight"], bias=g["bias"],
         order=g["order"], neuron_ids=g["neuron_ids"],
     )
-    model = FreeNet(graph, **payload["config"])
+    dtype = getattr(torch, str(payload.get("dtype", "float32")), None)
+    if not isinstance(dtype, torch.dtype):
+        raise CheckpointError(f"{path} names an unknown dtype {payload.get('dtype')!r}")
+    model = FreeNet(graph, **payload["config"]).to(dtype)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

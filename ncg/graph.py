@@ -130,9 +130,9 @@ class NCG:
         self.weight = (
             init_edge_weights(self.edge_index, num_neurons)
             if weight is None
-            else torch.as_tensor(weight, dtype=torch.float32)
+            else _floating(torch.as_tensor(weight))
         )
-        self.bias = torch.zeros(num_neurons) if bias is None else torch.as_tensor(bias).float()
+        self.bias = torch.zeros(num_neurons) if bias is None else _floating(torch.as_tensor(bias))
         if order is None:
             generation = topological_generations(self.edge_index, num_neurons)
             order = torch.sort(generation * num_neurons + torch.arange(num_neurons)).indices
@@ -355,6 +355,11 @@ class NCG:
         flags = torch.zeros(n + 1, dtype=torch.bool)
         flags[torch.from_numpy(reached)] = True
         return flags[:n]
+
+
+def _floating(values: Tensor) -> Tensor:
+    """``values`` as they are if floating point (float64 stays float64), else float32."""
+    return values if values.is_floating_point() else values.float()
 
 
 def _check_outputs_count(num_outputs: int, num_neurons: int) -> None:

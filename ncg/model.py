@@ -187,8 +187,8 @@ class FreeNet(nn.Module):
             self.edge_index.detach().cpu().clone(),
             self.num_neurons,
             self.outputs.cpu().clone(),
-            weight=self.weight.detach().float().cpu().clone(),
-            bias=self.bias.detach().float().cpu().clone(),
+            weight=self.weight.detach().cpu().clone(),
+            bias=self.bias.detach().cpu().clone(),
             order=self.order.cpu().clone(),
             neuron_ids=self.neuron_ids.cpu().clone(),
             validate=False,
@@ -259,7 +259,7 @@ class FreeNet(nn.Module):
 
     # ------------------------------------------------------------------ evaluation
     def _flatten(self, x: Tensor) -> Tensor:
-        x = x.reshape(x.shape[0], -1) if x.dim() > 1 else x.reshape(1, -1)
+        x = x.flatten(1) if x.dim() > 1 else x.reshape(1, -1)
         if x.shape[1] != self.in_features:
             raise NCGError(
                 f"input has {x.shape[1]} features per sample, the model expects in_features={self.in_features}"

@@ -69,3 +69,13 @@ def test_atomic_save_leaves_old_file_on_failure(tmp_path):
         atomic_save({"a": Unpicklable()}, path)
     assert torch.load(path) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]
+
+
+def test_float64_model_round_trips_in_float64(tmp_path, net):
+    net = net.double()
+    path = tmp_path / "model.pt"
+    save_freenet(net, path)
+    loaded, _ = load_freenet(path)
+    assert loaded.weight.dtype == torch.float64
+    x = torch.randn(3, 6, dtype=torch.float64)
+    assert torch.equal(loaded(x), net(x))

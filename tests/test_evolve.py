@@ -448,3 +448,13 @@ def test_dead_neurons_are_kept_for_non_relu_activations():
     co = record_coactivation(net, torch.randn(50, 5), threshold=100.0)  # nothing "fires"
     edits = FreeEvolve(net, EvolveConfig(tau=-1.0)).propose(co, _toy_data())
     assert not any(e.op == "remove_neuron" for e in edits)
+
+
+def test_rewire_keeps_float64_weights_exact():
+    net = _net(NCG.complete(6, num_outputs=2, seed=0)).double()
+    with torch.no_grad():
+        net.weight += 1e-12
+    before = net.weight.detach().clone()
+    new, maps = apply_edits(net.graph, [])
+    rewire(net, new, maps)
+    assert net.weight.dtype == torch.float64 and torch.equal(net.weight.detach(), before)

@@ -145,3 +145,8 @@ def test_cuda_matches_cpu():
     net = FreeNet(NCG.complete(30, num_outputs=3, seed=0), in_features=5, seed=0)
     x = torch.randn(8, 5)
     torch.testing.assert_close(net.cuda()(x.cuda()).cpu(), net.cpu()(x), atol=1e-4, rtol=1e-4)
+
+
+def test_empty_batch_gives_empty_output():
+    net = FreeNet(NCG.complete(5, num_outputs=2, seed=0), in_features=3)
+    assert net(torch.randn(0, 3)).shape == (0, 2)
