@@ -20,13 +20,13 @@ Examples
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ncg.errors import CheckpointError
+from ncg.atomic import atomic_write
+from ncg.errors import CheckpointError, NCGError
 from ncg.graph import NCG
 from ncg.model import FreeNet
 
@@ -38,19 +38,8 @@ _GRAPH_FIELDS = ("edge_index", "outputs", "weight", "bias", "order", "neuron_ids
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` to ``path`` atomically (see :func:`ncg.atomic.atomic_write`)."""
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def save_freenet(model: FreeNet, path: str | os.PathLike, extra: dict | None = None) -> None:
@@ -100,15 +89,18 @@ def load_freenet(path: str | os.PathLike, map_location: str | torch.device = "cp
     missing = [k for k in ("config", "graph", "state_dict") if k not in payload]
     if missing:
         raise CheckpointError(f"{path} lacks the sections {missing}")
-    g = payload["graph"]
-    graph = NCG(
-        g["edge_index"], int(g["num_neurons"]), g["outputs"], weight=g["weight"], bias=g["bias"],
-        order=g["order"], neuron_ids=g["neuron_ids"],
-    )
-    dtype = getattr(torch, str(payload.get("dtype", "float32")), None)
-    if not isinstance(dtype, torch.dtype):
-        raise CheckpointError(f"{path} names an unknown dtype {payload.get('dtype')!r}")
-    model = FreeNet(graph, **payload["config"]).to(dtype)
+    try:
+        g = payload["graph"]
+        graph = NCG(
+            g["edge_index"], int(g["num_neurons"]), g["outputs"], weight=g["weight"], bias=g["bias"],
+            order=g["order"], neuron_ids=g["neuron_ids"], unreachable="ignore",
+        )
+        dtype = getattr(torch, str(payload.get("dtype", "float32")), None)
+        if not isinstance(dtype, torch.dtype):
+            raise CheckpointError(f"unknown dtype {payload.get('dtype')!r}")
+        model = FreeNet(graph, **payload["config"]).to(dtype)
+    except (NCGError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: the graph or config section is invalid: {exc}") from exc
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

@@ -52,7 +52,7 @@ class NonFiniteError(NCGError):
 
 
 class UnreachableNeuronError(NCGError):
-    """A hidden neuron has no path to any output neuron (raised with ``strict=True``)."""
+    """A hidden neuron has no path to any output neuron (raised with ``unreachable="raise"``)."""
 
 
 class UnreachableNeuronWarning(UserWarning):

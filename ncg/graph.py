@@ -310,6 +310,8 @@ class NCG:
             if not torch.isfinite(value).all():
                 bad = int(torch.nonzero(~torch.isfinite(value))[0])
                 raise NonFiniteError(f"{name}[{bad}] is {value[bad].item()}; all values must be finite")
+        if self.order.dtype != torch.long:
+            raise NCGError(f"order must be a LongTensor, got dtype {self.order.dtype}")
         if self.order.shape != (n,) or not torch.equal(torch.sort(self.order).values, torch.arange(n)):
             raise NCGError(f"order must be a permutation of 0..{n - 1}, got {self.order.tolist()[:20]}")
         pos = self.position
@@ -322,6 +324,8 @@ class NCG:
             raise NCGError(f"order is not topological: edge {s} -> {t} goes backward in it")
         if self.neuron_ids.shape != (n,):
             raise NCGError(f"neuron_ids must have shape [{n}], got {list(self.neuron_ids.shape)}")
+        if torch.unique(self.neuron_ids).numel() != n:
+            raise NCGError("neuron_ids must be unique: they name neurons across edits")
         if unreachable == "ignore":
             return self
         dead = torch.nonzero(~self.reaches_output()).flatten()

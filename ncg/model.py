@@ -126,8 +126,10 @@ class FreeNet(nn.Module):
             raise NCGError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         if evaluator not in EVALUATORS:
             raise NCGError(f"evaluator must be one of {sorted(EVALUATORS)}, got {evaluator!r}")
-        if block_size < 1:
-            raise NCGError(f"block_size must be >= 1, got {block_size}")
+        if not isinstance(block_size, int) or block_size < 1:
+            raise NCGError(f"block_size must be an int >= 1, got {block_size!r}")
+        if out_features is not None and (not isinstance(out_features, int) or out_features < 1):
+            raise NCGError(f"out_features must be a positive int, got {out_features!r}")
         num_outputs = graph.num_outputs
         out_features = num_outputs if out_features is None else out_features
         if decoder == "auto":
@@ -211,6 +213,8 @@ class FreeNet(nn.Module):
         The parameters ``weight`` and ``bias`` (and the encoder's weight when neurons change)
         become new tensors: rebuild or remap the optimiser (see :mod:`ncg.evolve.apply`).
         """
+        if not isinstance(graph, NCG):
+            raise NCGError(f"graph must be an NCG, got {type(graph).__name__}")
         if graph.num_outputs != self.graph_num_outputs:
             raise NCGError(
                 f"the new graph has {graph.num_outputs} outputs, the model reads {self.graph_num_outputs}"

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ncg.errors import CycleError
+from ncg.errors import CycleError, NCGError
 
 __all__ = ["topological_generations", "find_cycle", "Plan", "build_plan"]
 
@@ -224,7 +224,7 @@ def build_plan(
     ([1, 2, 0], 2)
     """
     if block_size < 1:
-        raise ValueError(f"block_size must be >= 1, got {block_size}")
+        raise NCGError(f"block_size must be >= 1, got {block_size}")
     edge_index = edge_index.detach().to("cpu", torch.long)
     generation = topological_generations(edge_index, num_nodes)
     key = torch.arange(num_nodes) if tie_break is None else tie_break.detach().to("cpu", torch.long)

@@ -41,7 +41,7 @@ def train_epoch(
     """One pass over ``(x, y)`` in shuffled mini-batches with cross-entropy.
 
     Returns the mean training loss and accuracy. Raises
-    :class:`~ncg.errors.NonFiniteError` as soon as the loss is NaN or infinite.
+    :class:`~ncg.errors.NonFiniteError` at the end of the epoch if the mean loss is NaN or infinite.
     """
     model.train()
     device = next(model.parameters()).device

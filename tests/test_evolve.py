@@ -323,6 +323,10 @@ def test_config_errors_name_the_field():
         EvolveConfig(measure="joint", tau=-0.5).validate()
     with pytest.raises(NCGError, match="prune_fraction must be in"):
         EditBudget(prune_fraction=2).for_graph(NCG.complete(3))
+    with pytest.raises(NCGError, match="prune_fraction must be in"):
+        EvolveConfig(budget=EditBudget(prune_fraction=2)).validate()
+    with pytest.raises(NCGError, match="grow_neurons must be >= 0"):
+        EvolveConfig(budget=EditBudget(grow_neurons=-1)).validate()
 
 
 def test_history_round_trips_through_json(tmp_path):

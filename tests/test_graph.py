@@ -114,3 +114,10 @@ def test_reaches_output_matches_networkx(graph):
     outputs = set(graph.outputs.tolist())
     expected = [v in outputs or bool(nx.descendants(g, v) & outputs) for v in range(graph.num_neurons)]
     assert graph.reaches_output().tolist() == expected
+
+
+def test_order_dtype_and_unique_ids_are_checked():
+    with pytest.raises(NCGError, match="order must be a LongTensor"):
+        _graph([[0], [3]], order=torch.tensor([0.0, 1.0, 2.0, 3.0]))
+    with pytest.raises(NCGError, match="neuron_ids must be unique"):
+        _graph([[0], [3]], neuron_ids=torch.tensor([0, 0, 1, 2]))

@@ -86,6 +86,12 @@ def test_bad_arguments_are_named():
         FreeNet(g, in_features=0)
     with pytest.raises(NCGError, match="decoder='identity' needs out_features"):
         FreeNet(g, in_features=2, out_features=3, decoder="identity")
+    with pytest.raises(NCGError, match="block_size must be an int >= 1"):
+        FreeNet(g, in_features=2, block_size="4")
+    with pytest.raises(NCGError, match="out_features must be a positive int"):
+        FreeNet(g, in_features=2, out_features=0)
+    with pytest.raises(NCGError, match="graph must be an NCG"):
+        FreeNet(g, in_features=2).set_graph("x")
     with pytest.raises(NCGError, match="expects in_features=2"):
         FreeNet(g, in_features=2)(torch.zeros(1, 5))
 

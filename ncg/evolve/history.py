@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from ncg.atomic import atomic_write
+from ncg.errors import NCGError
 from ncg.evolve.edits import Edit
 from ncg.graph import NCG
 from ncg.schedule import topological_generations
@@ -121,7 +121,7 @@ class History:
     def from_dict(cls, data: dict) -> History:
         """Inverse of :meth:`to_dict`."""
         if data.get("version") != HISTORY_VERSION:
-            raise ValueError(f"history format version {data.get('version')!r} is not {HISTORY_VERSION}")
+            raise NCGError(f"history format version {data.get('version')!r} is not {HISTORY_VERSION}")
         rounds = []
         for r in data["rounds"]:
             r = dict(r)
@@ -130,13 +130,9 @@ class History:
         return cls(rounds)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write JSON atomically (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self.to_dict(), handle)
-        os.replace(tmp, path)
+        """Write JSON atomically (see :func:`ncg.atomic.atomic_write`)."""
+        data = json.dumps(self.to_dict()).encode()
+        atomic_write(path, lambda handle: handle.write(data))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> History:

@@ -138,6 +138,12 @@ class EvolveConfig:
         for name in ("rounds", "epochs_per_round", "final_epochs"):
             if getattr(self, name) < 0:
                 raise NCGError(f"{name} must be >= 0, got {getattr(self, name)}")
+        budget = self.budget
+        for name in ("prune_fraction", "add_fraction"):
+            if not 0.0 <= getattr(budget, name) <= 1.0:
+                raise NCGError(f"EditBudget.{name} must be in [0, 1], got {getattr(budget, name)}")
+        if budget.grow_neurons < 0:
+            raise NCGError(f"EditBudget.grow_neurons must be >= 0, got {budget.grow_neurons}")
         if self.record_samples < 1 or self.batch_size < 1:
             raise NCGError("record_samples and batch_size must be >= 1")
         return self

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ncg.atomic import atomic_write
 from ncg.errors import GraphMLError, NCGError
 from ncg.graph import NCG
 from ncg.io._common import node_attributes
@@ -83,17 +83,6 @@ def _dense_arrays(model: FreeNet) -> dict[str, np.ndarray]:
         arrays["decoder_weight"] = model.decoder.weight.detach().cpu().numpy()
         arrays["decoder_bias"] = model.decoder.bias.detach().cpu().numpy()
     return arrays
-
-
-def _write_atomically(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_graphml(
@@ -237,8 +226,8 @@ def write_graphml(
     text = "\n".join(lines).encode("utf-8")
 
     if not inline_dense:
-        _write_atomically(side_file, lambda handle: np.savez(handle, **arrays))
-    _write_atomically(path, lambda handle: handle.write(text))
+        atomic_write(side_file, lambda handle: np.savez(handle, **arrays))
+    atomic_write(path, lambda handle: handle.write(text))
     return [path] if inline_dense else [path, side_file]
 
 
