@@ -174,6 +174,7 @@ class NCG:
 
         Edges go forward in ``arange(num_neurons)``; the last ``num_outputs`` neurons are outputs.
         Some hidden neurons may have no path to an output (no warning is issued for them).
+        ``seed=None`` draws from torch's global generator, as :meth:`complete` does.
 
         Examples
         --------
@@ -191,7 +192,7 @@ class NCG:
             num_edges = round(density * total)
         if not 0 <= num_edges <= total:
             raise NCGError(f"num_edges must be in [0, {total}] for {num_neurons} neurons, got {num_edges}")
-        gen = torch.Generator().manual_seed(0 if seed is None else seed)
+        gen = None if seed is None else torch.Generator().manual_seed(seed)
         src, dst = torch.triu_indices(num_neurons, num_neurons, offset=1)
         keep = torch.randperm(total, generator=gen)[:num_edges].sort().values
         edge_index = torch.stack([src[keep], dst[keep]])

@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -216,6 +217,10 @@ class FreeEvolve:
         missing = {"history", "optimizer", "generator", "torch_rng"} - set(state)
         if missing:
             raise NCGError(f"FreeEvolve state lacks {sorted(missing)}")
+        saved = state.get("config")
+        if saved is not None and saved != self.config.to_dict():
+            changed = sorted(k for k in saved if saved[k] != self.config.to_dict().get(k))
+            warnings.warn(f"resuming with a different EvolveConfig (changed: {changed})", stacklevel=2)
         self.history = History.from_dict(state["history"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
