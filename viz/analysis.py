@@ -75,10 +75,10 @@ def plot_coactivation(
     top = float(np.quantile(np.abs(scores), 0.99)) if scores.size else 1.0
     top = min(max(top, 0.05), 1.0)
     if measure == "phi":
-        cmap, norm = colormaps[WEIGHT_CMAP].copy(), Normalize(-top, top)
+        cmap, norm = colormaps[WEIGHT_CMAP], Normalize(-top, top)
     else:
-        cmap, norm = colormaps["viridis"].copy(), Normalize(0, top)
-    cmap.set_bad("#d9d9d9")
+        cmap, norm = colormaps["viridis"], Normalize(0, top)
+    cmap = cmap.with_extremes(bad="#d9d9d9")
     matrix = np.full((n, n), np.nan)
     matrix[rank[coactivation.src], rank[coactivation.dst]] = scores
     fig, (heat_ax, rate_ax) = new_figure(figsize, dpi, 2, 1, sharex=True, height_ratios=[5, 1])
