@@ -89,15 +89,15 @@ def load_freenet(path: str | os.PathLike, map_location: str | torch.device = "cp
     missing = [k for k in ("config", "graph", "state_dict") if k not in payload]
     if missing:
         raise CheckpointError(f"{path} lacks the sections {missing}")
+    dtype = getattr(torch, str(payload.get("dtype", "float32")), None)
+    if not isinstance(dtype, torch.dtype):
+        raise CheckpointError(f"{path} names an unknown dtype {payload.get('dtype')!r}")
     try:
         g = payload["graph"]
         graph = NCG(
             g["edge_index"], int(g["num_neurons"]), g["outputs"], weight=g["weight"], bias=g["bias"],
             order=g["order"], neuron_ids=g["neuron_ids"], unreachable="ignore",
         )
-        dtype = getattr(torch, str(payload.get("dtype", "float32")), None)
-        if not isinstance(dtype, torch.dtype):
-            raise CheckpointError(f"unknown dtype {payload.get('dtype')!r}")
         model = FreeNet(graph, **payload["config"]).to(dtype)
     except (NCGError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: the graph or config section is invalid: {exc}") from exc

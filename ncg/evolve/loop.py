@@ -72,19 +72,24 @@ class EditBudget:
     target_density: float | None = None
     grow_neurons: int = 0
 
+    def validate(self) -> EditBudget:
+        """Raise :class:`~ncg.errors.NCGError` naming the first bad field."""
+        for name in ("prune_fraction", "add_fraction", "target_density"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise NCGError(f"EditBudget.{name} must be in [0, 1], got {value}")
+        if self.grow_neurons < 0:
+            raise NCGError(f"EditBudget.grow_neurons must be >= 0, got {self.grow_neurons}")
+        return self
+
     def for_graph(self, graph: NCG) -> tuple[int, int]:
         """``(max_prune, max_add)`` for one round on ``graph``."""
-        for name in ("prune_fraction", "add_fraction"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise NCGError(f"EditBudget.{name} must be in [0, 1], got {value}")
+        self.validate()
         e = graph.num_edges
         max_prune = int(self.prune_fraction * e)
         max_add = int(self.add_fraction * e)
         targets = [] if self.target_edges is None else [self.target_edges]
         if self.target_density is not None:
-            if not 0.0 <= self.target_density <= 1.0:
-                raise NCGError(f"EditBudget.target_density must be in [0, 1], got {self.target_density}")
             n = graph.num_neurons
             targets.append(round(self.target_density * n * (n - 1) / 2))
         if targets:
@@ -139,12 +144,7 @@ class EvolveConfig:
         for name in ("rounds", "epochs_per_round", "final_epochs"):
             if getattr(self, name) < 0:
                 raise NCGError(f"{name} must be >= 0, got {getattr(self, name)}")
-        budget = self.budget
-        for name in ("prune_fraction", "add_fraction"):
-            if not 0.0 <= getattr(budget, name) <= 1.0:
-                raise NCGError(f"EditBudget.{name} must be in [0, 1], got {getattr(budget, name)}")
-        if budget.grow_neurons < 0:
-            raise NCGError(f"EditBudget.grow_neurons must be >= 0, got {budget.grow_neurons}")
+        self.budget.validate()
         if self.record_samples < 1 or self.batch_size < 1:
             raise NCGError("record_samples and batch_size must be >= 1")
         return self
@@ -266,16 +266,15 @@ class FreeEvolve:
             # removing them would change the function, so only stranded neurons go.
             relu_like = self.model.activation in RELU_LIKE
             edits += remove_neurons(graph, coactivation.firing_rate if relu_like else None)
-        if cfg.prune_score == "saliency":
+        saliency = None
+        if cfg.prune_score == "saliency":  # needs the model, so it is taken before the removals
             count = min(cfg.record_samples, train[0].shape[0])
-            scores = saliency_scores(self.model, train[0][:count], train[1][:count])
+            saliency = saliency_scores(self.model, train[0][:count], train[1][:count])
         if edits:
             graph, maps = apply_edits(graph, edits, unreachable="ignore")
             coactivation = coactivation.remap(maps.neuron_map.numpy())
-            if cfg.prune_score == "saliency":
-                scores = scores[maps.edge_map.numpy()]
-        if cfg.prune_score != "saliency":
-            scores = PRUNE_SCORES[cfg.prune_score](graph, coactivation, cfg.measure)
+            saliency = None if saliency is None else saliency[maps.edge_map.numpy()]
+        scores = saliency if saliency is not None else PRUNE_SCORES[cfg.prune_score](graph, coactivation, cfg.measure)
         tau = cfg.tau if cfg.prune_score == "coactivation" else None
         max_prune, max_add = cfg.budget.for_graph(graph)
         edits += prune_edges(graph, scores, tau=tau, max_edits=max_prune)
