@@ -270,19 +270,42 @@ class FreeNet(nn.Module):
             )
         return x
 
-    def _neuron_states(self, x: Tensor) -> tuple[Tensor, Plan]:
+    def _neuron_states(self, x: Tensor) -> tuple[Tensor, Tensor, Plan]:
+        """``(u, h, plan)``: external input ``u`` (encoder + bias) and activations ``h``, both
+        ``[N, B]`` in position order."""
         plan, codes = self.plan()
         x = self._flatten(x)
         enc = self.encoder.weight[plan.perm]
         u = torch.addmm(self.bias[plan.perm].unsqueeze(1), enc, x.to(enc.dtype).t())
         dtype = self.weight.dtype
+        u = u.to(dtype)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            h = EVALUATORS[self.evaluator](u.to(dtype), self.weight, plan, codes)
-        return h, plan
+            h = EVALUATORS[self.evaluator](u, self.weight, plan, codes)
+        return u, h, plan
+
+    def forward_states(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(output, u, h)`` with gradients: the output, each neuron's external input ``u``
+        (encoder + bias) and activation ``h``, both ``[N, B]`` in position order
+        (``plan().position[v]`` is neuron ``v``'s row).
+
+        ``u`` enters the pre-activation additively (``z = u + W^T h``), so after
+        ``u.retain_grad()`` and a backward pass ``u.grad`` is ``dL/dz``; the gradient of a
+        missing edge ``i -> j`` at weight 0 is then ``h_i . (dL/dz_j)`` (RigL's grow score).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ncg import NCG, FreeNet
+        >>> out, u, h = FreeNet(NCG.complete(4, num_outputs=2), in_features=3).forward_states(torch.ones(5, 3))
+        >>> out.shape, u.shape, h.shape
+        (torch.Size([5, 2]), torch.Size([4, 5]), torch.Size([4, 5]))
+        """
+        u, h, plan = self._neuron_states(x)
+        return self.decoder(h[plan.position[self.outputs]].t()), u, h
 
     def forward(self, x: Tensor) -> Tensor:
         """Map a batch ``[B, ...]`` (flattened to ``[B, in_features]``) to ``[B, out_features]``."""
-        h, plan = self._neuron_states(x)
+        _, h, plan = self._neuron_states(x)
         if self.activation_hook is not None:
             self.activation_hook(h.detach()[plan.position].t())
         return self.decoder(h[plan.position[self.outputs]].t())
@@ -298,7 +321,7 @@ class FreeNet(nn.Module):
         >>> FreeNet(NCG.complete(4), in_features=2).neuron_activations(torch.ones(3, 2)).shape
         torch.Size([3, 4])
         """
-        h, plan = self._neuron_states(x)
+        _, h, plan = self._neuron_states(x)
         return h[plan.position].t()
 
     # ------------------------------------------------------------------ bridges

@@ -1,7 +1,8 @@
 """Minimal, fast training helpers over in-memory tensors.
 
 Data sets here fit in memory, so batches are index slices of one tensor (no DataLoader worker
-overhead). A ``torch.Generator`` fixes the shuffling, so a seed fixes a run.
+overhead). A ``torch.Generator`` fixes the shuffling, so a seed fixes a run. The loss and the
+metrics come from a :class:`~ncg.tasks.Task` (cross-entropy and accuracy by default).
 
 Examples
 --------
@@ -16,6 +17,8 @@ Examples
 >>> stats = train_epoch(net, opt, x, y, batch_size=16, generator=torch.Generator().manual_seed(0))
 >>> sorted(stats), 0.0 <= evaluate(net, x, y)["accuracy"] <= 1.0
 (['accuracy', 'loss'], True)
+>>> fit(net, (x, y), epochs=[(1, 1e-2), (1, 1e-3)], seed=0)["epochs"]
+2
 """
 from __future__ import annotations
 
@@ -23,9 +26,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ncg.errors import NonFiniteError
+from ncg.errors import NCGError, NonFiniteError
+from ncg.tasks import Task, get_task
 
-__all__ = ["train_epoch", "evaluate"]
+__all__ = ["train_epoch", "evaluate", "fit"]
 
 
 def train_epoch(
@@ -37,45 +41,83 @@ def train_epoch(
     generator: torch.Generator | None = None,
     progress: bool = False,
     desc: str = "train",
+    task: str | Task = "classification",
 ) -> dict[str, float]:
-    """One pass over ``(x, y)`` in shuffled mini-batches with cross-entropy.
+    """One pass over ``(x, y)`` in shuffled mini-batches, minimising ``task``'s loss.
 
-    Returns the mean training loss and accuracy. Raises
-    :class:`~ncg.errors.NonFiniteError` at the end of the epoch if the mean loss is NaN or infinite.
+    Returns the task's metrics over the epoch (e.g. mean loss and accuracy). Raises
+    :class:`~ncg.errors.NonFiniteError` at the end of the epoch if the loss is NaN or infinite.
     """
+    task = get_task(task)
     model.train()
     device = next(model.parameters()).device
     order = torch.randperm(x.shape[0], generator=generator)
-    total_loss = torch.zeros((), dtype=torch.float64)
-    correct = 0
+    totals: dict[str, float] = {}
     for start in tqdm(range(0, x.shape[0], batch_size), desc=desc, disable=not progress, leave=False):
         index = order[start:start + batch_size]
         xb, yb = x[index].to(device), y[index].to(device)
-        logits = model(xb)
-        loss = nn.functional.cross_entropy(logits, yb)
+        output = model(xb)
+        loss = task.loss(output, yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total_loss += loss.detach().double().cpu() * index.numel()
-        correct += int((logits.detach().argmax(1) == yb).sum())
-    mean_loss = float(total_loss) / max(1, x.shape[0])
-    if mean_loss != mean_loss or mean_loss in (float("inf"), float("-inf")):
-        raise NonFiniteError(f"training loss became {mean_loss}; lower the learning rate")
-    return {"loss": mean_loss, "accuracy": correct / max(1, x.shape[0])}
+        task.merge(totals, task.metric_sums(output.detach(), yb))
+    metrics = task.reduce(totals, x.shape[0])
+    loss = metrics.get("loss", 0.0)
+    if loss != loss or loss in (float("inf"), float("-inf")):
+        raise NonFiniteError(f"training loss became {loss}; lower the learning rate")
+    return metrics
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 2048) -> dict[str, float]:
-    """Mean cross-entropy loss and accuracy of ``model`` on ``(x, y)``."""
+def evaluate(
+    model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 2048, task: str | Task = "classification"
+) -> dict[str, float]:
+    """``task``'s metrics of ``model`` on ``(x, y)`` (by default mean cross-entropy and accuracy)."""
+    task = get_task(task)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total_loss, correct = 0.0, 0
+    totals: dict[str, float] = {}
     for start in range(0, x.shape[0], batch_size):
         xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
-        logits = model(xb)
-        total_loss += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
-        correct += int((logits.argmax(1) == yb).sum())
+        task.merge(totals, task.metric_sums(model(xb), yb))
     model.train(was_training)
-    n = max(1, x.shape[0])
-    return {"loss": total_loss / n, "accuracy": correct / n}
+    return task.reduce(totals, x.shape[0])
+
+
+def fit(
+    model: nn.Module,
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor] | None = None,
+    epochs: list[tuple[int, float]] = ((1, 1e-3),),
+    batch_size: int = 256,
+    seed: int = 0,
+    task: str | Task = "classification",
+    optimizer: torch.optim.Optimizer | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Train ``model`` with Adam through stages of ``(epochs, learning_rate)``.
+
+    The plain-training baseline: ``epochs=[(8, 1e-3), (3, 2e-4)]`` is the main job's budget.
+    Shuffling is fixed by ``seed``. Returns the last epoch's training metrics (prefixed
+    ``train_``), the validation metrics (``val_``) if ``val`` is given, and ``epochs``.
+    """
+    stages = [(int(n), float(lr)) for n, lr in epochs]
+    if any(n < 0 or lr <= 0 for n, lr in stages):
+        raise NCGError(f"epochs must be (count >= 0, learning rate > 0) pairs, got {stages}")
+    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=stages[0][1] if stages else 1e-3)
+    generator = torch.Generator().manual_seed(seed)
+    metrics: dict[str, float] = {}
+    done = 0
+    for count, lr in stages:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        for _ in range(count):
+            done += 1
+            stats = train_epoch(model, optimizer, *train, batch_size=batch_size, generator=generator,
+                                progress=progress, desc=f"epoch {done}", task=task)
+            metrics = {f"train_{k}": v for k, v in stats.items()}
+    if val is not None:
+        metrics.update({f"val_{k}": v for k, v in evaluate(model, *val, task=task).items()})
+    return {**metrics, "epochs": done}

@@ -15,6 +15,7 @@ Examples
 from viz.analysis import plot_coactivation, plot_degree_histograms, plot_receptive_fields, plot_weight_histogram
 from viz.evolution import evolution_frames, evolution_layout, plot_evolution_summary, render_evolution
 from viz.layout import edge_paths, generation_layout
+from viz.pareto import pareto_figure
 from viz.run import render_run
 from viz.topology import draw_topology
 
@@ -31,4 +32,5 @@ __all__ = [
     "edge_paths",
     "evolution_frames",
     "evolution_layout",
+    "pareto_figure",
 ]

@@ -21,6 +21,7 @@ True
 """
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -35,8 +36,10 @@ from ncg.evolve.apply import apply_edits, rewire
 from ncg.evolve.coactivation import MEASURES, Coactivation, CoactivationRecorder, record_coactivation
 from ncg.evolve.edits import Edit
 from ncg.evolve.history import History, RoundRecord
-from ncg.evolve.operators import PRUNE_SCORES, augment_edges, grow_neurons, prune_edges, remove_neurons
+from ncg.evolve.operators import grow_edges, grow_neurons, prune_edges, remove_neurons
+from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES, ScoreContext, saliency_scores
 from ncg.graph import NCG
+from ncg.tasks import get_task
 from ncg.train import evaluate, train_epoch
 
 __all__ = ["EditBudget", "EvolveConfig", "FreeEvolve", "saliency_scores"]
@@ -47,9 +50,12 @@ RELU_LIKE = ("relu", "square_relu")
 """Activations whose neurons output exactly 0 when they do not fire."""
 
 
+DECAYS = ("constant", "cosine")
+
+
 @dataclass
 class EditBudget:
-    """How much the topology may change per round (the schedule, separate from the operators).
+    """How much the topology may change per round: the schedule, separate from the rules.
 
     Attributes
     ----------
@@ -64,6 +70,23 @@ class EditBudget:
         target wins when both are given).
     grow_neurons : int
         New neurons proposed per round.
+    regrow : bool
+        Constant budget: every round grows as many edges as it pruned (SET, RigL), instead of at
+        most ``add_fraction`` (``add_fraction`` and the targets are then ignored for growth).
+    decay : {"constant", "cosine"}
+        ``cosine`` scales both fractions by ``(1 + cos(pi t / decay_end)) / 2`` at round progress
+        ``t`` in [0, 1), and by 0 from ``decay_end`` on (RigL's update schedule).
+    decay_end : float
+        Fraction of the rounds after which a decaying schedule stops editing.
+
+    Examples
+    --------
+    >>> from ncg import NCG
+    >>> g = NCG.complete(11, num_outputs=1)
+    >>> EditBudget(prune_fraction=0.2, add_fraction=0.0).for_graph(g)
+    (11, 0)
+    >>> EditBudget(prune_fraction=0.2, decay="cosine", decay_end=0.5).for_graph(g, progress=0.25)
+    (5, 0)
     """
 
     prune_fraction: float = 0.1
@@ -71,6 +94,9 @@ class EditBudget:
     target_edges: int | None = None
     target_density: float | None = None
     grow_neurons: int = 0
+    regrow: bool = False
+    decay: str = "constant"
+    decay_end: float = 1.0
 
     def validate(self) -> EditBudget:
         """Raise :class:`~ncg.errors.NCGError` naming the first bad field."""
@@ -80,14 +106,35 @@ class EditBudget:
                 raise NCGError(f"EditBudget.{name} must be in [0, 1], got {value}")
         if self.grow_neurons < 0:
             raise NCGError(f"EditBudget.grow_neurons must be >= 0, got {self.grow_neurons}")
+        if self.target_edges is not None and self.target_edges < 0:
+            raise NCGError(f"EditBudget.target_edges must be >= 0, got {self.target_edges}")
+        if self.decay not in DECAYS:
+            raise NCGError(f"EditBudget.decay must be one of {DECAYS}, got {self.decay!r}")
+        if not 0.0 < self.decay_end <= 1.0:
+            raise NCGError(f"EditBudget.decay_end must be in (0, 1], got {self.decay_end}")
         return self
 
-    def for_graph(self, graph: NCG) -> tuple[int, int]:
-        """``(max_prune, max_add)`` for one round on ``graph``."""
+    def scale(self, progress: float) -> float:
+        """The factor applied to both fractions at round progress ``progress`` in [0, 1)."""
+        if self.decay == "constant":
+            return 1.0
+        if progress >= self.decay_end:
+            return 0.0
+        return 0.5 * (1.0 + math.cos(math.pi * progress / self.decay_end))
+
+    def for_graph(self, graph: NCG, progress: float = 0.0) -> tuple[int, int]:
+        """``(max_prune, max_add)`` for one round on ``graph`` at round progress ``progress``.
+
+        With ``regrow`` the round grows as many edges as it pruned, so ``max_add`` is
+        ``max_prune`` here (the loop grows exactly the number it pruned).
+        """
         self.validate()
         e = graph.num_edges
-        max_prune = int(self.prune_fraction * e)
-        max_add = int(self.add_fraction * e)
+        factor = self.scale(progress)
+        max_prune = int(self.prune_fraction * factor * e)
+        if self.regrow:
+            return max_prune, max_prune
+        max_add = int(self.add_fraction * factor * e)
         targets = [] if self.target_edges is None else [self.target_edges]
         if self.target_density is not None:
             n = graph.num_neurons
@@ -99,19 +146,30 @@ class EditBudget:
         return max_prune, max_add
 
 
+GROW_INITS = ("zero", "uniform")
+
+
 @dataclass
 class EvolveConfig:
     """Every knob of a Free-Evolve run.
 
-    ``tau`` is the Hebbian threshold: edges whose coactivation ``measure`` is below it may be
-    pruned, unconnected pairs above it may be connected. ``prune_score`` picks the pruning
-    criterion: ``"coactivation"`` (Free-Evolve), or the baselines ``"magnitude"`` and
-    ``"saliency"`` (``|w * dL/dw|``), which ignore ``tau`` and prune within the budget.
-    ``finetune_lr`` (if set) replaces the learning rate for the final fine-tuning epochs.
-    ``firing_threshold`` overrides the per-activation firing thresholds of the recording.
-    With ``record_during_training`` (default) the statistics come from the forward passes of
-    the last ``record_samples`` training samples of each round, so recording costs no extra
-    pass; otherwise a separate pass (eval mode) streams the first ``record_samples`` samples.
+    A round's edits combine a prune rule (``prune_score``, a key of
+    :data:`~ncg.evolve.rules.PRUNE_SCORES`), a grow rule (``grow_score``, a key of
+    :data:`~ncg.evolve.rules.GROW_SCORES`) and a schedule (``budget``). ``tau`` is the Hebbian
+    threshold of the coactivation rules: edges whose coactivation ``measure`` is below it may
+    be pruned, unconnected pairs above it may be connected; the other rules ignore it.
+    ``grow_init`` sets new edges' weights: ``zero`` (the function is unchanged at the edit) or
+    ``uniform`` (``U(-1/sqrt(d), 1/sqrt(d))`` for a target of in-degree ``d``, as SET draws).
+
+    ``evolve=False`` is the no-evolution control: the same epochs and learning rates, no
+    recording, no edits, no early stop. ``stop_when_unchanged`` ends the evolve phase after a
+    round that proposed no edit. ``finetune_lr`` (if set) replaces the learning rate for the
+    final fine-tuning epochs. ``firing_threshold`` overrides the per-activation firing
+    thresholds of the recording. With ``record_during_training`` (default) the statistics come
+    from the forward passes of the last ``record_samples`` training samples of each round, so
+    recording costs no extra pass; otherwise a separate pass (eval mode) streams the first
+    ``record_samples`` samples. Gradient rules use the first ``record_samples`` samples.
+    ``task`` names the loss and metrics (:data:`ncg.tasks.TASKS`).
     """
 
     rounds: int = 4
@@ -120,11 +178,16 @@ class EvolveConfig:
     tau: float = 0.25
     measure: str = "phi"
     prune_score: str = "coactivation"
+    grow_score: str = "coactivation"
+    grow_init: str = "zero"
     budget: EditBudget = field(default_factory=EditBudget)
     record_samples: int = 10_000
     record_during_training: bool = True
     firing_threshold: float | None = None
     remove_dead: bool = True
+    evolve: bool = True
+    stop_when_unchanged: bool = True
+    task: str = "classification"
     batch_size: int = 256
     lr: float = 1e-3
     finetune_lr: float | None = None
@@ -139,8 +202,10 @@ class EvolveConfig:
         low = 0.0 if self.measure == "joint" else -1.0
         if not low <= self.tau <= 1.0:
             raise NCGError(f"tau must be in [{low}, 1] for measure {self.measure!r}, got {self.tau}")
-        if self.prune_score not in (*PRUNE_SCORES, "saliency"):
-            raise NCGError(f"prune_score must be one of {sorted((*PRUNE_SCORES, 'saliency'))}, got {self.prune_score!r}")
+        for name, choices in (("prune_score", PRUNE_SCORES), ("grow_score", GROW_SCORES), ("grow_init", GROW_INITS)):
+            if getattr(self, name) not in choices:
+                raise NCGError(f"{name} must be one of {sorted(choices)}, got {getattr(self, name)!r}")
+        get_task(self.task)
         for name in ("rounds", "epochs_per_round", "final_epochs"):
             if getattr(self, name) < 0:
                 raise NCGError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -152,18 +217,6 @@ class EvolveConfig:
     def to_dict(self) -> dict:
         """A JSON-friendly dict."""
         return asdict(self)
-
-
-def saliency_scores(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> np.ndarray:
-    """``|w * dL/dw|`` of every edge, with the gradient summed over ``(x, y)``."""
-    model.zero_grad(set_to_none=True)
-    device = model.weight.device
-    for start in range(0, x.shape[0], batch_size):
-        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
-        nn.functional.cross_entropy(model(xb), yb, reduction="sum").backward()
-    scores = (model.weight.detach() * model.weight.grad).abs().cpu().numpy()
-    model.zero_grad(set_to_none=True)
-    return scores
 
 
 class FreeEvolve:
@@ -241,49 +294,65 @@ class FreeEvolve:
             try:
                 stats = train_epoch(
                     self.model, self.optimizer, *train, batch_size=self.config.batch_size,
-                    generator=self.generator, progress=self.config.progress, desc=f"{label} epoch {epoch + 1}/{epochs}",
+                    generator=self.generator, progress=self.config.progress,
+                    desc=f"{label} epoch {epoch + 1}/{epochs}", task=self.config.task,
                 )
             finally:
                 self.model.activation_hook = None
-            metrics = {"train_loss": stats["loss"], "train_accuracy": stats["accuracy"]}
+            metrics = {f"train_{k}": v for k, v in stats.items()}
         if val is not None:
-            stats = evaluate(self.model, *val)
-            metrics.update(val_loss=stats["loss"], val_accuracy=stats["accuracy"])
+            metrics.update({f"val_{k}": v for k, v in evaluate(self.model, *val, task=self.config.task).items()})
         return metrics
 
-    def propose(self, coactivation: Coactivation, train: tuple[Tensor, Tensor]) -> list[Edit]:
+    def propose(self, coactivation: Coactivation | None, train: tuple[Tensor, Tensor]) -> list[Edit]:
         """The edits of one round for the model's current graph.
 
-        Neuron removals come first; pruning, augmenting and growing are then proposed on the
-        graph *after* the removals, so their protections (each neuron keeps its best outgoing
-        edge) and their choices of neurons hold in the graph that results.
+        Neuron removals come first; pruning and growing are then proposed on the graph *after*
+        the removals, so their protections (each neuron keeps its best outgoing edge) and their
+        choices of neurons hold in the graph that results. The prune rule drops at most the
+        budget's ``max_prune`` edges; the grow rule adds at most ``max_add`` (exactly as many
+        as were pruned under a constant budget).
         """
         cfg = self.config
         graph = self.model.graph
         edits: list[Edit] = []
-        if cfg.remove_dead:
+        if cfg.remove_dead and coactivation is not None:
             # Only ReLU-like neurons output 0 when they never fire; for other activations
             # removing them would change the function, so only stranded neurons go.
             relu_like = self.model.activation in RELU_LIKE
             edits += remove_neurons(graph, coactivation.firing_rate if relu_like else None)
-        saliency = None
-        if cfg.prune_score == "saliency":  # needs the model, so it is taken before the removals
-            count = min(cfg.record_samples, train[0].shape[0])
-            saliency = saliency_scores(self.model, train[0][:count], train[1][:count])
+        neuron_map = edge_map = None
         if edits:
             graph, maps = apply_edits(graph, edits, unreachable="ignore")
-            coactivation = coactivation.remap(maps.neuron_map.numpy())
-            saliency = None if saliency is None else saliency[maps.edge_map.numpy()]
-        scores = saliency if saliency is not None else PRUNE_SCORES[cfg.prune_score](graph, coactivation, cfg.measure)
-        tau = cfg.tau if cfg.prune_score == "coactivation" else None
-        max_prune, max_add = cfg.budget.for_graph(graph)
-        edits += prune_edges(graph, scores, tau=tau, max_edits=max_prune)
-        edits += augment_edges(graph, coactivation, tau=cfg.tau, max_edits=max_add, measure=cfg.measure)
-        if cfg.budget.grow_neurons:
+            neuron_map, edge_map = maps.neuron_map.numpy(), maps.edge_map.numpy()
+            coactivation = coactivation.remap(neuron_map)
+        rng = np.random.default_rng([cfg.seed, len(self.history)])
+        ctx = ScoreContext(
+            graph, coactivation, self.model, train, get_task(cfg.task), cfg.tau, cfg.measure,
+            cfg.record_samples, rng, neuron_map, edge_map,
+        )
+        max_prune, max_add = cfg.budget.for_graph(graph, progress=(len(self.history) - 1) / max(1, cfg.rounds))
+        rule = PRUNE_SCORES[cfg.prune_score]
+        pruned = prune_edges(graph, rule.score(ctx), tau=cfg.tau if rule.thresholded else None, max_edits=max_prune)
+        edits += pruned
+        if cfg.budget.regrow:
+            max_add = len(pruned)
+        if max_add:
+            src, dst, score = GROW_SCORES[cfg.grow_score](ctx)
+            edits += grow_edges(graph, src, dst, score, max_add, self._initial_weights(graph, dst, rng))
+        if cfg.budget.grow_neurons and coactivation is not None:
             first_id = 1 + max(max(record.order) for record in self.history.rounds) if self.history.rounds else None
             edits += grow_neurons(graph, coactivation, cfg.budget.grow_neurons, tau=cfg.tau,
                                   measure=cfg.measure, seed=cfg.seed + len(self.history), first_id=first_id)
         return edits
+
+    def _initial_weights(self, graph: NCG, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray | float:
+        """Weights of grown edges into ``targets`` under ``config.grow_init``."""
+        if self.config.grow_init == "zero":
+            return 0.0
+        in_degree = np.bincount(graph.edge_index[1].numpy(), minlength=graph.num_neurons)
+        bound = 1.0 / np.sqrt(np.maximum(in_degree[targets], 1))
+        return rng.uniform(-1.0, 1.0, targets.size) * bound
 
     def _tail_recorder(self, num_samples: int) -> tuple[CoactivationRecorder, Callable[[Tensor], None]]:
         """A recorder and a hook that feeds it the last ``record_samples`` of an epoch."""
@@ -305,7 +374,13 @@ class FreeEvolve:
         cfg = self.config
         start = time.perf_counter()
         label = f"round {len(self.history)}"
-        if cfg.record_during_training and cfg.epochs_per_round > 0:
+        needs_recording = cfg.evolve and (
+            cfg.remove_dead or "coactivation" in (cfg.prune_score, cfg.grow_score) or cfg.budget.grow_neurons > 0
+        )
+        coactivation = None
+        if not needs_recording:
+            metrics = self._train(train, val, cfg.epochs_per_round, label)
+        elif cfg.record_during_training and cfg.epochs_per_round > 0:
             recorder, hook = self._tail_recorder(train[0].shape[0])
             metrics = self._train(train, val, cfg.epochs_per_round, label, last_epoch_hook=hook)
             coactivation = recorder.result()
@@ -315,7 +390,7 @@ class FreeEvolve:
                 self.model, train[0], threshold=cfg.firing_threshold, max_samples=cfg.record_samples,
                 seed=cfg.seed + len(self.history), progress=cfg.progress,
             )
-        edits = self.propose(coactivation, train)
+        edits = self.propose(coactivation, train) if cfg.evolve else []
         graph, maps = apply_edits(self.model.graph, edits, unreachable="ignore")
         rewire(self.model, graph, maps, self.optimizer)
         record = self.history.append_graph(graph, edits, metrics, time.perf_counter() - start)
@@ -325,13 +400,15 @@ class FreeEvolve:
 
     def _evolving(self) -> bool:
         last = self.history.rounds[-1]
-        stopped = last.phase == "finetune" or (last.phase == "evolve" and not last.edits)
+        unchanged = last.phase == "evolve" and not last.edits and self.config.evolve
+        stopped = last.phase == "finetune" or (unchanged and self.config.stop_when_unchanged)
         return not stopped and len(self.history) <= self.config.rounds
 
     def run(self, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor] | None = None) -> History:
         """Evolve for up to ``config.rounds`` rounds, then fine-tune ``config.final_epochs``.
 
-        Stops evolving early after a round that proposed no edit. A finished history is
+        With ``stop_when_unchanged``, stops evolving early after a round that proposed no edit
+        (never for ``evolve=False``, which trains every round). A finished history is
         returned unchanged; a resumed one (:meth:`load_state_dict`) continues.
         """
         if not self.history.rounds:

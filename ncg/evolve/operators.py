@@ -9,6 +9,8 @@ None of them changes its input; :func:`ncg.evolve.apply.apply_edits` carries the
 * :func:`augment_edges` — add edges ``i -> j`` (``i`` before ``j`` in the topological order, so
   the graph stays acyclic) between neurons that fire together above ``tau``; weights start at 0,
   which leaves the network's function unchanged at the moment of the edit.
+* :func:`grow_edges` — add the best of any candidate pairs (e.g. :func:`forward_non_edges` scored
+  at random or by gradient, as SET and RigL regrow); :func:`augment_edges` is its Hebbian case.
 * :func:`remove_neurons` — drop hidden neurons that never fire, and then every hidden neuron
   left without a path to an output.
 * :func:`grow_neurons` — insert new neurons between strongly coactive, unconnected pairs, wired
@@ -43,6 +45,9 @@ __all__ = [
     "magnitude_scores",
     "prune_edges",
     "augment_edges",
+    "coactive_pairs",
+    "forward_non_edges",
+    "grow_edges",
     "remove_neurons",
     "grow_neurons",
 ]
@@ -77,16 +82,19 @@ PRUNE_SCORES: dict[str, Callable[..., np.ndarray]] = {
 Saliency scores need gradients; :func:`ncg.evolve.loop.saliency_scores` computes them."""
 
 
-def _edit_list(op: str, sources: np.ndarray, targets: np.ndarray, scores: np.ndarray, weight: float) -> list[Edit]:
+def _edit_list(
+    op: str, sources: np.ndarray, targets: np.ndarray, scores: np.ndarray, weight: float | np.ndarray
+) -> list[Edit]:
     """Edits of one kind from aligned arrays (bulk construction; ``op`` is a valid kind)."""
     make = Edit._make
-    columns = zip(sources.tolist(), targets.tolist(), scores.tolist())
+    weights = np.broadcast_to(np.asarray(weight, dtype=np.float64), np.shape(scores)).tolist()
+    columns = zip(sources.tolist(), targets.tolist(), scores.tolist(), weights)
     # Tens of thousands of new tuples would otherwise trigger full garbage collections over
     # everything the process holds; they form no cycles, so pausing the collector is safe.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return [make((op, s, t, sc, weight)) for s, t, sc in columns]
+        return [make((op, s, t, sc, w)) for s, t, sc, w in columns]
     finally:
         if enabled:
             gc.enable()
@@ -145,6 +153,94 @@ def prune_edges(
     return _edit_list("prune_edge", ids[src[picked]], ids[dst[picked]], scores[picked], 0.0)
 
 
+def _edge_keys(graph: NCG) -> np.ndarray:
+    """Sorted ``source * N + target`` keys of the graph's edges (neuron indices)."""
+    src, dst = graph.edge_index.numpy()
+    return np.sort(src.astype(np.int64) * graph.num_neurons + dst)
+
+
+def _is_edge(graph: NCG, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    keys = _edge_keys(graph)
+    wanted = src.astype(np.int64) * graph.num_neurons + dst
+    if keys.size == 0:
+        return np.zeros(wanted.size, dtype=bool)
+    loc = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+    return keys[loc] == wanted
+
+
+def forward_non_edges(
+    graph: NCG, max_pairs: int = 4_000_000, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``i -> j`` that are not edges, ``i`` before ``j`` in ``graph.order`` (so adding any
+    of them keeps the graph acyclic): the candidates of random and gradient regrowth.
+
+    All of them when the complete DAG has at most ``max_pairs`` pairs; otherwise a uniform
+    sample of about ``max_pairs`` pairs (without repeats), so memory stays bounded.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ncg import NCG
+    >>> g = NCG(torch.tensor([[0, 1], [1, 2]]), 3, outputs=torch.tensor([2]))
+    >>> [a.tolist() for a in forward_non_edges(g)]
+    [[0], [2]]
+    """
+    n = graph.num_neurons
+    order = graph.order.numpy()
+    if n * (n - 1) // 2 <= max_pairs:
+        a, b = np.triu_indices(n, 1)
+    else:
+        rng = rng or np.random.default_rng(0)
+        a, b = rng.integers(0, n, size=(2, max_pairs))
+        a, b = np.minimum(a, b), np.maximum(a, b)
+        keep = a < b
+        pairs = np.unique(a[keep].astype(np.int64) * n + b[keep])
+        a, b = pairs // n, pairs % n
+    src, dst = order[a], order[b]
+    missing = ~_is_edge(graph, src, dst)
+    return src[missing], dst[missing]
+
+
+def coactive_pairs(
+    graph: NCG, coactivation: Coactivation, tau: float = 0.25, measure: str = "phi"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tracked pairs ``i -> j`` that are not edges, go forward in ``graph.order`` and fire
+    together above ``tau``: ``(sources, targets, scores)`` in neuron indices."""
+    score = coactivation.score(measure)
+    src, dst = coactivation.src, coactivation.dst
+    position = graph.position.numpy()
+    candidate = (score > tau) & ~_is_edge(graph, src, dst) & (position[src] < position[dst])
+    return src[candidate], dst[candidate], score[candidate]
+
+
+def grow_edges(
+    graph: NCG,
+    sources: np.ndarray,
+    targets: np.ndarray,
+    scores: np.ndarray,
+    max_edits: int | None = None,
+    init_weights: np.ndarray | float = 0.0,
+) -> list[Edit]:
+    """Propose adding the candidate edges ``sources[k] -> targets[k]`` (neuron indices), highest
+    score first, at most ``max_edits``, with weights ``init_weights`` (one per candidate, or one
+    value for all; 0 leaves the network's function unchanged at the moment of the edit).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ncg import NCG
+    >>> g = NCG.random_dag(4, num_edges=2, num_outputs=1, seed=0)
+    >>> src, dst = forward_non_edges(g)
+    >>> len(grow_edges(g, src, dst, np.arange(src.size, dtype=float), max_edits=2))
+    2
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    picked = np.argsort(-scores, kind="stable")[:max_edits]
+    weights = np.broadcast_to(np.asarray(init_weights, dtype=np.float64), scores.shape)[picked]
+    ids = graph.neuron_ids.numpy()
+    return _edit_list("add_edge", ids[sources[picked]], ids[targets[picked]], scores[picked], weights)
+
+
 def augment_edges(
     graph: NCG,
     coactivation: Coactivation,
@@ -159,20 +255,8 @@ def augment_edges(
     score first, at most ``max_edits``. New edges start at ``init_weight`` (0: the network's
     function is unchanged until training moves them).
     """
-    score = coactivation.score(measure)
-    n = graph.num_neurons
-    edge_keys = graph.edge_index[0].numpy().astype(np.int64) * n + graph.edge_index[1].numpy()
-    pair_keys = coactivation.src * n + coactivation.dst
-    position = graph.position.numpy()
-    candidate = (
-        (score > tau)
-        & ~np.isin(pair_keys, edge_keys)
-        & (position[coactivation.src] < position[coactivation.dst])
-    )
-    picked = np.flatnonzero(candidate)
-    picked = picked[np.argsort(-score[picked], kind="stable")][:max_edits]
-    ids = graph.neuron_ids.numpy()
-    return _edit_list("add_edge", ids[coactivation.src[picked]], ids[coactivation.dst[picked]], score[picked], init_weight)
+    src, dst, score = coactive_pairs(graph, coactivation, tau, measure)
+    return grow_edges(graph, src, dst, score, max_edits, init_weight)
 
 
 def remove_neurons(graph: NCG, firing_rate: np.ndarray | None, min_rate: float = 0.0) -> list[Edit]:

@@ -1,0 +1,251 @@
+"""Topology rules as composable scores: a prune score, a grow score (and, in
+:class:`~ncg.evolve.loop.EditBudget`, a schedule).
+
+A rule reads a :class:`ScoreContext` (the graph after the round's neuron removals, the recorded
+coactivation, the model and the training data) and returns scores; the operators of
+:mod:`ncg.evolve.operators` turn scores into edits. Methods are combinations, e.g.
+
+=================  ==================  ===============  ==========================
+method             prune score          grow score       schedule (``EditBudget``)
+=================  ==================  ===============  ==========================
+Free-Evolve        ``coactivation``     ``coactivation`` shrinking, tau-thresholded
+magnitude pruning  ``magnitude``        ``none``         shrinking
+SET                ``magnitude``        ``random``       constant edges (``regrow``)
+RigL               ``magnitude``        ``gradient``     constant, cosine-decaying
+=================  ==================  ===============  ==========================
+
+Prune scores: low means "drop". Only ``coactivation`` is thresholded by ``tau`` (edges whose
+neurons fire together less than ``tau``); the others rank edges within the budget. Grow scores
+return candidate pairs ``(sources, targets, scores)`` in neuron indices, high means "add".
+
+Examples
+--------
+>>> import torch
+>>> from ncg import NCG, FreeNet
+>>> net = FreeNet(NCG.complete(6, num_outputs=2, seed=0), in_features=3, seed=0)
+>>> ctx = ScoreContext(net.graph, None, net, (torch.randn(32, 3), torch.randint(0, 2, (32,))))
+>>> PRUNE_SCORES["magnitude"].score(ctx).shape
+(15,)
+>>> sorted(GROW_SCORES)
+['coactivation', 'gradient', 'none', 'random']
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ncg.errors import NCGError
+from ncg.evolve.coactivation import Coactivation
+from ncg.evolve.operators import coactivation_scores, coactive_pairs, forward_non_edges
+from ncg.graph import NCG
+from ncg.tasks import Task, get_task
+
+__all__ = [
+    "ScoreContext",
+    "PruneRule",
+    "PRUNE_SCORES",
+    "GROW_SCORES",
+    "saliency_scores",
+    "edge_gradients",
+]
+
+DENSE_GRADIENT_MAX_NEURONS = 4096
+"""Up to this many neurons the grow gradient of every pair is one ``[N, N]`` product per batch."""
+
+
+@dataclass
+class ScoreContext:
+    """What a rule may read when one round's edits are proposed.
+
+    Attributes
+    ----------
+    graph : NCG
+        The graph being edited (after the round's neuron removals).
+    coactivation : Coactivation or None
+        Firing statistics recorded on ``graph``'s neurons (``None`` if the round recorded none).
+    model : FreeNet
+        The model (its graph may still include the removed neurons: rules that need the model
+        map through ``neuron_map``).
+    train : tuple of Tensor
+        Training data ``(x, y)``; gradient rules use its first ``samples`` samples.
+    task : Task
+    tau : float
+    measure : str
+    samples : int
+    rng : numpy Generator
+    neuron_map : ndarray, optional
+        For each neuron of ``graph``, its index in ``model`` (identity if ``None``).
+    """
+
+    graph: NCG
+    coactivation: Coactivation | None
+    model: nn.Module
+    train: tuple[Tensor, Tensor]
+    task: Task = field(default_factory=lambda: get_task("classification"))
+    tau: float = 0.25
+    measure: str = "phi"
+    samples: int = 10_000
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    neuron_map: np.ndarray | None = None
+    edge_map: np.ndarray | None = None
+
+    def require_coactivation(self, rule: str) -> Coactivation:
+        if self.coactivation is None:
+            raise NCGError(f"the {rule!r} rule needs a coactivation recording; this round recorded none")
+        return self.coactivation
+
+    def model_neurons(self, neurons: np.ndarray) -> np.ndarray:
+        """Indices in ``model`` of ``graph``'s neurons ``neurons``."""
+        return neurons if self.neuron_map is None else self.neuron_map[neurons]
+
+
+def _batches(ctx: ScoreContext, batch_size: int = 1024):
+    x, y = ctx.train
+    count = min(ctx.samples, x.shape[0])
+    device = next(ctx.model.parameters()).device
+    for start in range(0, count, batch_size):
+        yield x[start:min(start + batch_size, count)].to(device), y[start:min(start + batch_size, count)].to(device)
+
+
+def _summed_loss(task: Task, output: Tensor, target: Tensor) -> Tensor:
+    loss = task.loss(output, target)
+    return loss * output.shape[0] if task.loss_is_mean else loss
+
+
+def saliency_scores(
+    model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024, task: str | Task = "classification"
+) -> np.ndarray:
+    """``|w * dL/dw|`` of every edge, with the gradient of ``task``'s loss summed over ``(x, y)``."""
+    task = get_task(task)
+    model.zero_grad(set_to_none=True)
+    device = model.weight.device
+    for start in range(0, x.shape[0], batch_size):
+        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+        _summed_loss(task, model(xb), yb).backward()
+    scores = (model.weight.detach() * model.weight.grad).abs().cpu().numpy()
+    model.zero_grad(set_to_none=True)
+    return scores
+
+
+def edge_gradients(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    sources: np.ndarray,
+    targets: np.ndarray,
+    task: str | Task = "classification",
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """``dL/dw`` of the (possibly missing) edges ``sources[k] -> targets[k]`` at weight 0.
+
+    With ``z = u + W^T h``, an edge ``i -> j`` of weight ``w`` adds ``w h_i`` to ``z_j``, so
+    ``dL/dw = sum_b h_i(b) dL/dz_j(b)``; ``dL/dz`` is read from the external input ``u``
+    (:meth:`~ncg.model.FreeNet.forward_states`). The loss is summed over ``(x, y)``. Up to
+    :data:`DENSE_GRADIENT_MAX_NEURONS` neurons, all pairs come from one ``h G^T`` product per
+    batch; above, from a chunked gather-dot over the candidates only.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from ncg import NCG, FreeNet
+    >>> net = FreeNet(NCG.complete(4, num_outputs=2, seed=0), in_features=3, seed=0)
+    >>> edge_gradients(net, torch.randn(8, 3), torch.randint(0, 2, (8,)), np.array([0]), np.array([3])).shape
+    (1,)
+    """
+    task = get_task(task)
+    device = next(model.parameters()).device
+    position = model.plan()[0].position.cpu().numpy()
+    src_pos = torch.from_numpy(position[sources]).to(device)
+    dst_pos = torch.from_numpy(position[targets]).to(device)
+    dense = model.num_neurons <= DENSE_GRADIENT_MAX_NEURONS
+    total = torch.zeros(len(sources), dtype=torch.float64, device=device)
+    was_training = model.training
+    model.eval()
+    for start in range(0, x.shape[0], batch_size):
+        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+        output, u, h = model.forward_states(xb)
+        u.retain_grad()
+        model.zero_grad(set_to_none=True)
+        _summed_loss(task, output, yb).backward()
+        h, g = h.detach(), u.grad
+        if dense:
+            total += (h @ g.t())[src_pos, dst_pos].double()
+        else:
+            for lo in range(0, len(sources), 65_536):
+                hi = lo + 65_536
+                total[lo:hi] += (h[src_pos[lo:hi]] * g[dst_pos[lo:hi]]).sum(1).double()
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return total.cpu().numpy()
+
+
+class PruneRule(NamedTuple):
+    """A prune score ``score(ctx) -> [E]`` (low = drop first); ``thresholded`` rules drop only
+    edges scored below ``tau``, the others rank every edge within the budget."""
+
+    score: Callable[[ScoreContext], np.ndarray]
+    thresholded: bool = False
+
+
+def _coactivation_prune(ctx: ScoreContext) -> np.ndarray:
+    return coactivation_scores(ctx.graph, ctx.require_coactivation("coactivation"), ctx.measure)
+
+
+def _magnitude_prune(ctx: ScoreContext) -> np.ndarray:
+    return ctx.graph.weight.abs().numpy()
+
+
+def _saliency_prune(ctx: ScoreContext) -> np.ndarray:
+    count = min(ctx.samples, ctx.train[0].shape[0])
+    scores = saliency_scores(ctx.model, ctx.train[0][:count], ctx.train[1][:count], task=ctx.task)
+    return scores if ctx.edge_map is None else scores[ctx.edge_map]
+
+
+PRUNE_SCORES: dict[str, PruneRule] = {
+    "coactivation": PruneRule(_coactivation_prune, thresholded=True),
+    "magnitude": PruneRule(_magnitude_prune),
+    "saliency": PruneRule(_saliency_prune),
+}
+"""Prune rules by name: Free-Evolve's Hebbian ``coactivation`` (tau-thresholded), and the
+baselines ``magnitude`` (``|w|``) and ``saliency`` (``|w dL/dw|``)."""
+
+Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _coactivation_grow(ctx: ScoreContext) -> Candidates:
+    return coactive_pairs(ctx.graph, ctx.require_coactivation("coactivation"), ctx.tau, ctx.measure)
+
+
+def _random_grow(ctx: ScoreContext) -> Candidates:
+    src, dst = forward_non_edges(ctx.graph, rng=ctx.rng)
+    return src, dst, ctx.rng.random(src.size)
+
+
+def _gradient_grow(ctx: ScoreContext) -> Candidates:
+    src, dst = forward_non_edges(ctx.graph, rng=ctx.rng)
+    count = min(ctx.samples, ctx.train[0].shape[0])
+    grad = edge_gradients(
+        ctx.model, ctx.train[0][:count], ctx.train[1][:count],
+        ctx.model_neurons(src), ctx.model_neurons(dst), task=ctx.task,
+    )
+    return src, dst, np.abs(grad)
+
+
+def _no_grow(ctx: ScoreContext) -> Candidates:
+    empty = np.zeros(0, dtype=np.int64)
+    return empty, empty, np.zeros(0)
+
+
+GROW_SCORES: dict[str, Callable[[ScoreContext], Candidates]] = {
+    "coactivation": _coactivation_grow,
+    "random": _random_grow,
+    "gradient": _gradient_grow,
+    "none": _no_grow,
+}
+"""Grow rules by name, each ``ctx -> (sources, targets, scores)`` over forward non-edges:
+Hebbian ``coactivation`` (pairs firing together above ``tau``, Free-Evolve), ``random``
+(SET), ``gradient`` (``|dL/dw|`` at weight 0, RigL), ``none``."""

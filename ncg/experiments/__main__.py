@@ -1,0 +1,117 @@
+"""``python -m ncg.experiments``: run comparisons and rebuild their tables.
+
+    python -m ncg.experiments run --datasets mnist fashion-mnist --seeds 0 1 2 3 4
+    python -m ncg.experiments report results/main --docs docs/results.md
+    python -m ncg.experiments polynomial --out results/polynomial
+
+``run`` trains every missing cell (data set x method x seed) into ``--out`` and then writes the
+report; ``report`` rebuilds ``table.md``, ``aggregates.json`` and one Pareto figure per data set
+from ``runs.json`` alone (and, with ``--docs``, the table between the markers
+``<!-- results:<name>:begin -->`` and ``<!-- results:<name>:end -->`` of a Markdown page, where
+``<name>`` is the results folder's name).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from ncg.errors import NCGError
+from ncg.experiments.methods import METHODS, Budget
+from ncg.experiments.report import load_runs, write_report
+from ncg.experiments.runner import run_sweep
+
+
+def _shard(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)/(\d+)", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"--shard must look like INDEX/COUNT (e.g. 0/2), got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ncg.experiments", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train every missing cell, then write the report",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run.add_argument("--datasets", nargs="+", default=["mnist"], help="data set names (ncg.datasets)")
+    run.add_argument("--methods", nargs="+", default=["all"], help=f"'all' or some of: {' '.join(METHODS)}")
+    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    run.add_argument("--out", default="results/main", help="results folder (cells/, runs.json, table.md, figures)")
+    run.add_argument("--neurons", type=int, default=512, help="hidden neurons of the FreeNets")
+    run.add_argument("--epochs", type=int, default=8, help="epochs of the first (evolve) stage")
+    run.add_argument("--lr", type=float, default=1e-3, help="learning rate of the first stage")
+    run.add_argument("--finetune-epochs", type=int, default=3, help="epochs of the fine-tuning stage (0: none)")
+    run.add_argument("--finetune-lr", type=float, default=2e-4)
+    run.add_argument("--rounds", type=int, default=4, help="Free-Evolve rounds in the first stage")
+    run.add_argument("--batch-size", type=int, default=256)
+    run.add_argument("--density", type=float, default=0.38, help="target edges of the sparse baselines (fraction of the complete DAG)")
+    run.add_argument("--train-samples", type=int, default=None, help="train on the first samples only")
+    run.add_argument("--record-samples", type=int, default=10_000)
+    run.add_argument("--imp-cycles", type=int, default=2)
+    run.add_argument("--shard", type=_shard, default=(0, 1), help="INDEX/COUNT: run every COUNT-th cell from INDEX")
+    run.add_argument("--data-root", default=None)
+    report = sub.add_parser("report", help="rebuild table.md, aggregates.json and figures from runs.json")
+    report.add_argument("results", help="results folder holding runs.json")
+    report.add_argument("--docs", default=None, help="Markdown page whose marked results section is replaced")
+    poly = sub.add_parser("polynomial", help="the FreeNets authors' polynomial experiment", add_help=False)
+    poly.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+def _budget(args: argparse.Namespace) -> Budget:
+    stages = ((args.epochs, args.lr),) + (((args.finetune_epochs, args.finetune_lr),) if args.finetune_epochs else ())
+    return Budget(
+        neurons=args.neurons, stages=stages, rounds=args.rounds, batch_size=args.batch_size, density=args.density,
+        train_samples=args.train_samples, record_samples=args.record_samples, imp_cycles=args.imp_cycles,
+    ).validate()
+
+
+def report(results: str | Path, docs: str | Path | None = None) -> dict[str, Path]:
+    """Rebuild the report of ``results`` from its ``runs.json`` (and the section in ``docs``)."""
+    from viz.pareto import pareto_figure
+
+    results = Path(results)
+    rows = load_runs(results)
+    paths = write_report(rows, results)
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        paths[f"pareto-{dataset}"] = results / f"pareto-{dataset}.png"
+        pareto_figure(rows, dataset, paths[f"pareto-{dataset}"])
+    if docs is not None:
+        name = results.resolve().name
+        begin, end = f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->"
+        page = Path(docs).read_text()
+        if begin not in page or end not in page:
+            raise NCGError(f"{docs} has no section marked {begin} ... {end}")
+        head, rest = page.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        table = paths["table"].read_text().strip()
+        Path(docs).write_text(f"{head}{begin}\n{table}\n{end}{tail}")
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "polynomial":
+        from ncg.experiments.polynomial import main as polynomial_main
+
+        return polynomial_main(argv[1:]) or 0
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            methods = list(METHODS) if args.methods == ["all"] else args.methods
+            rows = run_sweep(args.datasets, methods, args.seeds, _budget(args), args.out, args.shard, args.data_root)
+            paths = report(args.out)
+            print(f"{len(rows)} runs in {args.out}; table: {paths['table']}")
+        else:
+            paths = report(args.results, args.docs)
+            print(f"table: {paths['table']}")
+    except NCGError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

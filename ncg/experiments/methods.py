@@ -1,0 +1,334 @@
+"""The methods a comparison runs, each a model builder plus a trainer under one :class:`Budget`.
+
+A :class:`Method` is composed from small pieces rather than picked from an if/elif factory:
+a *builder* (an MLP of a matched width, the complete DAG, a random sparse DAG) and a *trainer*
+(plain training, Free-Evolve with an :class:`~ncg.evolve.EvolveConfig`, iterative magnitude
+pruning). :data:`METHODS` holds the standard set:
+
+==================  ==================================  ==========================================
+name                model                               training
+==================  ==================================  ==========================================
+``mlp-neurons``     MLP, one hidden layer of N units    plain
+``mlp-params``      MLP with the sparse nets' params    plain
+``dense``           complete DAG of N (+ K outputs)     plain (Free-Evolve loop, ``evolve=False``)
+``free-evolve``     complete DAG                        Free-Evolve (the main job's rules)
+``magnitude``       complete DAG                        the same loop, magnitude pruning
+``saliency``        complete DAG                        the same loop, saliency pruning
+``imp``             complete DAG                        IMP with rewinding to the target edges
+``set``             random DAG at the target edges      SET: drop smallest, regrow random
+``rigl``            random DAG at the target edges      RigL: drop smallest, regrow by gradient
+``static-random``   random DAG at the target edges      plain
+==================  ==================================  ==========================================
+
+Every method trains for the same epochs at the same learning rates (``Budget.stages``); IMP
+alone retrains, and its extra epochs are counted in its cost. The target edge count of the
+sparse baselines is ``Budget.density`` of the complete DAG's edges.
+
+Examples
+--------
+>>> budget = Budget(neurons=16, stages=((1, 1e-2),), rounds=1)
+>>> setting = Setting(budget, in_features=64, num_classes=10)
+>>> setting.target_edges, METHODS["mlp-params"].build(setting, 0)[0].out_features
+(124, 24)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ncg.errors import NCGError
+from ncg.evolve.lottery import iterative_magnitude_pruning
+from ncg.evolve.loop import EditBudget, EvolveConfig, FreeEvolve
+from ncg.graph import NCG
+from ncg.model import FreeNet
+from ncg.schedule import topological_generations
+from ncg.train import fit
+
+__all__ = ["Budget", "Setting", "Method", "METHODS", "Trained", "evolve_config", "free_evolve_config", "set_config", "rigl_config", "flops", "parameters", "structure"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What every method of a comparison gets.
+
+    Attributes
+    ----------
+    neurons : int
+        Hidden neurons of the FreeNets (and width of ``mlp-neurons``).
+    stages : tuple of (epochs, lr)
+        Adam stages: the first is the evolve phase (split into ``rounds`` rounds), the others
+        fine-tune. ``((8, 1e-3), (3, 2e-4))`` is the main job's 11 epochs.
+    rounds : int
+        Free-Evolve rounds in the first stage (it must divide the stage's epochs). SET and RigL
+        update once per epoch of the first stage.
+    batch_size : int
+    density : float
+        Target edges of the sparse baselines, as a fraction of the complete DAG's edges
+        (0.38: where the default Free-Evolve run ends).
+    train_samples : int, optional
+        Train on the first samples only (tiny runs).
+    record_samples : int
+        Samples of each round's coactivation recording and gradient scores.
+    imp_cycles : int
+        Train-prune-rewind cycles of IMP.
+    """
+
+    neurons: int = 512
+    stages: tuple[tuple[int, float], ...] = ((8, 1e-3), (3, 2e-4))
+    rounds: int = 4
+    batch_size: int = 256
+    density: float = 0.38
+    train_samples: int | None = None
+    record_samples: int = 10_000
+    imp_cycles: int = 2
+
+    def validate(self) -> Budget:
+        """Raise :class:`~ncg.errors.NCGError` naming the first bad field."""
+        if self.neurons < 1:
+            raise NCGError(f"Budget.neurons must be >= 1, got {self.neurons}")
+        if not self.stages or any(n < 0 or lr <= 0 for n, lr in self.stages):
+            raise NCGError(f"Budget.stages must be non-empty (epochs >= 0, lr > 0) pairs, got {self.stages}")
+        if self.rounds < 1 or self.stages[0][0] % self.rounds:
+            raise NCGError(f"Budget.rounds must be >= 1 and divide the first stage's {self.stages[0][0]} epochs, got {self.rounds}")
+        if not 0.0 < self.density <= 1.0:
+            raise NCGError(f"Budget.density must be in (0, 1], got {self.density}")
+        return self
+
+    @property
+    def epochs(self) -> int:
+        return sum(n for n, _ in self.stages)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A budget applied to one data set's shapes and task."""
+
+    budget: Budget
+    in_features: int
+    num_classes: int
+    task: str = "classification"
+
+    @property
+    def total_neurons(self) -> int:
+        return self.budget.neurons + self.num_classes
+
+    @property
+    def target_edges(self) -> int:
+        n = self.total_neurons
+        return round(self.budget.density * n * (n - 1) / 2)
+
+    def sparse_parameters(self) -> int:
+        """Parameters of a FreeNet at the target edges: encoder, edges, biases."""
+        return self.in_features * self.total_neurons + self.target_edges + self.total_neurons
+
+
+@dataclass
+class Trained:
+    """What a trainer reports: final metrics and the cost ``segments`` as ``(epochs, model)``
+    snapshots of ``(multiply-adds per sample)`` for counting FLOPs."""
+
+    metrics: dict
+    epochs: int
+    segments: list[tuple[int, int]] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+Builder = Callable[[Setting, int], nn.Module]
+Trainer = Callable[[nn.Module, Setting, tuple, tuple, int], Trained]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A builder and a trainer; ``candidate`` marks the methods under test (the others are
+    baselines)."""
+
+    name: str
+    build: Builder
+    train: Trainer
+    candidate: bool = False
+    description: str = ""
+
+
+# ---------------------------------------------------------------------------------- builders
+def mlp_width_for(parameters: int, in_features: int, out_features: int) -> int:
+    """Hidden width ``H`` of a one-hidden-layer MLP with about ``parameters`` parameters.
+
+    Examples
+    --------
+    >>> mlp_width_for(407_050, 784, 10)
+    512
+    """
+    return max(1, round((parameters - out_features) / (in_features + 1 + out_features)))
+
+
+def _mlp(width: Callable[[Setting], int]) -> Builder:
+    def build(setting: Setting, seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        hidden = width(setting)
+        return nn.Sequential(nn.Linear(setting.in_features, hidden), nn.ReLU(), nn.Linear(hidden, setting.num_classes))
+
+    return build
+
+
+def _complete(setting: Setting, seed: int) -> FreeNet:
+    graph = NCG.complete(setting.total_neurons, num_outputs=setting.num_classes, seed=seed)
+    return FreeNet(graph, in_features=setting.in_features, seed=seed)
+
+
+def _random(setting: Setting, seed: int) -> FreeNet:
+    graph = NCG.random_dag(setting.total_neurons, num_edges=setting.target_edges, num_outputs=setting.num_classes, seed=seed)
+    return FreeNet(graph, in_features=setting.in_features, seed=seed)
+
+
+# ---------------------------------------------------------------------------------- trainers
+def connections(model: nn.Module) -> int:
+    """Multiply-adds per sample of a forward pass: every weight of an MLP; encoder entries,
+    edges and decoder weights of a FreeNet (edges counted as a sparse evaluator would)."""
+    if isinstance(model, FreeNet):
+        decoder = sum(p.numel() for n, p in model.decoder.named_parameters() if n == "weight")
+        return model.in_features * model.num_neurons + int(model.edge_index.shape[1]) + decoder
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+
+
+def _plain(model: nn.Module, setting: Setting, train: tuple, val: tuple, seed: int) -> Trained:
+    b = setting.budget
+    metrics = fit(model, train, val, b.stages, b.batch_size, seed, setting.task)
+    return Trained(metrics, metrics.pop("epochs"), [(b.epochs, connections(model))])
+
+
+def evolve_config(setting: Setting, seed: int, rounds: int | None = None, **overrides) -> EvolveConfig:
+    """An :class:`EvolveConfig` that spends ``setting``'s budget: the first stage split into
+    ``rounds`` rounds, the rest fine-tuning. Never stops early, so every method trains the
+    same epochs."""
+    b = setting.budget
+    rounds = rounds or b.rounds
+    (first, lr), rest = b.stages[0], b.stages[1:]
+    if len(rest) > 1:
+        raise NCGError(f"Free-Evolve takes at most two stages (evolve, fine-tune), got {b.stages}")
+    config = EvolveConfig(
+        rounds=rounds, epochs_per_round=first // rounds, final_epochs=rest[0][0] if rest else 0,
+        lr=lr, finetune_lr=rest[0][1] if rest else None, batch_size=b.batch_size,
+        record_samples=b.record_samples, task=setting.task, seed=seed, stop_when_unchanged=False,
+    )
+    return replace(config, **overrides).validate()
+
+
+def _evolving(configure: Callable[[Setting, int], EvolveConfig]) -> Trainer:
+    def train_(model: nn.Module, setting: Setting, train: tuple, val: tuple, seed: int) -> Trained:
+        config = configure(setting, seed)
+        history = FreeEvolve(model, config).run(train, val)
+        in_features = model.in_features
+        segments = []
+        for before, record in zip(history.rounds, history.rounds[1:]):
+            epochs = config.final_epochs if record.phase == "finetune" else config.epochs_per_round
+            segments.append((epochs, in_features * before.num_neurons + before.num_edges))
+        metrics = dict(history.rounds[-1].metrics)
+        totals = history.totals()
+        return Trained(metrics, sum(e for e, _ in segments), segments,
+                       {"edges_pruned": totals.get("prune_edge", 0), "edges_added": totals.get("add_edge", 0),
+                        "neurons_removed": totals.get("remove_neuron", 0)})
+
+    return train_
+
+
+def _imp(model: FreeNet, setting: Setting, train: tuple, val: tuple, seed: int) -> Trained:
+    b = setting.budget
+    result = iterative_magnitude_pruning(
+        model, train, val, target_edges=setting.target_edges, cycles=b.imp_cycles, epochs=b.stages,
+        rewind_epochs=1 if b.epochs > 1 else 0, batch_size=b.batch_size, seed=seed, task=setting.task,
+    )
+    in_neurons = model.in_features * model.num_neurons
+    segments = [(epochs, in_neurons + edges) for epochs, edges in result.pop("segments")]
+    return Trained(result, result.pop("epochs"), segments)
+
+
+def free_evolve_config(setting: Setting, seed: int) -> EvolveConfig:
+    """The main job's rules (``examples/evolve_mnist.py``)."""
+    return evolve_config(setting, seed, budget=EditBudget(prune_fraction=0.2, add_fraction=0.02))
+
+
+def _same_loop(prune_score: str) -> Callable[[Setting, int], EvolveConfig]:
+    def configure(setting: Setting, seed: int) -> EvolveConfig:
+        return replace(free_evolve_config(setting, seed), prune_score=prune_score)
+
+    return configure
+
+
+def _no_evolution(setting: Setting, seed: int) -> EvolveConfig:
+    return evolve_config(setting, seed, evolve=False)
+
+
+def set_config(setting: Setting, seed: int) -> EvolveConfig:
+    """SET (Mocanu et al. 2018): after each epoch drop the fraction zeta = 0.3 of the
+    smallest-magnitude edges and regrow as many at random, new weights drawn like the start."""
+    return evolve_config(
+        setting, seed, rounds=setting.budget.stages[0][0], prune_score="magnitude", grow_score="random",
+        grow_init="uniform", remove_dead=False, budget=EditBudget(prune_fraction=0.3, regrow=True),
+    )
+
+
+def rigl_config(setting: Setting, seed: int) -> EvolveConfig:
+    """RigL (Evci et al. 2020): drop the smallest-magnitude edges, grow the non-edges with the
+    largest gradient at weight 0 (new weights 0); the fraction starts at 0.3 and decays with a
+    cosine to 0 at 75% of the updates. Updates once per epoch (Delta T = one epoch)."""
+    return evolve_config(
+        setting, seed, rounds=setting.budget.stages[0][0], prune_score="magnitude", grow_score="gradient",
+        remove_dead=False, budget=EditBudget(prune_fraction=0.3, regrow=True, decay="cosine", decay_end=0.75),
+    )
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method("mlp-neurons", _mlp(lambda s: s.budget.neurons), _plain,
+               description="MLP in-N-K (matched on hidden neurons)"),
+        Method("mlp-params", _mlp(lambda s: mlp_width_for(s.sparse_parameters(), s.in_features, s.num_classes)), _plain,
+               description="MLP with the parameters of a FreeNet at the target edges"),
+        Method("dense", _complete, _evolving(_no_evolution), description="complete DAG, no evolution"),
+        Method("free-evolve", _complete, _evolving(free_evolve_config), candidate=True,
+               description="Free-Evolve: coactivation prune (tau 0.25) + Hebbian augment, remove dead"),
+        Method("magnitude", _complete, _evolving(_same_loop("magnitude")),
+               description="the same loop, magnitude pruning"),
+        Method("saliency", _complete, _evolving(_same_loop("saliency")),
+               description="the same loop, saliency |w dL/dw| pruning"),
+        Method("imp", _complete, _imp, description="iterative magnitude pruning with rewinding to the target edges"),
+        Method("set", _random, _evolving(set_config), description="SET on a random DAG at the target edges"),
+        Method("rigl", _random, _evolving(rigl_config), description="RigL on a random DAG at the target edges"),
+        Method("static-random", _random, _plain, description="random DAG at the target edges, no evolution"),
+    ]
+}
+"""The standard methods by name."""
+
+
+def flops(trained: Trained, train_samples: int) -> float:
+    """Training FLOPs: 6 per multiply-add per sample (2 forward, 4 backward), summed over
+    the segments."""
+    return float(sum(6 * epochs * macs * train_samples for epochs, macs in trained.segments))
+
+
+def check_methods(names: list[str]) -> list[Method]:
+    """The methods named, or an :class:`~ncg.errors.NCGError` listing the valid names."""
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise NCGError(f"unknown method(s) {unknown}; expected some of {list(METHODS)}")
+    return [METHODS[n] for n in names]
+
+
+def parameters(model: nn.Module) -> int:
+    """Trainable weights and biases, encoder and decoder included."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def structure(model: nn.Module) -> dict[str, int]:
+    """``hidden_edges``, ``input_connections``, ``neurons`` and ``depth`` of a FreeNet or a
+    one-hidden-layer MLP (read as the FreeNet :meth:`FreeNet.from_mlp` would build)."""
+    if isinstance(model, FreeNet):
+        depth = int(topological_generations(model.edge_index.cpu(), model.num_neurons).max())
+        return {"hidden_edges": int(model.edge_index.shape[1]), "input_connections": model.in_features * model.num_neurons,
+                "neurons": model.num_neurons, "depth": depth}
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return {"hidden_edges": sum(m.weight.numel() for m in linears[1:]), "input_connections": linears[0].weight.numel(),
+            "neurons": sum(m.out_features for m in linears), "depth": len(linears) - 1}

@@ -1,0 +1,146 @@
+"""Run data sets x methods x seeds, one resumable cell at a time, and collect the rows.
+
+Each cell (data set, method, seed) trains one model under the shared :class:`Budget` and writes
+``<out>/cells/<dataset>/<method>/seed<k>.json`` atomically when it is done; a cell whose file
+exists is skipped, so a killed sweep resumes where it stopped (the cell that was running starts
+again). ``shard=(i, n)`` runs every n-th cell from the i-th, so n processes (or machines sharing
+the folder) split a sweep. :func:`collect` gathers every cell file into ``runs.json`` and
+``runs.csv``, one row per run.
+
+Examples
+--------
+>>> import tempfile
+>>> from ncg.experiments.methods import Budget
+>>> budget = Budget(neurons=8, stages=((1, 1e-2),), rounds=1, train_samples=200)
+>>> rows = run_sweep(["digits"], ["mlp-neurons"], [0], budget, tempfile.mkdtemp())
+>>> rows[0]["method"], rows[0]["epochs"], 0.0 <= rows[0]["test_accuracy"] <= 1.0
+('mlp-neurons', 1, True)
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ncg.atomic import atomic_write
+from ncg.datasets import DataSplits, load_dataset
+from ncg.errors import NCGError
+from ncg.experiments.methods import Budget, Method, Setting, check_methods, flops, parameters, structure
+from ncg.tasks import get_task
+from ncg.train import evaluate
+
+__all__ = ["run_cell", "run_sweep", "collect", "cell_path"]
+
+CSV_FIRST = ["dataset", "method", "seed", "metric", "test_accuracy", "test_loss", "parameters", "hidden_edges",
+             "input_connections", "neurons", "depth", "train_flops", "wall_seconds", "epochs"]
+
+
+def cell_path(out: str | os.PathLike, dataset: str, method: str, seed: int) -> Path:
+    """Where a cell's result lives."""
+    return Path(out) / "cells" / dataset / method / f"seed{seed}.json"
+
+
+def _write_json(path: Path, value) -> None:
+    atomic_write(path, lambda handle: handle.write(json.dumps(value, indent=2).encode()))
+
+
+def run_cell(data: DataSplits, method: Method, seed: int, budget: Budget, task: str = "classification") -> dict:
+    """Train ``method`` on ``data`` with ``seed`` under ``budget``; returns the run's row."""
+    start = time.perf_counter()
+    train = data.train.tensors
+    if budget.train_samples is not None:
+        train = tuple(t[: budget.train_samples] for t in train)
+    val, test = data.val.tensors, data.test.tensors
+    setting = Setting(budget, data.num_features, data.num_classes, task)
+    torch.manual_seed(seed)
+    model = method.build(setting, seed)
+    trained = method.train(model, setting, train, val, seed)
+    result = {f"test_{k}": v for k, v in evaluate(model, *test, task=task).items()}
+    spec = get_task(task)
+    return {
+        "dataset": data.name,
+        "method": method.name,
+        "seed": seed,
+        "task": task,
+        "metric": f"test_{spec.primary}",
+        "higher_is_better": spec.higher_is_better,
+        "candidate": method.candidate,
+        **result,
+        "val_accuracy": trained.metrics.get("val_accuracy"),
+        "parameters": parameters(model),
+        **structure(model),
+        "train_flops": flops(trained, train[0].shape[0]),
+        "wall_seconds": round(time.perf_counter() - start, 2),
+        "epochs": trained.epochs,
+        **trained.extra,
+        "train_samples": int(train[0].shape[0]),
+        "test_split": data.test_split,
+        "description": method.description,
+        "budget": asdict(budget),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def run_sweep(
+    datasets: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    budget: Budget,
+    out: str | os.PathLike,
+    shard: tuple[int, int] = (0, 1),
+    data_root: str | None = None,
+    progress: bool | None = None,
+) -> list[dict]:
+    """Run every missing cell of ``datasets x methods x seeds`` (this shard's), then
+    :func:`collect` all cells in ``out``.
+
+    Parameters
+    ----------
+    shard : (index, count)
+        Run only the cells ``index, index + count, ...`` of the sweep's fixed cell order.
+    progress : bool, optional
+        Show a progress bar; by default only when standard error is a terminal.
+    """
+    budget.validate()
+    chosen = check_methods(list(methods))
+    index, count = shard
+    if not 0 <= index < count:
+        raise NCGError(f"shard must be (index, count) with 0 <= index < count, got {shard}")
+    cells = [(d, m, s) for d in datasets for m in chosen for s in seeds][index::count]
+    todo = [c for c in cells if not cell_path(out, c[0], c[1].name, c[2]).is_file()]
+    show = sys.stderr.isatty() if progress is None else progress
+    loaded: dict[str, DataSplits] = {}
+    bar = tqdm(todo, desc="cells", disable=not show)
+    for dataset, method, seed in bar:
+        bar.set_postfix_str(f"{dataset} {method.name} seed {seed}")
+        if dataset not in loaded:
+            loaded[dataset] = load_dataset(dataset, root=data_root)
+        row = run_cell(loaded[dataset], method, seed, budget)
+        row["dataset"] = dataset
+        _write_json(cell_path(out, dataset, method.name, seed), row)
+    return collect(out)
+
+
+def collect(out: str | os.PathLike) -> list[dict]:
+    """Gather every cell file under ``out`` into ``runs.json`` and ``runs.csv`` (sorted by data
+    set, method, seed) and return the rows."""
+    files = sorted((Path(out) / "cells").glob("*/*/seed*.json"))
+    rows = [json.loads(f.read_text()) for f in files]
+    rows.sort(key=lambda r: (r["dataset"], r["method"], r["seed"]))
+    _write_json(Path(out) / "runs.json", rows)
+    fields = CSV_FIRST + sorted({k for r in rows for k in r} - set(CSV_FIRST) - {"budget"})
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(Path(out) / "runs.csv", lambda handle: handle.write(text.getvalue().encode()))
+    return rows

@@ -1,0 +1,99 @@
+"""The experiment runner end to end on a tiny budget: every method, resume, table, CLI."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import ncg.experiments.runner as runner
+from ncg.experiments.__main__ import main
+from ncg.experiments.methods import METHODS, Budget
+from ncg.experiments.runner import cell_path, run_sweep
+
+TINY = Budget(neurons=24, stages=((2, 1e-2),), rounds=2, batch_size=32, train_samples=400, record_samples=200)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    return out, run_sweep(["digits"], list(METHODS), [0, 1], TINY, out, progress=False)
+
+
+def test_every_method_trains_above_chance(sweep):
+    _, rows = sweep
+    assert {(r["method"], r["seed"]) for r in rows} == {(m, s) for m in METHODS for s in (0, 1)}
+    for row in rows:
+        assert row["test_accuracy"] > 0.3, (row["method"], row["seed"], row["test_accuracy"])  # chance is 0.1
+
+
+def test_rows_carry_size_and_cost(sweep):
+    _, rows = sweep
+    for row in rows:
+        for key in ("parameters", "hidden_edges", "input_connections", "neurons", "depth", "train_flops",
+                    "wall_seconds", "epochs", "test_split", "metric", "candidate"):
+            assert key in row, key
+        assert row["parameters"] > 0 and row["train_flops"] > 0
+    by = {(r["method"], r["seed"]): r for r in rows}
+    target = round(0.38 * 34 * 33 / 2)
+    for method in ("imp", "set", "rigl", "static-random"):
+        assert by[(method, 0)]["hidden_edges"] == target, method
+    assert by[("imp", 0)]["epochs"] == 2 + 2 * 1  # retraining counts
+    assert by[("imp", 0)]["train_flops"] > by[("static-random", 0)]["train_flops"]
+    assert by[("mlp-neurons", 0)]["neurons"] == 24 + 10
+    assert by[("free-evolve", 0)]["candidate"] and not by[("dense", 0)]["candidate"]
+
+
+def test_runs_files_and_table(sweep):
+    out, rows = sweep
+    assert json.loads((out / "runs.json").read_text()) == rows
+    header = (out / "runs.csv").read_text().splitlines()[0].split(",")
+    assert header[:4] == ["dataset", "method", "seed", "metric"]
+    assert main(["report", str(out)]) == 0
+    table = (out / "table.md").read_text()
+    assert "| method | test accuracy (%)" in table and "vs strongest baseline" in table
+    assert all(f"| {m} |" in table or f"| **{m}** |" in table for m in METHODS)
+    assert (out / "pareto-digits.png").stat().st_size > 0
+
+
+def test_a_killed_sweep_resumes_without_redoing_finished_cells(tmp_path, monkeypatch):
+    methods, seeds = ["mlp-neurons", "static-random"], [0, 1]
+    real = runner.run_cell
+    calls = []
+
+    def dies_on_third(*args, **kwargs):
+        calls.append(args[1].name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the process is killed while this cell trains
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_cell", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(["digits"], methods, seeds, TINY, tmp_path, progress=False)
+    done = sorted(p.name for p in (tmp_path / "cells" / "digits").glob("*/*.json"))
+    assert len(done) == 2
+    first_bytes = cell_path(tmp_path, "digits", "mlp-neurons", 0).read_bytes()
+    calls.clear()
+    monkeypatch.setattr(runner, "run_cell", lambda *a, **k: (calls.append(a[1].name), real(*a, **k))[1])
+    rows = run_sweep(["digits"], methods, seeds, TINY, tmp_path, progress=False)
+    assert calls == ["static-random", "static-random"] and len(rows) == 4
+    assert cell_path(tmp_path, "digits", "mlp-neurons", 0).read_bytes() == first_bytes
+
+
+def test_shards_split_the_cells(tmp_path):
+    for shard in ((0, 2), (1, 2)):
+        run_sweep(["digits"], ["mlp-neurons"], [0, 1, 2], TINY, tmp_path, shard=shard, progress=False)
+    assert len(json.loads((tmp_path / "runs.json").read_text())) == 3
+
+
+def test_cli_runs_and_rebuilds_the_docs_section(tmp_path, capsys):
+    out = tmp_path / "tiny"
+    args = ["run", "--datasets", "digits", "--methods", "mlp-neurons", "dense", "--seeds", "0", "1", "--neurons", "8",
+            "--epochs", "1", "--rounds", "1", "--finetune-epochs", "0", "--train-samples", "200", "--out", str(out)]
+    assert main(args) == 0
+    page = tmp_path / "results.md"
+    page.write_text("intro\n<!-- results:tiny:begin -->\nold\n<!-- results:tiny:end -->\nafter\n")
+    assert main(["report", str(out), "--docs", str(page)]) == 0
+    text = page.read_text()
+    assert "\nold\n" not in text and "### digits" in text and text.endswith("after\n")
+    assert main(["run", "--datasets", "digits", "--methods", "nope", "--out", str(out)]) == 2
+    assert "unknown method" in capsys.readouterr().err
