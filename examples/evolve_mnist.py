@@ -28,6 +28,7 @@ import torch
 from ncg import NCG, FreeNet, load_freenet, save_freenet
 from ncg.datasets import load_dataset
 from ncg.evolve import EditBudget, EvolveConfig, FreeEvolve, RoundRecord, record_coactivation
+from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES
 from ncg.io import summary as graph_summary
 from ncg.io import write_graphml
 from ncg.train import evaluate
@@ -46,10 +47,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--final-epochs", type=int, default=3, help="fine-tuning epochs after the last round")
     p.add_argument("--tau", type=float, default=0.25, help="Hebbian threshold: prune below, augment above")
     p.add_argument("--measure", choices=["phi", "joint"], default="phi", help="coactivation measure")
-    p.add_argument("--prune-score", choices=["coactivation", "magnitude", "saliency"], default="coactivation")
+    p.add_argument("--prune-score", choices=sorted(PRUNE_SCORES), default="coactivation", help="prune rule")
+    p.add_argument("--grow-score", choices=sorted(GROW_SCORES), default="coactivation", help="grow rule for new edges")
     p.add_argument("--prune-fraction", type=float, default=0.2, help="max fraction of edges pruned per round")
     p.add_argument("--add-fraction", type=float, default=0.02, help="max edges added per round, as a fraction of edges")
     p.add_argument("--grow", type=int, default=0, help="new neurons proposed per round")
+    p.add_argument("--no-evolve", action="store_true", help="control run: the same epochs and learning rates, no edits")
+    p.add_argument("--keep-dead", action="store_true", help="do not remove neurons that never fire")
+    p.add_argument("--keep-going", action="store_true", help="train every round even after a round without edits")
     p.add_argument("--record-samples", type=int, default=10_000, help="samples streamed to record coactivation")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--finetune-lr", type=float, default=2e-4, help="learning rate of the final fine-tuning epochs")
@@ -126,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
         model = FreeNet(graph, in_features=data.num_features, activation=args.activation, seed=args.seed).to(device)
     config = EvolveConfig(
         rounds=args.rounds, epochs_per_round=args.epochs, final_epochs=args.final_epochs, tau=args.tau,
-        measure=args.measure, prune_score=args.prune_score,
+        measure=args.measure, prune_score=args.prune_score, grow_score=args.grow_score,
+        evolve=not args.no_evolve, remove_dead=not args.keep_dead, stop_when_unchanged=not args.keep_going,
         budget=EditBudget(prune_fraction=args.prune_fraction, add_fraction=args.add_fraction, grow_neurons=args.grow),
         record_samples=args.record_samples, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr, seed=args.seed, progress=True,
     )

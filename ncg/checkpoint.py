@@ -34,7 +34,7 @@ __all__ = ["FORMAT", "VERSION", "save_freenet", "load_freenet", "atomic_save"]
 
 FORMAT = "ncg.freenet"
 VERSION = 1
-_GRAPH_FIELDS = ("edge_index", "outputs", "weight", "bias", "order", "neuron_ids")
+_GRAPH_FIELDS = ("edge_index", "outputs", "weight", "bias", "order", "neuron_ids", "inputs")
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
@@ -96,13 +96,14 @@ def load_freenet(path: str | os.PathLike, map_location: str | torch.device = "cp
         g = payload["graph"]
         graph = NCG(
             g["edge_index"], int(g["num_neurons"]), g["outputs"], weight=g["weight"], bias=g["bias"],
-            order=g["order"], neuron_ids=g["neuron_ids"], unreachable="ignore",
+            order=g["order"], neuron_ids=g["neuron_ids"], unreachable="ignore", inputs=g.get("inputs"),
         )
         model = FreeNet(graph, **payload["config"]).to(dtype)
     except (NCGError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: the graph or config section is invalid: {exc}") from exc
     try:
-        model.load_state_dict(payload["state_dict"])
+        # files written before input nodes existed have no "inputs" buffer
+        model.load_state_dict({"inputs": graph.inputs, **payload["state_dict"]})
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: parameters do not match the saved graph: {exc}") from exc
     return model.to(map_location), payload.get("extra", {})

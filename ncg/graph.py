@@ -6,7 +6,10 @@ order, and stable neuron ids that survive edits. Algorithms that evaluate or edi
 (:mod:`ncg.schedule`, :mod:`ncg.kernels`, :mod:`ncg.evolve`).
 
 Every neuron receives the input encoder, so every neuron is reachable from the inputs. Output
-neurons are the ones the decoder reads; a *hidden* neuron is any other neuron.
+neurons are the ones the decoder reads; a *hidden* neuron is any other neuron. Optionally some
+nodes are *input nodes* (``inputs``): node ``inputs[f]`` carries input feature ``f`` and has no
+incoming edge, so every input connection is an edge of the graph with its own weight and the
+whole network is one sparse DAG (a FreeNet built on such a graph uses ``encoder="graph"``).
 
 Examples
 --------
@@ -92,6 +95,9 @@ class NCG:
         generation, then id) if omitted. Edits that add edges only go forward in this order.
     neuron_ids : Tensor, optional
         Stable ids that follow neurons through edits; ``arange(N)`` if omitted.
+    inputs : Tensor, optional
+        LongTensor ``[F]``: the input nodes, ``inputs[f]`` carrying feature ``f`` (none if
+        omitted). Input nodes have no incoming edges and are neither hidden nor outputs.
     validate : bool, default True
         Run :meth:`validate` on construction.
     unreachable : {"warn", "raise", "ignore"}, default "warn"
@@ -107,6 +113,7 @@ class NCG:
 
     HIDDEN: int = 0
     OUTPUT: int = 1
+    INPUT: int = 2
 
     def __init__(
         self,
@@ -119,12 +126,14 @@ class NCG:
         neuron_ids: Tensor | None = None,
         validate: bool = True,
         unreachable: str = "warn",
+        inputs: Tensor | None = None,
     ) -> None:
         if not isinstance(num_neurons, int) or num_neurons < 1:
             raise NCGError(f"num_neurons must be a positive int, got {num_neurons!r}")
         self.num_neurons = num_neurons
         self.edge_index = torch.as_tensor(edge_index)
         self.outputs = torch.as_tensor(outputs)
+        self.inputs = torch.zeros(0, dtype=torch.long) if inputs is None else torch.as_tensor(inputs)
         if validate:
             self._validate_structure()
         self.weight = (
@@ -225,10 +234,30 @@ class NCG:
         return int(self.outputs.numel())
 
     @property
+    def num_inputs(self) -> int:
+        """Number of input nodes ``F`` (0 when the inputs reach neurons through an encoder)."""
+        return int(self.inputs.numel())
+
+    @property
+    def num_input_edges(self) -> int:
+        """Edges leaving input nodes (the input connections)."""
+        if not self.num_inputs:
+            return 0
+        return int(self.is_input[self.edge_index[0]].sum())
+
+    @property
+    def is_input(self) -> Tensor:
+        """Bool ``[N]``: which nodes are input nodes."""
+        flags = torch.zeros(self.num_neurons, dtype=torch.bool)
+        flags[self.inputs] = True
+        return flags
+
+    @property
     def roles(self) -> Tensor:
-        """Role of each neuron: ``NCG.HIDDEN`` (0) or ``NCG.OUTPUT`` (1)."""
+        """Role of each neuron: ``NCG.HIDDEN`` (0), ``NCG.OUTPUT`` (1) or ``NCG.INPUT`` (2)."""
         roles = torch.full((self.num_neurons,), self.HIDDEN, dtype=torch.int8)
         roles[self.outputs] = self.OUTPUT
+        roles[self.inputs] = self.INPUT
         return roles
 
     @property
@@ -249,10 +278,12 @@ class NCG:
             order=self.order.clone(),
             neuron_ids=self.neuron_ids.clone(),
             validate=False,
+            inputs=self.inputs.clone(),
         )
 
     def __repr__(self) -> str:
-        return f"NCG(neurons={self.num_neurons}, edges={self.num_edges}, outputs={self.num_outputs})"
+        inputs = f", inputs={self.num_inputs}" if self.num_inputs else ""
+        return f"NCG(neurons={self.num_neurons}, edges={self.num_edges}, outputs={self.num_outputs}{inputs})"
 
     # ------------------------------------------------------------------ validation
     def _validate_structure(self) -> None:
@@ -277,6 +308,21 @@ class NCG:
         _check_index_tensor("outputs", self.outputs, n)
         if torch.unique(self.outputs).numel() != self.outputs.numel():
             raise EdgeIndexError(f"outputs lists a neuron twice: {self.outputs.tolist()}")
+        if self.inputs.dim() != 1:
+            raise EdgeIndexError(f"inputs must be a 1-D LongTensor, got shape {list(self.inputs.shape)}")
+        _check_index_tensor("inputs", self.inputs, n)
+        if self.inputs.numel():
+            if torch.unique(self.inputs).numel() != self.inputs.numel():
+                raise EdgeIndexError("inputs lists a node twice")
+            is_input = torch.zeros(n, dtype=torch.bool)
+            is_input[self.inputs] = True
+            if is_input[self.outputs].any():
+                v = int(self.outputs[is_input[self.outputs]][0])
+                raise EdgeIndexError(f"node {v} is both an input and an output")
+            entering = is_input[ei[1]]
+            if entering.any():
+                s, t = ei[:, int(torch.nonzero(entering)[0])].tolist()
+                raise EdgeIndexError(f"edge {s} -> {t} enters input node {t}; input nodes take no incoming edges")
 
     def validate(self, unreachable: str = "warn") -> NCG:
         """Check every invariant; raise a specific :class:`~ncg.errors.NCGError` on failure.
@@ -329,7 +375,7 @@ class NCG:
             raise NCGError("neuron_ids must be unique: they name neurons across edits")
         if unreachable == "ignore":
             return self
-        dead = torch.nonzero(~self.reaches_output()).flatten()
+        dead = torch.nonzero(~self.reaches_output() & ~self.is_input).flatten()
         if dead.numel():
             msg = (
                 f"{dead.numel()} hidden neuron(s) cannot reach any output, e.g. {dead[:10].tolist()}; "
@@ -342,6 +388,9 @@ class NCG:
 
     def reaches_output(self) -> Tensor:
         """Bool ``[N]``: whether each neuron has a path to some output (outputs included).
+
+        Input nodes without a path are allowed (an unused input feature); the check in
+        :meth:`validate` skips them.
 
         Examples
         --------

@@ -35,7 +35,7 @@ Evaluator = Callable[[Tensor, Tensor, Plan, Tensor], Tensor]
 EVALUATORS: dict[str, Evaluator] = {"blocked": blocked_forward, "reference": reference_forward}
 """DAG evaluators by name; each maps ``(u [N, B], weight [E], plan, codes [N]) -> h [N, B]``."""
 
-ENCODERS = ("linear", "random")
+ENCODERS = ("auto", "linear", "random", "graph")
 DECODERS = ("auto", "identity", "linear")
 
 
@@ -81,8 +81,11 @@ class FreeNet(nn.Module):
         Hidden neurons' activation: one of ``identity, relu, square_relu, tanh, sigmoid``.
     output_activation : str, default "identity"
         Output neurons' activation.
-    encoder : {"linear", "random"}, default "linear"
-        Learned linear map from the input to every neuron, or a fixed random projection.
+    encoder : {"auto", "linear", "random", "graph"}, default "auto"
+        Learned linear map from the input to every neuron, a fixed random projection, or
+        ``graph``: the graph's input nodes carry the features and every input connection is an
+        edge (:func:`ncg.build.sparse_start`). ``auto`` is ``graph`` for a graph with input
+        nodes and ``linear`` otherwise.
     decoder : {"auto", "identity", "linear"}, default "auto"
         ``identity`` reads the output neurons as the result; ``linear`` adds a learned
         ``Linear(num_outputs, out_features)``; ``auto`` picks identity when the sizes match.
@@ -107,7 +110,7 @@ class FreeNet(nn.Module):
         out_features: int | None = None,
         activation: str = "relu",
         output_activation: str = "identity",
-        encoder: str = "linear",
+        encoder: str = "auto",
         decoder: str = "auto",
         block_size: int = 64,
         evaluator: str = "blocked",
@@ -122,6 +125,15 @@ class FreeNet(nn.Module):
         _check_activation("output_activation", output_activation)
         if encoder not in ENCODERS:
             raise NCGError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+        if encoder == "auto":
+            encoder = "graph" if graph.num_inputs else "linear"
+        if (encoder == "graph") != bool(graph.num_inputs):
+            raise NCGError(
+                f"encoder={encoder!r} needs a graph {'with' if encoder == 'graph' else 'without'} input nodes; "
+                f"this graph has {graph.num_inputs}"
+            )
+        if encoder == "graph" and graph.num_inputs != in_features:
+            raise NCGError(f"the graph has {graph.num_inputs} input nodes but in_features={in_features}")
         if decoder not in DECODERS:
             raise NCGError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         if evaluator not in EVALUATORS:
@@ -146,7 +158,9 @@ class FreeNet(nn.Module):
         gen = None if seed is None else torch.Generator().manual_seed(seed)
         self.encoder = nn.Linear(in_features, graph.num_neurons, bias=False)
         self._init_encoder_rows(self.encoder.weight.data, gen)
-        if encoder == "random":
+        if encoder == "graph":  # a fixed one-hot map onto the input nodes, kept for the tools that read encoder rows
+            self.encoder.weight.data[graph.inputs, torch.arange(in_features)] = 1.0
+        if encoder in ("random", "graph"):
             self.encoder.weight.requires_grad_(False)
         self.decoder: nn.Module = nn.Identity()
         if decoder == "linear":
@@ -161,7 +175,9 @@ class FreeNet(nn.Module):
 
     def _init_encoder_rows(self, rows: Tensor, generator: torch.Generator | None) -> None:
         with torch.no_grad():
-            if self.encoder_kind == "random":
+            if self.encoder_kind == "graph":
+                rows.zero_()
+            elif self.encoder_kind == "random":
                 rows.normal_(0.0, self.in_features ** -0.5, generator=generator)
             else:
                 bound = self.in_features ** -0.5
@@ -173,7 +189,7 @@ class FreeNet(nn.Module):
         dtype = self.encoder.weight.dtype
         self.weight = nn.Parameter(graph.weight.to(device, dtype).clone())
         self.bias = nn.Parameter(graph.bias.to(device, dtype).clone())
-        for name in ("edge_index", "outputs", "order", "neuron_ids"):
+        for name in ("edge_index", "outputs", "order", "neuron_ids", "inputs"):
             self.register_buffer(name, getattr(graph, name).to(device).clone())
         self._plan_cache = None
 
@@ -194,6 +210,7 @@ class FreeNet(nn.Module):
             order=self.order.cpu().clone(),
             neuron_ids=self.neuron_ids.cpu().clone(),
             validate=False,
+            inputs=self.inputs.cpu().clone(),
         )
 
     def set_graph(self, graph: NCG, neuron_map: Tensor | None = None) -> None:
@@ -215,6 +232,8 @@ class FreeNet(nn.Module):
         """
         if not isinstance(graph, NCG):
             raise NCGError(f"graph must be an NCG, got {type(graph).__name__}")
+        if graph.num_inputs != self.inputs.numel():
+            raise NCGError(f"the new graph has {graph.num_inputs} input nodes, the model has {self.inputs.numel()}")
         if graph.num_outputs != self.graph_num_outputs:
             raise NCGError(
                 f"the new graph has {graph.num_outputs} outputs, the model reads {self.graph_num_outputs}"
@@ -235,6 +254,8 @@ class FreeNet(nn.Module):
             self._init_encoder_rows(rows, None)
             kept = neuron_map >= 0
             rows[kept.to(old.device)] = old[neuron_map[kept].to(old.device)]
+            if self.encoder_kind == "graph":
+                rows[graph.inputs.to(rows.device), torch.arange(self.in_features, device=rows.device)] = 1.0
             self.encoder.weight = nn.Parameter(rows, requires_grad=self.encoder_kind == "linear")
             self.encoder.out_features = graph.num_neurons
         self._load_graph(graph)
@@ -247,11 +268,12 @@ class FreeNet(nn.Module):
     def plan(self) -> tuple[Plan, Tensor]:
         """The evaluation plan and per-position activation codes, cached until the graph changes."""
         ei = self.edge_index
-        key = (id(ei), ei._version, id(self.outputs), self.outputs._version, ei.device, self.block_size)
+        key = (id(ei), ei._version, id(self.outputs), self.outputs._version, id(self.inputs), ei.device, self.block_size)
         if self._plan_cache is None or self._plan_cache[0] != key:
             plan = build_plan(ei, self.num_neurons, self.block_size, tie_break=self.order_position())
             codes = torch.full((self.num_neurons,), ACTIVATION_CODES[self.activation], dtype=torch.uint8)
             codes[self.outputs.cpu()] = ACTIVATION_CODES[self.output_activation]
+            codes[self.inputs.cpu()] = ACTIVATION_CODES["identity"]
             self._plan_cache = (key, plan.to(ei.device), codes[plan.perm].to(ei.device))
         return self._plan_cache[1], self._plan_cache[2]
 
@@ -275,10 +297,13 @@ class FreeNet(nn.Module):
         ``[N, B]`` in position order."""
         plan, codes = self.plan()
         x = self._flatten(x)
-        enc = self.encoder.weight[plan.perm]
-        u = torch.addmm(self.bias[plan.perm].unsqueeze(1), enc, x.to(enc.dtype).t())
         dtype = self.weight.dtype
-        u = u.to(dtype)
+        if self.encoder_kind == "graph":  # input node f holds feature f; its bias is unused
+            u = self.bias[plan.perm].unsqueeze(1).expand(-1, x.shape[0])
+            u = u.index_copy(0, plan.position[self.inputs], x.to(dtype).t())
+        else:
+            enc = self.encoder.weight[plan.perm]
+            u = torch.addmm(self.bias[plan.perm].unsqueeze(1), enc, x.to(enc.dtype).t()).to(dtype)
         with torch.autocast(device_type=x.device.type, enabled=False):
             h = EVALUATORS[self.evaluator](u, self.weight, plan, codes)
         return u, h, plan

@@ -180,7 +180,7 @@ def test_empty_edit_list_changes_nothing():
     [
         (Edit("prune_edge", 0, 99), "neuron id 99"),
         (Edit("prune_edge", 1, 0), "not in the graph"),
-        (Edit("remove_neuron", 3, -1), "would remove output neuron 3"),
+        (Edit("remove_neuron", 3, -1), "would remove output 3"),
         (Edit("add_edge", 0, 1), "already exists"),
         (Edit("add_neuron", 0, 2), "already exists"),
         (Edit("add_neuron", 42, 7), "after neuron 42"),

@@ -65,9 +65,9 @@ def apply_edits(graph: NCG, edits: list[Edit], unreachable: str = "warn") -> tup
     Raises
     ------
     EditError
-        An edit names an unknown neuron, removes an output, prunes a missing edge, adds an
-        existing edge, or adds an edge that goes backward in the topological order (which could
-        close a cycle).
+        An edit names an unknown neuron, removes an output or input node, prunes a missing
+        edge, adds an existing edge, adds an edge into an input node, or adds an edge that goes
+        backward in the topological order (which could close a cycle).
     """
     by_op: dict[str, list[Edit]] = {op: [] for op in EDIT_OPS}
     for edit in edits:
@@ -75,13 +75,14 @@ def apply_edits(graph: NCG, edits: list[Edit], unreachable: str = "warn") -> tup
     n = graph.num_neurons
     ids = graph.neuron_ids.tolist()
     uid_to_index = {uid: i for i, uid in enumerate(ids)}
-    is_output = graph.roles == NCG.OUTPUT
+    roles = graph.roles
 
     keep_neuron = torch.ones(n, dtype=torch.bool)
     for edit in by_op["remove_neuron"]:
         v = _index_of(uid_to_index, edit.source, edit)
-        if is_output[v]:
-            raise EditError(f"{edit} would remove output neuron {edit.source}; outputs are never removed")
+        if roles[v] != NCG.HIDDEN:
+            kind = "output" if roles[v] == NCG.OUTPUT else "input node"
+            raise EditError(f"{edit} would remove {kind} {edit.source}; only hidden neurons are removed")
         keep_neuron[v] = False
 
     src, dst = graph.edge_index
@@ -148,6 +149,9 @@ def apply_edits(graph: NCG, edits: list[Edit], unreachable: str = "warn") -> tup
     clash = np.isin(add_keys, kept_keys) | repeated
     if clash.any():
         raise EditError(f"{adds[int(np.argmax(clash))]} adds an edge that already exists")
+    into_input = np.isin(add_dst_np, old_to_new[graph.inputs].numpy())
+    if into_input.any():
+        raise EditError(f"{adds[int(np.argmax(into_input))]} enters an input node; input nodes take no incoming edges")
     backward = position[add_src_np] >= position[add_dst_np]
     if backward.any():
         raise EditError(
@@ -169,6 +173,7 @@ def apply_edits(graph: NCG, edits: list[Edit], unreachable: str = "warn") -> tup
         order=torch.tensor(order, dtype=torch.long),
         neuron_ids=torch.tensor(new_ids, dtype=torch.long),
         unreachable=unreachable,
+        inputs=old_to_new[graph.inputs],
     )
     edge_map = torch.cat([kept, torch.full((len(added_weights),), -1, dtype=torch.long)])
     return new_graph, EditMaps(edge_map, torch.tensor(neuron_map, dtype=torch.long))

@@ -136,14 +136,15 @@ def prune_edges(
     Notes
     -----
     The best-scoring outgoing edge of each neuron is protected, so every hidden neuron keeps a
-    path towards the outputs.
+    path towards the outputs; input nodes are not protected (an input feature may lose every
+    connection).
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (graph.num_edges,):
         raise NCGError(f"scores must have shape [{graph.num_edges}], got {list(scores.shape)}")
     if np.isnan(scores).any():
         raise NCGError("scores contain NaN; record statistics on finite activations")
-    candidate = ~_best_out_edge(graph, scores)
+    candidate = ~_best_out_edge(graph, scores) | graph.is_input[graph.edge_index[0]].numpy()
     if tau is not None:
         candidate &= scores < tau
     picked = np.flatnonzero(candidate)
@@ -197,7 +198,7 @@ def forward_non_edges(
         pairs = np.unique(a[keep].astype(np.int64) * n + b[keep])
         a, b = pairs // n, pairs % n
     src, dst = order[a], order[b]
-    missing = ~_is_edge(graph, src, dst)
+    missing = ~_is_edge(graph, src, dst) & ~graph.is_input[dst].numpy()
     return src[missing], dst[missing]
 
 
@@ -209,7 +210,7 @@ def coactive_pairs(
     score = coactivation.score(measure)
     src, dst = coactivation.src, coactivation.dst
     position = graph.position.numpy()
-    candidate = (score > tau) & ~_is_edge(graph, src, dst) & (position[src] < position[dst])
+    candidate = (score > tau) & ~_is_edge(graph, src, dst) & (position[src] < position[dst]) & ~graph.is_input[dst].numpy()
     return src[candidate], dst[candidate], score[candidate]
 
 
@@ -268,13 +269,13 @@ def remove_neurons(graph: NCG, firing_rate: np.ndarray | None, min_rate: float =
     only the neurons without a path to an output (always function-preserving). Output neurons
     are never removed.
     """
-    is_output = graph.roles.numpy() == NCG.OUTPUT
+    kept_role = graph.roles.numpy() != NCG.HIDDEN  # outputs and input nodes stay
     if firing_rate is None:
         firing_rate = np.ones(graph.num_neurons)
     firing_rate = np.asarray(firing_rate)
     if firing_rate.shape != (graph.num_neurons,):
         raise NCGError(f"firing_rate must have shape [{graph.num_neurons}], got {list(firing_rate.shape)}")
-    dead = (firing_rate <= min_rate) & ~is_output
+    dead = (firing_rate <= min_rate) & ~kept_role
     keep = torch.from_numpy(~dead)
     old_to_new = torch.cumsum(keep.long(), 0) - 1
     ei = graph.edge_index
@@ -282,8 +283,9 @@ def remove_neurons(graph: NCG, firing_rate: np.ndarray | None, min_rate: float =
     survivors = NCG(
         old_to_new[ei[:, edge_keep]], int(keep.sum()), old_to_new[graph.outputs],
         weight=graph.weight[edge_keep], order=old_to_new[graph.order[keep[graph.order]]], validate=False,
+        inputs=old_to_new[graph.inputs],
     )
-    stranded = np.flatnonzero(keep.numpy())[~survivors.reaches_output().numpy()]
+    stranded = np.flatnonzero(keep.numpy())[~(survivors.reaches_output() | survivors.is_input).numpy()]
     dead[stranded] = True
     ids = graph.neuron_ids.numpy()
     return [Edit("remove_neuron", int(ids[v]), -1, float(firing_rate[v])) for v in np.flatnonzero(dead)]
@@ -316,6 +318,7 @@ def grow_neurons(
     src, dst = coactivation.src, coactivation.dst
     edge_keys = graph.edge_index[0].numpy().astype(np.int64) * n + graph.edge_index[1].numpy()
     unconnected = ~np.isin(src * n + dst, edge_keys) & (position[src] < position[dst]) & (score > tau)
+    unconnected &= ~graph.is_input[dst].numpy()
     ranked = np.flatnonzero(unconnected)
     ranked = ranked[np.argsort(-score[ranked], kind="stable")]
     ids = graph.neuron_ids.numpy()

@@ -189,8 +189,14 @@ def connections(model: nn.Module) -> int:
     edges and decoder weights of a FreeNet (edges counted as a sparse evaluator would)."""
     if isinstance(model, FreeNet):
         decoder = sum(p.numel() for n, p in model.decoder.named_parameters() if n == "weight")
-        return model.in_features * model.num_neurons + int(model.edge_index.shape[1]) + decoder
+        encoder = 0 if model.encoder_kind == "graph" else model.in_features * model.num_neurons
+        return encoder + int(model.edge_index.shape[1]) + decoder
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+
+
+def _encoder_width(model: FreeNet) -> int:
+    """Multiply-adds per neuron of the encoder: none when inputs are graph edges."""
+    return 0 if model.encoder_kind == "graph" else model.in_features
 
 
 def _plain(model: nn.Module, setting: Setting, train: tuple, val: tuple, seed: int) -> Trained:
@@ -220,7 +226,7 @@ def _evolving(configure: Callable[[Setting, int], EvolveConfig]) -> Trainer:
     def train_(model: nn.Module, setting: Setting, train: tuple, val: tuple, seed: int) -> Trained:
         config = configure(setting, seed)
         history = FreeEvolve(model, config).run(train, val)
-        in_features = model.in_features
+        in_features = _encoder_width(model)
         segments = []
         for before, record in zip(history.rounds, history.rounds[1:]):
             epochs = config.final_epochs if record.phase == "finetune" else config.epochs_per_round
@@ -240,7 +246,7 @@ def _imp(model: FreeNet, setting: Setting, train: tuple, val: tuple, seed: int) 
         model, train, val, target_edges=setting.target_edges, cycles=b.imp_cycles, epochs=b.stages,
         rewind_epochs=1 if b.epochs > 1 else 0, batch_size=b.batch_size, seed=seed, task=setting.task,
     )
-    in_neurons = model.in_features * model.num_neurons
+    in_neurons = _encoder_width(model) * model.num_neurons
     segments = [(epochs, in_neurons + edges) for epochs, edges in result.pop("segments")]
     return Trained(result, result.pop("epochs"), segments)
 
@@ -318,17 +324,22 @@ def check_methods(names: list[str]) -> list[Method]:
 
 
 def parameters(model: nn.Module) -> int:
-    """Trainable weights and biases, encoder and decoder included."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Trainable weights and biases, encoder and decoder included (input nodes' biases are
+    unused, since their value is the input, and not counted)."""
+    unused = int(model.inputs.numel()) if isinstance(model, FreeNet) else 0
+    return sum(p.numel() for p in model.parameters() if p.requires_grad) - unused
 
 
 def structure(model: nn.Module) -> dict[str, int]:
     """``hidden_edges``, ``input_connections``, ``neurons`` and ``depth`` of a FreeNet or a
     one-hidden-layer MLP (read as the FreeNet :meth:`FreeNet.from_mlp` would build)."""
     if isinstance(model, FreeNet):
-        depth = int(topological_generations(model.edge_index.cpu(), model.num_neurons).max())
-        return {"hidden_edges": int(model.edge_index.shape[1]), "input_connections": model.in_features * model.num_neurons,
-                "neurons": model.num_neurons, "depth": depth}
+        graph = model.graph
+        depth = int(topological_generations(graph.edge_index, graph.num_neurons).max())
+        dense_inputs = 0 if graph.num_inputs else model.in_features * model.num_neurons
+        return {"hidden_edges": graph.num_edges - graph.num_input_edges,
+                "input_connections": dense_inputs + graph.num_input_edges,
+                "neurons": graph.num_neurons - graph.num_inputs, "depth": depth}
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     return {"hidden_edges": sum(m.weight.numel() for m in linears[1:]), "input_connections": linears[0].weight.numel(),
             "neurons": sum(m.out_features for m in linears), "depth": len(linears) - 1}

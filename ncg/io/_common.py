@@ -6,7 +6,7 @@ from typing import Any
 from ncg.graph import NCG
 from ncg.schedule import topological_generations
 
-ROLE_NAMES = {NCG.HIDDEN: "hidden", NCG.OUTPUT: "output"}
+ROLE_NAMES = {NCG.HIDDEN: "hidden", NCG.OUTPUT: "output", NCG.INPUT: "input"}
 
 
 def node_attributes(graph: NCG) -> list[dict[str, Any]]:
@@ -14,13 +14,17 @@ def node_attributes(graph: NCG) -> list[dict[str, Any]]:
     output_index = [-1] * n
     for k, v in enumerate(graph.outputs.tolist()):
         output_index[v] = k
+    input_index = [-1] * n
+    for f, v in enumerate(graph.inputs.tolist()):
+        input_index[v] = f
+    roles = graph.roles.tolist()
     generation = topological_generations(graph.edge_index, n).tolist()
     position = graph.position.tolist()
     bias = graph.bias.double().tolist()
     ids = graph.neuron_ids.tolist()
-    return [
+    attributes = [
         {
-            "role": "output" if output_index[v] >= 0 else "hidden",
+            "role": ROLE_NAMES[roles[v]],
             "output_index": output_index[v],
             "generation": generation[v],
             "topo_index": position[v],
@@ -29,3 +33,7 @@ def node_attributes(graph: NCG) -> list[dict[str, Any]]:
         }
         for v in range(n)
     ]
+    if graph.num_inputs:  # only graphs with input nodes carry the attribute
+        for v, attrs in enumerate(attributes):
+            attrs["input_index"] = input_index[v]
+    return attributes

@@ -63,6 +63,7 @@ _KEYS = [
     ("graph", "config", "string"),
     ("node", "role", "string"),
     ("node", "output_index", "int"),
+    ("node", "input_index", "int"),
     ("node", "generation", "int"),
     ("node", "topo_index", "int"),
     ("node", "neuron_id", "long"),
@@ -122,7 +123,9 @@ def write_graphml(
     -----
     Only the GraphML standard types are used (``string``, ``int``, ``long``, ``double``).
     Nodes are written in neuron-index order with ids ``n0 .. n{N-1}`` and edges in ``edge_index``
-    column order. Node attributes: ``role``, ``output_index`` (``-1`` for hidden neurons),
+    column order. Node attributes: ``role`` (``hidden``, ``output`` or ``input``),
+    ``output_index`` (``-1`` for non-outputs), ``input_index`` (the input feature an input node
+    carries, ``-1`` for neurons; only in graphs with input nodes),
     ``generation``, ``topo_index``, ``neuron_id``, ``bias``, ``activation`` and optionally
     ``firing_rate``; edge attribute ``weight``. Doubles are written with Python's shortest
     round-trip ``repr``, so float32 and float64 values come back exactly. Graph attributes name
@@ -190,7 +193,7 @@ def write_graphml(
     nodes = node_attributes(graph)
     for v, attrs in enumerate(nodes):
         attrs["bias"] = biases[v]
-        attrs["activation"] = model.output_activation if attrs["role"] == "output" else model.activation
+        attrs["activation"] = {"output": model.output_activation, "input": "identity"}.get(attrs["role"], model.activation)
         if rate is not None:
             attrs["firing_rate"] = rate[v]
     declared = {("graph", name) for name in graph_data} | {("node", name) for name in nodes[0]}
@@ -419,6 +422,14 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
         raise GraphMLError(
             f"{path}: output_index values {[k for k, _ in outputs]} are not 0 .. {len(outputs) - 1}"
         )
+    inputs = sorted((d.get("input_index", -1), v) for v, d in enumerate(node_attrs) if d.get("input_index", -1) >= 0)
+    for v, d in enumerate(node_attrs):
+        if (d["role"] == "input") != (d.get("input_index", -1) >= 0):
+            raise GraphMLError(
+                f"{path}: node {node_ids[v]!r} has role {d['role']!r} but input_index {d.get('input_index', -1)}"
+            )
+    if [f for f, _ in inputs] != list(range(len(inputs))):
+        raise GraphMLError(f"{path}: input_index values are not 0 .. {len(inputs) - 1}")
     position = torch.tensor([d["topo_index"] for d in node_attrs], dtype=torch.long)
     if not torch.equal(torch.sort(position).values, torch.arange(n)):
         raise GraphMLError(f"{path}: the nodes' topo_index values are not a permutation of 0 .. {n - 1}")
@@ -435,6 +446,7 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
             order=torch.argsort(position),
             neuron_ids=torch.tensor([d["neuron_id"] for d in node_attrs], dtype=torch.long),
             unreachable="ignore",
+            inputs=torch.tensor([v for _, v in inputs], dtype=torch.long),
         )
     except NCGError as exc:
         raise GraphMLError(f"{path}: the nodes and edges do not form a valid NCG: {exc}") from exc

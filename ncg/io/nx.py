@@ -25,7 +25,8 @@ def to_networkx(graph: NCG) -> nx.DiGraph:
     -------
     networkx.DiGraph
         Nodes are added in index order, edges in ``edge_index`` column order. Node attributes:
-        ``role`` (``"hidden"`` or ``"output"``), ``output_index`` (place among the outputs in
+        ``role`` (``"hidden"``, ``"output"`` or ``"input"``), ``input_index`` (graphs with input
+        nodes only), ``output_index`` (place among the outputs in
         decoder order, ``-1`` for hidden neurons), ``generation``, ``topo_index`` (place in
         ``graph.order``), ``bias`` and ``neuron_id`` (stable id). Edge attributes: ``weight`` and
         ``edge_id`` (the edge's column in ``edge_index``; a ``DiGraph`` lists edges grouped by
@@ -61,7 +62,8 @@ def from_networkx(
     ----------
     G : networkx.DiGraph
         A DAG. Optional attributes (as written by :func:`to_networkx`): edge ``weight`` and
-        ``edge_id``; node ``bias``, ``role``, ``output_index``, ``topo_index``, ``neuron_id``.
+        ``edge_id``; node ``bias``, ``role``, ``output_index``, ``input_index`` (input nodes, in
+        feature order), ``topo_index``, ``neuron_id``.
     outputs : iterable of node labels, optional
         The output neurons in decoder order. If omitted: the nodes with ``role == "output"``
         (ordered by ``output_index`` when every one has it, else by index); if there are none,
@@ -137,6 +139,10 @@ def from_networkx(
         bias=bias,
         order=_order_from_attribute(nodes, edge_index),
         neuron_ids=_ids_from_attribute(nodes),
+        inputs=torch.tensor(
+            [mapping[v] for _, v in sorted((d["input_index"], v) for v, d in nodes if d.get("input_index", -1) >= 0)],
+            dtype=torch.long,
+        ),
     )
     return (graph, mapping) if return_mapping else graph
 

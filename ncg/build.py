@@ -1,0 +1,106 @@
+"""Graph constructors as free functions: sparse starts in which input connections are edges.
+
+:func:`sparse_start` builds the whole network as one sparse DAG: ``F`` input nodes (one per
+input feature), ``H`` hidden neurons and ``K`` output neurons, wired at random with a per-neuron
+fan-in or an Erdos-Renyi density, so that memory and compute are O(edges) from the first step
+instead of the complete DAG's O(N^2) plus a dense ``N x F`` encoder.
+
+Examples
+--------
+>>> g = sparse_start(num_inputs=16, num_hidden=8, num_outputs=2, fan_in=4, seed=0)
+>>> g
+NCG(neurons=26, edges=42, outputs=2, inputs=16)
+>>> g.num_input_edges > 0, bool(g.reaches_output()[16:].all())
+(True, True)
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ncg.errors import NCGError
+from ncg.graph import NCG, init_edge_weights
+
+__all__ = ["sparse_start"]
+
+
+def sparse_start(
+    num_inputs: int,
+    num_hidden: int,
+    num_outputs: int,
+    fan_in: int | None = None,
+    density: float | None = None,
+    seed: int | None = None,
+) -> NCG:
+    """A random sparse DAG over input nodes, hidden neurons and outputs.
+
+    Nodes ``0 .. F-1`` are the inputs, then ``H`` hidden neurons, then ``K`` outputs (the
+    topological order). A hidden neuron may take edges from any input and any earlier hidden
+    neuron; an output from any input or hidden neuron. Give exactly one of:
+
+    * ``fan_in``: every hidden and output neuron draws ``fan_in`` distinct sources uniformly
+      from the nodes it may take (all of them if fewer);
+    * ``density``: every allowed pair is an edge with probability ``density`` (Erdos-Renyi, as
+      SET starts), with at least one incoming edge per neuron.
+
+    Then every hidden neuron without a path to an output gets one edge to a random later neuron
+    that has one, so every neuron descends from the inputs and reaches an output. Weights are
+    fan-in scaled (:func:`~ncg.graph.init_edge_weights`).
+
+    Raises
+    ------
+    NCGError
+        A size is not positive (``num_hidden`` may be 0), or not exactly one of ``fan_in`` and
+        ``density`` is given, or it is out of range.
+
+    Examples
+    --------
+    >>> g = sparse_start(num_inputs=4, num_hidden=3, num_outputs=1, density=1.0, seed=0)
+    >>> g.num_edges == 3 * 4 + 3 * 2 // 2 + 1 * (4 + 3)
+    True
+    """
+    for name, value, low in (("num_inputs", num_inputs, 1), ("num_hidden", num_hidden, 0), ("num_outputs", num_outputs, 1)):
+        if not isinstance(value, int) or value < low:
+            raise NCGError(f"{name} must be an int >= {low}, got {value!r}")
+    if (fan_in is None) == (density is None):
+        raise NCGError("give exactly one of fan_in and density")
+    if fan_in is not None and (not isinstance(fan_in, int) or fan_in < 1):
+        raise NCGError(f"fan_in must be an int >= 1, got {fan_in!r}")
+    if density is not None and not 0.0 < density <= 1.0:
+        raise NCGError(f"density must be in (0, 1], got {density}")
+    rng = np.random.default_rng(seed)
+    f, h = num_inputs, num_hidden
+    n = f + h + num_outputs
+    sources, targets = [], []
+    for j in range(f, n):
+        allowed = min(j, f + h)  # earlier inputs and hidden neurons; outputs do not feed outputs
+        count = min(fan_in, allowed) if fan_in is not None else max(1, rng.binomial(allowed, density))
+        chosen = rng.choice(allowed, size=count, replace=False)
+        sources.append(chosen)
+        targets.append(np.full(count, j))
+    src, dst = np.concatenate(sources), np.concatenate(targets)
+    reaches = np.zeros(n, dtype=bool)
+    reaches[f + h:] = True
+    extra_src, extra_dst = [], []
+    # Hidden neurons from last to first: a neuron reaches an output if any successor does.
+    successors: dict[int, list[int]] = {}
+    for s, d in zip(src.tolist(), dst.tolist()):
+        if s >= f:
+            successors.setdefault(s, []).append(d)
+    for v in range(f + h - 1, f - 1, -1):
+        if any(reaches[w] for w in successors.get(v, ())):
+            reaches[v] = True
+            continue
+        later = np.flatnonzero(reaches[v + 1:]) + v + 1
+        target = int(rng.choice(later))
+        extra_src.append(v)
+        extra_dst.append(target)
+        reaches[v] = True
+    src = np.concatenate([src, np.array(extra_src, dtype=np.int64)])
+    dst = np.concatenate([dst, np.array(extra_dst, dtype=np.int64)])
+    edge_index = torch.from_numpy(np.stack([src, dst]).astype(np.int64))
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    return NCG(
+        edge_index, n, outputs=torch.arange(f + h, n), weight=init_edge_weights(edge_index, n, generator),
+        order=torch.arange(n), inputs=torch.arange(f),
+    )
