@@ -10,7 +10,8 @@ from ncg.experiments.__main__ import main
 from ncg.experiments.methods import METHODS, Budget
 from ncg.experiments.runner import cell_path, run_sweep
 
-TINY = Budget(neurons=24, stages=((2, 1e-2),), rounds=2, batch_size=32, train_samples=400, record_samples=200)
+TINY = Budget(neurons=24, stages=((2, 1e-2),), rounds=2, batch_size=32, train_samples=400, record_samples=200,
+              sparse_parameters=1000)
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +98,16 @@ def test_cli_runs_and_rebuilds_the_docs_section(tmp_path, capsys):
     assert "\nold\n" not in text and "### digits" in text and text.endswith("after\n")
     assert main(["run", "--datasets", "digits", "--methods", "nope", "--out", str(out)]) == 2
     assert "unknown method" in capsys.readouterr().err
+
+
+def test_sparse_methods_fit_their_parameter_budget_and_presets_expand(sweep):
+    from ncg.experiments.methods import PRESETS, check_methods
+
+    _, rows = sweep
+    budget = TINY.sparse_parameters
+    for row in rows:
+        if row["method"].startswith("sparse-") or row["method"] == "mlp-sparse":
+            assert row["parameters"] <= budget, row["method"]
+        if row["method"].startswith("sparse-"):
+            assert row["input_connections"] < 64 * 34  # input connections are edges, not a dense encoder
+    assert [m.name for m in check_methods(["sparse"])] == PRESETS["sparse"]

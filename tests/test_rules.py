@@ -190,3 +190,29 @@ def test_unknown_rules_are_named():
     with pytest.raises(NCGError, match="needs a coactivation recording"):
         net = FreeNet(NCG.complete(4, num_outputs=1), in_features=2)
         GROW_SCORES["coactivation"](ScoreContext(net.graph, None, net, _data(8, 2, 1)))
+
+
+def test_coactivation_weighted_magnitude_discounts_edges_between_neurons_that_do_not_fire_together():
+    from ncg.evolve.coactivation import record_coactivation
+    from ncg.evolve.rules import PRUNE_SCORES
+
+    x, y = _data()
+    net = FreeNet(NCG.complete(10, num_outputs=3, seed=0), in_features=6, seed=0)
+    co = record_coactivation(net, x)
+    ctx = ScoreContext(net.graph, co, net, (x, y))
+    phi = co.score("phi")[co.pair_index(*net.edge_index.numpy())]
+    expected = net.weight.detach().abs().numpy() * (1 + phi) / 2
+    assert np.allclose(PRUNE_SCORES["coactivation_magnitude"].score(ctx), expected)
+
+
+def test_coactive_gradient_grows_only_pairs_that_fire_together():
+    from ncg.evolve.coactivation import record_coactivation
+
+    x, y = _data()
+    net = FreeNet(NCG.random_dag(12, density=0.3, num_outputs=3, seed=0), in_features=6, seed=0)
+    co = record_coactivation(net, x)
+    ctx = ScoreContext(net.graph, co, net, (x, y), tau=0.1)
+    src, dst, score = GROW_SCORES["coactive_gradient"](ctx)
+    phi = co.score("phi")[co.pair_index(src, dst)]
+    assert src.size and (phi > 0.1).all()
+    assert np.allclose(score, np.abs(edge_gradients(net, x, y, src, dst)))

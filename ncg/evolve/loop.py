@@ -375,7 +375,8 @@ class FreeEvolve:
         start = time.perf_counter()
         label = f"round {len(self.history)}"
         needs_recording = cfg.evolve and (
-            cfg.remove_dead or "coactivation" in (cfg.prune_score, cfg.grow_score) or cfg.budget.grow_neurons > 0
+            cfg.remove_dead or any("coactiv" in rule for rule in (cfg.prune_score, cfg.grow_score))
+            or cfg.budget.grow_neurons > 0
         )
         coactivation = None
         if not needs_recording:

@@ -27,7 +27,7 @@ Examples
 >>> PRUNE_SCORES["magnitude"].score(ctx).shape
 (15,)
 >>> sorted(GROW_SCORES)
-['coactivation', 'gradient', 'none', 'random']
+['coactivation', 'coactive_gradient', 'gradient', 'none', 'random']
 """
 from __future__ import annotations
 
@@ -205,13 +205,21 @@ def _saliency_prune(ctx: ScoreContext) -> np.ndarray:
     return scores if ctx.edge_map is None else scores[ctx.edge_map]
 
 
+def _coactivation_magnitude_prune(ctx: ScoreContext) -> np.ndarray:
+    phi = coactivation_scores(ctx.graph, ctx.require_coactivation("coactivation_magnitude"), "phi")
+    return ctx.graph.weight.abs().numpy() * (1.0 + phi) / 2.0
+
+
 PRUNE_SCORES: dict[str, PruneRule] = {
     "coactivation": PruneRule(_coactivation_prune, thresholded=True),
     "magnitude": PruneRule(_magnitude_prune),
     "saliency": PruneRule(_saliency_prune),
+    "coactivation_magnitude": PruneRule(_coactivation_magnitude_prune),
 }
-"""Prune rules by name: Free-Evolve's Hebbian ``coactivation`` (tau-thresholded), and the
-baselines ``magnitude`` (``|w|``) and ``saliency`` (``|w dL/dw|``)."""
+"""Prune rules by name: Free-Evolve's Hebbian ``coactivation`` (tau-thresholded), the
+baselines ``magnitude`` (``|w|``) and ``saliency`` (``|w dL/dw|``), and
+``coactivation_magnitude``: ``|w| (1 + phi) / 2``, a weight discounted by how little its two
+neurons fire together (an edge between anti-correlated neurons goes first)."""
 
 Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -225,14 +233,22 @@ def _random_grow(ctx: ScoreContext) -> Candidates:
     return src, dst, ctx.rng.random(src.size)
 
 
-def _gradient_grow(ctx: ScoreContext) -> Candidates:
-    src, dst = forward_non_edges(ctx.graph, rng=ctx.rng)
+def _gradient_scores(ctx: ScoreContext, src: np.ndarray, dst: np.ndarray) -> Candidates:
     count = min(ctx.samples, ctx.train[0].shape[0])
     grad = edge_gradients(
         ctx.model, ctx.train[0][:count], ctx.train[1][:count],
         ctx.model_neurons(src), ctx.model_neurons(dst), task=ctx.task,
     )
     return src, dst, np.abs(grad)
+
+
+def _gradient_grow(ctx: ScoreContext) -> Candidates:
+    return _gradient_scores(ctx, *forward_non_edges(ctx.graph, rng=ctx.rng))
+
+
+def _coactive_gradient_grow(ctx: ScoreContext) -> Candidates:
+    src, dst, _ = coactive_pairs(ctx.graph, ctx.require_coactivation("coactive_gradient"), ctx.tau, ctx.measure)
+    return _gradient_scores(ctx, src, dst)
 
 
 def _no_grow(ctx: ScoreContext) -> Candidates:
@@ -244,8 +260,10 @@ GROW_SCORES: dict[str, Callable[[ScoreContext], Candidates]] = {
     "coactivation": _coactivation_grow,
     "random": _random_grow,
     "gradient": _gradient_grow,
+    "coactive_gradient": _coactive_gradient_grow,
     "none": _no_grow,
 }
 """Grow rules by name, each ``ctx -> (sources, targets, scores)`` over forward non-edges:
 Hebbian ``coactivation`` (pairs firing together above ``tau``, Free-Evolve), ``random``
-(SET), ``gradient`` (``|dL/dw|`` at weight 0, RigL), ``none``."""
+(SET), ``gradient`` (``|dL/dw|`` at weight 0, RigL), ``coactive_gradient`` (RigL's gradient
+restricted to the pairs that fire together above ``tau``), ``none``."""

@@ -1,6 +1,6 @@
 """``python -m ncg.experiments``: run comparisons and rebuild their tables.
 
-    python -m ncg.experiments run --datasets mnist fashion-mnist --seeds 0 1 2 3 4
+    python -m ncg.experiments run --datasets mnist fashion-mnist --seeds 0 1 2 3 4 --methods main
     python -m ncg.experiments report results/main --docs docs/results.md
     python -m ncg.experiments polynomial --out results/polynomial
 
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from ncg.errors import NCGError
-from ncg.experiments.methods import METHODS, Budget
+from ncg.experiments.methods import METHODS, PRESETS, Budget
 from ncg.experiments.report import load_runs, write_report
 from ncg.experiments.runner import run_sweep
 
@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train every missing cell, then write the report",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     run.add_argument("--datasets", nargs="+", default=["mnist"], help="data set names (ncg.datasets)")
-    run.add_argument("--methods", nargs="+", default=["all"], help=f"'all' or some of: {' '.join(METHODS)}")
+    run.add_argument("--methods", nargs="+", default=["main"],
+                     help=f"'all', a preset ({', '.join(PRESETS)}) or some of: {' '.join(METHODS)}")
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     run.add_argument("--out", default="results/main", help="results folder (cells/, runs.json, table.md, figures)")
     run.add_argument("--neurons", type=int, default=512, help="hidden neurons of the FreeNets")
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--train-samples", type=int, default=None, help="train on the first samples only")
     run.add_argument("--record-samples", type=int, default=10_000)
     run.add_argument("--imp-cycles", type=int, default=2)
+    run.add_argument("--sparse-parameters", type=int, default=40_000, help="parameter budget of the sparse-* methods")
     run.add_argument("--shard", type=_shard, default=(0, 1), help="INDEX/COUNT: run every COUNT-th cell from INDEX")
     run.add_argument("--data-root", default=None)
     report = sub.add_parser("report", help="rebuild table.md, aggregates.json and figures from runs.json")
@@ -65,6 +67,7 @@ def _budget(args: argparse.Namespace) -> Budget:
     return Budget(
         neurons=args.neurons, stages=stages, rounds=args.rounds, batch_size=args.batch_size, density=args.density,
         train_samples=args.train_samples, record_samples=args.record_samples, imp_cycles=args.imp_cycles,
+        sparse_parameters=args.sparse_parameters,
     ).validate()
 
 

@@ -39,6 +39,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ncg.build import sparse_start
 from ncg.errors import NCGError
 from ncg.evolve.lottery import iterative_magnitude_pruning
 from ncg.evolve.loop import EditBudget, EvolveConfig, FreeEvolve
@@ -47,7 +48,7 @@ from ncg.model import FreeNet
 from ncg.schedule import topological_generations
 from ncg.train import fit
 
-__all__ = ["Budget", "Setting", "Method", "METHODS", "Trained", "evolve_config", "free_evolve_config", "set_config", "rigl_config", "flops", "parameters", "structure"]
+__all__ = ["Budget", "Setting", "Method", "METHODS", "PRESETS", "Trained", "evolve_config", "free_evolve_config", "set_config", "rigl_config", "flops", "parameters", "structure"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class Budget:
         Samples of each round's coactivation recording and gradient scores.
     imp_cycles : int
         Train-prune-rewind cycles of IMP.
+    sparse_parameters : int
+        Parameter budget of the ``sparse-*`` methods (whole-network sparse FreeNets whose input
+        connections are edges, and ``mlp-sparse``): 40,000 is under 10% of MLP 784-512-10.
     """
 
     neurons: int = 512
@@ -84,6 +88,7 @@ class Budget:
     train_samples: int | None = None
     record_samples: int = 10_000
     imp_cycles: int = 2
+    sparse_parameters: int = 40_000
 
     def validate(self) -> Budget:
         """Raise :class:`~ncg.errors.NCGError` naming the first bad field."""
@@ -123,6 +128,12 @@ class Setting:
     def sparse_parameters(self) -> int:
         """Parameters of a FreeNet at the target edges: encoder, edges, biases."""
         return self.in_features * self.total_neurons + self.target_edges + self.total_neurons
+
+    @property
+    def sparse_fan_in(self) -> int:
+        """Fan-in of a :func:`~ncg.build.sparse_start` whose edges and biases fit
+        ``budget.sparse_parameters``."""
+        return max(1, (self.budget.sparse_parameters - self.total_neurons) // self.total_neurons)
 
 
 @dataclass
@@ -175,6 +186,12 @@ def _mlp(width: Callable[[Setting], int]) -> Builder:
 
 def _complete(setting: Setting, seed: int) -> FreeNet:
     graph = NCG.complete(setting.total_neurons, num_outputs=setting.num_classes, seed=seed)
+    return FreeNet(graph, in_features=setting.in_features, seed=seed)
+
+
+def _sparse_start(setting: Setting, seed: int) -> FreeNet:
+    graph = sparse_start(setting.in_features, setting.budget.neurons, setting.num_classes,
+                         fan_in=setting.sparse_fan_in, seed=seed)
     return FreeNet(graph, in_features=setting.in_features, seed=seed)
 
 
@@ -286,6 +303,19 @@ def rigl_config(setting: Setting, seed: int) -> EvolveConfig:
     )
 
 
+def _constant(prune_score: str, grow_score: str, **overrides) -> Callable[[Setting, int], EvolveConfig]:
+    """Rules at a constant edge budget, updated once per epoch, 30% cosine-decayed to 0 at 75%."""
+
+    def configure(setting: Setting, seed: int) -> EvolveConfig:
+        return evolve_config(
+            setting, seed, rounds=setting.budget.stages[0][0], prune_score=prune_score, grow_score=grow_score,
+            remove_dead=False, budget=EditBudget(prune_fraction=0.3, regrow=True, decay="cosine", decay_end=0.75),
+            **overrides,
+        )
+
+    return configure
+
+
 METHODS: dict[str, Method] = {
     m.name: m
     for m in [
@@ -304,9 +334,28 @@ METHODS: dict[str, Method] = {
         Method("set", _random, _evolving(set_config), description="SET on a random DAG at the target edges"),
         Method("rigl", _random, _evolving(rigl_config), description="RigL on a random DAG at the target edges"),
         Method("static-random", _random, _plain, description="random DAG at the target edges, no evolution"),
+        Method("mlp-sparse", _mlp(lambda s: mlp_width_for(s.budget.sparse_parameters, s.in_features, s.num_classes)),
+               _plain, description="MLP with the sparse FreeNets' parameter budget"),
+        Method("sparse-static", _sparse_start, _plain,
+               description="whole-network sparse FreeNet (input edges in the graph), no evolution"),
+        Method("sparse-set", _sparse_start, _evolving(set_config), description="sparse FreeNet, SET rules"),
+        Method("sparse-rigl", _sparse_start, _evolving(rigl_config), description="sparse FreeNet, RigL rules"),
+        Method("sparse-hebbian", _sparse_start, _evolving(_constant("magnitude", "coactivation")), candidate=True,
+               description="sparse FreeNet: magnitude prune + Hebbian regrowth (tau 0.25), constant cosine budget"),
+        Method("sparse-coactive-rigl", _sparse_start, _evolving(_constant("coactivation_magnitude", "coactive_gradient")),
+               candidate=True, description="sparse FreeNet: coactivation-weighted magnitude prune + gradient "
+                                           "regrowth among coactive pairs, constant cosine budget"),
     ]
 }
-"""The standard methods by name."""
+"""The methods by name."""
+
+PRESETS: dict[str, list[str]] = {
+    "main": ["mlp-neurons", "mlp-params", "dense", "free-evolve", "magnitude", "saliency", "imp", "set", "rigl",
+             "static-random"],
+    "sparse": ["mlp-sparse", "sparse-static", "sparse-set", "sparse-rigl", "sparse-hebbian", "sparse-coactive-rigl"],
+}
+"""Named method lists: ``main`` compares at the main job's size (the dense encoder kept),
+``sparse`` at ``Budget.sparse_parameters`` with input connections as edges."""
 
 
 def flops(trained: Trained, train_samples: int) -> float:
@@ -316,7 +365,9 @@ def flops(trained: Trained, train_samples: int) -> float:
 
 
 def check_methods(names: list[str]) -> list[Method]:
-    """The methods named, or an :class:`~ncg.errors.NCGError` listing the valid names."""
+    """The methods named (a preset name expands to its list), or an
+    :class:`~ncg.errors.NCGError` listing the valid names."""
+    names = [m for name in names for m in PRESETS.get(name, [name])]
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise NCGError(f"unknown method(s) {unknown}; expected some of {list(METHODS)}")
