@@ -18,3 +18,25 @@ def test_tutorial_code_runs(tmp_path, monkeypatch, capsys):
     assert "directed cycle through neurons [0, 1, 2]" in out
     for name in ("net.pt", "net.graphml", "topology.png"):
         assert (tmp_path / name).is_file(), name
+
+
+def test_results_tables_are_rebuilt_from_the_committed_runs(tmp_path):
+    """Every marked table of docs/results.md equals the one rebuilt from results/<name>/runs.json."""
+    from ncg.experiments.__main__ import section
+    from ncg.experiments.polynomial import polynomial_table
+    from ncg.experiments.report import load_runs, write_report
+
+    page = (DOCS / "results.md").read_text()
+    names = re.findall(r"<!-- results:([\w-]+):begin -->", page)
+    assert "main" in names and "polynomial" in names
+    for name in names:
+        folder = DOCS.parent / "results" / name
+        if not (folder / "runs.json").is_file():
+            assert section(page, name)[1] == "", f"{name}: a table without its runs.json"
+            continue
+        rows = load_runs(folder)
+        if "polynomial" in rows[0]:
+            table = polynomial_table(rows)
+        else:
+            table = write_report(rows, tmp_path / name)["table"].read_text()
+        assert section(page, name)[1] == table.strip(), f"docs/results.md section {name!r} is stale"

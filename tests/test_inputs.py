@@ -165,3 +165,18 @@ def test_graphml_and_checkpoint_round_trip_with_input_nodes(tmp_path):
     save_freenet(net, tmp_path / "m.pt")
     loaded, _ = load_freenet(tmp_path / "m.pt")
     assert torch.equal(loaded(x), net(x)) and loaded.encoder_kind == "graph"
+
+
+def test_receptive_fields_are_drawn_from_input_edges(tmp_path):
+    from viz.analysis import input_weights, plot_receptive_fields
+
+    net = FreeNet(sparse_start(16, 6, 2, fan_in=3, seed=0), in_features=16, seed=0)
+    rows = input_weights(net)
+    g = net.graph
+    src, dst = g.edge_index
+    for s, d, w in zip(src.tolist(), dst.tolist(), g.weight.tolist()):
+        if s < 16:
+            assert rows[d, s] == pytest.approx(w)
+    assert (rows != 0).sum() == g.num_input_edges
+    plot_receptive_fields(net, (4, 4), tmp_path / "rf.png")
+    assert (tmp_path / "rf.png").stat().st_size > 0

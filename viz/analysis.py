@@ -27,7 +27,7 @@ from ncg.model import FreeNet
 from ncg.schedule import topological_generations
 from viz.figure import OUTPUT_STYLE, WEIGHT_CMAP, as_graph, new_figure, save_figure
 
-__all__ = ["plot_coactivation", "plot_degree_histograms", "plot_weight_histogram", "plot_receptive_fields"]
+__all__ = ["plot_coactivation", "plot_degree_histograms", "plot_weight_histogram", "plot_receptive_fields", "input_weights"]
 
 MAX_GENERATION_LINES = 40
 """Generation boundaries are drawn on the coactivation heatmap up to this many generations."""
@@ -191,6 +191,30 @@ def plot_weight_histogram(
     return fig
 
 
+def input_weights(model: FreeNet) -> np.ndarray:
+    """``[N, in_features]``: the weight from each input feature to each neuron: the encoder
+    rows, or, for a model whose inputs are graph nodes, the input edges scattered (0 where a
+    feature has no edge to the neuron; input nodes' own rows are 0).
+
+    Examples
+    --------
+    >>> from ncg.build import sparse_start
+    >>> net = FreeNet(sparse_start(4, 2, 1, fan_in=1, seed=0), in_features=4)
+    >>> int((input_weights(net) != 0).sum()) == net.graph.num_input_edges
+    True
+    """
+    if model.encoder_kind != "graph":
+        return model.encoder.weight.detach().float().cpu().numpy()
+    graph = model.graph
+    feature = np.full(graph.num_neurons, -1)
+    feature[graph.inputs.numpy()] = np.arange(graph.num_inputs)
+    src, dst = graph.edge_index.numpy()
+    from_input = feature[src] >= 0
+    rows = np.zeros((graph.num_neurons, model.in_features), dtype=np.float32)
+    rows[dst[from_input], feature[src[from_input]]] = graph.weight.numpy()[from_input]
+    return rows
+
+
 def plot_receptive_fields(
     model: FreeNet,
     image_shape: Sequence[int],
@@ -200,7 +224,8 @@ def plot_receptive_fields(
     tile_inches: float = 1.1,
     dpi: int = 100,
 ) -> Figure:
-    """Encoder rows of selected neurons drawn as images, in a grid of tiles.
+    """The input weights of selected neurons (:func:`input_weights`) drawn as images, in a grid
+    of tiles.
 
     Parameters
     ----------
@@ -229,11 +254,12 @@ def plot_receptive_fields(
         )
     graph = model.graph
     order, generation = graph.order.numpy(), topological_generations(graph.edge_index, graph.num_neurons).numpy()
+    order = order[~graph.is_input.numpy()[order]]
     if neurons is None:
-        count = min(max_neurons, graph.num_neurons)
-        neurons = order[np.unique(np.round(np.linspace(0, graph.num_neurons - 1, count)).astype(int))]
+        count = min(max_neurons, order.size)
+        neurons = order[np.unique(np.round(np.linspace(0, order.size - 1, count)).astype(int))]
     neurons = np.asarray(neurons, dtype=np.int64)
-    rows = model.encoder.weight.detach().float().cpu().numpy()[neurons]
+    rows = input_weights(model)[neurons]
     columns = math.ceil(math.sqrt(neurons.size))
     lines = math.ceil(neurons.size / columns)
     figsize = (columns * tile_inches + 1.2, lines * tile_inches * 1.15 + 0.8)
@@ -251,8 +277,9 @@ def plot_receptive_fields(
         ax.set_title(f"id {ids[neuron]} g{generation[neuron]}", fontsize=7,
                      color=OUTPUT_STYLE["color"] if is_output[neuron] else "black")
     colorbar = fig.colorbar(ScalarMappable(norm, cmap), ax=axes.tolist(), shrink=0.6, pad=0.02)
-    colorbar.set_label("encoder weight / max |weight| of the tile")
-    fig.suptitle(f"Receptive fields: encoder rows of {neurons.size} of {graph.num_neurons:,} neurons "
+    source = "input edges" if graph.num_inputs else "encoder rows"
+    colorbar.set_label(f"{source[:-1]} weight / max |weight| of the tile")
+    fig.suptitle(f"Receptive fields: {source} of {neurons.size} of {graph.num_neurons - graph.num_inputs:,} neurons "
                  f"(id, generation; outputs in orange)", fontsize=10)
     save_figure(fig, path)
     return fig

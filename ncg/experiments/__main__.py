@@ -5,10 +5,11 @@
     python -m ncg.experiments polynomial --out results/polynomial
 
 ``run`` trains every missing cell (data set x method x seed) into ``--out`` and then writes the
-report; ``report`` rebuilds ``table.md``, ``aggregates.json`` and one Pareto figure per data set
-from ``runs.json`` alone (and, with ``--docs``, the table between the markers
-``<!-- results:<name>:begin -->`` and ``<!-- results:<name>:end -->`` of a Markdown page, where
-``<name>`` is the results folder's name).
+report; ``report`` rebuilds ``table.md`` (and for the runner's results ``aggregates.json`` and one
+Pareto figure per data set) from ``runs.json`` alone, and with ``--docs`` the table between the
+markers ``<!-- results:<name>:begin -->`` and ``<!-- results:<name>:end -->`` of a Markdown page,
+where ``<name>`` is the results folder's name. ``polynomial`` runs the FreeNets authors'
+polynomial experiment (``polynomial --help``).
 """
 from __future__ import annotations
 
@@ -71,37 +72,46 @@ def _budget(args: argparse.Namespace) -> Budget:
     ).validate()
 
 
+def section(page: str, name: str) -> tuple[str, str, str]:
+    """``(head, body, tail)`` of ``page`` around the section marked for results folder ``name``."""
+    begin, end = f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->"
+    if begin not in page or end not in page:
+        raise NCGError(f"the page has no section marked {begin} ... {end}")
+    head, rest = page.split(begin, 1)
+    body, tail = rest.split(end, 1)
+    return head + begin, body.strip(), end + tail
+
+
 def report(results: str | Path, docs: str | Path | None = None) -> dict[str, Path]:
     """Rebuild the report of ``results`` from its ``runs.json`` (and the section in ``docs``)."""
-    from viz.pareto import pareto_figure
-
     results = Path(results)
     rows = load_runs(results)
-    paths = write_report(rows, results)
-    for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        paths[f"pareto-{dataset}"] = results / f"pareto-{dataset}.png"
-        pareto_figure(rows, dataset, paths[f"pareto-{dataset}"])
+    if rows and "polynomial" in rows[0]:
+        from ncg.experiments.polynomial import write_outputs
+
+        write_outputs(results, rows)
+        paths = {"table": results / "table.md"}
+    else:
+        from viz.pareto import pareto_figure
+
+        paths = write_report(rows, results)
+        for dataset in dict.fromkeys(r["dataset"] for r in rows):
+            paths[f"pareto-{dataset}"] = results / f"pareto-{dataset}.png"
+            pareto_figure(rows, dataset, paths[f"pareto-{dataset}"])
     if docs is not None:
-        name = results.resolve().name
-        begin, end = f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->"
-        page = Path(docs).read_text()
-        if begin not in page or end not in page:
-            raise NCGError(f"{docs} has no section marked {begin} ... {end}")
-        head, rest = page.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        table = paths["table"].read_text().strip()
-        Path(docs).write_text(f"{head}{begin}\n{table}\n{end}{tail}")
+        head, _, tail = section(Path(docs).read_text(), results.resolve().name)
+        Path(docs).write_text(f"{head}\n{paths['table'].read_text().strip()}\n{tail}")
     return paths
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "polynomial":
-        from ncg.experiments.polynomial import main as polynomial_main
-
-        return polynomial_main(argv[1:]) or 0
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv[:1] if argv and argv[0] == "polynomial" else argv)
     try:
+        if args.command == "polynomial":
+            from ncg.experiments.polynomial import main as polynomial_main
+
+            return polynomial_main(argv[1:])
         if args.command == "run":
             methods = list(METHODS) if args.methods == ["all"] else args.methods
             rows = run_sweep(args.datasets, methods, args.seeds, _budget(args), args.out, args.shard, args.data_root)
