@@ -279,7 +279,7 @@ def plot_receptive_fields(
     colorbar = fig.colorbar(ScalarMappable(norm, cmap), ax=axes.tolist(), shrink=0.6, pad=0.02)
     source = "input edges" if graph.num_inputs else "encoder rows"
     colorbar.set_label(f"{source[:-1]} weight / max |weight| of the tile")
-    fig.suptitle(f"Receptive fields: {source} of {neurons.size} of {graph.num_neurons - graph.num_inputs:,} neurons "
+    fig.suptitle(f"Receptive fields: {source} of {neurons.size} of {graph.num_neurons - graph.num_inputs:,} neurons\n"
                  f"(id, generation; outputs in orange)", fontsize=10)
     save_figure(fig, path)
     return fig
