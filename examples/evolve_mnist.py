@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from ncg import NCG, FreeNet, load_freenet, save_freenet
+from ncg.build import sparse_start
 from ncg.datasets import load_dataset
 from ncg.evolve import EditBudget, EvolveConfig, FreeEvolve, RoundRecord, record_coactivation
 from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES
@@ -40,7 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (mnist ships with ncg)")
     p.add_argument("--data-root", default=None, help="folder holding <dataset>/ IDX files (else NCG_DATA_DIR, then the shipped copy)")
-    p.add_argument("--neurons", type=int, default=512, help="hidden neurons of the initial complete DAG")
+    p.add_argument("--neurons", type=int, default=512, help="hidden neurons of the initial DAG")
+    p.add_argument("--start", choices=["complete", "sparse"], default="complete",
+                   help="complete DAG with a dense encoder, or a sparse DAG whose input connections are edges")
+    p.add_argument("--fan-in", type=int, default=75, help="incoming edges per neuron of the sparse start")
     p.add_argument("--activation", default="relu", choices=["relu", "square_relu", "tanh", "sigmoid"])
     p.add_argument("--epochs", type=int, default=2, help="training epochs per evolve round")
     p.add_argument("--rounds", type=int, default=4, help="evolve rounds (train -> record -> edit)")
@@ -52,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prune-fraction", type=float, default=0.2, help="max fraction of edges pruned per round")
     p.add_argument("--add-fraction", type=float, default=0.02, help="max edges added per round, as a fraction of edges")
     p.add_argument("--grow", type=int, default=0, help="new neurons proposed per round")
+    p.add_argument("--constant-budget", action="store_true", help="grow as many edges as pruned each round")
+    p.add_argument("--decay", choices=["constant", "cosine"], default="constant", help="decay of the edit fractions")
     p.add_argument("--no-evolve", action="store_true", help="control run: the same epochs and learning rates, no edits")
     p.add_argument("--keep-dead", action="store_true", help="do not remove neurons that never fire")
     p.add_argument("--keep-going", action="store_true", help="train every round even after a round without edits")
@@ -127,13 +133,17 @@ def main(argv: list[str] | None = None) -> dict:
         resume_state = extra.get("evolve")
         print(f"resuming {out / 'model.pt'} after round {extra.get('round')}")
     else:
-        graph = NCG.complete(args.neurons + data.num_classes, num_outputs=data.num_classes, seed=args.seed)
+        if args.start == "sparse":
+            graph = sparse_start(data.num_features, args.neurons, data.num_classes, fan_in=args.fan_in, seed=args.seed)
+        else:
+            graph = NCG.complete(args.neurons + data.num_classes, num_outputs=data.num_classes, seed=args.seed)
         model = FreeNet(graph, in_features=data.num_features, activation=args.activation, seed=args.seed).to(device)
     config = EvolveConfig(
         rounds=args.rounds, epochs_per_round=args.epochs, final_epochs=args.final_epochs, tau=args.tau,
         measure=args.measure, prune_score=args.prune_score, grow_score=args.grow_score,
         evolve=not args.no_evolve, remove_dead=not args.keep_dead, stop_when_unchanged=not args.keep_going,
-        budget=EditBudget(prune_fraction=args.prune_fraction, add_fraction=args.add_fraction, grow_neurons=args.grow),
+        budget=EditBudget(prune_fraction=args.prune_fraction, add_fraction=args.add_fraction, grow_neurons=args.grow,
+                          regrow=args.constant_budget, decay=args.decay),
         record_samples=args.record_samples, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr, seed=args.seed, progress=True,
     )
     (out / "config.json").write_text(json.dumps({"args": vars(args), "evolve": config.to_dict(), "model": model.config()}, indent=2))

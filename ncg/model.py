@@ -408,6 +408,18 @@ class FreeNet(nn.Module):
             net.encoder.weight[: sizes[0]] = layers[0][0].weight.detach()
         return net
 
+    def num_parameters(self) -> int:
+        """Trainable weights and biases, encoder and decoder included. A fixed (random or
+        graph) encoder is not counted, nor are input nodes' biases (their value is the input).
+
+        Examples
+        --------
+        >>> FreeNet(NCG.complete(5, num_outputs=2), in_features=3).num_parameters()
+        30
+        """
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return trainable - int(self.inputs.numel())
+
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, neurons={self.num_neurons}, edges={self.edge_index.shape[1]}, "

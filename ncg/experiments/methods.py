@@ -377,8 +377,9 @@ def check_methods(names: list[str]) -> list[Method]:
 def parameters(model: nn.Module) -> int:
     """Trainable weights and biases, encoder and decoder included (input nodes' biases are
     unused, since their value is the input, and not counted)."""
-    unused = int(model.inputs.numel()) if isinstance(model, FreeNet) else 0
-    return sum(p.numel() for p in model.parameters() if p.requires_grad) - unused
+    if isinstance(model, FreeNet):
+        return model.num_parameters()
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def structure(model: nn.Module) -> dict[str, int]:

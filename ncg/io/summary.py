@@ -19,8 +19,8 @@ def summary(graph_or_model: NCG | FreeNet) -> dict[str, int | float]:
         DAG's edge count); ``density`` = ``edges / complete_edges`` (1.0 for a single neuron,
         which is its own complete DAG) and ``sparsity`` = ``1 - density``; ``depth`` (edges on
         the longest path) and ``generations`` (``depth + 1``); ``graph_parameters`` = edges +
-        biases; ``parameters``: the same for an NCG, every parameter of the model (encoder,
-        decoder included) for a FreeNet.
+        biases; ``parameters``: the same for an NCG, every trainable parameter of the model
+        (encoder, decoder included; :meth:`FreeNet.num_parameters`) for a FreeNet.
 
     Examples
     --------
@@ -33,7 +33,7 @@ def summary(graph_or_model: NCG | FreeNet) -> dict[str, int | float]:
     """
     if isinstance(graph_or_model, FreeNet):
         graph = graph_or_model.graph
-        parameters = sum(p.numel() for p in graph_or_model.parameters())
+        parameters = graph_or_model.num_parameters()
     elif isinstance(graph_or_model, NCG):
         graph = graph_or_model
         parameters = graph.num_edges + graph.num_neurons
