@@ -35,20 +35,23 @@ from ncg.io import write_graphml
 from ncg.train import evaluate
 
 DATASETS = ("mnist", "fashion-mnist", "emnist", "digits")
+FULL = {"neurons": 512, "epochs": 2, "rounds": 4, "final_epochs": 3, "record_samples": 10_000}
+QUICK = {"neurons": 48, "epochs": 1, "rounds": 2, "final_epochs": 1, "record_samples": 500}
+"""Sizes of the main job and of ``--quick``; a flag given explicitly overrides either."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (mnist ships with ncg)")
     p.add_argument("--data-root", default=None, help="folder holding <dataset>/ IDX files (else NCG_DATA_DIR, then the shipped copy)")
-    p.add_argument("--neurons", type=int, default=512, help="hidden neurons of the initial DAG")
+    p.add_argument("--neurons", type=int, default=None, help="hidden neurons of the initial DAG [512; --quick: 48]")
     p.add_argument("--start", choices=["complete", "sparse"], default="complete",
                    help="complete DAG with a dense encoder, or a sparse DAG whose input connections are edges")
     p.add_argument("--fan-in", type=int, default=75, help="incoming edges per neuron of the sparse start")
     p.add_argument("--activation", default="relu", choices=["relu", "square_relu", "tanh", "sigmoid"])
-    p.add_argument("--epochs", type=int, default=2, help="training epochs per evolve round")
-    p.add_argument("--rounds", type=int, default=4, help="evolve rounds (train -> record -> edit)")
-    p.add_argument("--final-epochs", type=int, default=3, help="fine-tuning epochs after the last round")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs per evolve round [2; --quick: 1]")
+    p.add_argument("--rounds", type=int, default=None, help="evolve rounds (train -> record -> edit) [4; --quick: 2]")
+    p.add_argument("--final-epochs", type=int, default=None, help="fine-tuning epochs after the last round [3; --quick: 1]")
     p.add_argument("--tau", type=float, default=0.25, help="Hebbian threshold: prune below, augment above")
     p.add_argument("--measure", choices=["phi", "joint"], default="phi", help="coactivation measure")
     p.add_argument("--prune-score", choices=sorted(PRUNE_SCORES), default="coactivation", help="prune rule")
@@ -61,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-evolve", action="store_true", help="control run: the same epochs and learning rates, no edits")
     p.add_argument("--keep-dead", action="store_true", help="do not remove neurons that never fire")
     p.add_argument("--keep-going", action="store_true", help="train every round even after a round without edits")
-    p.add_argument("--record-samples", type=int, default=10_000, help="samples streamed to record coactivation")
+    p.add_argument("--record-samples", type=int, default=None, help="samples streamed to record coactivation [10,000; --quick: 500]")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--finetune-lr", type=float, default=2e-4, help="learning rate of the final fine-tuning epochs")
     p.add_argument("--batch-size", type=int, default=256)
@@ -70,13 +73,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-seed<seed>)")
     p.add_argument("--no-figures", action="store_true", help="skip rendering figures")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out after a crash or stop")
-    p.add_argument("--quick", action="store_true", help="seconds-long smoke run: small net, data subset, 2 short rounds")
+    p.add_argument("--quick", action="store_true",
+                   help="seconds-long smoke run: small net, data subset, 2 short rounds (explicit flags still win)")
     args = p.parse_args(argv)
-    if args.quick:
-        args.neurons, args.epochs, args.rounds, args.final_epochs = 48, 1, 2, 1
-        args.record_samples = min(args.record_samples, 500)
-    if args.neurons < 1:
-        p.error(f"--neurons must be >= 1, got {args.neurons}")
+    defaults = QUICK if args.quick else FULL
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    for name in ("neurons", "record_samples"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name in ("epochs", "rounds", "final_epochs"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     return args
 
 

@@ -266,9 +266,11 @@ class FreeNet(nn.Module):
         return int(self.outputs.numel())
 
     def plan(self) -> tuple[Plan, Tensor]:
-        """The evaluation plan and per-position activation codes, cached until the graph changes."""
+        """The evaluation plan and per-position activation codes, cached until the graph, the
+        block size or an activation changes."""
         ei = self.edge_index
-        key = (id(ei), ei._version, id(self.outputs), self.outputs._version, id(self.inputs), ei.device, self.block_size)
+        key = (id(ei), ei._version, id(self.outputs), self.outputs._version, id(self.inputs), ei.device,
+               self.block_size, self.activation, self.output_activation)
         if self._plan_cache is None or self._plan_cache[0] != key:
             plan = build_plan(ei, self.num_neurons, self.block_size, tie_break=self.order_position())
             codes = torch.full((self.num_neurons,), ACTIVATION_CODES[self.activation], dtype=torch.uint8)

@@ -112,6 +112,36 @@ class Task:
         """Metrics of one batch."""
         return self.reduce(self.metric_sums(output, target), output.shape[0])
 
+    def check(self, x: Tensor, y: Tensor, argument: str = "data", num_outputs: int | None = None) -> None:
+        """Raise :class:`~ncg.errors.NCGError` naming ``argument`` if ``(x, y)`` cannot be
+        trained on: not tensors, lengths that differ, class labels that are not integers or lie
+        outside ``[0, num_outputs)``, regression targets that are not floating point.
+
+        Examples
+        --------
+        >>> TASKS["classification"].check(torch.zeros(3, 2), torch.tensor([0.0, 1.0, 1.0]), "train")
+        Traceback (most recent call last):
+        ...
+        ncg.errors.NCGError: train: class labels must be integers (torch.long), got torch.float32
+        """
+        if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+            raise NCGError(f"{argument} must be a pair of tensors (x, y), got ({type(x).__name__}, {type(y).__name__})")
+        if x.shape[0] != y.shape[0]:
+            raise NCGError(f"{argument}: x has {x.shape[0]} samples but y has {y.shape[0]}")
+        if self.primary == "accuracy":
+            if y.dtype.is_floating_point or y.dtype == torch.bool or y.dtype.is_complex:
+                raise NCGError(f"{argument}: class labels must be integers (torch.long), got {y.dtype}")
+            if y.dim() != 1:
+                raise NCGError(f"{argument}: class labels must be 1-D, got shape {list(y.shape)}")
+            if y.numel():
+                low, high = int(y.min()), int(y.max())
+                if low < 0 or (num_outputs is not None and high >= num_outputs):
+                    bad = low if low < 0 else high
+                    raise NCGError(f"{argument}: label {bad} is outside [0, {num_outputs}) for a model with "
+                                   f"{num_outputs} outputs")
+        elif not y.dtype.is_floating_point:
+            raise NCGError(f"{argument}: regression targets must be floating point, got {y.dtype}")
+
     def better(self, a: float, b: float) -> bool:
         """Whether primary value ``a`` beats ``b``."""
         return a > b if self.higher_is_better else a < b

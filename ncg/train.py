@@ -49,6 +49,7 @@ def train_epoch(
     :class:`~ncg.errors.NonFiniteError` at the end of the epoch if the loss is NaN or infinite.
     """
     task = get_task(task)
+    task.check(x, y, "training data", _num_outputs(model))
     model.train()
     device = next(model.parameters()).device
     order = torch.randperm(x.shape[0], generator=generator)
@@ -75,6 +76,7 @@ def evaluate(
 ) -> dict[str, float]:
     """``task``'s metrics of ``model`` on ``(x, y)`` (by default mean cross-entropy and accuracy)."""
     task = get_task(task)
+    task.check(x, y, "evaluation data", _num_outputs(model))
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -84,6 +86,14 @@ def evaluate(
         task.merge(totals, task.metric_sums(model(xb), yb))
     model.train(was_training)
     return task.reduce(totals, x.shape[0])
+
+
+def _num_outputs(model: nn.Module) -> int | None:
+    """Output width of a FreeNet or of a model ending in ``nn.Linear`` (``None`` if unknown)."""
+    if hasattr(model, "out_features"):
+        return int(model.out_features)
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1].out_features if linears else None
 
 
 def fit(

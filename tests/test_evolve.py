@@ -462,3 +462,25 @@ def test_rewire_keeps_float64_weights_exact():
     new, maps = apply_edits(net.graph, [])
     rewire(net, new, maps)
     assert net.weight.dtype == torch.float64 and torch.equal(net.weight.detach(), before)
+
+
+def test_edits_keep_float64_biases():
+    g = NCG.complete(5, num_outputs=1, seed=0)
+    g64 = NCG(g.edge_index, 5, g.outputs, weight=g.weight.double(), bias=torch.full((5,), 0.1, dtype=torch.float64))
+    new, _ = apply_edits(g64, [Edit("prune_edge", 0, 1), Edit("add_neuron", 1, 9)])
+    assert new.bias.dtype == torch.float64 and new.bias[0].item() == 0.1
+
+
+@pytest.mark.parametrize(
+    "y, message",
+    [
+        (torch.tensor([0, 1, 5, 1]), "label 5 is outside \\[0, 3\\)"),
+        (torch.tensor([0.0, 1.0, 1.0, 2.0]), "class labels must be integers"),
+        (torch.tensor([0, 1, 2]), "x has 4 samples but y has 3"),
+        (torch.tensor([0, -1, 1, 2]), "label -1 is outside"),
+    ],
+)
+def test_bad_training_data_is_refused_with_the_argument_named(y, message):
+    net = FreeNet(NCG.complete(6, num_outputs=3, seed=0), in_features=2, seed=0)
+    with pytest.raises(NCGError, match=message):
+        FreeEvolve(net, EvolveConfig(rounds=1, record_samples=4)).run((torch.randn(4, 2), y))

@@ -77,3 +77,15 @@ def test_evolve_mnist_resume_continues_a_saved_run(quick_run):
     again = _load("evolve_mnist").main(["--quick", "--out", str(out), "--seed", "1", "--resume", "--no-figures"])
     for key in ("test_accuracy", "edges", "neurons", "edges_pruned", "edges_added"):
         assert again[key] == summary[key], key
+
+
+def test_explicit_flags_win_over_quick_and_bad_values_are_refused(capsys):
+    parse = _load("evolve_mnist").parse_args
+    args = parse(["--quick", "--neurons", "7", "--epochs", "3"])
+    assert (args.neurons, args.epochs, args.rounds, args.final_epochs) == (7, 3, 2, 1)
+    assert parse([]).neurons == 512
+    for bad in (["--quick", "--neurons", "0"], ["--rounds", "-1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parse(bad)
+        assert exit_info.value.code == 2
+    assert "must be >=" in capsys.readouterr().err

@@ -156,3 +156,12 @@ def test_cuda_matches_cpu():
 def test_empty_batch_gives_empty_output():
     net = FreeNet(NCG.complete(5, num_outputs=2, seed=0), in_features=3)
     assert net(torch.randn(0, 3)).shape == (0, 2)
+
+
+def test_changing_the_activation_after_a_forward_takes_effect():
+    net = FreeNet(NCG.complete(6, num_outputs=2, seed=0), in_features=3, seed=0)
+    x = torch.randn(4, 3)
+    relu_out = net(x)
+    net.activation = "tanh"
+    reference = FreeNet(NCG.complete(6, num_outputs=2, seed=0), in_features=3, seed=0, activation="tanh")
+    assert torch.allclose(net(x), reference(x)) and not torch.allclose(net(x), relu_out)

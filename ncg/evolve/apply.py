@@ -162,7 +162,7 @@ def apply_edits(graph: NCG, edits: list[Edit], unreachable: str = "warn") -> tup
     new_dst = torch.cat([old_to_new[dst[kept]], torch.from_numpy(add_dst_np)])
     added_weights = [edit.weight for edit in adds]
 
-    bias = torch.zeros(num_new)
+    bias = graph.bias.new_zeros(num_new)
     bias[: survivors.numel()] = graph.bias[survivors]
     new_graph = NCG(
         torch.stack([new_src, new_dst]),
