@@ -1,8 +1,13 @@
 """Save and load a FreeNet with its graph as one file, written atomically.
 
-The file is a ``torch.save`` dict: ``{"format": "ncg.freenet", "version": 1, "config": ...,
-"graph": ..., "state_dict": ..., "extra": ...}``. It is first written to a temporary file in the
-same folder and then renamed over the target, so a crash never leaves a half-written checkpoint.
+The file is a ``torch.save`` dict: ``{"format": "ncg.freenet", "version": 2, "config": ...,
+"graph": ..., "state_dict": ..., "extra": ..., "checksum": ...}``. It is first written to a
+temporary file in the same folder and then renamed over the target, so a crash never leaves a
+half-written checkpoint. ``checksum`` is the SHA-256 of everything else in the payload (every
+tensor's dtype, shape and bytes, every key and value), so a flipped byte anywhere is caught on
+load; the loaded model is then checked against its graph section (buffers, shapes, finite
+values, a float32 or float64 dtype). Version 1 files (no checksum) still load, with every check
+but the checksum.
 
 Examples
 --------
@@ -19,6 +24,7 @@ Examples
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -33,13 +39,49 @@ from ncg.model import FreeNet
 __all__ = ["FORMAT", "VERSION", "save_freenet", "load_freenet", "atomic_save"]
 
 FORMAT = "ncg.freenet"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+DTYPES = ("float32", "float64")
 _GRAPH_FIELDS = ("edge_index", "outputs", "weight", "bias", "order", "neuron_ids", "inputs")
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to ``path`` atomically (see :func:`ncg.atomic.atomic_write`)."""
     atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def payload_checksum(value: Any) -> str:
+    """SHA-256 (hex) of a nested structure of dicts, lists, tensors and plain values, walked in
+    a fixed order (dict keys sorted); a ``"checksum"`` key at the top is left out.
+
+    Examples
+    --------
+    >>> payload_checksum({"a": torch.zeros(2), "b": [1, "x"]}) == payload_checksum({"b": [1, "x"], "a": torch.zeros(2)})
+    True
+    """
+    digest = hashlib.sha256()
+
+    def feed(item: Any) -> None:
+        if isinstance(item, torch.Tensor):
+            tensor = item.detach().cpu().contiguous()
+            digest.update(f"T{tensor.dtype}{list(tensor.shape)}".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        elif isinstance(item, dict):
+            digest.update(b"{")
+            for key in sorted(item, key=repr):
+                digest.update(repr(key).encode())
+                feed(item[key])
+            digest.update(b"}")
+        elif isinstance(item, (list, tuple)):
+            digest.update(b"[" if isinstance(item, list) else b"(")
+            for element in item:
+                feed(element)
+            digest.update(b"]")
+        else:
+            digest.update(f"{type(item).__name__}:{item!r};".encode())
+
+    feed({k: v for k, v in value.items() if k != "checksum"} if isinstance(value, dict) else value)
+    return digest.hexdigest()
 
 
 def save_freenet(model: FreeNet, path: str | os.PathLike, extra: dict | None = None) -> None:
@@ -54,6 +96,7 @@ def save_freenet(model: FreeNet, path: str | os.PathLike, extra: dict | None = N
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": extra or {},
     }
+    payload["checksum"] = payload_checksum(payload)
     atomic_save(payload, path)
 
 
@@ -68,7 +111,9 @@ def load_freenet(path: str | os.PathLike, map_location: str | torch.device = "cp
     Raises
     ------
     CheckpointError
-        The file is missing, truncated, not an ncg checkpoint, or of an unsupported version.
+        The file is missing, truncated, not an ncg checkpoint, of an unsupported version,
+        altered (checksum mismatch), or holds a model that does not match its graph section,
+        non-finite values or an unsupported dtype; the message names the field.
     """
     path = Path(path)
     if not path.is_file():
@@ -84,14 +129,16 @@ def load_freenet(path: str | os.PathLike, map_location: str | torch.device = "cp
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path} is not an ncg FreeNet checkpoint (format={found!r}, expected {FORMAT!r})")
     version = payload.get("version")
-    if version != VERSION:
-        raise CheckpointError(f"{path} has format version {version!r}; this ncg reads version {VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise CheckpointError(f"{path} has format version {version!r}; this ncg reads versions {READABLE_VERSIONS}")
+    if version >= 2 and payload.get("checksum") != payload_checksum(payload):
+        raise CheckpointError(f"{path}: the checksum does not match the contents; the file was altered or damaged")
     missing = [k for k in ("config", "graph", "state_dict") if k not in payload]
     if missing:
         raise CheckpointError(f"{path} lacks the sections {missing}")
-    dtype = getattr(torch, str(payload.get("dtype", "float32")), None)
-    if not isinstance(dtype, torch.dtype):
-        raise CheckpointError(f"{path} names an unknown dtype {payload.get('dtype')!r}")
+    if str(payload.get("dtype", "float32")) not in DTYPES:
+        raise CheckpointError(f"{path}: dtype {payload.get('dtype')!r} is not one of {DTYPES}")
+    dtype = getattr(torch, str(payload.get("dtype", "float32")))
     try:
         g = payload["graph"]
         graph = NCG(
@@ -104,6 +151,21 @@ def load_freenet(path: str | os.PathLike, map_location: str | torch.device = "cp
     try:
         # files written before input nodes existed have no "inputs" buffer
         model.load_state_dict({"inputs": graph.inputs, **payload["state_dict"]})
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path}: parameters do not match the saved graph: {exc}") from exc
+    _check_loaded(path, model, graph, payload["state_dict"], dtype)
     return model.to(map_location), payload.get("extra", {})
+
+
+def _check_loaded(path: Path, model: FreeNet, graph: NCG, state: dict, dtype: torch.dtype) -> None:
+    """The state_dict's buffers must repeat the graph section, and every stored value must be
+    finite and in the checkpoint's dtype."""
+    for name in ("edge_index", "outputs", "order", "neuron_ids", "inputs"):
+        if not torch.equal(getattr(model, name).cpu(), getattr(graph, name)):
+            raise CheckpointError(f"{path}: state_dict[{name!r}] differs from the graph section")
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            if value.dtype != dtype:
+                raise CheckpointError(f"{path}: state_dict[{name!r}] has dtype {value.dtype}, expected {dtype}")
+            if not torch.isfinite(value).all():
+                raise CheckpointError(f"{path}: state_dict[{name!r}] holds NaN or infinite values")

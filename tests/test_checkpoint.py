@@ -79,3 +79,59 @@ def test_float64_model_round_trips_in_float64(tmp_path, net):
     assert loaded.weight.dtype == torch.float64
     x = torch.randn(3, 6, dtype=torch.float64)
     assert torch.equal(loaded(x), net(x))
+
+
+def _rewrite(path, change):
+    """Load a checkpoint's payload, apply ``change`` to it and save it back (checksum kept)."""
+    payload = torch.load(path, weights_only=True)
+    change(payload)
+    torch.save(payload, path)
+
+
+def _resealed(change):
+    """``change``, then a recomputed checksum: corruption that the checksum cannot see."""
+    from ncg.checkpoint import payload_checksum
+
+    def apply(payload):
+        change(payload)
+        payload["checksum"] = payload_checksum(payload)
+
+    return apply
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p: p["state_dict"]["weight"].__setitem__(0, 1e35), "checksum does not match"),
+        (lambda p: p["extra"].__setitem__("round", 7), "checksum does not match"),
+        (_resealed(lambda p: p["state_dict"]["weight"].__setitem__(0, float("nan"))), "state_dict\\['weight'\\] holds NaN"),
+        (_resealed(lambda p: p["state_dict"]["encoder.weight"].__setitem__((0, 0), float("inf"))), "encoder.weight"),
+        (_resealed(lambda p: p["state_dict"].__setitem__("edge_index", p["state_dict"]["edge_index"] * 0 + 99)),
+         "state_dict\\['edge_index'\\] differs from the graph section"),
+        (_resealed(lambda p: p["state_dict"].__setitem__("weight", p["state_dict"]["weight"].half())),
+         "has dtype torch.float16"),
+        (_resealed(lambda p: p.__setitem__("dtype", "bfloat16")), "dtype 'bfloat16' is not one of"),
+    ],
+)
+def test_altered_checkpoints_are_refused_naming_the_field(tmp_path, net, change, message):
+    path = tmp_path / "model.pt"
+    save_freenet(net, path, extra={"round": 2})
+    _rewrite(path, change)
+    with pytest.raises(CheckpointError, match=message):
+        load_freenet(path)
+
+
+def test_version_1_files_without_checksum_still_load(tmp_path, net):
+    path = tmp_path / "model.pt"
+    save_freenet(net, path)
+
+    def downgrade(payload):
+        payload["version"] = 1
+        del payload["checksum"]
+        del payload["state_dict"]["inputs"]
+        del payload["graph"]["inputs"]
+
+    _rewrite(path, downgrade)
+    loaded, _ = load_freenet(path)
+    x = torch.randn(3, 6)
+    assert torch.equal(loaded(x), net(x))
