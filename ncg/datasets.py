@@ -170,19 +170,32 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            compressed = handle.read(2) == _GZIP_MAGIC
     except FileNotFoundError:
         raise IDXError(
             f"IDX file not found: {path}. Check the path; the data set loaders look in "
             f"ROOT/<folder>/ for an explicit root=ROOT, else in ${DATA_DIR_ENV}/<folder>/ "
             f"and then {SHIPPED_DATA_DIR}/<folder>/."
         ) from None
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as err:
-            raise IDXError(f"{path}: corrupt gzip stream ({err})") from err
-    return _parse_idx(raw, path)
+    try:
+        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as handle:
+            return _read_idx_stream(handle, path, None if compressed else path.stat().st_size)
+    except (OSError, EOFError, zlib.error) as err:
+        raise IDXError(f"{path}: corrupt gzip stream ({err})") from err
+
+
+def _read_idx_stream(handle, path: Path, file_size: int | None) -> np.ndarray:
+    """Read the header first, then at most the bytes it declares (plus one, to detect trailing
+    data): a small compressed file cannot expand beyond what its header announces."""
+    head = handle.read(4)
+    if len(head) == 4 and head[0] == 0 and head[1] == 0 and head[2] in _IDX_DTYPES and head[3]:
+        head += handle.read(4 * head[3])
+        if len(head) == 4 + 4 * head[3]:
+            shape = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(head[3]))
+            wanted = prod(shape) * _IDX_DTYPES[head[2]].itemsize + 1
+            return _parse_idx(head + handle.read(wanted if file_size is None else min(wanted, file_size)), path)
+    return _parse_idx(head, path)
 
 
 def _parse_idx(raw: bytes, path: Path) -> np.ndarray:

@@ -462,3 +462,37 @@ def test_real_fashion_mnist_held_out_split() -> None:
         (45000, 5000) if "held-out" in expected_test else (55000, 5000)
     )
     assert splits.image_shape == (28, 28)
+
+
+def test_a_small_gzip_that_expands_beyond_its_header_is_refused_without_decompressing_it(tmp_path):
+    """A 40 MB run of zeros behind a 10 x 10 header: only the declared bytes are decompressed."""
+    import gzip
+    import tracemalloc
+
+    from ncg.datasets import read_idx
+    from ncg.errors import IDXError
+
+    path = tmp_path / "bomb-idx2-ubyte.gz"
+    with gzip.open(path, "wb", compresslevel=9) as handle:
+        handle.write(bytes([0, 0, 0x08, 2]) + (10).to_bytes(4, "big") * 2)
+        for _ in range(40):
+            handle.write(bytes(1_000_000))
+    assert path.stat().st_size < 100_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(IDXError, match="trailing bytes after the data"):
+            read_idx(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000
+
+
+def test_a_header_that_declares_terabytes_is_refused_without_allocating_them(tmp_path):
+    from ncg.datasets import read_idx
+    from ncg.errors import IDXError
+
+    raw = tmp_path / "huge-idx2-ubyte"
+    raw.write_bytes(bytes([0, 0, 0x08, 2]) + (1_000_000).to_bytes(4, "big") * 2 + bytes(10))
+    with pytest.raises(IDXError, match="truncated data"):
+        read_idx(raw)
