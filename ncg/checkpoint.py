@@ -148,20 +148,22 @@ def load_freenet(path: str | os.PathLike, map_location: str | torch.device = "cp
         model = FreeNet(graph, **payload["config"]).to(dtype)
     except (NCGError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: the graph or config section is invalid: {exc}") from exc
+    # files written before input nodes existed have no "inputs" buffer
+    state = {"inputs": graph.inputs, **payload["state_dict"]}
+    _check_state(path, graph, state, dtype)
     try:
-        # files written before input nodes existed have no "inputs" buffer
-        model.load_state_dict({"inputs": graph.inputs, **payload["state_dict"]})
-    except (RuntimeError, TypeError, AttributeError) as exc:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError, NCGError) as exc:
         raise CheckpointError(f"{path}: parameters do not match the saved graph: {exc}") from exc
-    _check_loaded(path, model, graph, payload["state_dict"], dtype)
     return model.to(map_location), payload.get("extra", {})
 
 
-def _check_loaded(path: Path, model: FreeNet, graph: NCG, state: dict, dtype: torch.dtype) -> None:
+def _check_state(path: Path, graph: NCG, state: dict, dtype: torch.dtype) -> None:
     """The state_dict's buffers must repeat the graph section, and every stored value must be
     finite and in the checkpoint's dtype."""
     for name in ("edge_index", "outputs", "order", "neuron_ids", "inputs"):
-        if not torch.equal(getattr(model, name).cpu(), getattr(graph, name)):
+        value = state.get(name)
+        if not isinstance(value, torch.Tensor) or not torch.equal(value.cpu(), getattr(graph, name)):
             raise CheckpointError(f"{path}: state_dict[{name!r}] differs from the graph section")
     for name, value in state.items():
         if isinstance(value, torch.Tensor) and value.is_floating_point():

@@ -260,6 +260,41 @@ class FreeNet(nn.Module):
             self.encoder.out_features = graph.num_neurons
         self._load_graph(graph)
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load parameters and buffers; a state_dict of another topology (an evolved model)
+        first resizes this model to the stored graph, as :meth:`set_graph` does.
+
+        Examples
+        --------
+        >>> from ncg.evolve import Edit, apply_edits
+        >>> net = FreeNet(NCG.complete(5, num_outputs=2), in_features=3)
+        >>> small, _ = apply_edits(net.graph, [Edit("remove_neuron", 0, -1)])
+        >>> evolved = FreeNet(small, in_features=3)
+        >>> _ = net.load_state_dict(evolved.state_dict())
+        >>> net.num_neurons, net.edge_index.shape[1]
+        (4, 6)
+        """
+        stored = state_dict.get("edge_index"), state_dict.get("bias")
+        if all(isinstance(t, Tensor) for t in stored) and (
+            stored[0].shape != self.edge_index.shape or stored[1].shape != self.bias.shape
+            or not torch.equal(stored[0].cpu(), self.edge_index.cpu())
+        ):
+            try:
+                graph = NCG(
+                    state_dict["edge_index"].cpu(), int(state_dict["bias"].numel()), state_dict["outputs"].cpu(),
+                    weight=state_dict["weight"].detach().cpu(), bias=state_dict["bias"].detach().cpu(),
+                    order=state_dict["order"].cpu(), neuron_ids=state_dict["neuron_ids"].cpu(),
+                    inputs=state_dict["inputs"].cpu() if "inputs" in state_dict else None, unreachable="ignore",
+                )
+            except (KeyError, NCGError) as exc:
+                raise NCGError(
+                    f"this state_dict holds another topology that cannot be rebuilt ({exc}); "
+                    "save and load whole models with ncg.save_freenet / ncg.load_freenet"
+                ) from exc
+            changed = graph.num_neurons != self.num_neurons
+            self.set_graph(graph, neuron_map=torch.full((graph.num_neurons,), -1) if changed else None)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     @property
     def graph_num_outputs(self) -> int:
         """Number of output neurons the decoder reads."""

@@ -165,3 +165,19 @@ def test_changing_the_activation_after_a_forward_takes_effect():
     net.activation = "tanh"
     reference = FreeNet(NCG.complete(6, num_outputs=2, seed=0), in_features=3, seed=0, activation="tanh")
     assert torch.allclose(net(x), reference(x)) and not torch.allclose(net(x), relu_out)
+
+
+def test_load_state_dict_of_an_evolved_model_resizes_a_fresh_one():
+    from ncg.evolve import Edit, apply_edits
+
+    fresh = FreeNet(NCG.complete(8, num_outputs=2, seed=0), in_features=3, seed=0)
+    graph, _ = apply_edits(fresh.graph, [Edit("remove_neuron", 1, -1), Edit("prune_edge", 0, 2),
+                                         Edit("add_neuron", 3, 20), Edit("add_edge", 20, 7, weight=0.5)])
+    evolved = FreeNet(graph, in_features=3, seed=1)
+    fresh.load_state_dict(evolved.state_dict())
+    x = torch.randn(4, 3)
+    assert torch.equal(fresh(x), evolved(x))
+    broken = dict(evolved.state_dict())
+    del broken["order"]
+    with pytest.raises(NCGError, match="load_freenet"):
+        FreeNet(NCG.complete(8, num_outputs=2), in_features=3).load_state_dict(broken)
