@@ -221,7 +221,7 @@ def test_shape_mismatches(tmp_path, net):
 
 
 def test_write_rejects_a_bare_graph(tmp_path):
-    with pytest.raises(GraphMLError, match="expects a FreeNet, got NCG"):
+    with pytest.raises(GraphMLError, match="expects a FreeNet \\(graph, encoder and decoder\\), got NCG"):
         write_graphml(NCG.complete(3), tmp_path / "g.graphml")
 
 
@@ -333,3 +333,19 @@ def test_summary_of_a_random_dag_and_a_model():
     assert model_stats["parameters"] == 70 + 20 * 7 + 5 * 2 + 5
     with pytest.raises(NCGError, match="expects an NCG or a FreeNet, got str"):
         summary("graph")
+
+
+def test_io_functions_take_a_freenet_or_an_ncg():
+    from ncg.build import sparse_start
+    from ncg.io import from_networkx, from_pyg, to_networkx, to_pyg
+
+    net = FreeNet(sparse_start(6, 4, 2, fan_in=3, seed=0), in_features=6, seed=0)
+    G = to_networkx(net)
+    assert G.graph["config"] == net.config() and G.nodes[0]["role"] == "input"
+    assert torch.equal(from_networkx(G).inputs, net.inputs)
+    data = to_pyg(net)
+    assert data.x.shape == (net.num_neurons, 6) and torch.equal(from_pyg(data).inputs, net.inputs)
+    with pytest.raises(NCGError, match="to_networkx expects an NCG or a FreeNet, got str"):
+        to_networkx("graph")
+    with pytest.raises(NCGError, match="to_pyg expects an NCG or a FreeNet, got int"):
+        to_pyg(3)

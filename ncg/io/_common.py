@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ncg.errors import NCGError
 from ncg.graph import NCG
 from ncg.schedule import topological_generations
 
@@ -37,3 +38,14 @@ def node_attributes(graph: NCG) -> list[dict[str, Any]]:
         for v, attrs in enumerate(attributes):
             attrs["input_index"] = input_index[v]
     return attributes
+
+
+def graph_of(value: Any, function: str) -> NCG:
+    """The NCG of an NCG or a FreeNet; :class:`~ncg.errors.NCGError` naming ``function`` and
+    the expected types otherwise."""
+    if isinstance(value, NCG):
+        return value
+    graph = getattr(value, "graph", None)
+    if isinstance(graph, NCG) and hasattr(value, "encoder"):
+        return graph
+    raise NCGError(f"{function} expects an NCG or a FreeNet, got {type(value).__name__}")

@@ -151,7 +151,10 @@ def write_graphml(
     True
     """
     if not isinstance(model, FreeNet):
-        raise GraphMLError(f"write_graphml expects a FreeNet, got {type(model).__name__}")
+        raise GraphMLError(
+            f"write_graphml expects a FreeNet (graph, encoder and decoder), got {type(model).__name__}; "
+            "for a bare NCG use networkx.write_graphml(ncg.io.to_networkx(graph), path)"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     graph = model.graph

@@ -9,17 +9,19 @@ from torch import Tensor
 
 from ncg.errors import CycleError, NCGError
 from ncg.graph import NCG
-from ncg.io._common import node_attributes
+from ncg.io._common import graph_of, node_attributes
+from ncg.model import FreeNet
 
 __all__ = ["to_networkx", "from_networkx"]
 
 
-def to_networkx(graph: NCG) -> nx.DiGraph:
-    """The NCG as a ``networkx.DiGraph`` on nodes ``0 .. N-1``.
+def to_networkx(graph: NCG | FreeNet) -> nx.DiGraph:
+    """The NCG (of a FreeNet: its graph, with the model's config in ``G.graph``) as a
+    ``networkx.DiGraph`` on nodes ``0 .. N-1``.
 
     Parameters
     ----------
-    graph : NCG
+    graph : NCG or FreeNet
 
     Returns
     -------
@@ -45,8 +47,10 @@ def to_networkx(graph: NCG) -> nx.DiGraph:
     >>> G.nodes[2]
     {'role': 'output', 'output_index': 0, 'generation': 2, 'topo_index': 2, 'bias': 0.0, 'neuron_id': 2}
     """
+    model = None if isinstance(graph, NCG) else graph
+    graph = graph_of(graph, "to_networkx")
     attrs = node_attributes(graph)
-    G = nx.DiGraph()
+    G = nx.DiGraph(**({} if model is None else {"config": model.config()}))
     G.add_nodes_from(enumerate(attrs))
     src, dst = graph.edge_index.tolist()
     weight = graph.weight.double().tolist()

@@ -8,19 +8,23 @@ import torch
 
 from ncg.errors import NCGError
 from ncg.graph import NCG
+from ncg.io._common import graph_of
+from ncg.model import FreeNet
 
 __all__ = ["to_pyg", "from_pyg"]
 
 
-def to_pyg(graph: NCG):
-    """The NCG as a ``torch_geometric.data.Data``.
+def to_pyg(graph: NCG | FreeNet):
+    """The NCG (of a FreeNet: its graph plus the encoder rows) as a ``torch_geometric.data.Data``.
 
     Returns
     -------
     torch_geometric.data.Data
-        ``edge_index [2, E]``, ``edge_weight [E]``, ``bias [N]``, ``is_output`` (bool ``[N]``),
-        ``output_index [K]`` (the outputs in decoder order; PyG offsets it when batching, like
-        ``edge_index``), ``order [N]``, ``neuron_ids [N]`` and ``num_nodes``.
+        ``edge_index [2, E]``, ``edge_weight [E]``, ``bias [N]``, ``is_output`` and ``is_input``
+        (bool ``[N]``), ``output_index [K]`` (the outputs in decoder order; PyG offsets it when
+        batching, like ``edge_index``), ``input_index [F]`` (the input nodes in feature order),
+        ``order [N]``, ``neuron_ids [N]`` and ``num_nodes``; for a FreeNet also ``x``, the
+        encoder rows ``[N, in_features]`` as node features.
 
     See Also
     --------
@@ -31,17 +35,22 @@ def to_pyg(graph: NCG):
     >>> from ncg import NCG
     >>> data = to_pyg(NCG.complete(4, num_outputs=2))
     >>> data
-    Data(edge_index=[2, 6], edge_weight=[6], bias=[4], is_output=[4], output_index=[2], order=[4],
-         neuron_ids=[4], num_nodes=4)
+    Data(edge_index=[2, 6], edge_weight=[6], bias=[4], is_output=[4], is_input=[4], output_index=[2],
+         input_index=[0], order=[4], neuron_ids=[4], num_nodes=4)
     """
     from torch_geometric.data import Data
 
+    model, graph = graph, graph_of(graph, "to_pyg")
+    extra = {} if model is graph else {"x": model.encoder.weight.detach().cpu().clone()}
     return Data(
+        **extra,
         edge_index=graph.edge_index.clone(),
         edge_weight=graph.weight.clone(),
         bias=graph.bias.clone(),
         is_output=graph.roles == NCG.OUTPUT,
+        is_input=graph.is_input,
         output_index=graph.outputs.clone(),
+        input_index=graph.inputs.clone(),
         order=graph.order.clone(),
         neuron_ids=graph.neuron_ids.clone(),
         num_nodes=graph.num_neurons,
@@ -92,4 +101,5 @@ def from_pyg(data) -> NCG:
         bias=None if data.get("bias") is None else data.bias.detach().cpu(),
         order=None if data.get("order") is None else data.order.long().cpu(),
         neuron_ids=None if data.get("neuron_ids") is None else data.neuron_ids.long().cpu(),
+        inputs=None if data.get("input_index") is None else data.input_index.long().cpu(),
     )
