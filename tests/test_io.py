@@ -349,3 +349,51 @@ def test_io_functions_take_a_freenet_or_an_ncg():
         to_networkx("graph")
     with pytest.raises(NCGError, match="to_pyg expects an NCG or a FreeNet, got int"):
         to_pyg(3)
+
+
+def _written(tmp_path, inline=False):
+    net = FreeNet(NCG.random_dag(8, density=0.5, num_outputs=2, seed=0), in_features=3, seed=0)
+    path = tmp_path / "net.graphml"
+    write_graphml(net, path, inline_dense=inline)
+    return net, path
+
+
+def test_graphml_nodes_saved_in_another_order_map_by_id(tmp_path):
+    import re as regex
+
+    net, path = _written(tmp_path)
+    text = path.read_text()
+    nodes = regex.findall(r"    <node .*?</node>\n", text, regex.S)
+    shuffled = text.replace("".join(nodes), "".join(reversed(nodes)))
+    assert shuffled != text
+    path.write_text(shuffled)
+    x = torch.randn(5, 3)
+    assert torch.equal(read_graphml(path)(x), net(x))
+    path.write_text(shuffled.replace('id="n3"', 'id="neuron-3"').replace('"n3"', '"neuron-3"'))
+    with pytest.raises(GraphMLError, match="node ids must be n0 .. n7"):
+        read_graphml(path)
+
+
+def test_graphml_non_finite_dense_values_are_refused(tmp_path):
+    net, path = _written(tmp_path)
+    side = tmp_path / "net.weights.npz"
+    with np.load(side) as data:
+        arrays = {k: data[k].copy() for k in data.files}
+    arrays["encoder_weight"][0, 0] = np.nan
+    np.savez(side, **arrays)
+    with pytest.raises(GraphMLError, match="encoder_weight holds NaN"):
+        read_graphml(path)
+
+
+def test_graphml_key_declared_with_another_type_is_a_graphml_error(tmp_path):
+    _, path = _written(tmp_path)
+    path.write_text(path.read_text().replace('attr.name="weight" attr.type="double"', 'attr.name="weight" attr.type="string"'))
+    with pytest.raises(GraphMLError, match="'weight' is declared with attr.type 'string', expected 'double'"):
+        read_graphml(path)
+
+
+def test_graphml_dense_file_must_stay_in_its_folder(tmp_path):
+    _, path = _written(tmp_path)
+    path.write_text(path.read_text().replace(">net.weights.npz<", ">../elsewhere/net.weights.npz<"))
+    with pytest.raises(GraphMLError, match="must name a file in the GraphML file's own folder"):
+        read_graphml(path)

@@ -72,6 +72,8 @@ _KEYS = [
     ("node", "firing_rate", "double"),
     ("edge", "weight", "double"),
 ]
+_KEY_TYPES = {(scope, name): kind for scope, name, kind in _KEYS}
+_TYPE_FAMILY = {"boolean": "bool", "int": "int", "long": "int", "float": "float", "double": "float", "string": "str"}
 
 
 def _format_value(value: Any, kind: str) -> str:
@@ -304,8 +306,8 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
     -------
     FreeNet
         The model, on the CPU, in the dtype it was written in; its outputs equal the written
-        model's exactly. The ``i``-th ``<node>`` element is neuron ``i`` and the ``e``-th ``<edge>``
-        is column ``e`` of ``edge_index``; ``<default>`` values of ``<key>`` elements apply. The
+        model's exactly. The node with id ``n<i>`` is neuron ``i`` (in whatever order the
+        elements come) and the ``e``-th ``<edge>`` is column ``e`` of ``edge_index``; ``<default>`` values of ``<key>`` elements apply. The
         graph is restored as written (unreachable neurons do not warn).
 
     Raises
@@ -349,6 +351,9 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
         if kind not in _STANDARD_TYPES:
             raise GraphMLError(f"{path}: key {key.get('id')!r} has attr.type {kind!r}, not a GraphML type")
         scope, name = key.get("for", "all"), key.get("attr.name", key.get("id"))
+        expected = _KEY_TYPES.get((scope, name))
+        if expected is not None and _TYPE_FAMILY[kind] != _TYPE_FAMILY[expected]:
+            raise GraphMLError(f"{path}: {scope} attribute {name!r} is declared with attr.type {kind!r}, expected {expected!r}")
         keys[key.get("id")] = (scope, name, kind)
         for default in key:
             if _local(default.tag) == "default":
@@ -388,6 +393,7 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
         index_of[node_id] = len(node_ids)
         node_ids.append(node_id)
         node_attrs.append(data)
+    node_ids, index_of, node_attrs = _by_neuron_index(path, node_ids, node_attrs)
     src, dst, weights = [], [], []
     for element in graph_xml:
         if _local(element.tag) != "edge":
@@ -499,6 +505,22 @@ def _model_from_attributes(
     return model
 
 
+def _by_neuron_index(path: Path, node_ids: list, node_attrs: list) -> tuple[list, dict, list]:
+    """Nodes in neuron-index order, read from their ids ``n0 .. n{N-1}`` (the encoder rows and
+    edges are indexed by them), whatever order a tool re-saved the elements in."""
+    n = len(node_ids)
+    index = [int(i[1:]) if isinstance(i, str) and i[:1] == "n" and i[1:].isdigit() else -1 for i in node_ids]
+    if sorted(index) != list(range(n)):
+        bad = next((i for i, k in zip(node_ids, index) if k < 0 or k >= n), node_ids[0] if n else None)
+        raise GraphMLError(
+            f"{path}: node ids must be n0 .. n{n - 1} as write_graphml writes them (they index the "
+            f"encoder rows), found {bad!r}"
+        )
+    order = sorted(range(n), key=index.__getitem__)
+    ids = [node_ids[k] for k in order]
+    return ids, {node_id: v for v, node_id in enumerate(ids)}, [node_attrs[k] for k in order]
+
+
 def _read_dense(path: Path, attrs: dict, dtype: torch.dtype) -> dict[str, np.ndarray]:
     shapes = {}
     for name in ("encoder_shape", "decoder_shape"):
@@ -516,7 +538,10 @@ def _read_dense(path: Path, attrs: dict, dtype: torch.dtype) -> dict[str, np.nda
     if storage == "file":
         if "dense_file" not in attrs:
             raise GraphMLError(f"{path} lacks the graph attributes ['dense_file'] (dense_storage is 'file')")
-        side_file = path.parent / attrs["dense_file"]
+        name = str(attrs["dense_file"])
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise GraphMLError(f"{path}: dense_file {name!r} must name a file in the GraphML file's own folder")
+        side_file = path.parent / name
         if not side_file.is_file():
             raise GraphMLError(f"{path}: the dense weights file {side_file} does not exist")
         try:
@@ -545,4 +570,7 @@ def _read_dense(path: Path, attrs: dict, dtype: torch.dtype) -> dict[str, np.nda
     for name, shape in wanted.items():
         if name in arrays and tuple(arrays[name].shape) != shape:
             raise GraphMLError(f"{path}: {name} has shape {list(arrays[name].shape)}, the file declares {list(shape)}")
+    for name, array in arrays.items():
+        if array.dtype.kind != "f" or not np.isfinite(array).all():
+            raise GraphMLError(f"{path}: the dense array {name} holds NaN, infinite or non-float values")
     return {name: np.ascontiguousarray(array).astype(_DTYPES[attrs['dtype']][1]) for name, array in arrays.items()}
