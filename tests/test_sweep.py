@@ -408,3 +408,27 @@ def test_failed_build_warns_once_and_falls_back(fresh_build):
     z0, w, codes, _ = make_block(5, 4)
     z = z0.clone()
     torch.testing.assert_close(sweep_forward(z, w, codes), sweep_forward_reference(z0, w, codes))
+
+
+def test_the_build_is_keyed_by_source_and_flags():
+    from ncg.kernels.sweep import extension_name
+
+    assert extension_name(b"x", ["-O3"]) == extension_name(b"x", ["-O3"])
+    assert extension_name(b"x", ["-O3"]) != extension_name(b"x", ["-O2"])
+    assert extension_name(b"x", ["-O3"]) != extension_name(b"y", ["-O3"])
+
+
+def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path):
+    import os
+    import time
+
+    from ncg.kernels.sweep import clear_stale_lock
+
+    lock = tmp_path / "lock"
+    lock.write_text("")
+    assert not clear_stale_lock(tmp_path) and lock.exists()
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    with pytest.warns(RuntimeWarning, match="stale build lock"):
+        assert clear_stale_lock(tmp_path)
+    assert not lock.exists() and not clear_stale_lock(tmp_path)
