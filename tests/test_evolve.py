@@ -484,3 +484,20 @@ def test_bad_training_data_is_refused_with_the_argument_named(y, message):
     net = FreeNet(NCG.complete(6, num_outputs=3, seed=0), in_features=2, seed=0)
     with pytest.raises(NCGError, match=message):
         FreeEvolve(net, EvolveConfig(rounds=1, record_samples=4)).run((torch.randn(4, 2), y))
+
+
+def test_a_higher_firing_threshold_never_removes_neurons_that_still_output_something():
+    # With a threshold no activation reaches, every neuron "never fires"; removing them would
+    # change the function, so only stranded neurons may go (none in a complete DAG).
+    _, history, _ = _evolve(rounds=1, firing_threshold=1e6, budget=EditBudget(prune_fraction=0.0, add_fraction=0.0))
+    assert history.rounds[1].count("remove_neuron") == 0
+
+
+def test_neuron_growth_stays_within_the_rounds_edge_budget():
+    _, history, _ = _evolve(rounds=2, tau=-1.0, budget=EditBudget(prune_fraction=0.0, add_fraction=0.0, grow_neurons=3))
+    assert all(r.count("add_neuron") == 0 and r.count("add_edge") == 0 for r in history.rounds)
+    budget = EditBudget(prune_fraction=0.0, add_fraction=0.05, grow_neurons=3)
+    net, history, _ = _evolve(rounds=2, tau=-1.0, budget=budget)
+    for before, record in zip(history.rounds, history.rounds[1:]):
+        if record.phase == "evolve":
+            assert record.count("add_edge") <= int(0.05 * before.num_edges)

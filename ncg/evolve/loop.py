@@ -219,6 +219,24 @@ class EvolveConfig:
         return asdict(self)
 
 
+def _within_edge_budget(grown: list[Edit], max_edges: int) -> list[Edit]:
+    """The whole new neurons of ``grown`` (each an ``add_neuron`` and its ``add_edge`` edits)
+    whose edges fit in ``max_edges``, so growth never exceeds the round's edge budget."""
+    kept: list[Edit] = []
+    group: list[Edit] = []
+    used = 0
+    for edit in [*grown, None]:
+        if edit is None or edit.op == "add_neuron":
+            cost = sum(e.op == "add_edge" for e in group)
+            if group and used + cost <= max_edges:
+                kept += group
+                used += cost
+            group = []
+        if edit is not None:
+            group.append(edit)
+    return kept
+
+
 class FreeEvolve:
     """Run Free-Evolve on a FreeNet.
 
@@ -317,10 +335,11 @@ class FreeEvolve:
         graph = self.model.graph
         edits: list[Edit] = []
         if cfg.remove_dead and coactivation is not None:
-            # Only ReLU-like neurons output 0 when they never fire; for other activations
-            # removing them would change the function, so only stranded neurons go.
-            relu_like = self.model.activation in RELU_LIKE
-            edits += remove_neurons(graph, coactivation.firing_rate if relu_like else None)
+            # Only ReLU-like neurons output 0 when they never fire (above 0); for other
+            # activations, or a higher firing threshold, removing a silent neuron would change
+            # the function, so only stranded neurons go.
+            zero_when_silent = self.model.activation in RELU_LIKE and (cfg.firing_threshold or 0.0) <= 0.0
+            edits += remove_neurons(graph, coactivation.firing_rate if zero_when_silent else None)
         neuron_map = edge_map = None
         if edits:
             graph, maps = apply_edits(graph, edits, unreachable="ignore")
@@ -342,8 +361,10 @@ class FreeEvolve:
             edits += grow_edges(graph, src, dst, score, max_add, self._initial_weights(graph, dst, rng))
         if cfg.budget.grow_neurons and coactivation is not None:
             first_id = 1 + max(max(record.order) for record in self.history.rounds) if self.history.rounds else None
-            edits += grow_neurons(graph, coactivation, cfg.budget.grow_neurons, tau=cfg.tau,
-                                  measure=cfg.measure, seed=cfg.seed + len(self.history), first_id=first_id)
+            grown = grow_neurons(graph, coactivation, cfg.budget.grow_neurons, tau=cfg.tau,
+                                 measure=cfg.measure, seed=cfg.seed + len(self.history), first_id=first_id)
+            added = sum(edit.op == "add_edge" for edit in edits)
+            edits += _within_edge_budget(grown, max(0, max_add - added))
         return edits
 
     def _initial_weights(self, graph: NCG, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray | float:
