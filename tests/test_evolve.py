@@ -501,3 +501,32 @@ def test_neuron_growth_stays_within_the_rounds_edge_budget():
     for before, record in zip(history.rounds, history.rounds[1:]):
         if record.phase == "evolve":
             assert record.count("add_edge") <= int(0.05 * before.num_edges)
+
+
+def test_first_adam_updates_of_new_edges_stay_near_the_learning_rate():
+    torch.manual_seed(0)
+    x, y = _toy_data()
+    net = _net(NCG.random_dag(20, density=0.4, num_outputs=3, seed=0), seed=0)
+    lr = 1e-3
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    from ncg.train import train_epoch
+
+    for _ in range(3):
+        train_epoch(net, optimizer, x, y, batch_size=32)
+    for state in optimizer.state.values():  # as after a long run, where bias correction is ~1
+        state["step"].fill_(10_000)
+    graph = net.graph
+    ids = graph.neuron_ids.tolist()
+    from ncg.evolve.operators import forward_non_edges
+
+    src, dst = forward_non_edges(graph)
+    edits = [Edit("add_edge", ids[s], ids[d]) for s, d in zip(src[:20], dst[:20])]
+    new, maps = apply_edits(graph, edits)
+    rewire(net, new, maps, optimizer)
+    loss = torch.nn.functional.cross_entropy(net(x[:64]), y[:64])
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    fresh = maps.edge_map < 0
+    moved = net.weight.detach()[fresh].abs()
+    assert moved.max() <= 1.5 * lr  # a zero second moment gave ~3.2 x lr

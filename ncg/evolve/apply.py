@@ -179,13 +179,20 @@ def apply_edits(graph: NCG, edits: list[Edit], unreachable: str = "warn") -> tup
     return new_graph, EditMaps(edge_map, torch.tensor(neuron_map, dtype=torch.long))
 
 
-def _remap_tensor(value, old_shape: torch.Size, index: Tensor | None):
+def _remap_tensor(value, old_shape: torch.Size, index: Tensor | None, fill_with_mean: bool = False):
     if index is None or not isinstance(value, Tensor) or value.shape != old_shape:
         return value
     out = value.new_zeros((index.numel(), *old_shape[1:]))
     kept = index >= 0
     out[kept.to(value.device)] = value[index[kept].to(value.device)]
+    if fill_with_mean and kept.any() and not kept.all():
+        out[~kept.to(value.device)] = out[kept.to(value.device)].mean(0)
     return out
+
+
+_SCALE_STATES = ("exp_avg_sq", "max_exp_avg_sq")
+"""Optimiser states that estimate a gradient's scale (Adam, AdamW, AMSGrad): new entries take
+the mean of the surviving ones instead of 0."""
 
 
 def remap_optimizer(
@@ -196,8 +203,12 @@ def remap_optimizer(
 ) -> None:
     """Point ``optimizer`` at ``new_params`` and carry per-parameter state across.
 
-    State tensors shaped like a parameter are re-indexed along dim 0 with ``index_maps[name]``
-    (``-1`` rows start at zero); scalar state such as Adam's ``step`` is kept.
+    State tensors shaped like a parameter are re-indexed along dim 0 with ``index_maps[name]``;
+    scalar state such as Adam's ``step`` is kept. New rows start at zero, except Adam's second
+    moment (``exp_avg_sq``), which starts at the mean of the surviving rows: with a zero second
+    moment and the tensor's large shared ``step``, bias correction would make a new entry's first
+    updates about ``(1 - beta1) / sqrt(1 - beta2)`` (3.2 for the defaults) times the learning
+    rate; from the mean they are at most that and typically below the learning rate.
     """
     name_of = {id(p): name for name, p in old_params.items()}
     for group in optimizer.param_groups:
@@ -206,7 +217,9 @@ def remap_optimizer(
         state = optimizer.state.pop(old, None)
         if state is not None:
             index = index_maps.get(name)
-            optimizer.state[new_params[name]] = {k: _remap_tensor(v, old.shape, index) for k, v in state.items()}
+            optimizer.state[new_params[name]] = {
+                k: _remap_tensor(v, old.shape, index, fill_with_mean=k in _SCALE_STATES) for k, v in state.items()
+            }
 
 
 def rewire(model, graph: NCG, maps: EditMaps, optimizer: torch.optim.Optimizer | None = None) -> None:
