@@ -68,6 +68,8 @@ EMNIST_NUM_CLASSES = {
 DIGITS_SEED = 0
 
 _GZIP_MAGIC = b"\x1f\x8b"
+MAX_IDX_BYTES = 1 << 36
+"""Largest data section an IDX header may declare (64 GiB); a corrupt header is refused early."""
 _IDX_DTYPES = {
     0x08: np.dtype("u1"),
     0x09: np.dtype("i1"),
@@ -194,6 +196,9 @@ def _read_idx_stream(handle, path: Path, file_size: int | None) -> np.ndarray:
         if len(head) == 4 + 4 * head[3]:
             shape = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(head[3]))
             wanted = prod(shape) * _IDX_DTYPES[head[2]].itemsize + 1
+            if wanted > MAX_IDX_BYTES:
+                raise IDXError(f"{path}: the header declares shape {shape}, {wanted - 1:,} bytes of data, "
+                               f"more than the {MAX_IDX_BYTES:,} this reader accepts")
             return _parse_idx(head + handle.read(wanted if file_size is None else min(wanted, file_size)), path)
     return _parse_idx(head, path)
 

@@ -200,7 +200,12 @@ def test_key_defaults_apply(written, net):
     start = text.index('<data key="node_bias">')
     text = text[:start] + text[text.index("</data>", start) + len("</data>"):]
     declaration = '<key id="node_bias" for="node" attr.name="bias" attr.type="double"/>'
-    written.write_text(text.replace(declaration, declaration[:-2] + "><default>0.25</default></key>"))
+    text = text.replace(declaration, declaration[:-2] + "><default>0.25</default></key>")
+    written.write_text(text)
+    with pytest.raises(GraphMLError, match="checksum mismatch"):
+        read_graphml(written)  # a deliberate edit of the model must drop the checksum
+    start = text.index('<data key="graph_checksum">')
+    written.write_text(text[:start] + text[text.index("</data>", start) + len("</data>"):])
     loaded = read_graphml(written)
     assert loaded.bias[0].item() == 0.25
     assert torch.equal(loaded.bias[1:], net.bias[1:])

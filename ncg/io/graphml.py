@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ncg.atomic import atomic_write
+from ncg.checkpoint import payload_checksum
 from ncg.errors import GraphMLError, NCGError
 from ncg.graph import NCG
 from ncg.io._common import node_attributes
@@ -61,6 +62,7 @@ _KEYS = [
     ("graph", "decoder_weight", "string"),
     ("graph", "decoder_bias", "string"),
     ("graph", "config", "string"),
+    ("graph", "checksum", "string"),
     ("node", "role", "string"),
     ("node", "output_index", "int"),
     ("node", "input_index", "int"),
@@ -185,6 +187,7 @@ def write_graphml(
         "dtype": dtype,
         "dense_storage": "inline" if inline_dense else "file",
         "config": json.dumps(model.config(), sort_keys=True),
+        "checksum": payload_checksum(model.state_dict()),
     }
     little_endian = _DTYPES[dtype][1]
     if inline_dense:
@@ -338,7 +341,7 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
         raise GraphMLError(f"GraphML file {path} does not exist")
     try:
         root = ET.parse(path).getroot()
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError, ValueError) as exc:  # LookupError: an unknown declared encoding
         raise GraphMLError(f"{path} is not an XML file ({exc})") from exc
     if _local(root.tag) != "graphml":
         raise GraphMLError(f"{path} is not GraphML: its root element is <{_local(root.tag)}>, expected <graphml>")
@@ -459,7 +462,13 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
         )
     except NCGError as exc:
         raise GraphMLError(f"{path}: the nodes and edges do not form a valid NCG: {exc}") from exc
-    return _model_from_attributes(path, attrs, graph, weight, bias, torch_dtype)
+    model = _model_from_attributes(path, attrs, graph, weight, bias, torch_dtype)
+    if "checksum" in attrs and attrs["checksum"] != payload_checksum(model.state_dict()):
+        raise GraphMLError(
+            f"{path}: the model read differs from the one written (checksum mismatch): the file was "
+            "altered or damaged; delete the graph attribute 'checksum' to accept deliberate edits"
+        )
+    return model
 
 
 def _model_from_attributes(
