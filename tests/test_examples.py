@@ -89,3 +89,55 @@ def test_explicit_flags_win_over_quick_and_bad_values_are_refused(capsys):
             parse(bad)
         assert exit_info.value.code == 2
     assert "must be >=" in capsys.readouterr().err
+
+
+def _run_example(out: Path, *extra: str, kill_when=None) -> subprocess.Popen | None:
+    """Run the main example in a subprocess (one thread, so runs are bitwise repeatable); with
+    ``kill_when(out)``, SIGKILL it as soon as that returns True (polled every millisecond)."""
+    import os
+    import signal
+    import time
+
+    args = [sys.executable, str(EXAMPLES / "evolve_mnist.py"), "--quick", "--neurons", "300", "--no-figures",
+            "--out", str(out), *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if kill_when is None:
+        assert process.wait(timeout=300) == 0
+        return None
+    while process.poll() is None:
+        if kill_when(out):
+            os.kill(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.001)
+    process.wait(timeout=60)
+    return process
+
+
+def _rounds_saved(out: Path) -> int:
+    try:
+        return len(json.loads((out / "history.json").read_text())["rounds"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def test_a_run_killed_at_any_point_resumes_to_the_uninterrupted_result(tmp_path):
+    reference = tmp_path / "reference"
+    _run_example(reference)
+    expected = json.loads((reference / "summary.json").read_text())
+    kill_points = {
+        "after the first round": lambda out: _rounds_saved(out) >= 2,
+        "during a checkpoint write": lambda out: any(p.name.startswith(".model.pt.") for p in out.glob(".*.tmp")),
+        "after the fine-tuning": lambda out: _rounds_saved(out) >= 4,
+    }
+    killed = 0
+    for name, condition in kill_points.items():
+        out = tmp_path / name.replace(" ", "-")
+        process = _run_example(out, kill_when=condition)
+        killed += process.returncode == -9
+        _run_example(out, "--resume")
+        got = json.loads((out / "summary.json").read_text())
+        for key in ("test_accuracy", "test_loss", "edges", "neurons", "depth", "edges_pruned", "edges_added"):
+            assert got[key] == expected[key], (name, key)
+        assert (out / "graph.graphml").read_bytes() == (reference / "graph.graphml").read_bytes(), name
+    assert killed >= 2, "the kill points were not reached"
