@@ -40,3 +40,28 @@ def test_results_tables_are_rebuilt_from_the_committed_runs(tmp_path):
         else:
             table = write_report(rows, tmp_path / name)["table"].read_text()
         assert section(page, name)[1] == table.strip(), f"docs/results.md section {name!r} is stale"
+
+
+def test_the_graphml_page_evaluates_a_network_without_ncg(tmp_path):
+    import numpy as np
+    import torch
+
+    from ncg import NCG, FreeNet
+    from ncg.build import sparse_start
+    from ncg.io import write_graphml
+
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / "graphml.md").read_text(), re.S)
+    namespace: dict = {}
+    exec(compile(blocks[0], "docs/graphml.md", "exec"), namespace)
+    x = np.random.default_rng(0).random((5, 6))
+    models = [
+        FreeNet(NCG.random_dag(10, density=0.5, num_outputs=3, seed=0), in_features=6, out_features=2,
+                activation="square_relu", seed=0),
+        FreeNet(sparse_start(6, 5, 2, fan_in=3, seed=0), in_features=6, activation="tanh", seed=0),
+    ]
+    for k, model in enumerate(models):
+        for inline in (False, True):
+            path = tmp_path / f"m{k}{inline}.graphml"
+            write_graphml(model, path, inline_dense=inline)
+            expected = model(torch.tensor(x, dtype=torch.float32)).detach().numpy()
+            assert np.allclose(namespace["evaluate_graphml"](path, x), expected, atol=1e-5)
