@@ -93,33 +93,28 @@ def _attempt(name: str, load, check) -> None:
     assert check(result), f"{name}: a mutated file loaded as something else"
 
 
-def test_mutated_graphml_loads_the_same_model_or_raises(files, tmp_path_factory):
-    folder, net, _ = files
-    source = (folder / "inline.graphml").read_bytes()
-    work = tmp_path_factory.mktemp("graphml") / "net.graphml"
+def _fuzz_file(name: str, source: bytes, work: Path, load, check) -> None:
+    """Write mutations of ``source`` to ``work`` and require ``load(work)`` to raise or pass ``check``."""
 
     @FUZZ
     @given(st.data())
     def run(data):
         work.write_bytes(mutate(source, data.draw(mutations(len(source)))))
-        _attempt("graphml", lambda: read_graphml(work), lambda model: _same_model(net, model))
+        _attempt(name, lambda: load(work), check)
 
     run()
+
+
+def test_mutated_graphml_loads_the_same_model_or_raises(files, tmp_path_factory):
+    folder, net, _ = files
+    _fuzz_file("graphml", (folder / "inline.graphml").read_bytes(), tmp_path_factory.mktemp("graphml") / "net.graphml",
+               read_graphml, lambda model: _same_model(net, model))
 
 
 def test_mutated_checkpoints_load_the_same_model_or_raise(files, tmp_path_factory):
     folder, net, _ = files
-    source = (folder / "model.pt").read_bytes()
-    work = tmp_path_factory.mktemp("ckpt") / "model.pt"
-
-    @FUZZ
-    @given(st.data())
-    def run(data):
-        work.write_bytes(mutate(source, data.draw(mutations(len(source)))))
-        _attempt("checkpoint", lambda: load_freenet(work),
-                 lambda loaded: _same_model(net, loaded[0]) and loaded[1] == {"round": 1})
-
-    run()
+    _fuzz_file("checkpoint", (folder / "model.pt").read_bytes(), tmp_path_factory.mktemp("ckpt") / "model.pt",
+               load_freenet, lambda loaded: _same_model(net, loaded[0]) and loaded[1] == {"round": 1})
 
 
 def test_mutated_idx_files_read_the_same_array_or_raise(files, tmp_path_factory):
