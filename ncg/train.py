@@ -22,6 +22,8 @@ Examples
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -100,24 +102,26 @@ def fit(
     model: nn.Module,
     train: tuple[Tensor, Tensor],
     val: tuple[Tensor, Tensor] | None = None,
-    epochs: list[tuple[int, float]] = ((1, 1e-3),),
+    epochs: Sequence[tuple[int, float]] = ((1, 1e-3),),
     batch_size: int = 256,
     seed: int = 0,
     task: str | Task = "classification",
     optimizer: torch.optim.Optimizer | None = None,
     progress: bool = False,
+    generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """Train ``model`` with Adam through stages of ``(epochs, learning_rate)``.
 
     The plain-training baseline: ``epochs=[(8, 1e-3), (3, 2e-4)]`` is the main job's budget.
-    Shuffling is fixed by ``seed``. Returns the last epoch's training metrics (prefixed
+    Shuffling is fixed by ``seed`` (or continues ``generator``, and an ``optimizer`` passed in
+    keeps its state, so two calls can make one run). Returns the last epoch's training metrics (prefixed
     ``train_``), the validation metrics (``val_``) if ``val`` is given, and ``epochs``.
     """
     stages = [(int(n), float(lr)) for n, lr in epochs]
     if any(n < 0 or lr <= 0 for n, lr in stages):
         raise NCGError(f"epochs must be (count >= 0, learning rate > 0) pairs, got {stages}")
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=stages[0][1] if stages else 1e-3)
-    generator = torch.Generator().manual_seed(seed)
+    generator = generator or torch.Generator().manual_seed(seed)
     metrics: dict[str, float] = {}
     done = 0
     for count, lr in stages:

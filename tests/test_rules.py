@@ -216,3 +216,25 @@ def test_coactive_gradient_grows_only_pairs_that_fire_together():
     phi = co.score("phi")[co.pair_index(src, dst)]
     assert src.size and (phi > 0.1).all()
     assert np.allclose(score, np.abs(edge_gradients(net, x, y, src, dst)))
+
+
+def test_a_constant_budget_holds_the_edge_count_even_when_the_grow_rule_runs_short():
+    x, y = _data()
+    g = NCG.random_dag(20, density=0.3, num_outputs=3, seed=0)
+    net = FreeNet(g, in_features=6, seed=0)
+    config = EvolveConfig(rounds=3, final_epochs=0, prune_score="magnitude", grow_score="coactivation", tau=0.6,
+                          remove_dead=False, budget=EditBudget(prune_fraction=0.5, regrow=True), record_samples=128)
+    history = FreeEvolve(net, config).run((x, y))
+    assert all(r.num_edges == g.num_edges for r in history.rounds)
+    assert any(r.count("prune_edge") < int(0.5 * g.num_edges) for r in history.rounds if r.phase == "evolve")
+
+
+def test_imp_prunes_input_edges_of_a_whole_sparse_network():
+    from ncg.build import sparse_start
+
+    x, y = _data()
+    net = FreeNet(sparse_start(6, 10, 3, fan_in=4, seed=0), in_features=6, seed=0)
+    start_inputs = net.graph.num_input_edges
+    iterative_magnitude_pruning(net, (x, y), target_edges=20, cycles=2, epochs=[(2, 1e-2)], rewind_epochs=1)
+    assert net.edge_index.shape[1] == 20 and net.graph.num_inputs == 6
+    assert net.graph.num_input_edges < start_inputs

@@ -69,10 +69,12 @@ class EditBudget:
         The same as a fraction of the complete DAG's ``N (N - 1) / 2`` edges (the smaller
         target wins when both are given).
     grow_neurons : int
-        New neurons proposed per round.
+        New neurons proposed per round; their edges count against the round's ``max_add``, so
+        with no edge budget left no neuron grows.
     regrow : bool
-        Constant budget: every round grows as many edges as it pruned (SET, RigL), instead of at
-        most ``add_fraction`` (``add_fraction`` and the targets are then ignored for growth).
+        Constant budget: every round grows exactly as many edges as it pruned (SET, RigL), and
+        prunes no more than the grow rule has candidates, so the edge count never changes
+        (``add_fraction`` and the targets are then ignored).
     decay : {"constant", "cosine"}
         ``cosine`` scales both fractions by ``(1 + cos(pi t / decay_end)) / 2`` at round progress
         ``t`` in [0, 1), and by 0 from ``decay_end`` on (RigL's update schedule).
@@ -328,8 +330,9 @@ class FreeEvolve:
         Neuron removals come first; pruning and growing are then proposed on the graph *after*
         the removals, so their protections (each neuron keeps its best outgoing edge) and their
         choices of neurons hold in the graph that results. The prune rule drops at most the
-        budget's ``max_prune`` edges; the grow rule adds at most ``max_add`` (exactly as many
-        as were pruned under a constant budget).
+        budget's ``max_prune`` edges; the grow rule adds at most ``max_add``. Under a constant
+        budget (``regrow``) the round prunes at most as many edges as the grow rule offers
+        candidates, and grows exactly as many as it pruned, so the edge count is held.
         """
         cfg = self.config
         graph = self.model.graph
@@ -351,14 +354,15 @@ class FreeEvolve:
             cfg.record_samples, rng, neuron_map, edge_map,
         )
         max_prune, max_add = cfg.budget.for_graph(graph, progress=(len(self.history) - 1) / max(1, cfg.rounds))
+        src, dst, score = GROW_SCORES[cfg.grow_score](ctx) if max_add else GROW_SCORES["none"](ctx)
+        if cfg.budget.regrow:  # hold the edge count: never prune more than the grow rule can replace
+            max_prune = min(max_prune, src.size)
         rule = PRUNE_SCORES[cfg.prune_score]
         pruned = prune_edges(graph, rule.score(ctx), tau=cfg.tau if rule.thresholded else None, max_edits=max_prune)
         edits += pruned
         if cfg.budget.regrow:
             max_add = len(pruned)
-        if max_add:
-            src, dst, score = GROW_SCORES[cfg.grow_score](ctx)
-            edits += grow_edges(graph, src, dst, score, max_add, self._initial_weights(graph, dst, rng))
+        edits += grow_edges(graph, src, dst, score, max_add, self._initial_weights(graph, dst, rng))
         if cfg.budget.grow_neurons and coactivation is not None:
             first_id = 1 + max(max(record.order) for record in self.history.rounds) if self.history.rounds else None
             grown = grow_neurons(graph, coactivation, cfg.budget.grow_neurons, tau=cfg.tau,

@@ -34,7 +34,24 @@ from ncg.graph import NCG
 from ncg.tasks import Task
 from ncg.train import fit
 
-__all__ = ["iterative_magnitude_pruning", "stages_after"]
+__all__ = ["iterative_magnitude_pruning", "stages_after", "stages_before"]
+
+
+def stages_before(stages: Sequence[tuple[int, float]], done: int) -> list[tuple[int, float]]:
+    """The ``(epochs, lr)`` stages of the first ``done`` epochs.
+
+    Examples
+    --------
+    >>> stages_before([(1, 1e-3), (3, 2e-4)], 2)
+    [(1, 0.001), (1, 0.0002)]
+    """
+    first = []
+    for count, lr in stages:
+        take = min(done, count)
+        done -= take
+        if take:
+            first.append((take, lr))
+    return first
 
 
 def stages_after(stages: Sequence[tuple[int, float]], done: int) -> list[tuple[int, float]]:
@@ -86,12 +103,16 @@ def iterative_magnitude_pruning(
         raise NCGError(f"rewind_epochs must be in [0, {total}) for a {total}-epoch schedule, got {rewind_epochs}")
     if not 0 <= target_edges <= model.edge_index.shape[1]:
         raise NCGError(f"target_edges must be in [0, {model.edge_index.shape[1]}], got {target_edges}")
-    first = [(rewind_epochs, epochs[0][1])] if rewind_epochs else []
-    metrics = fit(model, train, None, first, batch_size, seed, task) if first else {}
+    # The dense run is one run of the whole schedule (one optimiser, one shuffling), paused
+    # after ``rewind_epochs`` to take the weights the tickets rewind to.
+    optimizer = torch.optim.Adam(model.parameters())
+    generator = torch.Generator().manual_seed(seed)
+    fit(model, train, None, stages_before(epochs, rewind_epochs), batch_size, task=task, optimizer=optimizer,
+        generator=generator)
     rewind = copy.deepcopy(model.state_dict())
     rewind_weight = model.weight.detach().clone()
     later = stages_after(epochs, rewind_epochs)
-    metrics = fit(model, train, val, later, batch_size, seed + 1, task)
+    metrics = fit(model, train, val, later, batch_size, task=task, optimizer=optimizer, generator=generator)
     segments = [(total, int(model.edge_index.shape[1]))]
     for cycle in range(cycles):
         graph = model.graph
@@ -101,7 +122,8 @@ def iterative_magnitude_pruning(
         pruned, maps = apply_edits(graph, edits, unreachable="ignore")
         rewind_weight = rewind_weight[maps.edge_map]
         ticket = NCG(pruned.edge_index, pruned.num_neurons, pruned.outputs, weight=rewind_weight,
-                     bias=rewind["bias"], order=pruned.order, neuron_ids=pruned.neuron_ids, validate=False)
+                     bias=rewind["bias"], order=pruned.order, neuron_ids=pruned.neuron_ids, validate=False,
+                     inputs=pruned.inputs)
         model.set_graph(ticket)
         with torch.no_grad():
             model.encoder.weight.copy_(rewind["encoder.weight"])
