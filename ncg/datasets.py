@@ -184,7 +184,8 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         with (gzip.open(path, "rb") if compressed else open(path, "rb")) as handle:
             return _read_idx_stream(handle, path, None if compressed else path.stat().st_size)
     except (OSError, EOFError, zlib.error) as err:
-        raise IDXError(f"{path}: corrupt gzip stream ({err})") from err
+        problem = f"corrupt gzip stream ({err})" if compressed else f"could not be read ({err})"
+        raise IDXError(f"{path}: {problem}") from err
 
 
 def _read_idx_stream(handle, path: Path, file_size: int | None) -> np.ndarray:
@@ -196,7 +197,7 @@ def _read_idx_stream(handle, path: Path, file_size: int | None) -> np.ndarray:
         if len(head) == 4 + 4 * head[3]:
             shape = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(head[3]))
             wanted = prod(shape) * _IDX_DTYPES[head[2]].itemsize + 1
-            if wanted > MAX_IDX_BYTES:
+            if file_size is None and wanted > MAX_IDX_BYTES:  # a raw file is bounded by its size
                 raise IDXError(f"{path}: the header declares shape {shape}, {wanted - 1:,} bytes of data, "
                                f"more than the {MAX_IDX_BYTES:,} this reader accepts")
             return _parse_idx(head + handle.read(wanted if file_size is None else min(wanted, file_size)), path)

@@ -111,3 +111,13 @@ def test_sparse_methods_fit_their_parameter_budget_and_presets_expand(sweep):
         if row["method"].startswith("sparse-"):
             assert row["input_connections"] < 64 * 34  # input connections are edges, not a dense encoder
     assert [m.name for m in check_methods(["sparse"])] == PRESETS["sparse"]
+
+
+def test_a_sweep_refuses_cells_run_under_another_budget(tmp_path):
+    from dataclasses import replace
+
+    from ncg.errors import NCGError
+
+    run_sweep(["digits"], ["mlp-neurons"], [0], TINY, tmp_path, progress=False)
+    with pytest.raises(NCGError, match=r"another budget \(differs in \['neurons'\]\)"):
+        run_sweep(["digits"], ["mlp-neurons"], [0], replace(TINY, neurons=30), tmp_path, progress=False)

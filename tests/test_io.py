@@ -402,3 +402,13 @@ def test_graphml_dense_file_must_stay_in_its_folder(tmp_path):
     path.write_text(path.read_text().replace(">net.weights.npz<", ">../elsewhere/net.weights.npz<"))
     with pytest.raises(GraphMLError, match="must name a file in the GraphML file's own folder"):
         read_graphml(path)
+
+
+def test_from_networkx_checks_input_indices():
+    from ncg.build import sparse_start
+    from ncg.io import from_networkx, to_networkx
+
+    G = to_networkx(sparse_start(3, 2, 1, fan_in=2, seed=0))
+    G.nodes[2]["input_index"] = 5
+    with pytest.raises(NCGError, match="input_index values must be the integers 0 .. 2"):
+        from_networkx(G)

@@ -155,7 +155,7 @@ def test_mlp_methods_match_neurons_and_parameters():
     by_params = METHODS["mlp-params"].build(setting, 0)
     assert by_neurons[0].out_features == 512
     count = sum(p.numel() for p in by_params.parameters())
-    assert abs(count - setting.sparse_parameters()) <= 795
+    assert abs(count - setting.target_parameters()) <= 795
     assert mlp_width_for(407_050, 784, 10) == 512
 
 

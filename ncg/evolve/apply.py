@@ -7,7 +7,8 @@ their relative order (new edges are appended), surviving neurons keep their bias
 order, so an empty edit list returns an identical graph.
 
 :func:`rewire` then moves a :class:`~ncg.model.FreeNet` onto the new graph and remaps the
-optimiser state (e.g. Adam moments) of surviving edges and neurons; new ones start from zero.
+optimiser state (e.g. Adam moments) of surviving edges and neurons; new ones start from zero
+(Adam's second moment from the surviving entries' mean, see :func:`remap_optimizer`).
 
 Examples
 --------
@@ -226,7 +227,8 @@ def rewire(model, graph: NCG, maps: EditMaps, optimizer: torch.optim.Optimizer |
     """Move ``model`` (a FreeNet) onto ``graph`` and remap ``optimizer``'s state.
 
     Encoder rows and biases follow their neurons, edge weights their edges; Adam moments (or
-    SGD momentum) of surviving parameters are kept, those of new edges and neurons start at 0.
+    SGD momentum) of surviving parameters are kept, those of new edges and neurons start at 0
+    (Adam's second moment at the surviving entries' mean, see :func:`remap_optimizer`).
     """
     old_params = dict(model.named_parameters())
     model.set_graph(graph, neuron_map=maps.neuron_map)

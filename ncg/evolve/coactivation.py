@@ -75,6 +75,7 @@ def firing_thresholds(model) -> Tensor:
     """
     thresholds = torch.full((model.num_neurons,), FIRING_THRESHOLDS[model.activation])
     thresholds[model.outputs.cpu()] = FIRING_THRESHOLDS[model.output_activation]
+    thresholds[model.inputs.cpu()] = FIRING_THRESHOLDS["identity"]  # input nodes hold the input as it is
     return thresholds
 
 

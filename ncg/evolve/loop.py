@@ -214,6 +214,8 @@ class EvolveConfig:
         self.budget.validate()
         if self.record_samples < 1 or self.batch_size < 1:
             raise NCGError("record_samples and batch_size must be >= 1")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise NCGError(f"seed must be an int >= 0, got {self.seed!r}")
         return self
 
     def to_dict(self) -> dict:

@@ -3,7 +3,8 @@
 None of them changes its input; :func:`ncg.evolve.apply.apply_edits` carries the edits out.
 
 * :func:`prune_edges` — drop edges whose score is below ``tau`` (lowest first, within a budget).
-  Scores come from :data:`PRUNE_SCORES`: coactivation (default), weight magnitude or saliency.
+  Scores come from the prune rules of :mod:`ncg.evolve.rules` (coactivation, magnitude,
+  saliency, ...).
   The best-scoring outgoing edge of every hidden neuron is never pruned, so pruning never cuts a
   neuron off from the outputs.
 * :func:`augment_edges` — add edges ``i -> j`` (``i`` before ``j`` in the topological order, so
@@ -29,7 +30,6 @@ Edit(op='prune_edge', source=0, target=2, score=0.1, weight=0.0)
 from __future__ import annotations
 
 import gc
-from typing import Callable
 
 import numpy as np
 import torch
@@ -40,9 +40,7 @@ from ncg.evolve.edits import Edit
 from ncg.graph import NCG
 
 __all__ = [
-    "PRUNE_SCORES",
     "coactivation_scores",
-    "magnitude_scores",
     "prune_edges",
     "augment_edges",
     "coactive_pairs",
@@ -67,19 +65,6 @@ def coactivation_scores(graph: NCG, coactivation: Coactivation, measure: str = "
             f"edge {src[k]} -> {dst[k]} has no coactivation record; record on this graph first"
         )
     return coactivation.score(measure)[index]
-
-
-def magnitude_scores(graph: NCG, coactivation: Coactivation | None = None, measure: str = "") -> np.ndarray:
-    """``|w|`` of every edge (the magnitude-pruning baseline)."""
-    return graph.weight.abs().numpy()
-
-
-PRUNE_SCORES: dict[str, Callable[..., np.ndarray]] = {
-    "coactivation": coactivation_scores,
-    "magnitude": magnitude_scores,
-}
-"""Edge scores for pruning by name: ``(graph, coactivation, measure) -> scores [E]``.
-Saliency scores need gradients; :func:`ncg.evolve.loop.saliency_scores` computes them."""
 
 
 def _edit_list(
@@ -207,11 +192,19 @@ def coactive_pairs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tracked pairs ``i -> j`` that are not edges, go forward in ``graph.order`` and fire
     together above ``tau``: ``(sources, targets, scores)`` in neuron indices."""
-    score = coactivation.score(measure)
+    candidate = _coactive_mask(graph, coactivation, tau, measure)
+    return coactivation.src[candidate], coactivation.dst[candidate], coactivation.score(measure)[candidate]
+
+
+def _coactive_mask(graph: NCG, coactivation: Coactivation, tau: float, measure: str) -> np.ndarray:
+    """Bool over the tracked pairs: not an edge, forward in the order, not into an input node,
+    and firing together above ``tau``."""
     src, dst = coactivation.src, coactivation.dst
     position = graph.position.numpy()
-    candidate = (score > tau) & ~_is_edge(graph, src, dst) & (position[src] < position[dst]) & ~graph.is_input[dst].numpy()
-    return src[candidate], dst[candidate], score[candidate]
+    return (
+        (coactivation.score(measure) > tau) & ~_is_edge(graph, src, dst)
+        & (position[src] < position[dst]) & ~graph.is_input[dst].numpy()
+    )
 
 
 def grow_edges(
@@ -313,13 +306,9 @@ def grow_neurons(
     if num_new <= 0:
         return []
     score = coactivation.score(measure)
-    n = graph.num_neurons
     position = graph.position.numpy()
     src, dst = coactivation.src, coactivation.dst
-    edge_keys = graph.edge_index[0].numpy().astype(np.int64) * n + graph.edge_index[1].numpy()
-    unconnected = ~np.isin(src * n + dst, edge_keys) & (position[src] < position[dst]) & (score > tau)
-    unconnected &= ~graph.is_input[dst].numpy()
-    ranked = np.flatnonzero(unconnected)
+    ranked = np.flatnonzero(_coactive_mask(graph, coactivation, tau, measure))
     ranked = ranked[np.argsort(-score[ranked], kind="stable")]
     ids = graph.neuron_ids.numpy()
     rng = np.random.default_rng(seed)

@@ -9,7 +9,7 @@ coactivation, the model and the training data) and returns scores; the operators
 method             prune score          grow score       schedule (``EditBudget``)
 =================  ==================  ===============  ==========================
 Free-Evolve        ``coactivation``     ``coactivation`` shrinking, tau-thresholded
-magnitude pruning  ``magnitude``        ``none``         shrinking
+magnitude pruning  ``magnitude``        ``coactivation`` shrinking (the same loop)
 SET                ``magnitude``        ``random``       constant edges (``regrow``)
 RigL               ``magnitude``        ``gradient``     constant, cosine-decaying
 =================  ==================  ===============  ==========================

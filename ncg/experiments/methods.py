@@ -18,6 +18,13 @@ name                model                               training
 ``set``             random DAG at the target edges      SET: drop smallest, regrow random
 ``rigl``            random DAG at the target edges      RigL: drop smallest, regrow by gradient
 ``static-random``   random DAG at the target edges      plain
+``mlp-sparse``      MLP with ``Budget.sparse_parameters`` plain
+``sparse-static``   sparse start, input edges in graph  plain
+``sparse-set``      sparse start                        SET rules
+``sparse-rigl``     sparse start                        RigL rules
+``sparse-hebbian``  sparse start                        magnitude drop, Hebbian regrowth, constant
+``sparse-coactive-  sparse start                        coactivation-weighted magnitude drop,
+rigl``                                                  gradient regrowth among coactive pairs
 ==================  ==================================  ==========================================
 
 Every method trains for the same epochs at the same learning rates (``Budget.stages``); IMP
@@ -125,8 +132,8 @@ class Setting:
         n = self.total_neurons
         return round(self.budget.density * n * (n - 1) / 2)
 
-    def sparse_parameters(self) -> int:
-        """Parameters of a FreeNet at the target edges: encoder, edges, biases."""
+    def target_parameters(self) -> int:
+        """Parameters of a dense-encoder FreeNet at the target edges: encoder, edges, biases."""
         return self.in_features * self.total_neurons + self.target_edges + self.total_neurons
 
     @property
@@ -205,15 +212,16 @@ def connections(model: nn.Module) -> int:
     """Multiply-adds per sample of a forward pass: every weight of an MLP; encoder entries,
     edges and decoder weights of a FreeNet (edges counted as a sparse evaluator would)."""
     if isinstance(model, FreeNet):
-        decoder = sum(p.numel() for n, p in model.decoder.named_parameters() if n == "weight")
-        encoder = 0 if model.encoder_kind == "graph" else model.in_features * model.num_neurons
-        return encoder + int(model.edge_index.shape[1]) + decoder
+        return _freenet_macs(model, model.num_neurons, int(model.edge_index.shape[1]))
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
 
 
-def _encoder_width(model: FreeNet) -> int:
-    """Multiply-adds per neuron of the encoder: none when inputs are graph edges."""
-    return 0 if model.encoder_kind == "graph" else model.in_features
+def _freenet_macs(model: FreeNet, neurons: int, edges: int) -> int:
+    """Multiply-adds per sample of ``model`` when it had ``neurons`` neurons and ``edges`` edges:
+    the encoder (none when inputs are graph edges), the edges, the decoder."""
+    encoder = 0 if model.encoder_kind == "graph" else model.in_features * neurons
+    decoder = sum(p.numel() for n, p in model.decoder.named_parameters() if n == "weight")
+    return encoder + edges + decoder
 
 
 def _plain(model: nn.Module, setting: Setting, train: tuple, val: tuple, seed: int) -> Trained:
@@ -243,11 +251,10 @@ def _evolving(configure: Callable[[Setting, int], EvolveConfig]) -> Trainer:
     def train_(model: nn.Module, setting: Setting, train: tuple, val: tuple, seed: int) -> Trained:
         config = configure(setting, seed)
         history = FreeEvolve(model, config).run(train, val)
-        in_features = _encoder_width(model)
         segments = []
         for before, record in zip(history.rounds, history.rounds[1:]):
             epochs = config.final_epochs if record.phase == "finetune" else config.epochs_per_round
-            segments.append((epochs, in_features * before.num_neurons + before.num_edges))
+            segments.append((epochs, _freenet_macs(model, before.num_neurons, before.num_edges)))
         metrics = dict(history.rounds[-1].metrics)
         totals = history.totals()
         return Trained(metrics, sum(e for e, _ in segments), segments,
@@ -263,8 +270,7 @@ def _imp(model: FreeNet, setting: Setting, train: tuple, val: tuple, seed: int) 
         model, train, val, target_edges=setting.target_edges, cycles=b.imp_cycles, epochs=b.stages,
         rewind_epochs=1 if b.epochs > 1 else 0, batch_size=b.batch_size, seed=seed, task=setting.task,
     )
-    in_neurons = _encoder_width(model) * model.num_neurons
-    segments = [(epochs, in_neurons + edges) for epochs, edges in result.pop("segments")]
+    segments = [(epochs, _freenet_macs(model, model.num_neurons, edges)) for epochs, edges in result.pop("segments")]
     return Trained(result, result.pop("epochs"), segments)
 
 
@@ -321,7 +327,7 @@ METHODS: dict[str, Method] = {
     for m in [
         Method("mlp-neurons", _mlp(lambda s: s.budget.neurons), _plain,
                description="MLP in-N-K (matched on hidden neurons)"),
-        Method("mlp-params", _mlp(lambda s: mlp_width_for(s.sparse_parameters(), s.in_features, s.num_classes)), _plain,
+        Method("mlp-params", _mlp(lambda s: mlp_width_for(s.target_parameters(), s.in_features, s.num_classes)), _plain,
                description="MLP with the parameters of a FreeNet at the target edges"),
         Method("dense", _complete, _evolving(_no_evolution), description="complete DAG, no evolution"),
         Method("free-evolve", _complete, _evolving(free_evolve_config), candidate=True,

@@ -732,8 +732,9 @@ def polynomial_table(rows: Sequence[dict], factor: float = 100.0) -> str:
         free = [r["test_mse"] for r in cell if r["model"] == "freenet"]
         mlp = [r["test_mse"] for r in cell if r["model"] == "mlp"]
         f, m = _median(free), _median(mlp)
-        ratio = m / f if f > 0 else (math.inf if m > 0 else math.nan)
-        meets = "yes" if ratio >= factor else ("no" if math.isfinite(f) and math.isfinite(m) else "n/a")
+        both = math.isfinite(f) and math.isfinite(m)
+        ratio = (m / f if f > 0 else (math.inf if m > 0 else math.nan)) if both else math.nan
+        meets = ("yes" if ratio >= factor else "no") if both else "n/a"
         seeds = len({r["seed"] for r in cell})
         worst = max(free) if free else math.nan
         lines.append(f"| {name} | {k} | {seeds} | {f:.2e} | {m:.2e} | {ratio:.1e} | {meets} | {worst:.2e} |")
@@ -758,7 +759,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m ncg.experiments.polynomial",
         description="FreeNet vs MLP with the same neurons on polynomials (the FreeNets authors' experiment).",
     )
-    parser.add_argument("--out", default="results/polynomial", help="output folder (default: %(default)s)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: results/polynomial; results/polynomial-quick with --quick)")
     parser.add_argument("--quick", action="store_true", help="tiny run: x^2 with 2 neurons, 2 seeds, few steps")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 5; 2 with --quick)")
     parser.add_argument("--table-only", action="store_true", help="rebuild the table from runs.json")
@@ -769,7 +771,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="print nothing")
     args = parser.parse_args(argv)
-    out = Path(args.out)
+    out = Path(args.out or ("results/polynomial-quick" if args.quick else "results/polynomial"))
     say = (lambda *a, **k: None) if args.quiet else print
     if args.table_only:
         path = out / "runs.json"

@@ -24,7 +24,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Sequence
 
@@ -116,7 +116,7 @@ def run_sweep(
     if not 0 <= index < count:
         raise NCGError(f"shard must be (index, count) with 0 <= index < count, got {shard}")
     cells = [(d, m, s) for d in datasets for m in chosen for s in seeds][index::count]
-    todo = [c for c in cells if not cell_path(out, c[0], c[1].name, c[2]).is_file()]
+    todo = [c for c in cells if not _finished(cell_path(out, c[0], c[1].name, c[2]), budget)]
     show = sys.stderr.isatty() if progress is None else progress
     loaded: dict[str, DataSplits] = {}
     bar = tqdm(todo, desc="cells", disable=not show)
@@ -128,6 +128,19 @@ def run_sweep(
         row["dataset"] = dataset
         _write_json(cell_path(out, dataset, method.name, seed), row)
     return collect(out)
+
+
+def _finished(path: Path, budget: Budget) -> bool:
+    """Whether the cell at ``path`` is done; a cell done under another budget is an error
+    (its row would be mixed into this sweep's tables)."""
+    if not path.is_file():
+        return False
+    stored = json.loads(path.read_text()).get("budget", {})
+    known = {f.name for f in fields(Budget)}
+    if json.dumps(asdict(Budget(**{k: v for k, v in stored.items() if k in known}))) != json.dumps(asdict(budget)):
+        changed = sorted(k for k in known if json.dumps(stored.get(k, getattr(Budget(), k))) != json.dumps(asdict(budget)[k]))
+        raise NCGError(f"{path} was run with another budget (differs in {changed}); use another --out or delete it")
+    return True
 
 
 def collect(out: str | os.PathLike) -> list[dict]:

@@ -143,12 +143,19 @@ def from_networkx(
         bias=bias,
         order=_order_from_attribute(nodes, edge_index),
         neuron_ids=_ids_from_attribute(nodes),
-        inputs=torch.tensor(
-            [mapping[v] for _, v in sorted((d["input_index"], v) for v, d in nodes if d.get("input_index", -1) >= 0)],
-            dtype=torch.long,
-        ),
+        inputs=_inputs_of(nodes, mapping),
     )
     return (graph, mapping) if return_mapping else graph
+
+
+def _inputs_of(nodes: list, mapping: dict[Hashable, int]) -> Tensor:
+    """Input nodes in feature order from their ``input_index`` attributes, which must be the
+    integers ``0 .. F-1`` once each."""
+    marked = [(d["input_index"], mapping[v]) for v, d in nodes if d.get("input_index", -1) != -1]
+    indices = [f for f, _ in marked]
+    if any(type(f) is not int for f in indices) or sorted(indices) != list(range(len(indices))):
+        raise NCGError(f"input_index values must be the integers 0 .. {len(indices) - 1} once each, got {sorted(map(str, indices))[:10]}")
+    return torch.tensor([v for _, v in sorted(marked)], dtype=torch.long)
 
 
 def _index_of_labels(G: nx.DiGraph) -> dict[Hashable, int]:
