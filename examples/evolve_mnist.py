@@ -27,6 +27,7 @@ import torch
 
 from ncg import NCG, FreeNet, load_freenet, save_freenet
 from ncg.build import sparse_start
+from ncg.errors import NCGError
 from ncg.datasets import load_dataset
 from ncg.evolve import EditBudget, EvolveConfig, FreeEvolve, RoundRecord, record_coactivation
 from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES
@@ -222,4 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except NCGError as error:  # bad input: one line, not a traceback
+        sys.exit(f"error: {error}")

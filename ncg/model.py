@@ -95,6 +95,12 @@ class FreeNet(nn.Module):
         A key of :data:`EVALUATORS`.
     seed : int, optional
         Seeds the encoder / decoder initialisation.
+    init_scale : float, optional
+        Multiplies the graph's edge weights at construction. Default: 0.5 when the hidden
+        activation is ``square_relu``, 1 otherwise: ``relu(z)^2`` compounds along a deep DAG, and
+        with fan-in scaled weights a complete DAG of 1,024 such neurons overflows to inf on
+        standard-normal inputs; halved weights keep its activations bounded. Pass 1.0 to keep
+        the graph's weights exactly.
 
     Attributes
     ----------
@@ -115,6 +121,7 @@ class FreeNet(nn.Module):
         block_size: int = 64,
         evaluator: str = "blocked",
         seed: int | None = None,
+        init_scale: float | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(graph, NCG):
@@ -171,7 +178,11 @@ class FreeNet(nn.Module):
                 self.decoder.bias.uniform_(-bound, bound, generator=gen)
         self._plan_cache: tuple[tuple, Plan, Tensor] | None = None
         self.activation_hook: Callable[[Tensor], None] | None = None
+        self.init_scale = (0.5 if activation == "square_relu" else 1.0) if init_scale is None else float(init_scale)
         self._load_graph(graph)
+        if self.init_scale != 1.0:
+            with torch.no_grad():
+                self.weight.mul_(self.init_scale)
 
     def _init_encoder_rows(self, rows: Tensor, generator: torch.Generator | None) -> None:
         with torch.no_grad():
@@ -438,6 +449,7 @@ class FreeNet(nn.Module):
             order=torch.arange(num_neurons),
         )
         kwargs.setdefault("activation", hidden_acts.pop() if hidden_acts else "relu")
+        kwargs.setdefault("init_scale", 1.0)  # the MLP's weights, exactly
         kwargs.setdefault("output_activation", layers[-1][1])
         net = cls(graph, layers[0][0].in_features, **kwargs)
         with torch.no_grad():
@@ -477,6 +489,7 @@ class FreeNet(nn.Module):
             "decoder": self.decoder_kind,
             "block_size": self.block_size,
             "evaluator": self.evaluator,
+            "init_scale": self.init_scale,
         }
 
 

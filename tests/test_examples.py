@@ -141,3 +141,13 @@ def test_a_run_killed_at_any_point_resumes_to_the_uninterrupted_result(tmp_path)
             assert got[key] == expected[key], (name, key)
         assert (out / "graph.graphml").read_bytes() == (reference / "graph.graphml").read_bytes(), name
     assert killed >= 2, "the kill points were not reached"
+
+
+def test_cli_errors_are_a_message_not_a_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "evolve_mnist.py"), "--quick", "--no-figures", "--data-root", str(tmp_path),
+         "--dataset", "fashion-mnist", "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: Fashion-MNIST IDX files not found")

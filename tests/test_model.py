@@ -181,3 +181,13 @@ def test_load_state_dict_of_an_evolved_model_resizes_a_fresh_one():
     del broken["order"]
     with pytest.raises(NCGError, match="load_freenet"):
         FreeNet(NCG.complete(8, num_outputs=2), in_features=3).load_state_dict(broken)
+
+
+def test_square_relu_default_init_keeps_a_deep_complete_dag_finite():
+    x = torch.randn(64, 784, generator=torch.Generator().manual_seed(123))  # not the encoder's stream
+    graph = NCG.complete(1024, num_outputs=10, seed=0)
+    net = FreeNet(graph, in_features=784, activation="square_relu", encoder="random", seed=0)
+    assert net.init_scale == 0.5 and torch.isfinite(net(x)).all()
+    unscaled = FreeNet(graph, in_features=784, activation="square_relu", encoder="random", seed=0, init_scale=1.0)
+    assert not torch.isfinite(unscaled(x)).all()  # what the default prevents
+    assert torch.equal(unscaled.weight, graph.weight) and FreeNet(graph, in_features=784).init_scale == 1.0
