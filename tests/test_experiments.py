@@ -121,3 +121,19 @@ def test_a_sweep_refuses_cells_run_under_another_budget(tmp_path):
     run_sweep(["digits"], ["mlp-neurons"], [0], TINY, tmp_path, progress=False)
     with pytest.raises(NCGError, match=r"another budget \(differs in \['neurons'\]\)"):
         run_sweep(["digits"], ["mlp-neurons"], [0], replace(TINY, neurons=30), tmp_path, progress=False)
+
+
+def test_variants_change_one_config_field_and_run(tmp_path):
+    from ncg.errors import NCGError
+    from ncg.experiments.methods import Setting, check_methods
+
+    (method,) = check_methods(["sparse-hebbian[tau=0.1,budget.prune_fraction=0.5,measure=joint]"])
+    config = method.configure(Setting(TINY, 64, 10), 0)
+    assert (config.tau, config.budget.prune_fraction, config.measure) == (0.1, 0.5, "joint")
+    assert config.grow_score == "coactivation" and method.candidate
+    rows = run_sweep(["digits"], [method.name], [0], TINY, tmp_path, progress=False)
+    assert rows[0]["method"] == method.name and rows[0]["test_accuracy"] > 0.3
+    with pytest.raises(NCGError, match="cannot vary \\['taux'\\]"):
+        check_methods(["sparse-rigl[taux=1]"])
+    with pytest.raises(NCGError, match="mlp-neurons is not trained by Free-Evolve"):
+        check_methods(["mlp-neurons[tau=1]"])

@@ -40,7 +40,8 @@ Examples
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import json
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable
 
 import torch
@@ -161,13 +162,15 @@ Trainer = Callable[[nn.Module, Setting, tuple, tuple, int], Trained]
 @dataclass(frozen=True)
 class Method:
     """A builder and a trainer; ``candidate`` marks the methods under test (the others are
-    baselines)."""
+    baselines). Methods trained by Free-Evolve keep their ``configure(setting, seed)``, so that
+    :func:`variant` can change any field of their :class:`EvolveConfig`."""
 
     name: str
     build: Builder
     train: Trainer
     candidate: bool = False
     description: str = ""
+    configure: Callable[[Setting, int], EvolveConfig] | None = None
 
 
 # ---------------------------------------------------------------------------------- builders
@@ -245,6 +248,10 @@ def evolve_config(setting: Setting, seed: int, rounds: int | None = None, **over
         record_samples=b.record_samples, task=setting.task, seed=seed, stop_when_unchanged=False,
     )
     return replace(config, **overrides).validate()
+
+
+def _evolve_method(name: str, build: Builder, configure: Callable[[Setting, int], EvolveConfig], **kwargs) -> Method:
+    return Method(name, build, _evolving(configure), configure=configure, **kwargs)
 
 
 def _evolving(configure: Callable[[Setting, int], EvolveConfig]) -> Trainer:
@@ -329,26 +336,26 @@ METHODS: dict[str, Method] = {
                description="MLP in-N-K (matched on hidden neurons)"),
         Method("mlp-params", _mlp(lambda s: mlp_width_for(s.target_parameters(), s.in_features, s.num_classes)), _plain,
                description="MLP with the parameters of a FreeNet at the target edges"),
-        Method("dense", _complete, _evolving(_no_evolution), description="complete DAG, no evolution"),
-        Method("free-evolve", _complete, _evolving(free_evolve_config), candidate=True,
+        _evolve_method("dense", _complete, _no_evolution, description="complete DAG, no evolution"),
+        _evolve_method("free-evolve", _complete, free_evolve_config, candidate=True,
                description="Free-Evolve: coactivation prune (tau 0.25) + Hebbian augment, remove dead"),
-        Method("magnitude", _complete, _evolving(_same_loop("magnitude")),
+        _evolve_method("magnitude", _complete, _same_loop("magnitude"),
                description="the same loop, magnitude pruning"),
-        Method("saliency", _complete, _evolving(_same_loop("saliency")),
+        _evolve_method("saliency", _complete, _same_loop("saliency"),
                description="the same loop, saliency |w dL/dw| pruning"),
         Method("imp", _complete, _imp, description="iterative magnitude pruning with rewinding to the target edges"),
-        Method("set", _random, _evolving(set_config), description="SET on a random DAG at the target edges"),
-        Method("rigl", _random, _evolving(rigl_config), description="RigL on a random DAG at the target edges"),
+        _evolve_method("set", _random, set_config, description="SET on a random DAG at the target edges"),
+        _evolve_method("rigl", _random, rigl_config, description="RigL on a random DAG at the target edges"),
         Method("static-random", _random, _plain, description="random DAG at the target edges, no evolution"),
         Method("mlp-sparse", _mlp(lambda s: mlp_width_for(s.budget.sparse_parameters, s.in_features, s.num_classes)),
                _plain, description="MLP with the sparse FreeNets' parameter budget"),
         Method("sparse-static", _sparse_start, _plain,
                description="whole-network sparse FreeNet (input edges in the graph), no evolution"),
-        Method("sparse-set", _sparse_start, _evolving(set_config), description="sparse FreeNet, SET rules"),
-        Method("sparse-rigl", _sparse_start, _evolving(rigl_config), description="sparse FreeNet, RigL rules"),
-        Method("sparse-hebbian", _sparse_start, _evolving(_constant("magnitude", "coactivation")), candidate=True,
+        _evolve_method("sparse-set", _sparse_start, set_config, description="sparse FreeNet, SET rules"),
+        _evolve_method("sparse-rigl", _sparse_start, rigl_config, description="sparse FreeNet, RigL rules"),
+        _evolve_method("sparse-hebbian", _sparse_start, _constant("magnitude", "coactivation"), candidate=True,
                description="sparse FreeNet: magnitude prune + Hebbian regrowth (tau 0.25), constant cosine budget"),
-        Method("sparse-coactive-rigl", _sparse_start, _evolving(_constant("coactivation_magnitude", "coactive_gradient")),
+        _evolve_method("sparse-coactive-rigl", _sparse_start, _constant("coactivation_magnitude", "coactive_gradient"),
                candidate=True, description="sparse FreeNet: coactivation-weighted magnitude prune + gradient "
                                            "regrowth among coactive pairs, constant cosine budget"),
     ]
@@ -370,14 +377,59 @@ def flops(trained: Trained, train_samples: int) -> float:
     return float(sum(6 * epochs * macs * train_samples for epochs, macs in trained.segments))
 
 
+def variant(method: Method, overrides: dict) -> Method:
+    """``method`` with fields of its :class:`EvolveConfig` changed (``budget.<field>`` for the
+    schedule), named ``name[key=value,...]``: the unit of an ablation.
+
+    Examples
+    --------
+    >>> variant(METHODS["sparse-hebbian"], {"tau": 0.1, "budget.prune_fraction": 0.5}).name
+    'sparse-hebbian[tau=0.1,budget.prune_fraction=0.5]'
+    """
+    if method.configure is None:
+        raise NCGError(f"{method.name} is not trained by Free-Evolve; it has no config to vary")
+    known = {f.name for f in fields(EvolveConfig)} | {f"budget.{f.name}" for f in fields(EditBudget)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise NCGError(f"{method.name}: cannot vary {unknown}; fields are {sorted(known)}")
+    base = method.configure
+
+    def configure(setting: Setting, seed: int) -> EvolveConfig:
+        config = base(setting, seed)
+        budget = replace(config.budget, **{k[7:]: v for k, v in overrides.items() if k.startswith("budget.")})
+        plain = {k: v for k, v in overrides.items() if not k.startswith("budget.")}
+        return replace(config, budget=budget, **plain).validate()
+
+    spec = ",".join(f"{k}={v}" for k, v in overrides.items())
+    return _evolve_method(f"{method.name}[{spec}]", method.build, configure, candidate=method.candidate,
+                          description=f"{method.description}; with {spec}")
+
+
+def _parse_variant(name: str) -> Method:
+    """``base[key=value,...]`` (values read as JSON when they parse, else as strings)."""
+    base, _, spec = name[:-1].partition("[")
+    if base not in METHODS:
+        raise NCGError(f"unknown method {base!r} in {name!r}; expected one of {list(METHODS)}")
+    overrides = {}
+    for item in filter(None, spec.split(",")):
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise NCGError(f"{name!r}: {item!r} is not key=value")
+        try:
+            overrides[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = text
+    return variant(METHODS[base], overrides)
+
+
 def check_methods(names: list[str]) -> list[Method]:
-    """The methods named (a preset name expands to its list), or an
-    :class:`~ncg.errors.NCGError` listing the valid names."""
+    """The methods named (a preset name expands to its list; ``name[key=value,...]`` is a
+    :func:`variant`), or an :class:`~ncg.errors.NCGError` listing the valid names."""
     names = [m for name in names for m in PRESETS.get(name, [name])]
-    unknown = [n for n in names if n not in METHODS]
+    unknown = [n for n in names if n not in METHODS and not n.endswith("]")]
     if unknown:
         raise NCGError(f"unknown method(s) {unknown}; expected some of {list(METHODS)}")
-    return [METHODS[n] for n in names]
+    return [METHODS[n] if n in METHODS else _parse_variant(n) for n in names]
 
 
 def parameters(model: nn.Module) -> int:
