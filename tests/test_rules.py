@@ -238,3 +238,18 @@ def test_imp_prunes_input_edges_of_a_whole_sparse_network():
     iterative_magnitude_pruning(net, (x, y), target_edges=20, cycles=2, epochs=[(2, 1e-2)], rewind_epochs=1)
     assert net.edge_index.shape[1] == 20 and net.graph.num_inputs == 6
     assert net.graph.num_input_edges < start_inputs
+
+
+def test_every_rule_that_reads_coactivation_is_declared():
+    from ncg.evolve.rules import COACTIVATION_RULES, PRUNE_SCORES
+
+    x, y = _data()
+    net = FreeNet(NCG.complete(6, num_outputs=3, seed=0), in_features=6, seed=0)
+    ctx = ScoreContext(net.graph, None, net, (x, y), samples=32)
+    for name, rule in [*((n, r.score) for n, r in PRUNE_SCORES.items()), *GROW_SCORES.items()]:
+        try:
+            rule(ctx)
+        except NCGError as error:
+            assert "needs a coactivation recording" in str(error) and name in COACTIVATION_RULES, name
+        else:
+            assert name not in COACTIVATION_RULES, name

@@ -37,7 +37,7 @@ from ncg.evolve.coactivation import MEASURES, Coactivation, CoactivationRecorder
 from ncg.evolve.edits import Edit
 from ncg.evolve.history import History, RoundRecord
 from ncg.evolve.operators import grow_edges, grow_neurons, prune_edges, remove_neurons
-from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES, ScoreContext, saliency_scores
+from ncg.evolve.rules import COACTIVATION_RULES, GROW_SCORES, PRUNE_SCORES, ScoreContext, saliency_scores
 from ncg.graph import NCG
 from ncg.tasks import get_task
 from ncg.train import evaluate, train_epoch
@@ -402,7 +402,7 @@ class FreeEvolve:
         start = time.perf_counter()
         label = f"round {len(self.history)}"
         needs_recording = cfg.evolve and (
-            cfg.remove_dead or any("coactiv" in rule for rule in (cfg.prune_score, cfg.grow_score))
+            cfg.remove_dead or {cfg.prune_score, cfg.grow_score} & COACTIVATION_RULES
             or cfg.budget.grow_neurons > 0
         )
         coactivation = None

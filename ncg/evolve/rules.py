@@ -49,6 +49,7 @@ __all__ = [
     "PruneRule",
     "PRUNE_SCORES",
     "GROW_SCORES",
+    "COACTIVATION_RULES",
     "saliency_scores",
     "edge_gradients",
 ]
@@ -267,3 +268,6 @@ GROW_SCORES: dict[str, Callable[[ScoreContext], Candidates]] = {
 Hebbian ``coactivation`` (pairs firing together above ``tau``, Free-Evolve), ``random``
 (SET), ``gradient`` (``|dL/dw|`` at weight 0, RigL), ``coactive_gradient`` (RigL's gradient
 restricted to the pairs that fire together above ``tau``), ``none``."""
+
+COACTIVATION_RULES = frozenset({"coactivation", "coactivation_magnitude", "coactive_gradient"})
+"""The prune and grow rules that read a coactivation recording (the loop records for them)."""
