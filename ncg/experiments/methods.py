@@ -143,6 +143,12 @@ class Setting:
         ``budget.sparse_parameters``."""
         return max(1, (self.budget.sparse_parameters - self.total_neurons) // self.total_neurons)
 
+    @property
+    def sparse_edges(self) -> int:
+        """Edges of the sparse budget: what a fan-in :attr:`sparse_fan_in` start draws, the
+        target of the pruning baselines that start whole-network complete."""
+        return self.sparse_fan_in * self.total_neurons
+
 
 @dataclass
 class Trained:
@@ -202,6 +208,11 @@ def _complete(setting: Setting, seed: int) -> FreeNet:
 def _sparse_start(setting: Setting, seed: int) -> FreeNet:
     graph = sparse_start(setting.in_features, setting.budget.neurons, setting.num_classes,
                          fan_in=setting.sparse_fan_in, seed=seed)
+    return FreeNet(graph, in_features=setting.in_features, seed=seed)
+
+
+def _whole_complete(setting: Setting, seed: int) -> FreeNet:
+    graph = sparse_start(setting.in_features, setting.budget.neurons, setting.num_classes, density=1.0, seed=seed)
     return FreeNet(graph, in_features=setting.in_features, seed=seed)
 
 
@@ -271,14 +282,19 @@ def _evolving(configure: Callable[[Setting, int], EvolveConfig]) -> Trainer:
     return train_
 
 
-def _imp(model: FreeNet, setting: Setting, train: tuple, val: tuple, seed: int) -> Trained:
-    b = setting.budget
-    result = iterative_magnitude_pruning(
-        model, train, val, target_edges=setting.target_edges, cycles=b.imp_cycles, epochs=b.stages,
-        rewind_epochs=1 if b.epochs > 1 else 0, batch_size=b.batch_size, seed=seed, task=setting.task,
-    )
-    segments = [(epochs, _freenet_macs(model, model.num_neurons, edges)) for epochs, edges in result.pop("segments")]
-    return Trained(result, result.pop("epochs"), segments)
+def _imp(target: Callable[[Setting], int]) -> Trainer:
+    """IMP with rewinding down to ``target(setting)`` edges."""
+
+    def train_(model: FreeNet, setting: Setting, train: tuple, val: tuple, seed: int) -> Trained:
+        b = setting.budget
+        result = iterative_magnitude_pruning(
+            model, train, val, target_edges=target(setting), cycles=b.imp_cycles, epochs=b.stages,
+            rewind_epochs=1 if b.epochs > 1 else 0, batch_size=b.batch_size, seed=seed, task=setting.task,
+        )
+        segments = [(epochs, _freenet_macs(model, model.num_neurons, edges)) for epochs, edges in result.pop("segments")]
+        return Trained(result, result.pop("epochs"), segments)
+
+    return train_
 
 
 def free_evolve_config(setting: Setting, seed: int) -> EvolveConfig:
@@ -291,6 +307,13 @@ def _same_loop(prune_score: str) -> Callable[[Setting, int], EvolveConfig]:
         return replace(free_evolve_config(setting, seed), prune_score=prune_score)
 
     return configure
+
+
+def gradual_magnitude_config(setting: Setting, seed: int) -> EvolveConfig:
+    """Gradual magnitude pruning of the whole network (input edges included) to the sparse
+    budget: half the edges per round, stopping at :attr:`Setting.sparse_edges`."""
+    budget = EditBudget(prune_fraction=0.5, add_fraction=0.0, target_edges=setting.sparse_edges)
+    return replace(free_evolve_config(setting, seed), prune_score="magnitude", budget=budget)
 
 
 def _no_evolution(setting: Setting, seed: int) -> EvolveConfig:
@@ -343,7 +366,7 @@ METHODS: dict[str, Method] = {
                description="the same loop, magnitude pruning"),
         _evolve_method("saliency", _complete, _same_loop("saliency"),
                description="the same loop, saliency |w dL/dw| pruning"),
-        Method("imp", _complete, _imp, description="iterative magnitude pruning with rewinding to the target edges"),
+        Method("imp", _complete, _imp(lambda s: s.target_edges), description="iterative magnitude pruning with rewinding to the target edges"),
         _evolve_method("set", _random, set_config, description="SET on a random DAG at the target edges"),
         _evolve_method("rigl", _random, rigl_config, description="RigL on a random DAG at the target edges"),
         Method("static-random", _random, _plain, description="random DAG at the target edges, no evolution"),
@@ -351,6 +374,11 @@ METHODS: dict[str, Method] = {
                _plain, description="MLP with the sparse FreeNets' parameter budget"),
         Method("sparse-static", _sparse_start, _plain,
                description="whole-network sparse FreeNet (input edges in the graph), no evolution"),
+        _evolve_method("sparse-magnitude", _whole_complete, gradual_magnitude_config,
+               description="whole-network complete DAG (input edges in the graph), magnitude-pruned to the "
+                           "sparse budget, half the edges per round"),
+        Method("sparse-imp", _whole_complete, _imp(lambda s: s.sparse_edges),
+               description="whole-network complete DAG, iterative magnitude pruning with rewinding to the sparse budget"),
         _evolve_method("sparse-set", _sparse_start, set_config, description="sparse FreeNet, SET rules"),
         _evolve_method("sparse-rigl", _sparse_start, rigl_config, description="sparse FreeNet, RigL rules"),
         _evolve_method("sparse-hebbian", _sparse_start, _constant("magnitude", "coactivation"), candidate=True,
@@ -365,7 +393,7 @@ METHODS: dict[str, Method] = {
 PRESETS: dict[str, list[str]] = {
     "main": ["mlp-neurons", "mlp-params", "dense", "free-evolve", "magnitude", "saliency", "imp", "set", "rigl",
              "static-random"],
-    "sparse": ["mlp-sparse", "sparse-static", "sparse-set", "sparse-rigl", "sparse-hebbian", "sparse-coactive-rigl"],
+    "sparse": ["mlp-sparse", "sparse-static", "sparse-magnitude", "sparse-imp", "sparse-set", "sparse-rigl", "sparse-hebbian", "sparse-coactive-rigl"],
 }
 """Named method lists: ``main`` compares at the main job's size (the dense encoder kept),
 ``sparse`` at ``Budget.sparse_parameters`` with input connections as edges."""
