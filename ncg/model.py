@@ -26,14 +26,18 @@ from ncg.graph import NCG
 from ncg.kernels.blocked import blocked_forward
 from ncg.kernels.reference import reference_forward
 from ncg.kernels.sweep import ACTIVATION_CODES
-from ncg.schedule import Plan, build_plan
+from ncg.schedule import MODES, Plan, build_plan
 
 __all__ = ["FreeNet", "SquareReLU", "EVALUATORS"]
 
 Evaluator = Callable[[Tensor, Tensor, Plan, Tensor], Tensor]
 
-EVALUATORS: dict[str, Evaluator] = {"blocked": blocked_forward, "reference": reference_forward}
-"""DAG evaluators by name; each maps ``(u [N, B], weight [E], plan, codes [N]) -> h [N, B]``."""
+EVALUATORS: dict[str, Evaluator] = {
+    "auto": blocked_forward, "dense": blocked_forward, "sparse": blocked_forward, "reference": reference_forward,
+}
+"""DAG evaluators by name; each maps ``(u [N, B], weight [E], plan, codes [N]) -> h [N, B]``.
+``auto``, ``dense`` and ``sparse`` are the blocked evaluator with each block's kind chosen from
+its density, or forced (:func:`ncg.schedule.block_kinds`); ``reference`` is the per-neuron loop."""
 
 ENCODERS = ("auto", "linear", "random", "graph")
 DECODERS = ("auto", "identity", "linear")
@@ -91,8 +95,9 @@ class FreeNet(nn.Module):
         ``Linear(num_outputs, out_features)``; ``auto`` picks identity when the sizes match.
     block_size : int, default 64
         Largest sequential block of the evaluation plan.
-    evaluator : str, default "blocked"
-        A key of :data:`EVALUATORS`.
+    evaluator : str, default "auto"
+        A key of :data:`EVALUATORS`: ``auto`` evaluates each block dense (GEMM + compiled sweep)
+        or sparse (a pass over its edges) from its density; ``dense`` / ``sparse`` force one.
     seed : int, optional
         Seeds the encoder / decoder initialisation.
     init_scale : float, optional
@@ -119,7 +124,7 @@ class FreeNet(nn.Module):
         encoder: str = "auto",
         decoder: str = "auto",
         block_size: int = 64,
-        evaluator: str = "blocked",
+        evaluator: str = "auto",
         seed: int | None = None,
         init_scale: float | None = None,
     ) -> None:
@@ -163,12 +168,12 @@ class FreeNet(nn.Module):
         self.encoder_kind, self.decoder_kind = encoder, decoder
         self.block_size, self.evaluator = block_size, evaluator
         gen = None if seed is None else torch.Generator().manual_seed(seed)
-        self.encoder = nn.Linear(in_features, graph.num_neurons, bias=False)
-        self._init_encoder_rows(self.encoder.weight.data, gen)
-        if encoder == "graph":  # a fixed one-hot map onto the input nodes, kept for the tools that read encoder rows
-            self.encoder.weight.data[graph.inputs, torch.arange(in_features)] = 1.0
-        if encoder in ("random", "graph"):
-            self.encoder.weight.requires_grad_(False)
+        # The graph encoder has no weights (input node f holds feature f): nothing of size N x F.
+        self.encoder: nn.Linear | None = None
+        if encoder != "graph":
+            self.encoder = nn.Linear(in_features, graph.num_neurons, bias=False)
+            self._init_encoder_rows(self.encoder.weight.data, gen)
+            self.encoder.weight.requires_grad_(encoder == "linear")
         self.decoder: nn.Module = nn.Identity()
         if decoder == "linear":
             self.decoder = nn.Linear(num_outputs, out_features)
@@ -186,18 +191,34 @@ class FreeNet(nn.Module):
 
     def _init_encoder_rows(self, rows: Tensor, generator: torch.Generator | None) -> None:
         with torch.no_grad():
-            if self.encoder_kind == "graph":
-                rows.zero_()
-            elif self.encoder_kind == "random":
+            if self.encoder_kind == "random":
                 rows.normal_(0.0, self.in_features ** -0.5, generator=generator)
             else:
                 bound = self.in_features ** -0.5
                 rows.uniform_(-bound, bound, generator=generator)
 
     # ------------------------------------------------------------------ graph state
+    def encoder_rows(self) -> Tensor:
+        """``[N, in_features]``: the weight from each input feature to each neuron. The graph
+        encoder's is the fixed one-hot map onto the input nodes, built on demand (it is not
+        stored: use it on small models only).
+
+        Examples
+        --------
+        >>> from ncg.build import sparse_start
+        >>> FreeNet(sparse_start(3, 2, 1, fan_in=2, seed=0), in_features=3).encoder_rows().sum(0)
+        tensor([1., 1., 1.])
+        """
+        if self.encoder is not None:
+            return self.encoder.weight
+        rows = self.bias.new_zeros(self.num_neurons, self.in_features)
+        rows[self.inputs, torch.arange(self.in_features, device=rows.device)] = 1.0
+        return rows
+
     def _load_graph(self, graph: NCG) -> None:
-        device = self.encoder.weight.device
-        dtype = self.encoder.weight.dtype
+        reference = self.encoder.weight if self.encoder is not None else getattr(self, "bias", None)
+        device = reference.device if reference is not None else torch.device("cpu")
+        dtype = reference.dtype if reference is not None else torch.get_default_dtype()
         self.weight = nn.Parameter(graph.weight.to(device, dtype).clone())
         self.bias = nn.Parameter(graph.bias.to(device, dtype).clone())
         for name in ("edge_index", "outputs", "order", "neuron_ids", "inputs"):
@@ -260,13 +281,12 @@ class FreeNet(nn.Module):
                 raise NCGError(
                     f"neuron_map must have shape [{graph.num_neurons}], got {list(neuron_map.shape)}"
                 )
+        if neuron_map is not None and self.encoder is not None:
             old = self.encoder.weight.data
             rows = old.new_empty(graph.num_neurons, self.in_features)
             self._init_encoder_rows(rows, None)
             kept = neuron_map >= 0
             rows[kept.to(old.device)] = old[neuron_map[kept].to(old.device)]
-            if self.encoder_kind == "graph":
-                rows[graph.inputs.to(rows.device), torch.arange(self.in_features, device=rows.device)] = 1.0
             self.encoder.weight = nn.Parameter(rows, requires_grad=self.encoder_kind == "linear")
             self.encoder.out_features = graph.num_neurons
         self._load_graph(graph)
@@ -304,6 +324,8 @@ class FreeNet(nn.Module):
                 ) from exc
             changed = graph.num_neurons != self.num_neurons
             self.set_graph(graph, neuron_map=torch.full((graph.num_neurons,), -1) if changed else None)
+        if self.encoder is None and "encoder.weight" in state_dict:  # the stored one-hot of older versions
+            state_dict = {k: v for k, v in state_dict.items() if k != "encoder.weight"}
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     @property
@@ -313,12 +335,13 @@ class FreeNet(nn.Module):
 
     def plan(self) -> tuple[Plan, Tensor]:
         """The evaluation plan and per-position activation codes, cached until the graph, the
-        block size or an activation changes."""
+        block size, the evaluator or an activation changes."""
         ei = self.edge_index
         key = (id(ei), ei._version, id(self.outputs), self.outputs._version, id(self.inputs), ei.device,
-               self.block_size, self.activation, self.output_activation)
+               self.block_size, self.evaluator, self.activation, self.output_activation)
         if self._plan_cache is None or self._plan_cache[0] != key:
-            plan = build_plan(ei, self.num_neurons, self.block_size, tie_break=self.order_position())
+            mode = self.evaluator if self.evaluator in MODES else "auto"
+            plan = build_plan(ei, self.num_neurons, self.block_size, tie_break=self.order_position(), mode=mode)
             codes = torch.full((self.num_neurons,), ACTIVATION_CODES[self.activation], dtype=torch.uint8)
             codes[self.outputs.cpu()] = ACTIVATION_CODES[self.output_activation]
             codes[self.inputs.cpu()] = ACTIVATION_CODES["identity"]

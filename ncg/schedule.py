@@ -3,8 +3,10 @@
 A DAG of neurons is evaluated generation by generation: generation 0 holds the neurons with no
 predecessors, generation g the neurons whose longest incoming path has g edges (the semantics of
 ``networkx.topological_generations``). Neurons are renumbered into *positions* sorted by
-generation, and consecutive generations are packed into blocks that the evaluator runs as one GEMM
-from everything before the block plus one compiled sweep inside it.
+generation, and consecutive generations are packed into blocks. Each block is evaluated *dense*
+(one GEMM from everything before it, then one compiled sweep inside it) or *sparse* (one pass over
+its incoming edges, stored once per topology as a CSR over positions); :func:`block_kinds` picks
+per block from its density and size.
 
 Examples
 --------
@@ -19,7 +21,7 @@ Examples
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -27,7 +29,20 @@ from torch import Tensor
 
 from ncg.errors import CycleError, NCGError
 
-__all__ = ["topological_generations", "find_cycle", "Plan", "build_plan"]
+__all__ = ["topological_generations", "find_cycle", "Plan", "build_plan", "block_kinds", "MODES",
+           "DENSE_MIN_DENSITY", "DENSE_MAX_CELLS"]
+
+MODES = ("auto", "dense", "sparse")
+"""How :func:`build_plan` evaluates blocks: chosen per block, or all dense, or all sparse."""
+
+DENSE_MIN_DENSITY = 0.15
+"""``auto`` makes a block dense when at least this fraction of the pairs it could receive
+(earlier positions in its span, and forward pairs inside it) are edges: about where BLAS GEMMs
+overtake the sparse sweep on these CPUs (``benchmarks/bench_scale.py``)."""
+
+DENSE_MAX_CELLS = 1 << 24
+"""``auto`` never makes a block dense whose weight slab would hold more entries than this
+(64 MiB of float32), whatever its density: memory stays O(edges)."""
 
 
 def _as_numpy_edges(edge_index: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -151,6 +166,28 @@ class Plan:
         and its outgoing edges (to later blocks) reach positions ``end:hi``.
     num_generations : int
         Number of generations, i.e. the longest path's edge count plus one.
+    indptr : Tensor
+        int64 ``[N + 1]``: the incoming edges of position ``p`` are the CSR slots
+        ``indptr[p]:indptr[p + 1]``, sorted by source position.
+    csr_src : Tensor
+        int32 ``[E]``: the source position of each slot.
+    csr_edge : Tensor
+        int64 ``[E]``: the edge (column of ``edge_index``) of each slot.
+    kinds : tuple of str
+        ``"dense"`` or ``"sparse"`` per block (:func:`block_kinds`).
+    dense_offsets : tuple of (int or None)
+        Where each dense block's ``[end - lo, end - start]`` weight slab starts in one flat
+        buffer of ``dense_cells`` entries; None for sparse blocks.
+    dense_cells : int
+    dense_flat : Tensor
+        int64: the flat buffer index of each edge into a dense block.
+    dense_edge : Tensor or None
+        int64: the edges that ``dense_flat`` indexes, or None when they are all the edges in
+        ``edge_index`` order.
+    sparse_slots : Tensor or None
+        int64: the CSR slots of the sparse blocks, or None when every slot is.
+    generation_ptr : Tensor
+        int64 ``[G + 1]``: generation ``g`` holds positions ``generation_ptr[g]:generation_ptr[g + 1]``.
     """
 
     perm: Tensor
@@ -160,18 +197,29 @@ class Plan:
     dst_pos: Tensor
     blocks: tuple[tuple[int, int, int, int], ...]
     num_generations: int
+    indptr: Tensor
+    csr_src: Tensor
+    csr_edge: Tensor
+    kinds: tuple[str, ...]
+    dense_offsets: tuple[int | None, ...]
+    dense_cells: int
+    dense_flat: Tensor
+    dense_edge: Tensor | None
+    sparse_slots: Tensor | None
+    generation_ptr: Tensor
 
     def to(self, device: torch.device | str) -> Plan:
         """Copy the index tensors to ``device``."""
-        return Plan(
-            perm=self.perm.to(device),
-            position=self.position.to(device),
-            generation=self.generation.to(device),
-            src_pos=self.src_pos.to(device),
-            dst_pos=self.dst_pos.to(device),
-            blocks=self.blocks,
-            num_generations=self.num_generations,
-        )
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in moved.items():
+            if isinstance(value, Tensor):
+                moved[name] = value.to(device)
+        return Plan(**moved)
+
+    def block_edges(self, block: int) -> int:
+        """Incoming edges of block ``block`` (from earlier blocks and from inside it)."""
+        start, end = self.blocks[block][:2]
+        return int(self.indptr[end] - self.indptr[start])
 
 
 def _pack_blocks(generation_sizes: np.ndarray, block_size: int) -> list[tuple[int, int]]:
@@ -195,8 +243,38 @@ def _pack_blocks(generation_sizes: np.ndarray, block_size: int) -> list[tuple[in
     return blocks
 
 
+def block_kinds(
+    blocks: tuple[tuple[int, int, int, int], ...], edges: np.ndarray, mode: str = "auto"
+) -> tuple[str, ...]:
+    """``"dense"`` or ``"sparse"`` for each block.
+
+    ``auto`` makes a block dense when its incoming ``edges`` are at least
+    :data:`DENSE_MIN_DENSITY` of the pairs it could receive, ``(start - lo) * b + b (b - 1) / 2``
+    for ``b = end - start``, and its slab has at most :data:`DENSE_MAX_CELLS` entries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> block_kinds(((0, 4, 0, 8), (4, 8, 0, 8)), np.array([0, 20]))
+    ('sparse', 'dense')
+    >>> block_kinds(((0, 4, 0, 8),), np.array([0]), mode="dense")
+    ('dense',)
+    """
+    if mode not in MODES:
+        raise NCGError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode != "auto":
+        return tuple(mode for _ in blocks)
+    kinds = []
+    for (start, end, lo, _), count in zip(blocks, edges.tolist()):
+        b = end - start
+        pairs = (start - lo) * b + b * (b - 1) // 2
+        dense = pairs > 0 and count >= DENSE_MIN_DENSITY * pairs and (end - lo) * b <= DENSE_MAX_CELLS
+        kinds.append("dense" if dense else "sparse")
+    return tuple(kinds)
+
+
 def build_plan(
-    edge_index: Tensor, num_nodes: int, block_size: int = 64, tie_break: Tensor | None = None
+    edge_index: Tensor, num_nodes: int, block_size: int = 64, tie_break: Tensor | None = None, mode: str = "auto"
 ) -> Plan:
     """Compute the evaluation plan of a DAG.
 
@@ -211,6 +289,8 @@ def build_plan(
     tie_break : Tensor, optional
         Key ordering neurons inside a generation (e.g. their topological position); by default
         the neuron id.
+    mode : {"auto", "dense", "sparse"}, default "auto"
+        How blocks are evaluated (:func:`block_kinds`).
 
     Returns
     -------
@@ -225,6 +305,8 @@ def build_plan(
     """
     if block_size < 1:
         raise NCGError(f"block_size must be >= 1, got {block_size}")
+    if mode not in MODES:
+        raise NCGError(f"mode must be one of {MODES}, got {mode!r}")
     edge_index = edge_index.detach().to("cpu", torch.long)
     generation = topological_generations(edge_index, num_nodes)
     key = torch.arange(num_nodes) if tie_break is None else tie_break.detach().to("cpu", torch.long)
@@ -248,4 +330,48 @@ def build_plan(
     blocks = tuple(
         (s, e, int(min(lo[b], s)), int(max(hi[b], e))) for b, (s, e) in enumerate(spans)
     )
-    return Plan(perm, position, generation, src_pos, dst_pos, blocks, num_generations)
+    sp, dp = src_pos.numpy(), dst_pos.numpy()
+    order = np.lexsort((sp, dp))
+    indptr = np.zeros(num_nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(dp, minlength=num_nodes), out=indptr[1:])
+    csr_src = sp[order]
+    kinds = block_kinds(blocks, np.array([indptr[e] - indptr[s] for s, e, _, _ in blocks], dtype=np.int64), mode)
+    dense = _dense_layout(blocks, kinds, indptr, csr_src, order, edge_index.shape[1])
+    generation_ptr = np.zeros(num_generations + 1, dtype=np.int64)
+    np.cumsum(sizes, out=generation_ptr[1:])
+    return Plan(
+        perm, position, generation, src_pos, dst_pos, blocks, num_generations,
+        indptr=torch.from_numpy(indptr), csr_src=torch.from_numpy(csr_src.astype(np.int32)),
+        csr_edge=torch.from_numpy(order), kinds=kinds, **dense, generation_ptr=torch.from_numpy(generation_ptr),
+    )
+
+
+def _dense_layout(blocks, kinds, indptr: np.ndarray, csr_src: np.ndarray, order: np.ndarray, num_edges: int) -> dict:
+    """The :class:`Plan` fields that place the dense blocks' edges in one flat slab buffer, so
+    that a step scatters them with one indexing operation and gathers their gradient with one."""
+    offsets, flats, slots, sparse = [], [], [], []
+    cells = 0
+    for (start, end, lo, _), kind in zip(blocks, kinds):
+        first, last = indptr[start], indptr[end]
+        if kind == "sparse":
+            offsets.append(None)
+            sparse.append(np.arange(first, last))
+            continue
+        dst = np.repeat(np.arange(start, end), np.diff(indptr[start:end + 1]))
+        flats.append(cells + (csr_src[first:last] - lo) * (end - start) + (dst - start))
+        slots.append(np.arange(first, last))
+        offsets.append(cells)
+        cells += (end - lo) * (end - start)
+    flat = np.concatenate(flats) if flats else np.zeros(0, np.int64)
+    edge = order[np.concatenate(slots)] if slots else np.zeros(0, np.int64)
+    sparse_slots = np.concatenate(sparse) if sparse else np.zeros(0, np.int64)
+    if edge.size == num_edges:  # every edge is dense: index the buffer in edge order
+        aligned = np.empty_like(flat)
+        aligned[edge] = flat
+        flat, edge_t = aligned, None
+    else:
+        edge_t = torch.from_numpy(edge)
+    return {
+        "dense_offsets": tuple(offsets), "dense_cells": int(cells), "dense_flat": torch.from_numpy(flat),
+        "dense_edge": edge_t, "sparse_slots": None if sparse_slots.size == num_edges else torch.from_numpy(sparse_slots),
+    }

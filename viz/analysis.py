@@ -168,7 +168,7 @@ def plot_weight_histogram(
     graph = as_graph(graph_or_model)
     values = {"edge weights": graph.weight.numpy(), "neuron biases": graph.bias.numpy()}
     if isinstance(graph_or_model, FreeNet):
-        values["encoder weights"] = graph_or_model.encoder.weight.detach().float().cpu().numpy().ravel()
+        values["encoder weights"] = graph_or_model.encoder_rows().detach().float().cpu().numpy().ravel()
     fig, axes = new_figure(figsize or (4.5 * len(values), 4), dpi, 1, len(values))
     for ax, (name, value), color in zip(axes, values.items(), ("#c44e52", "#8172b2", "#4c72b0")):
         if value.size:

@@ -126,7 +126,8 @@ def iterative_magnitude_pruning(
                      inputs=pruned.inputs)
         model.set_graph(ticket)
         with torch.no_grad():
-            model.encoder.weight.copy_(rewind["encoder.weight"])
+            if model.encoder is not None:
+                model.encoder.weight.copy_(rewind["encoder.weight"])
             for name, value in model.decoder.state_dict().items():
                 value.copy_(rewind[f"decoder.{name}"])
         metrics = fit(model, train, val, later, batch_size, seed + 2 + cycle, task)

@@ -83,7 +83,7 @@ def _format_value(value: Any, kind: str) -> str:
 
 
 def _dense_arrays(model: FreeNet) -> dict[str, np.ndarray]:
-    arrays = {"encoder_weight": model.encoder.weight.detach().cpu().numpy()}
+    arrays = {} if model.encoder is None else {"encoder_weight": model.encoder.weight.detach().cpu().numpy()}
     if isinstance(model.decoder, torch.nn.Linear):
         arrays["decoder_weight"] = model.decoder.weight.detach().cpu().numpy()
         arrays["decoder_bias"] = model.decoder.bias.detach().cpu().numpy()
@@ -181,7 +181,7 @@ def write_graphml(
         "activation": model.activation,
         "output_activation": model.output_activation,
         "encoder": model.encoder_kind,
-        "encoder_shape": json.dumps(list(arrays["encoder_weight"].shape)),
+        "encoder_shape": json.dumps(list(arrays["encoder_weight"].shape) if "encoder_weight" in arrays else []),
         "decoder": model.decoder_kind,
         "decoder_shape": json.dumps(decoder_shape),
         "dtype": dtype,
@@ -495,7 +495,7 @@ def _model_from_attributes(
         raise GraphMLError(f"{path}: config {config} does not build a FreeNet: {exc}") from exc
     model = model.to(dtype)
     arrays = _read_dense(path, attrs, dtype)
-    expected = {"encoder_weight": (graph.num_neurons, model.in_features)}
+    expected = {} if model.encoder is None else {"encoder_weight": (graph.num_neurons, model.in_features)}
     if isinstance(model.decoder, torch.nn.Linear):
         expected["decoder_weight"] = tuple(model.decoder.weight.shape)
         expected["decoder_bias"] = tuple(model.decoder.bias.shape)
@@ -507,7 +507,8 @@ def _model_from_attributes(
     with torch.no_grad():
         model.weight.copy_(weight)
         model.bias.copy_(bias)
-        model.encoder.weight.copy_(torch.from_numpy(arrays["encoder_weight"]))
+        if model.encoder is not None:
+            model.encoder.weight.copy_(torch.from_numpy(arrays["encoder_weight"]))
         if isinstance(model.decoder, torch.nn.Linear):
             model.decoder.weight.copy_(torch.from_numpy(arrays["decoder_weight"]))
             model.decoder.bias.copy_(torch.from_numpy(arrays["decoder_bias"]))
@@ -539,7 +540,7 @@ def _read_dense(path: Path, attrs: dict, dtype: torch.dtype) -> dict[str, np.nda
             raise GraphMLError(
                 f"{path}: graph attribute {name} is {attrs[name]!r}, expected a JSON list of ints"
             ) from None
-    wanted = {"encoder_weight": shapes["encoder_shape"]}
+    wanted = {"encoder_weight": shapes["encoder_shape"]} if shapes["encoder_shape"] else {}
     if shapes["decoder_shape"]:
         wanted["decoder_weight"] = shapes["decoder_shape"]
         wanted["decoder_bias"] = shapes["decoder_shape"][:1]

@@ -41,7 +41,7 @@ def to_pyg(graph: NCG | FreeNet):
     from torch_geometric.data import Data
 
     model, graph = graph, graph_of(graph, "to_pyg")
-    extra = {} if model is graph else {"x": model.encoder.weight.detach().cpu().clone()}
+    extra = {} if model is graph else {"x": model.encoder_rows().detach().cpu().clone()}
     return Data(
         **extra,
         edge_index=graph.edge_index.clone(),

@@ -1,11 +1,19 @@
-"""Blocked forward substitution: the default DAG evaluator.
+"""Blocked forward substitution: the DAG evaluator, each block dense or sparse.
 
-Positions are sorted by generation and packed into blocks (:func:`ncg.schedule.build_plan`). For
-each block, everything it receives from earlier blocks arrives as one GEMM, and the neurons inside
-it are resolved by one compiled sweep (:mod:`ncg.kernels.sweep`). The backward pass runs the same
-recurrence in reverse with an explicit :class:`torch.autograd.Function`, so autograd records one
-node for the whole DAG instead of one per neuron; the edge-weight gradient is one GEMM per block.
+Positions are sorted by generation and packed into blocks (:func:`ncg.schedule.build_plan`),
+and every block is evaluated one of two ways, chosen per block by the plan (``plan.kinds``):
 
+* **dense**: the block's incoming weights are scattered into a slab ``[end - lo, end - start]``;
+  everything it receives from earlier blocks arrives as one GEMM and the neurons inside it are
+  resolved by one compiled sweep (:mod:`ncg.kernels.sweep`). Its weight gradient is one GEMM,
+  gathered at the edges.
+* **sparse**: one pass over the block's incoming edges, stored once per topology as a CSR over
+  positions (:mod:`ncg.kernels.sparse`): O(edges x batch) work and no ``N x N`` tensor; its
+  weight gradient is computed for the existing edges only.
+
+The backward pass runs the recurrence in reverse with an explicit
+:class:`torch.autograd.Function`, so autograd records one node for the whole DAG. Both kinds
+*push* gradients to earlier positions, so blocks of either kind compose in any order.
 Activations are neuron-major (``[N, B]``): one edge updates one contiguous row.
 
 Examples
@@ -13,9 +21,12 @@ Examples
 >>> import torch
 >>> from ncg.schedule import build_plan
 >>> from ncg.kernels.blocked import blocked_forward
->>> plan = build_plan(torch.tensor([[0], [1]]), 2)
 >>> u = torch.tensor([[1.0, -1.0], [0.5, 0.5]])
->>> blocked_forward(u, torch.tensor([2.0]), plan, torch.tensor([1, 1], dtype=torch.uint8))
+>>> codes = torch.tensor([1, 1], dtype=torch.uint8)
+>>> for mode in ("dense", "sparse"):
+...     print(blocked_forward(u, torch.tensor([2.0]), build_plan(torch.tensor([[0], [1]]), 2, mode=mode), codes))
+tensor([[1.0000, 0.0000],
+        [2.5000, 0.5000]])
 tensor([[1.0000, 0.0000],
         [2.5000, 0.5000]])
 """
@@ -25,57 +36,73 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ncg.kernels.sparse import csr_backward, csr_forward, csr_weight_grad
 from ncg.kernels.sweep import sweep_backward, sweep_forward
 from ncg.schedule import Plan
 
-__all__ = ["blocked_forward", "dense_weight"]
+__all__ = ["blocked_forward"]
 
 
-def dense_weight(weight: Tensor, plan: Plan, num_neurons: int) -> Tensor:
-    """Scatter edge weights into a dense ``[N, N]`` matrix in position order (differentiable).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from ncg.schedule import build_plan
-    >>> dense_weight(torch.tensor([3.0]), build_plan(torch.tensor([[1], [0]]), 2), 2)
-    tensor([[0., 3.],
-            [0., 0.]])
-    """
-    dense = weight.new_zeros(num_neurons, num_neurons)
-    return dense.index_put((plan.src_pos, plan.dst_pos), weight)
+def _slab(buffer: Tensor, plan: Plan, block: int) -> Tensor:
+    """Block ``block``'s ``[end - lo, end - start]`` view of the flat dense buffer."""
+    start, end, lo, _ = plan.blocks[block]
+    offset = plan.dense_offsets[block]
+    return buffer[offset:offset + (end - lo) * (end - start)].view(end - lo, end - start)
 
 
 class _BlockedDAG(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u: Tensor, w: Tensor, codes: Tensor, blocks: tuple) -> Tensor:
+    def forward(ctx, u: Tensor, weight: Tensor, codes: Tensor, plan: Plan) -> Tensor:
         z = u.contiguous().clone()
         h = torch.empty_like(z)
-        for start, end, lo, _ in blocks:
+        dense = weight.new_zeros(plan.dense_cells)
+        dense[plan.dense_flat] = weight if plan.dense_edge is None else weight[plan.dense_edge]
+        w_csr = weight[plan.csr_edge] if "sparse" in plan.kinds else weight.new_zeros(0)
+        for k, (start, end, lo, _) in enumerate(plan.blocks):
+            if plan.kinds[k] == "sparse":
+                csr_forward(z, h, plan, w_csr, codes, start, end)
+                continue
+            slab = _slab(dense, plan, k)
             if lo < start:
-                z[start:end].addmm_(w[lo:start, start:end].t(), h[lo:start])
-            sweep_forward(z[start:end], w[start:end, start:end], codes[start:end], out=h[start:end])
-        ctx.save_for_backward(z, h, w, codes)
-        ctx.blocks = blocks
+                z[start:end].addmm_(slab[: start - lo].t(), h[lo:start])
+            sweep_forward(z[start:end], slab[start - lo:], codes[start:end], out=h[start:end])
+        ctx.save_for_backward(z, h, dense, w_csr, codes)
+        ctx.plan, ctx.num_edges = plan, weight.shape[0]
         return h
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_h: Tensor):
-        z, h, w, codes = ctx.saved_tensors
+        z, h, dense, w_csr, codes = ctx.saved_tensors
+        plan = ctx.plan
         dh = grad_h.contiguous().clone()
         g = torch.empty_like(z)
         need_w = ctx.needs_input_grad[1]
-        dw = torch.zeros_like(w) if need_w else None
-        for start, end, lo, hi in reversed(ctx.blocks):
-            if hi > end:
-                dh[start:end].addmm_(w[start:end, end:hi], g[end:hi])
-            sweep_backward(
-                z[start:end], h[start:end], w[start:end, start:end], codes[start:end], dh[start:end],
-                out=g[start:end],
-            )
+        dense_grad = torch.empty_like(dense) if need_w else None
+        csr_grad = torch.empty_like(w_csr) if need_w else None
+        for k in reversed(range(len(plan.blocks))):
+            start, end, lo, _ = plan.blocks[k]
+            if plan.kinds[k] == "sparse":
+                csr_backward(z, h, dh, g, plan, w_csr, codes, start, end)
+                if need_w:
+                    csr_grad[int(plan.indptr[start]):int(plan.indptr[end])] = csr_weight_grad(h, g, plan, start, end)
+                continue
+            slab = _slab(dense, plan, k)
+            sweep_backward(z[start:end], h[start:end], slab[start - lo:], codes[start:end], dh[start:end],
+                           out=g[start:end])
+            if lo < start:
+                dh[lo:start].addmm_(slab[: start - lo], g[start:end])
             if need_w:
-                dw[lo:end, start:end] = h[lo:end] @ g[start:end].t()
+                torch.mm(h[lo:end], g[start:end].t(), out=_slab(dense_grad, plan, k))
+        dw = None
+        if need_w:
+            dw = dense_grad[plan.dense_flat] if plan.dense_edge is None else dense_grad.new_zeros(ctx.num_edges)
+            if plan.dense_edge is not None:
+                dw[plan.dense_edge] = dense_grad[plan.dense_flat]
+            if plan.sparse_slots is None:
+                dw[plan.csr_edge] = csr_grad
+            elif plan.sparse_slots.numel():
+                dw[plan.csr_edge[plan.sparse_slots]] = csr_grad[plan.sparse_slots]
         return g, dw, None, None
 
 
@@ -89,7 +116,7 @@ def blocked_forward(u: Tensor, weight: Tensor, plan: Plan, codes: Tensor) -> Ten
     weight : Tensor
         ``[E]`` edge weights aligned with ``plan.src_pos`` / ``plan.dst_pos``.
     plan : Plan
-        From :func:`ncg.schedule.build_plan`.
+        From :func:`ncg.schedule.build_plan`; its ``kinds`` say which blocks are dense.
     codes : Tensor
         uint8 ``[N]`` activation code per position (:data:`ncg.kernels.sweep.ACTIVATION_CODES`).
 
@@ -98,5 +125,4 @@ def blocked_forward(u: Tensor, weight: Tensor, plan: Plan, codes: Tensor) -> Ten
     Tensor
         ``[N, B]`` activations in position order.
     """
-    w = dense_weight(weight.to(u.dtype), plan, u.shape[0])
-    return _BlockedDAG.apply(u, w, codes, plan.blocks)
+    return _BlockedDAG.apply(u, weight.to(u.dtype), codes, plan)

@@ -28,6 +28,7 @@
 // Only the headers needed (not <torch/extension.h>): this halves the first build.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
 #include <torch/csrc/utils/pybind.h>
 
@@ -356,6 +357,91 @@ NCG_INLINE void backward_tile(const BackwardArgs<T>& a, int64_t col) {
   }
 }
 
+// ---------------------------------------------------------------- sparse (CSR) sweep of one tile
+
+// Rows start..end of a DAG in position order whose incoming edges are a CSR: the edges into row p
+// are the slots indptr[p]..indptr[p+1], with source rows src[e] < p and weights w[e]. Unlike the
+// dense block sweep, sources may be any earlier row of the whole [N, B] activation matrix, so one
+// call can cover everything a block receives, from earlier blocks and from inside it.
+//
+//   forward,  p = start..end-1:  z[p] += sum_e w[e] * h[src[e]]      (pull, in registers)
+//                                h[p]  = act_p(z[p])
+//   backward, p = end-1..start:  g[p]  = dh[p] * act_p'(z[p])
+//                                dh[src[e]] += w[e] * g[p]           (push to earlier rows)
+//
+// The backward pushes, so that whatever evaluates the rows after `end` (dense or sparse) has
+// already added its share to dh[start:end] when these rows are reached.
+template <typename T>
+struct CsrArgs {
+  T* z;
+  T* h;
+  T* dh;
+  T* g;
+  int64_t ldz, ldh, lddh, ldg;
+  const uint8_t* codes;
+  const int64_t* indptr;
+  const int32_t* src;
+  const T* w;
+  int64_t start, end;
+};
+
+template <typename T, int64_t N>
+NCG_INLINE void csr_forward_tile(const CsrArgs<T>& a, int64_t col) {
+  T* __restrict__ z = a.z + col;
+  T* __restrict__ h = a.h + col;
+  for (int64_t p = a.start; p < a.end; ++p) {
+    T acc[N];
+    T* __restrict__ zp = z + p * a.ldz;
+    for (int64_t t = 0; t < N; ++t) acc[t] = zp[t];
+    accumulate_row<T, N>(acc, h, a.ldh, a.src, a.w, a.indptr[p], a.indptr[p + 1]);
+    for (int64_t t = 0; t < N; ++t) zp[t] = acc[t];
+    activate_row<T, N>(a.codes[p], acc, h + p * a.ldh);
+  }
+}
+
+template <typename T, int64_t N>
+NCG_INLINE void csr_backward_tile(const CsrArgs<T>& a, int64_t col) {
+  const T* z = a.z + col;
+  const T* h = a.h + col;
+  T* dh = a.dh + col;
+  T* g = a.g + col;
+  for (int64_t p = a.end - 1; p >= a.start; --p) {
+    T gp[N];
+    derivative_row<T, N>(a.codes[p], dh + p * a.lddh, z + p * a.ldz, h + p * a.ldh, gp);
+    T* __restrict__ gr = g + p * a.ldg;
+    for (int64_t t = 0; t < N; ++t) gr[t] = gp[t];
+    for (int64_t e = a.indptr[p]; e < a.indptr[p + 1]; ++e) {
+      const T wv = a.w[e];
+      T* __restrict__ d = dh + static_cast<int64_t>(a.src[e]) * a.lddh;
+      for (int64_t t = 0; t < N; ++t) d[t] += wv * gp[t];
+    }
+  }
+}
+
+// out[e - indptr[start]] = sum_t h[src[e], t] * g[p, t] for the slots of rows [begin, end):
+// dL/dw of the existing edges only, 16 partial sums so that the loop vectorises.
+template <typename T>
+NCG_INLINE void csr_weight_grad_rows(const CsrArgs<T>& a, int64_t cols, T* out, int64_t begin,
+                                     int64_t end) {
+  constexpr int64_t kLanes = 16;
+  const int64_t base = a.indptr[a.start];
+  for (int64_t p = begin; p < end; ++p) {
+    const T* __restrict__ gp = a.g + p * a.ldg;
+    for (int64_t e = a.indptr[p]; e < a.indptr[p + 1]; ++e) {
+      const T* __restrict__ hs = a.h + static_cast<int64_t>(a.src[e]) * a.ldh;
+      T lanes[kLanes] = {};
+      int64_t t = 0;
+      for (; t + kLanes <= cols; t += kLanes) {
+        for (int64_t k = 0; k < kLanes; ++k) lanes[k] += hs[t + k] * gp[t + k];
+      }
+      T sum = T(0);
+      for (; t < cols; ++t) sum += hs[t] * gp[t];
+      for (int64_t k = 0; k < kLanes; ++k) sum += lanes[k];
+      out[e - base] = sum;
+    }
+  }
+}
+
 // ---------------------------------------------------------------- per-instruction-set entry points
 
 // Sweeps tiles [begin, end) of full width.
@@ -364,6 +450,9 @@ struct TileKernels {
   int64_t tile;
   void (*forward)(const ForwardArgs<T>&, int64_t begin, int64_t end);
   void (*backward)(const BackwardArgs<T>&, int64_t begin, int64_t end);
+  void (*csr_forward)(const CsrArgs<T>&, int64_t begin, int64_t end);
+  void (*csr_backward)(const CsrArgs<T>&, int64_t begin, int64_t end);
+  void (*csr_weight_grad)(const CsrArgs<T>&, int64_t cols, T* out, int64_t begin, int64_t end);
 };
 
 // One forward and one backward entry point for element type T and a tile of WIDTH_BYTES bytes
@@ -378,7 +467,20 @@ struct TileKernels {
       backward_tile<T, NAME##_tile>(a, k * NAME##_tile);                                    \
     }                                                                                       \
   }                                                                                         \
-  constexpr TileKernels<T> NAME{NAME##_tile, NAME##_forward, NAME##_backward};
+  ATTRIBUTES void NAME##_csr_forward(const CsrArgs<T>& a, int64_t begin, int64_t end) {    \
+    for (int64_t k = begin; k < end; ++k) csr_forward_tile<T, NAME##_tile>(a, k * NAME##_tile); \
+  }                                                                                         \
+  ATTRIBUTES void NAME##_csr_backward(const CsrArgs<T>& a, int64_t begin, int64_t end) {   \
+    for (int64_t k = begin; k < end; ++k) {                                                 \
+      csr_backward_tile<T, NAME##_tile>(a, k * NAME##_tile);                                \
+    }                                                                                       \
+  }                                                                                         \
+  ATTRIBUTES void NAME##_csr_weight_grad(const CsrArgs<T>& a, int64_t cols, T* out,        \
+                                         int64_t begin, int64_t end) {                      \
+    csr_weight_grad_rows<T>(a, cols, out, begin, end);                                      \
+  }                                                                                         \
+  constexpr TileKernels<T> NAME{NAME##_tile,        NAME##_forward,      NAME##_backward,   \
+                                NAME##_csr_forward, NAME##_csr_backward, NAME##_csr_weight_grad};
 
 #if NCG_X86_DISPATCH
 #define NCG_AVX2 __attribute__((target("avx2,fma")))
@@ -595,6 +697,148 @@ at::Tensor sweep_backward(const at::Tensor& z, const at::Tensor& h, const at::Te
   return g;
 }
 
+// ---------------------------------------------------------------- sparse (CSR) drivers
+
+// Columns past the last full tile, one at a time (the N = 1 instantiation).
+template <typename T>
+void csr_columns(const CsrArgs<T>& a, int64_t first, int64_t cols, bool forward) {
+  for (int64_t c = first; c < cols; ++c) {
+    if (forward) {
+      csr_forward_tile<T, 1>(a, c);
+    } else {
+      csr_backward_tile<T, 1>(a, c);
+    }
+  }
+}
+
+template <typename T>
+void csr_sweep_impl(const CsrArgs<T>& a, int64_t cols, bool forward) {
+  const TileKernels<T>& kern = kernels(T());
+  const int64_t tile = kern.tile;
+  const int64_t full = cols / tile;
+  if (full > 0) {
+    const int64_t rows = a.end - a.start;
+    const int64_t grain = grain_in_tiles(tile, rows, a.indptr[a.end] - a.indptr[a.start]);
+    at::parallel_for(0, full, grain, [&](int64_t begin, int64_t end) {
+      (forward ? kern.csr_forward : kern.csr_backward)(a, begin, end);
+    });
+  }
+  csr_columns(a, full * tile, cols, forward);
+}
+
+// Rows [start, end) of an [n, B] matrix and a CSR whose slots there point at earlier rows.
+void check_structure(int64_t n, const at::Tensor& indptr, const at::Tensor& src, int64_t start, int64_t end) {
+  TORCH_CHECK_VALUE(0 <= start && start <= end && end <= n, "rows [", start, ", ", end,
+                    ") must lie in [0, ", n, "]");
+  TORCH_CHECK_VALUE(indptr.dim() == 1 && indptr.size(0) == n + 1 && indptr.scalar_type() == at::kLong &&
+                        indptr.is_contiguous() && indptr.device().is_cpu(),
+                    "indptr must be a contiguous int64 CPU tensor of shape [", n + 1, "], got ",
+                    indptr.sizes(), " ", indptr.scalar_type());
+  TORCH_CHECK_VALUE(src.dim() == 1 && src.scalar_type() == at::kInt && src.is_contiguous() &&
+                        src.device().is_cpu(),
+                    "src must be a contiguous int32 CPU tensor [E], got ", src.sizes(), " ",
+                    src.scalar_type());
+  const int64_t* ip = indptr.data_ptr<int64_t>();
+  TORCH_CHECK_VALUE(ip[0] == 0 && ip[n] == src.size(0), "indptr must run from 0 to E = ", src.size(0),
+                    ", got ", ip[0], " .. ", ip[n]);
+  const int32_t* sp = src.data_ptr<int32_t>();
+  for (int64_t p = start; p < end; ++p) {
+    TORCH_CHECK_VALUE(ip[p] <= ip[p + 1], "indptr must be non-decreasing, got indptr[", p, "] = ", ip[p],
+                      " > indptr[", p + 1, "] = ", ip[p + 1]);
+    for (int64_t e = ip[p]; e < ip[p + 1]; ++e) {
+      TORCH_CHECK_VALUE(0 <= sp[e] && sp[e] < p, "src[", e, "] = ", sp[e],
+                        " must be an earlier row than its target ", p);
+    }
+  }
+}
+
+void check_matrix(const char* name, const at::Tensor& t) {
+  TORCH_CHECK_VALUE(t.dim() == 2 && t.is_contiguous(), name, " must be a contiguous 2-D tensor [N, B], got shape ",
+                    t.sizes(), " strides ", t.strides());
+  TORCH_CHECK_VALUE(t.device().is_cpu(), name, " must be on the CPU, got ", t.device());
+  TORCH_CHECK_VALUE(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
+                    name, " must be float32 or float64, got ", t.scalar_type());
+}
+
+void check_csr(const at::Tensor& z, const at::Tensor& indptr, const at::Tensor& src,
+               const at::Tensor& w, const at::Tensor& codes, int64_t start, int64_t end) {
+  check_matrix("z", z);
+  const int64_t n = z.size(0);
+  check_structure(n, indptr, src, start, end);
+  TORCH_CHECK_VALUE(w.dim() == 1 && w.size(0) == src.size(0) && w.scalar_type() == z.scalar_type() &&
+                        w.is_contiguous() && w.device().is_cpu(),
+                    "w must be a contiguous [", src.size(0), "] CPU tensor of dtype ", z.scalar_type(),
+                    ", got ", w.sizes(), " ", w.scalar_type());
+  TORCH_CHECK_VALUE(codes.dim() == 1 && codes.size(0) == n && codes.scalar_type() == at::kByte,
+                    "codes must be uint8 of shape [", n, "], got ", codes.sizes(), " ",
+                    codes.scalar_type());
+}
+
+template <typename T>
+CsrArgs<T> csr_args(const at::Tensor& z, const at::Tensor& h, T* dh, T* g, int64_t ld,
+                    const uint8_t* codes, const at::Tensor& indptr, const at::Tensor& src,
+                    const at::Tensor& w, int64_t start, int64_t end) {
+  return CsrArgs<T>{z.data_ptr<T>(),           h.data_ptr<T>(),         dh, g, ld, ld, ld, ld, codes,
+                    indptr.data_ptr<int64_t>(), src.data_ptr<int32_t>(), w.data_ptr<T>(), start, end};
+}
+
+void check_full(const char* name, const at::Tensor& t, const at::Tensor& z) {
+  check_like(name, t, z);
+  TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
+}
+
+void csr_sweep_forward(at::Tensor z, at::Tensor h, const at::Tensor& indptr, const at::Tensor& src,
+                       const at::Tensor& w, const at::Tensor& codes, int64_t start, int64_t end) {
+  check_csr(z, indptr, src, w, codes, start, end);
+  check_full("h", h, z);
+  const at::Tensor c = checked_codes(codes);
+  const int64_t ld = z.size(1);
+  if (ld == 0) return;
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "csr_sweep_forward", [&] {
+    const auto a = csr_args<scalar_t>(z, h, nullptr, nullptr, ld, c.data_ptr<uint8_t>(), indptr, src, w, start, end);
+    csr_sweep_impl<scalar_t>(a, ld, /*forward=*/true);
+  });
+}
+
+void csr_sweep_backward(const at::Tensor& z, const at::Tensor& h, at::Tensor dh, at::Tensor g,
+                        const at::Tensor& indptr, const at::Tensor& src, const at::Tensor& w,
+                        const at::Tensor& codes, int64_t start, int64_t end) {
+  check_csr(z, indptr, src, w, codes, start, end);
+  check_full("h", h, z);
+  check_full("dh", dh, z);
+  check_full("g", g, z);
+  const at::Tensor c = checked_codes(codes);
+  const int64_t ld = z.size(1);
+  if (ld == 0) return;
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "csr_sweep_backward", [&] {
+    const auto a = csr_args<scalar_t>(z, h, dh.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), ld,
+                                      c.data_ptr<uint8_t>(), indptr, src, w, start, end);
+    csr_sweep_impl<scalar_t>(a, ld, /*forward=*/false);
+  });
+}
+
+at::Tensor csr_weight_grad(const at::Tensor& h, const at::Tensor& g, const at::Tensor& indptr,
+                           const at::Tensor& src, int64_t start, int64_t end) {
+  check_matrix("h", h);
+  check_structure(h.size(0), indptr, src, start, end);
+  check_full("g", g, h);
+  const int64_t* ip = indptr.data_ptr<int64_t>();
+  at::Tensor out = at::empty({ip[end] - ip[start]}, h.options());
+  const int64_t cols = h.size(1);
+  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "csr_weight_grad", [&] {
+    const TileKernels<scalar_t>& kern = kernels(scalar_t());
+    const CsrArgs<scalar_t> a{nullptr, h.data_ptr<scalar_t>(), nullptr, g.data_ptr<scalar_t>(), cols, cols, cols, cols,
+                              nullptr, ip, src.data_ptr<int32_t>(), nullptr, start, end};
+    scalar_t* o = out.data_ptr<scalar_t>();
+    const int64_t per_row = std::max<int64_t>(1, (ip[end] - ip[start]) / std::max<int64_t>(1, end - start));
+    const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, per_row * cols));
+    at::parallel_for(start, end, grain, [&](int64_t begin, int64_t stop) {
+      kern.csr_weight_grad(a, cols, o, begin, stop);
+    });
+  });
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -605,4 +849,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("sweep_backward", &sweep_backward, "In-block backward sweep; dh is updated in place",
         pybind11::arg("z"), pybind11::arg("h"), pybind11::arg("w"), pybind11::arg("codes"),
         pybind11::arg("dh"), pybind11::arg("out") = pybind11::none());
+  m.def("csr_sweep_forward", &csr_sweep_forward,
+        "Sparse forward over rows [start, end) of [N, B] z (updated in place) and h (written)");
+  m.def("csr_sweep_backward", &csr_sweep_backward,
+        "Sparse backward over rows [start, end): g written, dh of earlier rows updated in place");
+  m.def("csr_weight_grad", &csr_weight_grad, "dL/dw of the CSR slots of rows [start, end)");
 }

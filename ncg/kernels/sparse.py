@@ -1,0 +1,128 @@
+"""Sparse rows of the DAG evaluator: a pass over incoming edges stored as a CSR over positions.
+
+For rows ``start:end`` of the neuron-major activations (``[N, B]``, position order), with the
+incoming edges of position ``p`` in the CSR slots ``plan.indptr[p]:plan.indptr[p + 1]``
+(sources ``plan.csr_src``, weights ``w_csr``):
+
+* forward: ``z[p] += sum_e w[e] h[src[e]]``, then ``h[p] = act_p(z[p])``, for ``p`` ascending;
+* backward: ``g[p] = dh[p] act_p'(z[p])``, then ``dh[src[e]] += w[e] g[p]``, for ``p``
+  descending (pushed, so the rows after ``end`` must already have pushed theirs);
+* weight gradient: ``dw[e] = <h[src[e]], g[p]>`` for the existing edges only.
+
+All three are O(edges x batch) in time and allocate nothing of size ``N x N``. Two backends do
+the same: the compiled CPU kernel of :mod:`ncg.kernels.sweep` (float32/float64 CPU tensors, batch
+columns spread over torch's threads), and plain PyTorch vectorised over each generation (any
+device; positions of one generation share no edges), used elsewhere and when
+``NCG_DISABLE_CPP=1`` is set.
+
+Examples
+--------
+>>> import torch
+>>> from ncg.schedule import build_plan
+>>> from ncg.kernels.sparse import csr_forward
+>>> plan = build_plan(torch.tensor([[0], [1]]), 2, mode="sparse")
+>>> z, h = torch.tensor([[1.0, -1.0], [0.5, 0.5]]), torch.empty(2, 2)
+>>> csr_forward(z, h, plan, torch.tensor([2.0]), torch.tensor([1, 1], dtype=torch.uint8), 0, 2)
+>>> h
+tensor([[1.0000, 0.0000],
+        [2.5000, 0.5000]])
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ncg.errors import NCGError
+from ncg.kernels.sweep import ACTIVATION_CODES, _cpp_for, activation_derivative, activation_fn
+from ncg.schedule import Plan
+
+__all__ = ["csr_forward", "csr_backward", "csr_weight_grad"]
+
+_NAMES = {code: name for name, code in ACTIVATION_CODES.items()}
+_CHUNK_ELEMENTS = 1 << 24
+"""The PyTorch backend gathers at most this many ``edges x batch`` elements at once."""
+
+
+def _call(op, *args):
+    try:
+        return op(*args)
+    except ValueError as exc:  # TORCH_CHECK_VALUE: re-raised as the package's error type
+        raise NCGError(str(exc)) from None
+
+
+def _generations(plan: Plan, start: int, end: int) -> list[tuple[int, int]]:
+    """The generation ranges of positions inside ``start:end`` (each clipped to it)."""
+    ptr = plan.generation_ptr.tolist()
+    return [(max(a, start), min(b, end)) for a, b in zip(ptr, ptr[1:]) if a < end and b > start]
+
+
+def _by_code(codes: Tensor, a: int, b: int):
+    """``(rows, name)`` for each activation present in positions ``a:b`` (rows relative to ``a``)."""
+    block = codes[a:b].long()
+    for code in torch.unique(block).tolist():
+        yield torch.nonzero(block == code).flatten(), _NAMES[code]
+
+
+def _slots(plan: Plan, a: int, b: int) -> tuple[int, int, Tensor]:
+    """First and last CSR slot of positions ``a:b`` and each slot's target position."""
+    first, last = int(plan.indptr[a]), int(plan.indptr[b])
+    counts = plan.indptr[a + 1:b + 1] - plan.indptr[a:b]
+    return first, last, torch.repeat_interleave(torch.arange(a, b, device=counts.device), counts)
+
+
+def _chunks(first: int, last: int, batch: int):
+    step = max(1, _CHUNK_ELEMENTS // max(1, batch))
+    for lo in range(first, last, step):
+        yield lo, min(last, lo + step)
+
+
+def csr_forward(z: Tensor, h: Tensor, plan: Plan, w_csr: Tensor, codes: Tensor, start: int, end: int) -> None:
+    """Forward over rows ``start:end``: ``z`` updated in place, ``h`` written there.
+
+    ``z``, ``h``: contiguous ``[N, B]``; ``w_csr``: ``[E]`` weights in slot order
+    (``weight[plan.csr_edge]``); ``codes``: uint8 ``[N]``.
+    """
+    ext = _cpp_for((z, h, w_csr), None)
+    if ext is not None:
+        return _call(ext.csr_sweep_forward, z, h, plan.indptr, plan.csr_src, w_csr.contiguous(), codes, start, end)
+    for a, b in _generations(plan, start, end):
+        first, last, dst = _slots(plan, a, b)
+        for lo, hi in _chunks(first, last, z.shape[1]):
+            src = plan.csr_src[lo:hi].long()
+            z.index_add_(0, dst[lo - first:hi - first], w_csr[lo:hi, None] * h[src])
+        for rows, name in _by_code(codes, a, b):
+            h[a + rows] = activation_fn(name)(z[a + rows])
+    return None
+
+
+def csr_backward(
+    z: Tensor, h: Tensor, dh: Tensor, g: Tensor, plan: Plan, w_csr: Tensor, codes: Tensor, start: int, end: int
+) -> None:
+    """Backward over rows ``start:end``: ``g`` written there, ``dh`` of their sources updated in
+    place (``dh[start:end]`` must already hold every contribution from later rows)."""
+    ext = _cpp_for((z, h, dh, g, w_csr), None)
+    if ext is not None:
+        return _call(ext.csr_sweep_backward, z, h, dh, g, plan.indptr, plan.csr_src, w_csr.contiguous(), codes,
+                     start, end)
+    for a, b in reversed(_generations(plan, start, end)):
+        for rows, name in _by_code(codes, a, b):
+            r = a + rows
+            g[r] = dh[r] * activation_derivative(name)(z[r], h[r])
+        first, last, dst = _slots(plan, a, b)
+        for lo, hi in _chunks(first, last, z.shape[1]):
+            src = plan.csr_src[lo:hi].long()
+            dh.index_add_(0, src, w_csr[lo:hi, None] * g[dst[lo - first:hi - first]])
+    return None
+
+
+def csr_weight_grad(h: Tensor, g: Tensor, plan: Plan, start: int, end: int) -> Tensor:
+    """``dL/dw`` of the CSR slots of rows ``start:end``: ``<h[src[e]], g[dst[e]]>`` per slot."""
+    ext = _cpp_for((h, g), None)
+    if ext is not None:
+        return _call(ext.csr_weight_grad, h, g, plan.indptr, plan.csr_src, start, end)
+    first, last, dst = _slots(plan, start, end)
+    out = h.new_empty(last - first)
+    for lo, hi in _chunks(first, last, h.shape[1]):
+        src = plan.csr_src[lo:hi].long()
+        out[lo - first:hi - first] = (h[src] * g[dst[lo - first:hi - first]]).sum(1)
+    return out
