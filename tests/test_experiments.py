@@ -111,7 +111,8 @@ def test_sparse_methods_fit_their_parameter_budget_and_presets_expand(sweep):
         if row["method"].startswith("sparse-"):
             assert row["input_connections"] < 64 * 34  # input connections are edges, not a dense encoder
     fan_in = (budget - 34) // 34
-    for method in ("sparse-magnitude", "sparse-imp"):  # pruned from the whole complete DAG to the budget
+    for method in ("sparse-magnitude", "sparse-imp", "sparse-granet", "sparse-gradual-hebbian",
+                   "sparse-gradual-coactive"):  # pruned from the whole complete DAG to the budget
         row = next(r for r in rows if r["method"] == method)
         assert row["hidden_edges"] + row["input_connections"] == fan_in * 34, method
     assert [m.name for m in check_methods(["sparse"])] == PRESETS["sparse"]

@@ -316,6 +316,18 @@ def gradual_magnitude_config(setting: Setting, seed: int) -> EvolveConfig:
     return replace(free_evolve_config(setting, seed), prune_score="magnitude", budget=budget)
 
 
+def _gradual(prune_score: str, grow_score: str) -> Callable[[Setting, int], EvolveConfig]:
+    """Gradual pruning of the whole network to the sparse budget with regrowth on the way
+    (GraNet's shape): each round prunes 60% of the edges and regrows 10% of them, which lands
+    on :attr:`Setting.sparse_edges` after 4 rounds (0.5^4 = 6% of the complete start)."""
+
+    def configure(setting: Setting, seed: int) -> EvolveConfig:
+        budget = EditBudget(prune_fraction=0.6, add_fraction=0.1, target_edges=setting.sparse_edges)
+        return replace(free_evolve_config(setting, seed), prune_score=prune_score, grow_score=grow_score, budget=budget)
+
+    return configure
+
+
 def _no_evolution(setting: Setting, seed: int) -> EvolveConfig:
     return evolve_config(setting, seed, evolve=False)
 
@@ -379,6 +391,13 @@ METHODS: dict[str, Method] = {
                            "sparse budget, half the edges per round"),
         Method("sparse-imp", _whole_complete, _imp(lambda s: s.sparse_edges),
                description="whole-network complete DAG, iterative magnitude pruning with rewinding to the sparse budget"),
+        _evolve_method("sparse-granet", _whole_complete, _gradual("magnitude", "gradient"),
+               description="GraNet: whole-network gradual magnitude pruning with gradient regrowth"),
+        _evolve_method("sparse-gradual-hebbian", _whole_complete, _gradual("magnitude", "coactivation"), candidate=True,
+               description="whole-network gradual magnitude pruning with Hebbian (coactivation) regrowth"),
+        _evolve_method("sparse-gradual-coactive", _whole_complete, _gradual("coactivation_magnitude", "coactivation"),
+               candidate=True, description="whole-network gradual coactivation-weighted magnitude pruning with "
+                                           "Hebbian regrowth"),
         _evolve_method("sparse-set", _sparse_start, set_config, description="sparse FreeNet, SET rules"),
         _evolve_method("sparse-rigl", _sparse_start, rigl_config, description="sparse FreeNet, RigL rules"),
         _evolve_method("sparse-hebbian", _sparse_start, _constant("magnitude", "coactivation"), candidate=True,
@@ -393,7 +412,8 @@ METHODS: dict[str, Method] = {
 PRESETS: dict[str, list[str]] = {
     "main": ["mlp-neurons", "mlp-params", "dense", "free-evolve", "magnitude", "saliency", "imp", "set", "rigl",
              "static-random"],
-    "sparse": ["mlp-sparse", "sparse-static", "sparse-magnitude", "sparse-imp", "sparse-set", "sparse-rigl", "sparse-hebbian", "sparse-coactive-rigl"],
+    "sparse": ["mlp-sparse", "sparse-static", "sparse-magnitude", "sparse-imp", "sparse-granet", "sparse-set",
+               "sparse-rigl", "sparse-hebbian", "sparse-coactive-rigl", "sparse-gradual-hebbian", "sparse-gradual-coactive"],
 }
 """Named method lists: ``main`` compares at the main job's size (the dense encoder kept),
 ``sparse`` at ``Budget.sparse_parameters`` with input connections as edges."""
