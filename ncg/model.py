@@ -371,7 +371,7 @@ class FreeNet(nn.Module):
         dtype = self.weight.dtype
         if self.encoder_kind == "graph":  # input node f holds feature f; its bias is unused
             u = self.bias[plan.perm].unsqueeze(1).expand(-1, x.shape[0])
-            u = u.index_copy(0, plan.position[self.inputs], x.to(dtype).t())
+            u = u.index_copy(0, plan.position[self.inputs], x.to(dtype).t().contiguous())
         else:
             enc = self.encoder.weight[plan.perm]
             u = torch.addmm(self.bias[plan.perm].unsqueeze(1), enc, x.to(enc.dtype).t()).to(dtype)

@@ -7,6 +7,7 @@ outputs.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -31,6 +32,8 @@ __all__ = ["write_graphml", "read_graphml", "GRAPHML_FORMAT", "GRAPHML_VERSION"]
 GRAPHML_FORMAT = "ncg.freenet.graphml"
 GRAPHML_VERSION = 1
 _GRAPHML_NS = "http://graphml.graphdrawing.org/xmlns"
+_EDGE_CHUNK = 1 << 16
+"""Edges converted to text at a time by :func:`write_graphml`."""
 _STANDARD_TYPES = {"boolean", "int", "long", "float", "double", "string"}
 _REQUIRED_GRAPH_ATTRS = (
     "format", "format_version", "num_neurons", "num_edges", "in_features", "out_features",
@@ -196,7 +199,6 @@ def write_graphml(
     else:
         graph_data["dense_file"] = side_file.name
     # Parameters are read in the model's own dtype so doubles keep every bit.
-    weights = model.weight.detach().cpu().double().tolist()
     biases = model.bias.detach().cpu().double().tolist()
     nodes = node_attributes(graph)
     for v, attrs in enumerate(nodes):
@@ -208,37 +210,44 @@ def write_graphml(
     keys = [(scope, name, kind) for scope, name, kind in _KEYS if (scope, name) in declared or scope == "edge"]
     kinds = {(scope, name): kind for scope, name, kind in keys}
 
-    lines = [
+    head = [
         "<?xml version='1.0' encoding='utf-8'?>",
         f'<graphml xmlns="{_GRAPHML_NS}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
         f'xsi:schemaLocation="{_GRAPHML_NS} {_GRAPHML_NS}/1.0/graphml.xsd">',
     ]
-    lines += [
+    head += [
         f'  <key id="{scope}_{name}" for="{scope}" attr.name="{name}" attr.type="{kind}"/>'
         for scope, name, kind in keys
     ]
-    lines.append('  <graph id="G" edgedefault="directed">')
-    lines += [
+    head.append('  <graph id="G" edgedefault="directed">')
+    head += [
         f'    <data key="graph_{name}">{_format_value(value, kinds["graph", name])}</data>'
         for name, value in graph_data.items()
     ]
-    for v, attrs in enumerate(nodes):
-        data = "".join(
-            f'<data key="node_{name}">{_format_value(value, kinds["node", name])}</data>'
-            for name, value in attrs.items()
-        )
-        lines.append(f'    <node id="n{v}">{data}</node>')
-    src, dst = graph.edge_index.tolist()
-    lines += [
-        f'    <edge source="n{s}" target="n{t}"><data key="edge_weight">{w!r}</data></edge>'
-        for s, t, w in zip(src, dst, weights)
-    ]
-    lines += ["  </graph>", "</graphml>", ""]
-    text = "\n".join(lines).encode("utf-8")
+
+    def node_lines():
+        for v, attrs in enumerate(nodes):
+            data = "".join(
+                f'<data key="node_{name}">{_format_value(value, kinds["node", name])}</data>'
+                for name, value in attrs.items()
+            )
+            yield f'    <node id="n{v}">{data}</node>'
+
+    def edge_lines():  # in chunks, so a graph of millions of edges streams in bounded memory
+        for lo in range(0, graph.num_edges, _EDGE_CHUNK):
+            src, dst = graph.edge_index[:, lo:lo + _EDGE_CHUNK].tolist()
+            weights = model.weight.detach()[lo:lo + _EDGE_CHUNK].cpu().double().tolist()
+            yield from (f'    <edge source="n{s}" target="n{t}"><data key="edge_weight">{w!r}</data></edge>'
+                        for s, t, w in zip(src, dst, weights))
+
+    def write(handle) -> None:
+        lines = itertools.chain(head, node_lines(), edge_lines(), ["  </graph>", "</graphml>"])
+        while chunk := list(itertools.islice(lines, 4096)):
+            handle.write(("\n".join(chunk) + "\n").encode("utf-8"))
 
     if not inline_dense:
         atomic_write(side_file, lambda handle: np.savez(handle, **arrays))
-    atomic_write(path, lambda handle: handle.write(text))
+    atomic_write(path, write)
     return [path] if inline_dense else [path, side_file]
 
 
