@@ -13,6 +13,10 @@ so ``--resume`` continues an interrupted run), ``graph.graphml`` (+ ``graph.weig
     python examples/evolve_mnist.py                 # the main job
     python examples/evolve_mnist.py --quick         # a seconds-long smoke run
     python examples/evolve_mnist.py --dataset fashion-mnist --rounds 6 --seed 1
+    torchrun --nproc_per_node 2 examples/evolve_mnist.py   # data-parallel, docs/scaling.md
+
+Under ``torchrun`` every rank trains on its slice of each batch of ``--batch-size`` (the global
+batch), and only rank 0 prints and writes the run folder.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from ncg import NCG, FreeNet, load_freenet, save_freenet
+from ncg import NCG, FreeNet, distributed, load_freenet, save_freenet
 from ncg.build import sparse_start
 from ncg.errors import NCGError
 from ncg.datasets import load_dataset
@@ -91,10 +95,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    if name in ("auto", "cuda"):  # under torchrun, this rank's GPU
+        return distributed.default_device()
     return torch.device(name)
 
 
@@ -106,6 +110,12 @@ def round_line(record: RoundRecord) -> str:
         f"depth {record.depth:4d} | pruned {record.count('prune_edge'):6,d} | added {record.count('add_edge'):5,d} | "
         f"neurons -{record.count('remove_neuron')} +{record.count('add_neuron')} | {record.seconds:5.1f}s"
     )
+
+
+def say(*parts: object) -> None:
+    """Print on rank 0 only."""
+    if distributed.is_main():
+        print(*parts, flush=True)
 
 
 def write_metrics(out: Path, records: list[RoundRecord]) -> None:
@@ -128,6 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
+    _, processes = distributed.init_from_env(device)
     out = Path(args.out or f"runs/{args.dataset}-seed{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
 
@@ -135,13 +146,13 @@ def main(argv: list[str] | None = None) -> dict:
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = (s.tensors for s in (data.train, data.val, data.test))
     if args.quick:
         x_train, y_train = x_train[:2000], y_train[:2000]
-    print(f"{data}\n{len(x_train):,} training samples on {device}")
+    say(f"{data}\n{len(x_train):,} training samples on {device}" + (f" x {processes} processes" if processes > 1 else ""))
 
     resume_state = None
     if args.resume and (out / "model.pt").is_file():
         model, extra = load_freenet(out / "model.pt", map_location=device)
         resume_state = extra.get("evolve")
-        print(f"resuming {out / 'model.pt'} after round {extra.get('round')}")
+        say(f"resuming {out / 'model.pt'} after round {extra.get('round')}")
     else:
         if args.start == "sparse":
             graph = sparse_start(data.num_features, args.neurons, data.num_classes, fan_in=args.fan_in, seed=args.seed)
@@ -156,25 +167,28 @@ def main(argv: list[str] | None = None) -> dict:
                           regrow=args.constant_budget, decay=args.decay),
         record_samples=args.record_samples, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr, seed=args.seed, progress=True,
     )
-    (out / "config.json").write_text(json.dumps({"args": vars(args), "evolve": config.to_dict(), "model": model.config()}, indent=2))
-    print(f"start: {model}")
+    if distributed.is_main():
+        (out / "config.json").write_text(json.dumps({"args": vars(args), "evolve": config.to_dict(), "model": model.config()}, indent=2))
+    say(f"start: {model}")
 
     def checkpoint(evolve: FreeEvolve, record: RoundRecord) -> None:
-        print(round_line(record), flush=True)
-        evolve.history.save(out / "history.json")
-        write_metrics(out, evolve.history.rounds)
-        extra = {"round": record.round, "image_shape": list(data.image_shape or []), "evolve": evolve.state_dict()}
-        save_freenet(model, out / "model.pt", extra=extra)
+        say(round_line(record))
+        if distributed.is_main():
+            evolve.history.save(out / "history.json")
+            write_metrics(out, evolve.history.rounds)
+            extra = {"round": record.round, "image_shape": list(data.image_shape or []), "evolve": evolve.state_dict()}
+            save_freenet(model, out / "model.pt", extra=extra)
+        distributed.barrier()
 
     evolve = FreeEvolve(model, config, callbacks=[checkpoint])
     if resume_state is not None:
         evolve.load_state_dict(resume_state)
     history = evolve.run((x_train, y_train), (x_val, y_val))
     test = evaluate(model, x_test, y_test)
-    # Statistics of the final graph (the last round's recording predates its edits).
-    coactivation = record_coactivation(model, x_val, max_samples=args.record_samples, progress=True)
-    coactivation.save(out / "coactivation.npz")
-    write_graphml(model, out / "graph.graphml", firing_rate=coactivation.firing_rate)
+    if distributed.is_main():  # statistics of the final graph (the last round's recording predates its edits)
+        coactivation = record_coactivation(model, x_val, max_samples=args.record_samples, progress=True)
+        coactivation.save(out / "coactivation.npz")
+        write_graphml(model, out / "graph.graphml", firing_rate=coactivation.firing_rate)
 
     totals = history.totals()
     final = history.rounds[-1]
@@ -201,8 +215,11 @@ def main(argv: list[str] | None = None) -> dict:
         "rounds": len(history) - 2,
         "seed": args.seed,
         "device": str(device),
+        "processes": processes,
         "wall_seconds": round(time.perf_counter() - start, 1),
     }
+    if not distributed.is_main():
+        return summary
     if not args.no_figures:
         from viz import render_run
 

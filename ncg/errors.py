@@ -24,6 +24,7 @@ __all__ = [
     "IDXError",
     "GraphMLError",
     "EditError",
+    "InconsistentRanksError",
 ]
 
 
@@ -73,3 +74,7 @@ class GraphMLError(NCGError):
 
 class EditError(NCGError):
     """A topology edit is invalid for the graph it is applied to."""
+
+
+class InconsistentRanksError(NCGError):
+    """Data-parallel ranks hold different models or optimiser states; the message names them."""

@@ -4,6 +4,12 @@ Data sets here fit in memory, so batches are index slices of one tensor (no Data
 overhead). A ``torch.Generator`` fixes the shuffling, so a seed fixes a run. The loss and the
 metrics come from a :class:`~ncg.tasks.Task` (cross-entropy and accuracy by default).
 
+Under ``torchrun`` (:mod:`ncg.distributed`) training is data-parallel and :func:`train_epoch`
+and :func:`evaluate` are collective: every rank calls them with the same data and seed, draws
+the same permutation, and works on its slice of each global batch of ``batch_size``; the
+gradients are summed over the ranks before each step, so the run follows the one-process run
+with the same ``batch_size`` (up to float rounding). Metrics are summed over the ranks.
+
 Examples
 --------
 >>> import torch
@@ -28,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ncg.distributed import all_gather, all_reduce_gradients, local_slice, world
 from ncg.errors import NCGError, NonFiniteError
 from ncg.tasks import Task, get_task
 
@@ -52,20 +59,34 @@ def train_epoch(
     """
     task = get_task(task)
     task.check(x, y, "training data", _num_outputs(model))
+    rank, size = world()
+    if size > 1 and min(batch_size, x.shape[0]) < size:
+        raise NCGError(f"batch_size={batch_size} and {x.shape[0]} samples leave some of the {size} ranks "
+                       "without a sample of the first batch; use a batch of at least one sample per rank")
     model.train()
     device = next(model.parameters()).device
     order = torch.randperm(x.shape[0], generator=generator)
     totals: dict[str, float] = {}
-    for start in tqdm(range(0, x.shape[0], batch_size), desc=desc, disable=not progress, leave=False):
+    for start in tqdm(range(0, x.shape[0], batch_size), desc=desc, disable=not progress or rank > 0, leave=False):
         index = order[start:start + batch_size]
-        xb, yb = x[index].to(device), y[index].to(device)
-        output = model(xb)
-        loss = task.loss(output, yb)
+        lo, hi = local_slice(index.numel(), rank, size)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        output = loss = None
+        if hi > lo:
+            xb, yb = x[index[lo:hi]].to(device), y[index[lo:hi]].to(device)
+            output = model(xb)
+            loss = task.loss(output, yb)
+        if size == 1:
+            loss.backward()
+        else:
+            share = _loss_share(task, loss, hi - lo, index.numel())
+            if loss is not None:
+                (loss * share).backward()
+            all_reduce_gradients(model.parameters())
         optimizer.step()
-        task.merge(totals, task.metric_sums(output.detach(), yb))
-    metrics = task.reduce(totals, x.shape[0])
+        if output is not None:
+            task.merge(totals, task.metric_sums(output.detach(), yb))
+    metrics = task.reduce(_merge_ranks(task, totals), x.shape[0])
     loss = metrics.get("loss", 0.0)
     if loss != loss or loss in (float("inf"), float("-inf")):
         raise NonFiniteError(f"training loss became {loss}; lower the learning rate")
@@ -82,12 +103,40 @@ def evaluate(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    rank, size = world()
+    shared = x.shape[0] >= size  # else every rank evaluates everything: the same result, no exchange
+    lo, hi = local_slice(x.shape[0], rank, size) if shared else (0, x.shape[0])
     totals: dict[str, float] = {}
-    for start in range(0, x.shape[0], batch_size):
-        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+    for start in range(lo, hi, batch_size):
+        stop = min(start + batch_size, hi)
+        xb, yb = x[start:stop].to(device), y[start:stop].to(device)
         task.merge(totals, task.metric_sums(model(xb), yb))
     model.train(was_training)
-    return task.reduce(totals, x.shape[0])
+    return task.reduce(_merge_ranks(task, totals) if shared else totals, x.shape[0])
+
+
+def _loss_share(task: Task, loss: Tensor | None, local: int, total: int) -> float:
+    """The factor on this rank's loss (over ``local`` of a global batch's ``total`` samples)
+    that makes the ranks' gradients sum to the global batch's: ``local / total`` for a mean
+    loss; for a maximum, 1 on the rank holding the batch's maximum (the first such rank) and 0
+    on the others."""
+    if task.loss_is_mean:
+        return local / total
+    mine = loss.detach().double().reshape(1) if loss is not None else torch.tensor([float("-inf")], dtype=torch.float64)
+    values = torch.cat([value.cpu() for value in all_gather(mine, kind="loss")])
+    return 1.0 if int(values.argmax()) == world()[0] else 0.0
+
+
+def _merge_ranks(task: Task, totals: dict[str, float]) -> dict[str, float]:
+    """``task``'s metric sums of this rank merged with every other rank's (sums add, maxima
+    take the largest), in rank order, so every rank gets the same totals."""
+    if world()[1] == 1:
+        return totals
+    keys = sorted(totals)
+    merged: dict[str, float] = {}
+    for values in all_gather(torch.tensor([totals[k] for k in keys], dtype=torch.float64), kind="metrics"):
+        task.merge(merged, dict(zip(keys, values.tolist())))
+    return merged
 
 
 def _num_outputs(model: nn.Module) -> int | None:

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ncg.distributed import all_reduce, local_slice, world
 from ncg.errors import NCGError, NonFiniteError
 
 __all__ = [
@@ -300,6 +301,23 @@ class CoactivationRecorder:
         self.num_samples += fired.shape[0]
         self.num_batches += 1
 
+    def sum_over_ranks(self) -> None:
+        """Add up the counts of every data-parallel rank (each recorded its share of the
+        samples), so that every rank holds the statistics of all of them; one all-reduce of
+        ``8 (N + P + 1)`` bytes, ``P = N^2`` in the dense mode. Nothing to do in one process."""
+        if world()[1] == 1:
+            return
+        joint = self.joint_dense if self.joint_dense is not None else self.joint_counts
+        samples = torch.tensor([float(self.num_samples)], dtype=torch.float64, device=joint.device)
+        total = all_reduce(torch.cat([self.fire_counts, joint.reshape(-1), samples]), kind="statistics")
+        fire, joint_total, samples = total.split([self.fire_counts.numel(), joint.numel(), 1])
+        self.fire_counts = fire.clone()
+        if self.joint_dense is not None:
+            self.joint_dense = joint_total.reshape(joint.shape).clone()
+        else:
+            self.joint_counts = joint_total.clone()
+        self.num_samples = int(samples.item())
+
     def result(self) -> Coactivation:
         """The statistics so far."""
         if self.num_samples == 0:
@@ -330,6 +348,7 @@ def record_coactivation(
     candidates_per_neuron: int = 32,
     seed: int = 0,
     progress: bool = False,
+    across_ranks: bool = False,
 ) -> Coactivation:
     """Stream ``data`` through ``model`` and accumulate coactivation statistics.
 
@@ -355,17 +374,26 @@ def record_coactivation(
         Seeds the candidate sampling.
     progress : bool
         Show a tqdm progress bar.
+    across_ranks : bool
+        Data-parallel recording (:mod:`ncg.distributed`): every rank passes the same tensor
+        ``data``, streams its slice of ``data[:max_samples]`` and gets the statistics of all of
+        it; a collective call, so every rank must make it.
 
     Raises
     ------
     NonFiniteError
         If any activation is NaN or infinite (the statistics would be silently wrong).
     """
+    if across_ranks:
+        if not isinstance(data, Tensor):
+            raise NCGError(f"across_ranks needs the data as one tensor, got {type(data).__name__}")
+        data = data[:max_samples]
+        data, max_samples = data[slice(*local_slice(data.shape[0]))], None
     recorder = CoactivationRecorder(model, threshold, dense_max_neurons, candidates_per_neuron, seed)
     device = model.bias.device
     was_training = model.training
     model.eval()
-    bar = tqdm(total=max_samples, desc="coactivation", unit="sample", disable=not progress, leave=False)
+    bar = tqdm(total=max_samples, desc="coactivation", unit="sample", disable=not progress or world()[0] > 0, leave=False)
     try:
         for x in _batches(data, batch_size):
             if max_samples is not None:
@@ -377,4 +405,6 @@ def record_coactivation(
     finally:
         bar.close()
         model.train(was_training)
+    if across_ranks:
+        recorder.sum_over_ranks()
     return recorder.result()

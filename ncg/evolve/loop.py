@@ -5,6 +5,14 @@ grow) within a budget -> apply them -> rewire the model and its optimiser. The l
 round proposes no edit (the graph stopped changing) or after ``rounds`` rounds, then fine-tunes.
 Every round is appended to a :class:`~ncg.evolve.history.History`, and callbacks run after each.
 
+Under ``torchrun`` (:mod:`ncg.distributed`) a run is data-parallel: every rank trains on its
+slice of each global batch, records coactivation on its share of the recorded samples, and
+the counts (and gradient scores) are summed over the ranks, so every rank proposes the same
+edits from the same statistics and seeds, applies them and rewires its optimiser alike. At the
+start and after every round the ranks' models and optimiser states are compared
+(:func:`~ncg.distributed.check_consistent`); a difference raises
+:class:`~ncg.errors.InconsistentRanksError`.
+
 Examples
 --------
 >>> import torch
@@ -31,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ncg.distributed import check_consistent, local_samples_before
 from ncg.errors import NCGError
 from ncg.evolve.apply import apply_edits, rewire
 from ncg.evolve.coactivation import MEASURES, Coactivation, CoactivationRecorder, record_coactivation
@@ -382,10 +391,11 @@ class FreeEvolve:
         return rng.uniform(-1.0, 1.0, targets.size) * bound
 
     def _tail_recorder(self, num_samples: int) -> tuple[CoactivationRecorder, Callable[[Tensor], None]]:
-        """A recorder and a hook that feeds it the last ``record_samples`` of an epoch."""
+        """A recorder and a hook that feeds it the last ``record_samples`` of an epoch (this
+        rank's share of them when data-parallel)."""
         cfg = self.config
         recorder = CoactivationRecorder(self.model, cfg.firing_threshold, seed=cfg.seed + len(self.history))
-        skip = max(0, num_samples - cfg.record_samples)
+        skip = local_samples_before(num_samples, cfg.batch_size, max(0, num_samples - cfg.record_samples))
         seen = 0
 
         def hook(h: Tensor) -> None:
@@ -411,17 +421,19 @@ class FreeEvolve:
         elif cfg.record_during_training and cfg.epochs_per_round > 0:
             recorder, hook = self._tail_recorder(train[0].shape[0])
             metrics = self._train(train, val, cfg.epochs_per_round, label, last_epoch_hook=hook)
+            recorder.sum_over_ranks()
             coactivation = recorder.result()
         else:
             metrics = self._train(train, val, cfg.epochs_per_round, label)
             coactivation = record_coactivation(
                 self.model, train[0], threshold=cfg.firing_threshold, max_samples=cfg.record_samples,
-                seed=cfg.seed + len(self.history), progress=cfg.progress,
+                seed=cfg.seed + len(self.history), progress=cfg.progress, across_ranks=True,
             )
         edits = self.propose(coactivation, train) if cfg.evolve else []
         graph, maps = apply_edits(self.model.graph, edits, unreachable="ignore")
         rewire(self.model, graph, maps, self.optimizer)
         record = self.history.append_graph(graph, edits, metrics, time.perf_counter() - start)
+        check_consistent(self.model, f"after round {record.round}", self.optimizer)
         for callback in self.callbacks:
             callback(self, record)
         return record
@@ -443,6 +455,7 @@ class FreeEvolve:
             self.history.append_graph(self.model.graph, phase="start")
         if self.history.rounds[-1].phase == "finetune":
             return self.history
+        check_consistent(self.model, f"at round {len(self.history)} before training", self.optimizer)
         while self._evolving():
             self.step(train, val)
         start = time.perf_counter()
@@ -451,6 +464,7 @@ class FreeEvolve:
                 group["lr"] = self.config.finetune_lr
         metrics = self._train(train, val, self.config.final_epochs, "fine-tune")
         record = self.history.append_graph(self.model.graph, [], metrics, time.perf_counter() - start, phase="finetune")
+        check_consistent(self.model, "after the fine-tuning", self.optimizer)
         for callback in self.callbacks:
             callback(self, record)
         return self.history

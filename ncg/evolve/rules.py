@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ncg.distributed import all_reduce, local_slice
 from ncg.errors import NCGError
 from ncg.evolve.coactivation import Coactivation
 from ncg.evolve.operators import coactivation_scores, coactive_pairs, forward_non_edges
@@ -103,6 +104,13 @@ class ScoreContext:
         """Indices in ``model`` of ``graph``'s neurons ``neurons``."""
         return neurons if self.neuron_map is None else self.neuron_map[neurons]
 
+    def gradient_samples(self) -> tuple[Tensor, Tensor]:
+        """This rank's slice of the first ``samples`` training samples (all of them in one
+        process); gradient rules sum their gradients over the ranks' slices."""
+        x, y = self.train
+        start, stop = local_slice(min(self.samples, x.shape[0]))
+        return x[start:stop], y[start:stop]
+
 
 def _batches(ctx: ScoreContext, batch_size: int = 1024):
     x, y = ctx.train
@@ -118,16 +126,21 @@ def _summed_loss(task: Task, output: Tensor, target: Tensor) -> Tensor:
 
 
 def saliency_scores(
-    model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024, task: str | Task = "classification"
+    model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024, task: str | Task = "classification",
+    across_ranks: bool = False,
 ) -> np.ndarray:
-    """``|w * dL/dw|`` of every edge, with the gradient of ``task``'s loss summed over ``(x, y)``."""
+    """``|w * dL/dw|`` of every edge, with the gradient of ``task``'s loss summed over ``(x, y)``
+    (and, with ``across_ranks``, over every data-parallel rank's ``(x, y)``: a collective call)."""
     task = get_task(task)
     model.zero_grad(set_to_none=True)
     device = model.weight.device
     for start in range(0, x.shape[0], batch_size):
         xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
         _summed_loss(task, model(xb), yb).backward()
-    scores = (model.weight.detach() * model.weight.grad).abs().cpu().numpy()
+    grad = model.weight.grad if model.weight.grad is not None else torch.zeros_like(model.weight)
+    if across_ranks:
+        grad = all_reduce(grad, kind="statistics")
+    scores = (model.weight.detach() * grad).abs().cpu().numpy()
     model.zero_grad(set_to_none=True)
     return scores
 
@@ -140,12 +153,14 @@ def edge_gradients(
     targets: np.ndarray,
     task: str | Task = "classification",
     batch_size: int = 1024,
+    across_ranks: bool = False,
 ) -> np.ndarray:
     """``dL/dw`` of the (possibly missing) edges ``sources[k] -> targets[k]`` at weight 0.
 
     With ``z = u + W^T h``, an edge ``i -> j`` of weight ``w`` adds ``w h_i`` to ``z_j``, so
     ``dL/dw = sum_b h_i(b) dL/dz_j(b)``; ``dL/dz`` is read from the external input ``u``
-    (:meth:`~ncg.model.FreeNet.forward_states`). The loss is summed over ``(x, y)``. Up to
+    (:meth:`~ncg.model.FreeNet.forward_states`). The loss is summed over ``(x, y)`` (and, with
+    ``across_ranks``, over every data-parallel rank's ``(x, y)``: a collective call). Up to
     :data:`DENSE_GRADIENT_MAX_NEURONS` neurons, all pairs come from one ``h G^T`` product per
     batch; above, from a chunked gather-dot over the candidates only.
 
@@ -181,6 +196,8 @@ def edge_gradients(
                 total[lo:hi] += (h[src_pos[lo:hi]] * g[dst_pos[lo:hi]]).sum(1).double()
     model.zero_grad(set_to_none=True)
     model.train(was_training)
+    if across_ranks:
+        total = all_reduce(total, kind="statistics")
     return total.cpu().numpy()
 
 
@@ -201,8 +218,7 @@ def _magnitude_prune(ctx: ScoreContext) -> np.ndarray:
 
 
 def _saliency_prune(ctx: ScoreContext) -> np.ndarray:
-    count = min(ctx.samples, ctx.train[0].shape[0])
-    scores = saliency_scores(ctx.model, ctx.train[0][:count], ctx.train[1][:count], task=ctx.task)
+    scores = saliency_scores(ctx.model, *ctx.gradient_samples(), task=ctx.task, across_ranks=True)
     return scores if ctx.edge_map is None else scores[ctx.edge_map]
 
 
@@ -235,10 +251,9 @@ def _random_grow(ctx: ScoreContext) -> Candidates:
 
 
 def _gradient_scores(ctx: ScoreContext, src: np.ndarray, dst: np.ndarray) -> Candidates:
-    count = min(ctx.samples, ctx.train[0].shape[0])
     grad = edge_gradients(
-        ctx.model, ctx.train[0][:count], ctx.train[1][:count],
-        ctx.model_neurons(src), ctx.model_neurons(dst), task=ctx.task,
+        ctx.model, *ctx.gradient_samples(), ctx.model_neurons(src), ctx.model_neurons(dst), task=ctx.task,
+        across_ranks=True,
     )
     return src, dst, np.abs(grad)
 

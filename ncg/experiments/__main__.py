@@ -5,11 +5,13 @@
     python -m ncg.experiments polynomial --out results/polynomial
 
 ``run`` trains every missing cell (data set x method x seed) into ``--out`` and then writes the
-report; ``report`` rebuilds ``table.md`` (and for the runner's results ``aggregates.json`` and one
-Pareto figure per data set) from ``runs.json`` alone, and with ``--docs`` the table between the
-markers ``<!-- results:<name>:begin -->`` and ``<!-- results:<name>:end -->`` of a Markdown page,
-where ``<name>`` is the results folder's name. ``polynomial`` runs the FreeNets authors'
-polynomial experiment (``polynomial --help``).
+report; under ``torchrun`` or in a SLURM array each process runs its share of the cells
+(``--shard``, taken from the environment by default) and rank 0 (every array task) reports
+(docs/scaling.md). ``report`` rebuilds ``table.md`` (and for the runner's results
+``aggregates.json`` and one Pareto figure per data set) from ``runs.json`` alone, and with
+``--docs`` the table between the markers ``<!-- results:<name>:begin -->`` and
+``<!-- results:<name>:end -->`` of a Markdown page, where ``<name>`` is the results folder's name.
+``polynomial`` runs the FreeNets authors' polynomial experiment (``polynomial --help``).
 """
 from __future__ import annotations
 
@@ -18,10 +20,11 @@ import re
 import sys
 from pathlib import Path
 
+from ncg.distributed import shard_from_env
 from ncg.errors import NCGError
 from ncg.experiments.methods import METHODS, PRESETS, Budget
 from ncg.experiments.report import load_runs, write_report
-from ncg.experiments.runner import run_sweep
+from ncg.experiments.runner import collects, run_sweep
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -53,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--record-samples", type=int, default=10_000)
     run.add_argument("--imp-cycles", type=int, default=2)
     run.add_argument("--sparse-parameters", type=int, default=40_000, help="parameter budget of the sparse-* methods")
-    run.add_argument("--shard", type=_shard, default=(0, 1), help="INDEX/COUNT: run every COUNT-th cell from INDEX")
+    run.add_argument("--shard", type=_shard, default=None,
+                     help="INDEX/COUNT: run every COUNT-th cell from INDEX [torchrun's RANK/WORLD_SIZE, a SLURM "
+                          "array's task/count, else 0/1]")
     run.add_argument("--data-root", default=None)
     report = sub.add_parser("report", help="rebuild table.md, aggregates.json and figures from runs.json")
     report.add_argument("results", help="results folder holding runs.json")
@@ -114,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             return polynomial_main(argv[1:])
         if args.command == "run":
             methods = list(METHODS) if args.methods == ["all"] else args.methods
-            rows = run_sweep(args.datasets, methods, args.seeds, _budget(args), args.out, args.shard, args.data_root)
-            paths = report(args.out)
-            print(f"{len(rows)} runs in {args.out}; table: {paths['table']}")
+            shard = args.shard or shard_from_env()
+            rows = run_sweep(args.datasets, methods, args.seeds, _budget(args), args.out, shard, args.data_root)
+            if collects(shard):
+                paths = report(args.out)
+                print(f"{len(rows)} runs in {args.out}; table: {paths['table']}")
         else:
             paths = report(args.results, args.docs)
             print(f"table: {paths['table']}")

@@ -4,8 +4,10 @@ Each cell (data set, method, seed) trains one model under the shared :class:`Bud
 ``<out>/cells/<dataset>/<method>/seed<k>.json`` atomically when it is done; a cell whose file
 exists is skipped, so a killed sweep resumes where it stopped (the cell that was running starts
 again). ``shard=(i, n)`` runs every n-th cell from the i-th, so n processes (or machines sharing
-the folder) split a sweep. :func:`collect` gathers every cell file into ``runs.json`` and
-``runs.csv``, one row per run.
+the folder) split a sweep: the ranks of ``torchrun`` or the tasks of a SLURM array
+(:func:`ncg.distributed.shard_from_env`). :func:`collect` gathers every cell file into
+``runs.json`` and ``runs.csv``, one row per run; under ``torchrun`` rank 0 does it once every
+rank has finished its cells.
 
 Examples
 --------
@@ -31,6 +33,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ncg import distributed
 from ncg.atomic import atomic_write
 from ncg.datasets import DataSplits, load_dataset
 from ncg.errors import NCGError
@@ -38,10 +41,12 @@ from ncg.experiments.methods import Budget, Method, Setting, check_methods, flop
 from ncg.tasks import get_task
 from ncg.train import evaluate
 
-__all__ = ["run_cell", "run_sweep", "collect", "cell_path"]
+__all__ = ["run_cell", "run_sweep", "collect", "collects", "cell_path"]
 
 CSV_FIRST = ["dataset", "method", "seed", "metric", "test_accuracy", "test_loss", "parameters", "hidden_edges",
              "input_connections", "neurons", "depth", "train_flops", "wall_seconds", "epochs"]
+SHARD_WAIT_SECONDS = 7 * 24 * 3600
+"""How long a torchrun rank that finished its cells waits for the others before rank 0 collects."""
 
 
 def cell_path(out: str | os.PathLike, dataset: str, method: str, seed: int) -> Path:
@@ -107,6 +112,10 @@ def run_sweep(
     ----------
     shard : (index, count)
         Run only the cells ``index, index + count, ...`` of the sweep's fixed cell order.
+        When the shards are the ranks of ``torchrun`` (``shard == (RANK, WORLD_SIZE)``), the
+        ranks meet in a gloo process group after their cells, and only rank 0 collects; each
+        other rank returns its own cells' rows. The cells train in one process each (the group
+        does not exist while they run).
     progress : bool, optional
         Show a progress bar; by default only when standard error is a terminal.
     """
@@ -127,7 +136,29 @@ def run_sweep(
         row = run_cell(loaded[dataset], method, seed, budget)
         row["dataset"] = dataset
         _write_json(cell_path(out, dataset, method.name, seed), row)
-    return collect(out)
+    if _shards_are_ranks(shard):
+        distributed.init_from_env("cpu", timeout=SHARD_WAIT_SECONDS)
+        distributed.barrier()
+    if collects(shard):
+        return collect(out)
+    return [json.loads(cell_path(out, d, m.name, s).read_text()) for d, m, s in cells]
+
+
+def _shards_are_ranks(shard: tuple[int, int]) -> bool:
+    return shard[1] > 1 and distributed.env_world() == tuple(shard)
+
+
+def collects(shard: tuple[int, int]) -> bool:
+    """Whether the process running ``shard`` gathers the cells into ``runs.json``: every process
+    that runs alone, by hand or in a SLURM array (each collects what is finished, so the last
+    to finish leaves every cell in it), but only rank 0 of ``torchrun`` ranks.
+
+    Examples
+    --------
+    >>> collects((0, 1)), collects((1, 4))  # not under torchrun
+    (True, True)
+    """
+    return not _shards_are_ranks(shard) or distributed.is_main()
 
 
 def _finished(path: Path, budget: Budget) -> bool:
