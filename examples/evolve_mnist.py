@@ -1,8 +1,12 @@
 """Train a FreeNet on MNIST with Free-Evolve and write a run folder.
 
-Every knob is a command-line flag (``--help``); the defaults train a complete DAG of 512 hidden
-neurons + 10 output neurons on the MNIST copy that ships with ncg, evolve its topology for 4
-rounds, fine-tune, and finish in a few minutes on 2 CPU cores.
+Every knob is a command-line flag (``--help``). The defaults build the *whole* network as one DAG
+(784 input nodes, 512 hidden and 10 output neurons, every input connection an edge), complete at
+the start, train it on the MNIST copy that ships with ncg and evolve it for 4 rounds down to
+40,000 parameters (under 10% of MLP 784-512-10): each round prunes the smallest-magnitude 60% of
+the edges and regrows 10% between neurons that fire together (Hebbian). Then it fine-tunes; about
+a minute on 2 CPU cores. ``--start complete`` runs the first main job (a complete DAG of neurons
+behind a dense encoder, coactivation pruning), ``--start sparse`` a sparse random start.
 
 The run folder (``--out``, default ``runs/<dataset>-seed<seed>``) receives: ``config.json``,
 ``metrics.csv`` / ``metrics.json`` (one row per round), ``history.json`` (every edit, replayable),
@@ -11,6 +15,7 @@ so ``--resume`` continues an interrupted run), ``graph.graphml`` (+ ``graph.weig
 ``coactivation.npz``, the figures, and ``summary.json``.
 
     python examples/evolve_mnist.py                 # the main job
+    python examples/evolve_mnist.py --start complete   # the first main job (dense encoder)
     python examples/evolve_mnist.py --quick         # a seconds-long smoke run
     python examples/evolve_mnist.py --dataset fashion-mnist --rounds 6 --seed 1
     torchrun --nproc_per_node 2 examples/evolve_mnist.py   # data-parallel, docs/scaling.md
@@ -43,6 +48,16 @@ DATASETS = ("mnist", "fashion-mnist", "emnist", "digits")
 FULL = {"neurons": 512, "epochs": 2, "rounds": 4, "final_epochs": 3, "record_samples": 10_000}
 QUICK = {"neurons": 48, "epochs": 1, "rounds": 2, "final_epochs": 1, "record_samples": 500}
 """Sizes of the main job and of ``--quick``; a flag given explicitly overrides either."""
+RULES = {
+    "whole": {"prune_score": "magnitude", "grow_score": "coactivation", "prune_fraction": 0.6, "add_fraction": 0.1,
+              "target_parameters": 40_000},
+    "complete": {"prune_score": "coactivation", "grow_score": "coactivation", "prune_fraction": 0.2,
+                 "add_fraction": 0.02, "target_parameters": None},
+    "sparse": {"prune_score": "coactivation", "grow_score": "coactivation", "prune_fraction": 0.2,
+               "add_fraction": 0.02, "target_parameters": None},
+}
+"""Rule defaults of each ``--start`` (``whole``: the best variant of docs/results.md's sparse table
+under the time limit; ``complete``: the first main job); explicit flags win."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,8 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (mnist ships with ncg)")
     p.add_argument("--data-root", default=None, help="folder holding <dataset>/ IDX files (else NCG_DATA_DIR, then the shipped copy)")
     p.add_argument("--neurons", type=int, default=None, help="hidden neurons of the initial DAG [512; --quick: 48]")
-    p.add_argument("--start", choices=["complete", "sparse"], default="complete",
-                   help="complete DAG with a dense encoder, or a sparse DAG whose input connections are edges")
+    p.add_argument("--start", choices=sorted(RULES), default="whole",
+                   help="whole: complete DAG over input nodes and neurons (input connections are edges); complete: "
+                        "complete DAG of neurons behind a dense encoder; sparse: random sparse DAG with input nodes")
     p.add_argument("--fan-in", type=int, default=75, help="incoming edges per neuron of the sparse start")
     p.add_argument("--activation", default="relu", choices=["relu", "square_relu", "tanh", "sigmoid"])
     p.add_argument("--epochs", type=int, default=None, help="training epochs per evolve round [2; --quick: 1]")
@@ -59,10 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--final-epochs", type=int, default=None, help="fine-tuning epochs after the last round [3; --quick: 1]")
     p.add_argument("--tau", type=float, default=0.25, help="Hebbian threshold: prune below, augment above")
     p.add_argument("--measure", choices=["phi", "joint"], default="phi", help="coactivation measure")
-    p.add_argument("--prune-score", choices=sorted(PRUNE_SCORES), default="coactivation", help="prune rule")
-    p.add_argument("--grow-score", choices=sorted(GROW_SCORES), default="coactivation", help="grow rule for new edges")
-    p.add_argument("--prune-fraction", type=float, default=0.2, help="max fraction of edges pruned per round")
-    p.add_argument("--add-fraction", type=float, default=0.02, help="max edges added per round, as a fraction of edges")
+    p.add_argument("--prune-score", choices=sorted(PRUNE_SCORES), default=None, help="prune rule [RULES of --start]")
+    p.add_argument("--grow-score", choices=sorted(GROW_SCORES), default=None, help="grow rule for new edges [RULES]")
+    p.add_argument("--prune-fraction", type=float, default=None, help="max fraction of edges pruned per round [RULES]")
+    p.add_argument("--add-fraction", type=float, default=None, help="max edges added per round, as a fraction of edges [RULES]")
+    p.add_argument("--target-parameters", type=int, default=None,
+                   help="stop pruning at this many parameters (edges + neuron biases) [whole: 40,000; else none]")
     p.add_argument("--grow", type=int, default=0, help="new neurons proposed per round")
     p.add_argument("--constant-budget", action="store_true", help="grow as many edges as pruned each round")
     p.add_argument("--decay", choices=["constant", "cosine"], default="constant", help="decay of the edit fractions")
@@ -81,7 +99,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="seconds-long smoke run: small net, data subset, 2 short rounds (explicit flags still win)")
     args = p.parse_args(argv)
-    defaults = QUICK if args.quick else FULL
+    defaults = {**(QUICK if args.quick else FULL), **RULES[args.start]}
+    if args.quick and args.start == "whole":
+        defaults["target_parameters"] = 4_000
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -92,6 +112,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     return args
+
+
+def target_edges(parameters: int | None, model: FreeNet) -> int | None:
+    """The edge count at which ``parameters`` (edges + the biases of the non-input neurons) are
+    reached, or None for no target."""
+    if parameters is None:
+        return None
+    edges = parameters - (model.num_neurons - model.inputs.numel())
+    if edges < 0:
+        raise NCGError(f"--target-parameters {parameters} is below the {model.num_neurons - model.inputs.numel()} "
+                       "neuron biases alone")
+    return edges
 
 
 def pick_device(name: str) -> torch.device:
@@ -154,8 +186,9 @@ def main(argv: list[str] | None = None) -> dict:
         resume_state = extra.get("evolve")
         say(f"resuming {out / 'model.pt'} after round {extra.get('round')}")
     else:
-        if args.start == "sparse":
-            graph = sparse_start(data.num_features, args.neurons, data.num_classes, fan_in=args.fan_in, seed=args.seed)
+        if args.start in ("sparse", "whole"):
+            wiring = {"fan_in": args.fan_in} if args.start == "sparse" else {"density": 1.0}
+            graph = sparse_start(data.num_features, args.neurons, data.num_classes, seed=args.seed, **wiring)
         else:
             graph = NCG.complete(args.neurons + data.num_classes, num_outputs=data.num_classes, seed=args.seed)
         model = FreeNet(graph, in_features=data.num_features, activation=args.activation, seed=args.seed).to(device)
@@ -164,7 +197,8 @@ def main(argv: list[str] | None = None) -> dict:
         measure=args.measure, prune_score=args.prune_score, grow_score=args.grow_score,
         evolve=not args.no_evolve, remove_dead=not args.keep_dead, stop_when_unchanged=not args.keep_going,
         budget=EditBudget(prune_fraction=args.prune_fraction, add_fraction=args.add_fraction, grow_neurons=args.grow,
-                          regrow=args.constant_budget, decay=args.decay),
+                          regrow=args.constant_budget, decay=args.decay,
+                          target_edges=target_edges(args.target_parameters, model)),
         record_samples=args.record_samples, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr, seed=args.seed, progress=True,
     )
     if distributed.is_main():

@@ -310,8 +310,12 @@ def test_graph_without_hidden_neurons_evolves():
 def test_budget_targets_cap_pruning_and_adding():
     g = NCG.complete(11, num_outputs=1)  # 55 edges
     assert EditBudget(prune_fraction=0.5, add_fraction=0.1).for_graph(g) == (27, 5)
-    assert EditBudget(prune_fraction=0.5, target_edges=50).for_graph(g) == (5, 0)
-    assert EditBudget(prune_fraction=0.5, add_fraction=0.5, target_density=0.9).for_graph(g) == (5, 0)
+    assert EditBudget(prune_fraction=0.5, add_fraction=0.0, target_edges=50).for_graph(g) == (5, 0)
+    # Above the target: prune no further below it than the adds bring back, add no more than pruned.
+    assert EditBudget(prune_fraction=0.5, add_fraction=0.1, target_edges=30).for_graph(g) == (27, 5)
+    assert EditBudget(prune_fraction=0.5, add_fraction=0.1, target_density=0.9).for_graph(g) == (10, 5)
+    # At the target the round swaps edges; below it, it refills.
+    assert EditBudget(prune_fraction=0.5, add_fraction=0.1, target_edges=55).for_graph(g) == (5, 5)
     assert EditBudget(prune_fraction=0.0, add_fraction=0.5, target_edges=60).for_graph(g) == (0, 5)
 
 

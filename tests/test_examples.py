@@ -57,7 +57,7 @@ def test_evolve_mnist_help_lists_the_knobs():
 
 def test_evolve_mnist_runs_on_digits(tmp_path):
     summary = _load("evolve_mnist").main(["--quick", "--dataset", "digits", "--out", str(tmp_path), "--no-figures"])
-    assert summary["dataset"] == "digits" and summary["neurons"] <= 58
+    assert summary["dataset"] == "digits" and summary["neurons"] <= 64 + 58  # 64 input nodes, 48 + 10 neurons
 
 
 def test_custom_ncg_quick():
@@ -98,7 +98,7 @@ def _run_example(out: Path, *extra: str, kill_when=None) -> subprocess.Popen | N
     import signal
     import time
 
-    args = [sys.executable, str(EXAMPLES / "evolve_mnist.py"), "--quick", "--neurons", "300", "--no-figures",
+    args = [sys.executable, str(EXAMPLES / "evolve_mnist.py"), "--quick", "--start", "complete", "--neurons", "300", "--no-figures",
             "--out", str(out), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -115,6 +115,8 @@ def test_sparse_methods_fit_their_parameter_budget_and_presets_expand(sweep):
                    "sparse-gradual-coactive"):  # pruned from the whole complete DAG to the budget
         row = next(r for r in rows if r["method"] == method)
         assert row["hidden_edges"] + row["input_connections"] == fan_in * 34, method
+        regrows = method in ("sparse-granet", "sparse-gradual-hebbian", "sparse-gradual-coactive")
+        assert (row.get("edges_added", 0) > 0) == regrows, method  # regrowth on the way down
     assert [m.name for m in check_methods(["sparse"])] == PRESETS["sparse"]
 
 

@@ -73,7 +73,9 @@ class EditBudget:
     add_fraction : float
         At most this fraction of the current edge count is added per round.
     target_edges : int, optional
-        Stop pruning at this edge count, and never add edges beyond it.
+        Shrink towards this edge count: a round prunes no further below it than its adds bring
+        back, adds no more than it prunes while above it, and refills up to it from below. At
+        the target, a round with ``add_fraction > 0`` swaps that many edges (prune, regrow).
     target_density : float, optional
         The same as a fraction of the complete DAG's ``N (N - 1) / 2`` edges (the smaller
         target wins when both are given).
@@ -146,15 +148,19 @@ class EditBudget:
         if self.regrow:
             return max_prune, max_prune
         max_add = int(self.add_fraction * factor * e)
+        target = self.target(graph)
+        if target is not None:  # prune no further than the adds can bring back; never grow above the target
+            max_prune = min(max_prune, max(0, e - target + max_add))
+            max_add = min(max_add, max(max_prune, target - e + max_prune))
+        return max_prune, max_add
+
+    def target(self, graph: NCG) -> int | None:
+        """The edge target on ``graph`` (the smaller of ``target_edges`` and ``target_density``)."""
         targets = [] if self.target_edges is None else [self.target_edges]
         if self.target_density is not None:
             n = graph.num_neurons
             targets.append(round(self.target_density * n * (n - 1) / 2))
-        if targets:
-            target = min(targets)
-            max_prune = min(max_prune, max(0, e - target))
-            max_add = min(max_add, max(0, target - e + max_prune))
-        return max_prune, max_add
+        return min(targets) if targets else None
 
 
 GROW_INITS = ("zero", "uniform")
@@ -368,6 +374,8 @@ class FreeEvolve:
         src, dst, score = GROW_SCORES[cfg.grow_score](ctx) if max_add else GROW_SCORES["none"](ctx)
         if cfg.budget.regrow:  # hold the edge count: never prune more than the grow rule can replace
             max_prune = min(max_prune, src.size)
+        elif (target := cfg.budget.target(graph)) is not None:  # land on the target with the adds there are
+            max_prune = min(max_prune, max(0, graph.num_edges - target + min(max_add, src.size)))
         rule = PRUNE_SCORES[cfg.prune_score]
         pruned = prune_edges(graph, rule.score(ctx), tau=cfg.tau if rule.thresholded else None, max_edits=max_prune)
         edits += pruned
