@@ -152,7 +152,8 @@ def layered_start(
         src_parts.append(rng.integers(0, start, size=dst.size))
         dst_parts.append(dst)
     src, dst = np.concatenate(src_parts), np.concatenate(dst_parts)
-    keys = np.unique(dst * n + src)
+    keys = np.sort(dst * n + src)
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if keys.size else keys
     src, dst = keys % n, keys // n
     has_out = np.bincount(src, minlength=n) > 0
     extra_src, extra_dst = [], []

@@ -369,12 +369,13 @@ class FreeNet(nn.Module):
         plan, codes = self.plan()
         x = self._flatten(x)
         dtype = self.weight.dtype
+        bias = self.bias if plan.identity else self.bias[plan.perm]
         if self.encoder_kind == "graph":  # input node f holds feature f; its bias is unused
-            u = self.bias[plan.perm].unsqueeze(1).expand(-1, x.shape[0])
+            u = bias.unsqueeze(1).expand(-1, x.shape[0])
             u = u.index_copy(0, plan.position[self.inputs], x.to(dtype).t().contiguous())
         else:
-            enc = self.encoder.weight[plan.perm]
-            u = torch.addmm(self.bias[plan.perm].unsqueeze(1), enc, x.to(enc.dtype).t()).to(dtype)
+            enc = self.encoder.weight if plan.identity else self.encoder.weight[plan.perm]
+            u = torch.addmm(bias.unsqueeze(1), enc, x.to(enc.dtype).t()).to(dtype)
         with torch.autocast(device_type=x.device.type, enabled=False):
             h = EVALUATORS[self.evaluator](u, self.weight, plan, codes)
         return u, h, plan

@@ -188,6 +188,9 @@ class Plan:
         int64: the CSR slots of the sparse blocks, or None when every slot is.
     generation_ptr : Tensor
         int64 ``[G + 1]``: generation ``g`` holds positions ``generation_ptr[g]:generation_ptr[g + 1]``.
+    identity : bool
+        Whether ``perm`` is the identity (position ``p`` is neuron ``p``), so that gathers by it
+        can be skipped.
     """
 
     perm: Tensor
@@ -207,6 +210,7 @@ class Plan:
     dense_edge: Tensor | None
     sparse_slots: Tensor | None
     generation_ptr: Tensor
+    identity: bool = False
 
     def to(self, device: torch.device | str) -> Plan:
         """Copy the index tensors to ``device``."""
@@ -343,6 +347,7 @@ def build_plan(
         perm, position, generation, src_pos, dst_pos, blocks, num_generations,
         indptr=torch.from_numpy(indptr), csr_src=torch.from_numpy(csr_src.astype(np.int32)),
         csr_edge=torch.from_numpy(order), kinds=kinds, **dense, generation_ptr=torch.from_numpy(generation_ptr),
+        identity=bool(torch.equal(perm, torch.arange(num_nodes))),
     )
 
 

@@ -50,24 +50,38 @@ def _slab(buffer: Tensor, plan: Plan, block: int) -> Tensor:
     return buffer[offset:offset + (end - lo) * (end - start)].view(end - lo, end - start)
 
 
+def _steps(plan: Plan) -> list[tuple[int, int, int]]:
+    """``(block, start, end)`` in evaluation order: each dense block alone, each run of
+    consecutive sparse blocks merged into one span (block ``-1``), so one kernel call covers it."""
+    steps: list[tuple[int, int, int]] = []
+    for k, (start, end, _, _) in enumerate(plan.blocks):
+        if plan.kinds[k] == "sparse" and steps and steps[-1][0] == -1:
+            steps[-1] = (-1, steps[-1][1], end)
+        else:
+            steps.append((-1 if plan.kinds[k] == "sparse" else k, start, end))
+    return steps
+
+
 class _BlockedDAG(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u: Tensor, weight: Tensor, codes: Tensor, plan: Plan) -> Tensor:
         z = u.contiguous().clone()
         h = torch.empty_like(z)
         dense = weight.new_zeros(plan.dense_cells)
-        dense[plan.dense_flat] = weight if plan.dense_edge is None else weight[plan.dense_edge]
-        w_csr = weight[plan.csr_edge] if "sparse" in plan.kinds else weight.new_zeros(0)
-        for k, (start, end, lo, _) in enumerate(plan.blocks):
-            if plan.kinds[k] == "sparse":
+        dense.index_copy_(0, plan.dense_flat, weight if plan.dense_edge is None else weight[plan.dense_edge])
+        w_csr = weight.index_select(0, plan.csr_edge) if "sparse" in plan.kinds else weight.new_zeros(0)
+        steps = _steps(plan)
+        for k, start, end in steps:
+            if k < 0:
                 csr_forward(z, h, plan, w_csr, codes, start, end)
                 continue
+            lo = plan.blocks[k][2]
             slab = _slab(dense, plan, k)
             if lo < start:
                 z[start:end].addmm_(slab[: start - lo].t(), h[lo:start])
             sweep_forward(z[start:end], slab[start - lo:], codes[start:end], out=h[start:end])
         ctx.save_for_backward(z, h, dense, w_csr, codes)
-        ctx.plan, ctx.num_edges = plan, weight.shape[0]
+        ctx.plan, ctx.steps, ctx.num_edges = plan, steps, weight.shape[0]
         return h
 
     @staticmethod
@@ -80,13 +94,13 @@ class _BlockedDAG(torch.autograd.Function):
         need_w = ctx.needs_input_grad[1]
         dense_grad = torch.empty_like(dense) if need_w else None
         csr_grad = torch.empty_like(w_csr) if need_w else None
-        for k in reversed(range(len(plan.blocks))):
-            start, end, lo, _ = plan.blocks[k]
-            if plan.kinds[k] == "sparse":
+        for k, start, end in reversed(ctx.steps):
+            if k < 0:
                 csr_backward(z, h, dh, g, plan, w_csr, codes, start, end)
                 if need_w:
                     csr_grad[int(plan.indptr[start]):int(plan.indptr[end])] = csr_weight_grad(h, g, plan, start, end)
                 continue
+            lo = plan.blocks[k][2]
             slab = _slab(dense, plan, k)
             sweep_backward(z[start:end], h[start:end], slab[start - lo:], codes[start:end], dh[start:end],
                            out=g[start:end])
@@ -96,11 +110,12 @@ class _BlockedDAG(torch.autograd.Function):
                 torch.mm(h[lo:end], g[start:end].t(), out=_slab(dense_grad, plan, k))
         dw = None
         if need_w:
-            dw = dense_grad[plan.dense_flat] if plan.dense_edge is None else dense_grad.new_zeros(ctx.num_edges)
+            from_dense = dense_grad.index_select(0, plan.dense_flat)
+            dw = from_dense if plan.dense_edge is None else dense_grad.new_zeros(ctx.num_edges)
             if plan.dense_edge is not None:
-                dw[plan.dense_edge] = dense_grad[plan.dense_flat]
+                dw[plan.dense_edge] = from_dense
             if plan.sparse_slots is None:
-                dw[plan.csr_edge] = csr_grad
+                dw.index_copy_(0, plan.csr_edge, csr_grad)
             elif plan.sparse_slots.numel():
                 dw[plan.csr_edge[plan.sparse_slots]] = csr_grad[plan.sparse_slots]
         return g, dw, None, None
