@@ -4,8 +4,9 @@ Every knob is a command-line flag (``--help``). The defaults build the *whole* n
 (784 input nodes, 512 hidden and 10 output neurons, every input connection an edge), complete at
 the start, train it on the MNIST copy that ships with ncg and evolve it for 4 rounds down to
 40,000 parameters (under 10% of MLP 784-512-10): each round prunes the smallest-magnitude 60% of
-the edges and regrows 10% between neurons that fire together (Hebbian). Then it fine-tunes; about
-a minute on 2 CPU cores. ``--start complete`` runs the first main job (a complete DAG of neurons
+the edges and regrows 10% where the loss gradient of a missing edge is largest (GraNet's rules, the
+best variant of docs/results.md on MNIST; ``--grow-score coactivation`` regrows between neurons
+that fire together instead). Then it fine-tunes; about a minute on 2 CPU cores. ``--start complete`` runs the first main job (a complete DAG of neurons
 behind a dense encoder, coactivation pruning), ``--start sparse`` a sparse random start.
 
 The run folder (``--out``, default ``runs/<dataset>-seed<seed>``) receives: ``config.json``,
@@ -49,7 +50,7 @@ FULL = {"neurons": 512, "epochs": 2, "rounds": 4, "final_epochs": 3, "record_sam
 QUICK = {"neurons": 48, "epochs": 1, "rounds": 2, "final_epochs": 1, "record_samples": 500}
 """Sizes of the main job and of ``--quick``; a flag given explicitly overrides either."""
 RULES = {
-    "whole": {"prune_score": "magnitude", "grow_score": "coactivation", "prune_fraction": 0.6, "add_fraction": 0.1,
+    "whole": {"prune_score": "magnitude", "grow_score": "gradient", "prune_fraction": 0.6, "add_fraction": 0.1,
               "target_parameters": 40_000},
     "complete": {"prune_score": "coactivation", "grow_score": "coactivation", "prune_fraction": 0.2,
                  "add_fraction": 0.02, "target_parameters": None},
