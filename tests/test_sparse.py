@@ -151,3 +151,14 @@ def test_a_100k_neuron_sparse_freenet_trains_without_any_n_by_n_tensor():
     edges, peak_kib = map(int, result.stdout.split())
     assert edges > 1_000_000
     assert peak_kib < 1.5 * 2**20, f"peak RSS {peak_kib / 2**20:.2f} GiB"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_float64_matches_reference_in_every_mode(backend, mode):
+    graph = NCG.random_dag(40, density=0.15, num_outputs=2, seed=3)
+    fast = FreeNet(graph, in_features=3, seed=0, evaluator=mode, block_size=8).double()
+    slow = FreeNet(graph, in_features=3, seed=0, evaluator="reference").double()
+    slow.load_state_dict(fast.state_dict())
+    x = torch.randn(19, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for got, want in zip(_outputs_and_grads(fast, x), _outputs_and_grads(slow, x)):
+        torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-9)
