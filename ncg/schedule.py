@@ -220,11 +220,6 @@ class Plan:
                 moved[name] = value.to(device)
         return Plan(**moved)
 
-    def block_edges(self, block: int) -> int:
-        """Incoming edges of block ``block`` (from earlier blocks and from inside it)."""
-        start, end = self.blocks[block][:2]
-        return int(self.indptr[end] - self.indptr[start])
-
 
 def _pack_blocks(generation_sizes: np.ndarray, block_size: int) -> list[tuple[int, int]]:
     """Pack consecutive generations into blocks of at most ``block_size`` positions.

@@ -32,22 +32,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ncg.errors import NCGError
-from ncg.kernels.sweep import ACTIVATION_CODES, _cpp_for, activation_derivative, activation_fn
+from ncg.kernels.sweep import _ACTIVATION_NAMES, _call, _cpp_for, activation_derivative, activation_fn
 from ncg.schedule import Plan
 
 __all__ = ["csr_forward", "csr_backward", "csr_weight_grad"]
 
-_NAMES = {code: name for name, code in ACTIVATION_CODES.items()}
 _CHUNK_ELEMENTS = 1 << 24
 """The PyTorch backend gathers at most this many ``edges x batch`` elements at once."""
-
-
-def _call(op, *args):
-    try:
-        return op(*args)
-    except ValueError as exc:  # TORCH_CHECK_VALUE: re-raised as the package's error type
-        raise NCGError(str(exc)) from None
 
 
 def _generations(plan: Plan, start: int, end: int) -> list[tuple[int, int]]:
@@ -60,7 +51,7 @@ def _by_code(codes: Tensor, a: int, b: int):
     """``(rows, name)`` for each activation present in positions ``a:b`` (rows relative to ``a``)."""
     block = codes[a:b].long()
     for code in torch.unique(block).tolist():
-        yield torch.nonzero(block == code).flatten(), _NAMES[code]
+        yield torch.nonzero(block == code).flatten(), _ACTIVATION_NAMES[code]
 
 
 def _slots(plan: Plan, a: int, b: int) -> tuple[int, int, Tensor]:
