@@ -45,7 +45,7 @@ def time_sweep(forward, backward, z, w, codes, dh, warmup: int, repeats: int) ->
         z_work, dh_work = z.clone(), dh.clone()
         start = time.perf_counter()
         h = forward(z_work, w, codes)
-        backward(z_work, h, w, codes, dh_work)
+        backward(h, w, codes, dh_work)
         elapsed = time.perf_counter() - start
         if step >= warmup:
             samples.append(elapsed)

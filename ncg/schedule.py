@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ncg.arrays import unique_sorted
 from ncg.errors import CycleError, NCGError
 
 __all__ = ["topological_generations", "find_cycle", "Plan", "build_plan", "block_kinds", "MODES",
@@ -137,7 +138,7 @@ def topological_generations(edge_index: Tensor, num_nodes: int) -> Tensor:
         offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
         children = children_all[offsets + np.arange(total)]
         np.subtract.at(indeg, children, 1)
-        frontier = np.unique(children[indeg[children] == 0])
+        frontier = unique_sorted(children[indeg[children] == 0])
         level += 1
     if (generation < 0).any():
         cycle = find_cycle(edge_index, num_nodes)

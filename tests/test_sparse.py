@@ -88,6 +88,36 @@ def test_graph_encoder_and_edits_match_reference(mode):
     _assert_matches_reference(net.graph, mode, batch=9, in_features=6)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_weight_gradient_is_summed_over_thread_chunks(backend, threads):
+    """The compiled backward adds each chunk of batch tiles' share of dL/dw into its own buffer;
+    a batch of 260 = 4 full AVX-512 tiles + 4 columns exercises the chunks, the reduction and the
+    last partial tile."""
+    graph = NCG.random_dag(200, density=0.1, num_outputs=4, seed=3)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _assert_matches_reference(graph, "sparse", 260, activation="square_relu")
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("columns", [1, 37, 256])
+def test_pair_dots_are_row_dot_products(backend, dtype, columns):
+    gen = torch.Generator().manual_seed(columns)
+    a, b = torch.randn(50, columns, generator=gen, dtype=dtype), torch.randn(50, columns, generator=gen, dtype=dtype)
+    rows_a, rows_b = torch.randint(0, 50, (300,), generator=gen), torch.randint(0, 50, (300,), generator=gen)
+    want = torch.einsum("kt,kt->k", a[rows_a], b[rows_b])
+    torch.testing.assert_close(sparse.pair_dots(a, b, rows_a, rows_b), want)
+
+
+def test_pair_dots_rejects_rows_out_of_range():
+    a = torch.zeros(4, 3)
+    with pytest.raises((NCGError, IndexError), match="rows_b\\[1\\] = 4 is not a row|out of bounds"):
+        sparse.pair_dots(a, a, torch.tensor([0, 1]), torch.tensor([0, 4]))
+
+
 def test_auto_picks_dense_for_dense_blocks_and_sparse_for_sparse_ones():
     complete = build_plan(NCG.complete(200, num_outputs=2).edge_index, 200)
     assert set(complete.kinds) == {"dense"}

@@ -80,7 +80,7 @@ def test_activation_derivative_matches_autograd(name):
     x = torch.linspace(-3, 3, 12, dtype=torch.float64, requires_grad=True)  # avoids x == 0
     h = activation_fn(name)(x)
     (grad,) = torch.autograd.grad(h.sum(), x)
-    torch.testing.assert_close(activation_derivative(name)(x.detach(), h.detach()), grad)
+    torch.testing.assert_close(activation_derivative(name)(h.detach()), grad)
 
 
 def test_unknown_activation_name_raises():
@@ -130,7 +130,7 @@ def test_reference_backward_matches_autograd(b, batch, seed):
     (grad_z_in,) = torch.autograd.grad((h * dh_out).sum(), z_in)
 
     dh = dh_out.clone()
-    g = sweep_backward_reference(z.detach(), h.detach(), w, codes, dh)
+    g = sweep_backward_reference(h.detach(), w, codes, dh)
     # g = dL/dz_final, and z_final = z_in + terms in earlier h, so dL/dz_in is g itself.
     torch.testing.assert_close(g, grad_z_in)
     # dh now holds the total dL/dh: the outside gradient plus what flows back through the edges.
@@ -152,7 +152,7 @@ def test_forward_with_grad_is_differentiable():
     (grad,) = torch.autograd.grad((h * dh_out).sum(), z_in)
     z = z_in.detach().clone()
     h = sweep_forward(z, w, codes)
-    torch.testing.assert_close(sweep_backward(z, h, w, codes, dh_out.clone()), grad)
+    torch.testing.assert_close(sweep_backward(h, w, codes, dh_out.clone()), grad)
 
 
 # ------------------------------------------------------------------------ C++ vs reference
@@ -169,8 +169,8 @@ def check_against_reference(b, batch, dtype, seed, zero_fraction, codes=None):
     torch.testing.assert_close(z_cpp, z_ref, **tol)
 
     dh_cpp, dh_ref = dh0.clone(), dh0.clone()
-    g_cpp = sweep_backward(z_ref, h_ref, w, codes, dh_cpp)
-    g_ref = sweep_backward_reference(z_ref, h_ref, w, codes, dh_ref)
+    g_cpp = sweep_backward(h_ref, w, codes, dh_cpp)
+    g_ref = sweep_backward_reference(h_ref, w, codes, dh_ref)
     torch.testing.assert_close(g_cpp, g_ref, **tol)
     torch.testing.assert_close(dh_cpp, dh_ref, **tol)
 
@@ -203,7 +203,7 @@ def test_cpu_float_blocks_run_in_cpp(cpp, monkeypatch):
     monkeypatch.setattr(sweep, "sweep_backward_reference", fail)
     z, w, codes, dh = make_block(9, 33, torch.float32)
     h = sweep_forward(z, w, codes)
-    sweep_backward(z, h, w, codes, dh)
+    sweep_backward(h, w, codes, dh)
     assert backend() == "cpp"
 
 
@@ -253,9 +253,9 @@ def test_cpp_updates_strided_tensors_in_place(cpp):
     dh_big = torch.zeros(6, 40, dtype=torch.float64)
     dh_big[:, 1::2] = dh0
     dh = dh_big[:, 1::2]
-    g = sweep_backward(z_ref.t().contiguous().t(), h_ref, w, codes, dh)
+    g = sweep_backward(h_ref.t().contiguous().t(), w, codes, dh)
     dh_ref = dh0.clone()
-    torch.testing.assert_close(g, sweep_backward_reference(z_ref, h_ref, w, codes, dh_ref))
+    torch.testing.assert_close(g, sweep_backward_reference(h_ref, w, codes, dh_ref))
     torch.testing.assert_close(dh_big[:, 1::2], dh_ref)
 
 
@@ -272,8 +272,8 @@ def test_weights_in_any_layout(layout):
     h = sweep_forward(z, w_view, codes)
     torch.testing.assert_close(h, sweep_forward_reference(z_ref, w, codes))
     dh, dh_ref = dh0.clone(), dh0.clone()
-    torch.testing.assert_close(sweep_backward(z, h, w_view, codes, dh),
-                               sweep_backward_reference(z_ref, h, w, codes, dh_ref))
+    torch.testing.assert_close(sweep_backward(h, w_view, codes, dh),
+                               sweep_backward_reference(h, w, codes, dh_ref))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
@@ -289,10 +289,30 @@ def test_out_writes_into_rows_of_a_larger_tensor(dtype):
     assert torch.all(h_big[:3] == 0) and torch.all(h_big[10:] == 0)
 
     g_big = torch.zeros(9, 20, dtype=dtype)
-    g = sweep_backward(z, h_ref, w, codes, dh0.clone(), out=g_big[1:8])
+    g = sweep_backward(h_ref, w, codes, dh0.clone(), out=g_big[1:8])
     assert g.data_ptr() == g_big[1:8].data_ptr()
-    torch.testing.assert_close(g_big[1:8], sweep_backward_reference(z_ref, h_ref, w, codes,
-                                                                    dh0.clone()))
+    torch.testing.assert_close(g_big[1:8], sweep_backward_reference(h_ref, w, codes, dh0.clone()))
+
+
+@pytest.mark.parametrize("backward", [sweep_backward, sweep_backward_reference])
+@pytest.mark.parametrize("columns", [3, 70])  # a partial tile only; full tiles and a partial one
+def test_backward_turns_dh_into_g_in_place(backward, columns):
+    z, w, codes, dh0 = make_block(13, columns, torch.float64)
+    h = sweep_forward_reference(z, w, codes)
+    want = sweep_backward_reference(h, w, codes, dh0.clone())
+    dh = dh0.clone()
+    g = backward(h, w, codes, dh, out=dh)
+    assert g.data_ptr() == dh.data_ptr()
+    torch.testing.assert_close(dh, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("forward", [sweep_forward, sweep_forward_reference])
+def test_forward_may_overwrite_z_with_h(forward):
+    z, w, codes, _ = make_block(13, 70, torch.float64)
+    want = sweep_forward_reference(z.clone(), w, codes)
+    h = forward(z, w, codes, out=z)
+    assert h.data_ptr() == z.data_ptr()
+    torch.testing.assert_close(z, want, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(0, 5), (3, 0), (0, 0)])
@@ -304,7 +324,7 @@ def test_empty_blocks(shape):
                               (sweep_forward_reference, sweep_backward_reference)]:
         h = forward(z, w, codes)
         assert h.shape == shape
-        assert backward(z, h, w, codes, torch.zeros(shape)).shape == shape
+        assert backward(h, w, codes, torch.zeros(shape)).shape == shape
 
 
 # ------------------------------------------------------------------------ argument validation
@@ -338,19 +358,15 @@ def test_forward_rejects_bad_arguments(forward, mutate, match):
 
 
 @pytest.mark.parametrize("backward", BACKWARD_APIS)
-@pytest.mark.parametrize(
-    "name, index",
-    [("h", 1), ("dh", 4)],
-)
-def test_backward_rejects_mismatched_tensors(backward, name, index):
-    z, w, codes, dh = good_args()
-    args = [z, z.clone(), w, codes, dh]
-    for bad, match in [(args[index][:, :2], f"{name} must have shape"),
-                       (args[index].double(), f"{name} must have dtype")]:
-        bad_args = list(args)
-        bad_args[index] = bad
+def test_backward_rejects_mismatched_tensors(backward):
+    h, w, codes, dh = good_args()
+    for bad, match in [(dh[:, :2], "dh must have shape"), (dh.double(), "dh must have dtype"),
+                       (dh, "h must be a 2-D tensor")]:
+        args = [h, w, codes, bad] if bad is not dh else [h[0], w, codes, dh]
         with pytest.raises(NCGError, match=match):
-            backward(*bad_args)
+            backward(*args)
+    with pytest.raises(NCGError, match="w must have shape .* to match h"):
+        backward(h, w[:2, :2], codes, dh)
 
 
 @pytest.mark.parametrize("forward", FORWARD_APIS)
@@ -390,7 +406,7 @@ def test_disable_cpp_uses_reference_silently(fresh_build):
         assert backend() == "torch"
         z, w, codes, dh = make_block(5, 4, torch.float32)
         h = sweep_forward(z, w, codes)
-        sweep_backward(z, h, w, codes, dh)
+        sweep_backward(h, w, codes, dh)
 
 
 def test_failed_build_warns_once_and_falls_back(fresh_build):

@@ -34,6 +34,7 @@ import gc
 import numpy as np
 import torch
 
+from ncg.arrays import unique_sorted
 from ncg.errors import NCGError
 from ncg.evolve.coactivation import Coactivation
 from ncg.evolve.edits import Edit
@@ -180,7 +181,7 @@ def forward_non_edges(
         a, b = rng.integers(0, n, size=(2, max_pairs))
         a, b = np.minimum(a, b), np.maximum(a, b)
         keep = a < b
-        pairs = np.unique(a[keep].astype(np.int64) * n + b[keep])
+        pairs = unique_sorted(a[keep].astype(np.int64) * n + b[keep])
         a, b = pairs // n, pairs % n
     src, dst = order[a], order[b]
     missing = ~_is_edge(graph, src, dst) & ~graph.is_input[dst].numpy()

@@ -43,6 +43,7 @@ from ncg.errors import NCGError
 from ncg.evolve.coactivation import Coactivation
 from ncg.evolve.operators import coactivation_scores, coactive_pairs, forward_non_edges
 from ncg.graph import NCG
+from ncg.kernels.sparse import pair_dots
 from ncg.tasks import Task, get_task
 
 __all__ = [
@@ -162,7 +163,7 @@ def edge_gradients(
     (:meth:`~ncg.model.FreeNet.forward_states`). The loss is summed over ``(x, y)`` (and, with
     ``across_ranks``, over every data-parallel rank's ``(x, y)``: a collective call). Up to
     :data:`DENSE_GRADIENT_MAX_NEURONS` neurons, all pairs come from one ``h G^T`` product per
-    batch; above, from a chunked gather-dot over the candidates only.
+    batch; above, from dot products of the candidates' rows only (:func:`ncg.kernels.sparse.pair_dots`).
 
     Examples
     --------
@@ -191,9 +192,7 @@ def edge_gradients(
         if dense:
             total += (h @ g.t())[src_pos, dst_pos].double()
         else:
-            for lo in range(0, len(sources), 65_536):
-                hi = lo + 65_536
-                total[lo:hi] += (h[src_pos[lo:hi]] * g[dst_pos[lo:hi]]).sum(1).double()
+            total += pair_dots(h, g, src_pos, dst_pos).double()
     model.zero_grad(set_to_none=True)
     model.train(was_training)
     if across_ranks:

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ncg.kernels.sparse import csr_backward, csr_forward, csr_weight_grad
+from ncg.kernels.sparse import csr_backward, csr_forward
 from ncg.kernels.sweep import sweep_backward, sweep_forward
 from ncg.schedule import Plan
 
@@ -65,47 +65,46 @@ def _steps(plan: Plan) -> list[tuple[int, int, int]]:
 class _BlockedDAG(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u: Tensor, weight: Tensor, codes: Tensor, plan: Plan) -> Tensor:
-        z = u.contiguous().clone()
-        h = torch.empty_like(z)
+        # One buffer: row p holds z[p] until its block overwrites it with h[p] = act(z[p]); the
+        # backward needs h alone (every activation's derivative is a function of its value).
+        h = u.contiguous().clone()
         dense = weight.new_zeros(plan.dense_cells)
         dense.index_copy_(0, plan.dense_flat, weight if plan.dense_edge is None else weight[plan.dense_edge])
         w_csr = weight.index_select(0, plan.csr_edge) if "sparse" in plan.kinds else weight.new_zeros(0)
         steps = _steps(plan)
         for k, start, end in steps:
             if k < 0:
-                csr_forward(z, h, plan, w_csr, codes, start, end)
+                csr_forward(h, h, plan, w_csr, codes, start, end)
                 continue
             lo = plan.blocks[k][2]
             slab = _slab(dense, plan, k)
             if lo < start:
-                z[start:end].addmm_(slab[: start - lo].t(), h[lo:start])
-            sweep_forward(z[start:end], slab[start - lo:], codes[start:end], out=h[start:end])
-        ctx.save_for_backward(z, h, dense, w_csr, codes)
+                h[start:end].addmm_(slab[: start - lo].t(), h[lo:start])
+            sweep_forward(h[start:end], slab[start - lo:], codes[start:end], out=h[start:end])
+        ctx.save_for_backward(h, dense, w_csr, codes)
         ctx.plan, ctx.steps, ctx.num_edges = plan, steps, weight.shape[0]
         return h
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_h: Tensor):
-        z, h, dense, w_csr, codes = ctx.saved_tensors
+        h, dense, w_csr, codes = ctx.saved_tensors
         plan = ctx.plan
-        dh = grad_h.contiguous().clone()
-        g = torch.empty_like(z)
+        # One buffer: row p holds dL/dh[p] until its block turns it into g[p] = dL/dz[p] in place.
+        g = grad_h.contiguous().clone()
         need_w = ctx.needs_input_grad[1]
         dense_grad = torch.empty_like(dense) if need_w else None
         csr_grad = torch.empty_like(w_csr) if need_w else None
         for k, start, end in reversed(ctx.steps):
             if k < 0:
-                csr_backward(z, h, dh, g, plan, w_csr, codes, start, end)
-                if need_w:
-                    csr_grad[int(plan.indptr[start]):int(plan.indptr[end])] = csr_weight_grad(h, g, plan, start, end)
+                slots = csr_grad[int(plan.indptr[start]):int(plan.indptr[end])] if need_w else None
+                csr_backward(h, g, g, plan, w_csr, codes, start, end, slots)
                 continue
             lo = plan.blocks[k][2]
             slab = _slab(dense, plan, k)
-            sweep_backward(z[start:end], h[start:end], slab[start - lo:], codes[start:end], dh[start:end],
-                           out=g[start:end])
+            sweep_backward(h[start:end], slab[start - lo:], codes[start:end], g[start:end], out=g[start:end])
             if lo < start:
-                dh[lo:start].addmm_(slab[: start - lo], g[start:end])
+                g[lo:start].addmm_(slab[: start - lo], g[start:end])
             if need_w:
                 torch.mm(h[lo:end], g[start:end].t(), out=_slab(dense_grad, plan, k))
         dw = None

@@ -5,9 +5,10 @@ incoming edges of position ``p`` in the CSR slots ``plan.indptr[p]:plan.indptr[p
 (sources ``plan.csr_src``, weights ``w_csr``):
 
 * forward: ``z[p] += sum_e w[e] h[src[e]]``, then ``h[p] = act_p(z[p])``, for ``p`` ascending;
-* backward: ``g[p] = dh[p] act_p'(z[p])``, then ``dh[src[e]] += w[e] g[p]``, for ``p``
+* backward: ``g[p] = dh[p] act_p'(z[p])`` (from ``h[p]``), then ``dh[src[e]] += w[e] g[p]``, for ``p``
   descending (pushed, so the rows after ``end`` must already have pushed theirs);
-* weight gradient: ``dw[e] = <h[src[e]], g[p]>`` for the existing edges only.
+* weight gradient: ``dw[e] = <h[src[e]], g[p]>`` for the existing edges only, in the same pass
+  as the backward.
 
 All three are O(edges x batch) in time and allocate nothing of size ``N x N``. Two backends do
 the same: the compiled CPU kernel of :mod:`ncg.kernels.sweep` (float32/float64 CPU tensors, batch
@@ -35,7 +36,7 @@ from torch import Tensor
 from ncg.kernels.sweep import _ACTIVATION_NAMES, _call, _cpp_for, activation_derivative, activation_fn
 from ncg.schedule import Plan
 
-__all__ = ["csr_forward", "csr_backward", "csr_weight_grad"]
+__all__ = ["csr_forward", "csr_backward", "pair_dots"]
 
 _CHUNK_ELEMENTS = 1 << 24
 """The PyTorch backend gathers at most this many ``edges x batch`` elements at once."""
@@ -70,7 +71,8 @@ def _chunks(first: int, last: int, batch: int):
 def csr_forward(z: Tensor, h: Tensor, plan: Plan, w_csr: Tensor, codes: Tensor, start: int, end: int) -> None:
     """Forward over rows ``start:end``: ``z`` updated in place, ``h`` written there.
 
-    ``z``, ``h``: contiguous ``[N, B]``; ``w_csr``: ``[E]`` weights in slot order
+    ``z``, ``h``: contiguous ``[N, B]``, ``h`` may be ``z`` itself (each row's ``z`` is final
+    before its ``h`` overwrites it); ``w_csr``: ``[E]`` weights in slot order
     (``weight[plan.csr_edge]``); ``codes``: uint8 ``[N]``.
     """
     ext = _cpp_for((z, h, w_csr), None)
@@ -87,33 +89,60 @@ def csr_forward(z: Tensor, h: Tensor, plan: Plan, w_csr: Tensor, codes: Tensor, 
 
 
 def csr_backward(
-    z: Tensor, h: Tensor, dh: Tensor, g: Tensor, plan: Plan, w_csr: Tensor, codes: Tensor, start: int, end: int
+    h: Tensor, dh: Tensor, g: Tensor, plan: Plan, w_csr: Tensor, codes: Tensor, start: int, end: int,
+    dw: Tensor | None = None,
 ) -> None:
     """Backward over rows ``start:end``: ``g`` written there, ``dh`` of their sources updated in
-    place (``dh[start:end]`` must already hold every contribution from later rows)."""
-    ext = _cpp_for((z, h, dh, g, w_csr), None)
+    place (``dh[start:end]`` must already hold every contribution from later rows).
+
+    ``g`` may be ``dh`` itself: each row of ``dh`` is read before its ``g`` is written. With
+    ``dw`` (``[plan.indptr[end] - plan.indptr[start]]``), ``dL/dw`` of the CSR slots of those
+    rows, ``<h[src[e]], g[p]>``, is written there: the compiled kernel computes it in the same
+    pass, while it loads each source row for the push.
+    """
+    ext = _cpp_for((h, dh, g, w_csr), None)
     if ext is not None:
-        return _call(ext.csr_sweep_backward, z, h, dh, g, plan.indptr, plan.csr_src, w_csr.contiguous(), codes,
-                     start, end)
+        return _call(ext.csr_sweep_backward, h, dh, g, plan.indptr, plan.csr_src, w_csr.contiguous(), codes,
+                     start, end, dw)
     for a, b in reversed(_generations(plan, start, end)):
         for rows, name in _by_code(codes, a, b):
             r = a + rows
-            g[r] = dh[r] * activation_derivative(name)(z[r], h[r])
+            g[r] = dh[r] * activation_derivative(name)(h[r])
         first, last, dst = _slots(plan, a, b)
-        for lo, hi in _chunks(first, last, z.shape[1]):
+        for lo, hi in _chunks(first, last, h.shape[1]):
             src = plan.csr_src[lo:hi].long()
             dh.index_add_(0, src, w_csr[lo:hi, None] * g[dst[lo - first:hi - first]])
+    if dw is not None:
+        _weight_grad(h, g, plan, start, end, dw)
     return None
 
 
-def csr_weight_grad(h: Tensor, g: Tensor, plan: Plan, start: int, end: int) -> Tensor:
-    """``dL/dw`` of the CSR slots of rows ``start:end``: ``<h[src[e]], g[dst[e]]>`` per slot."""
-    ext = _cpp_for((h, g), None)
-    if ext is not None:
-        return _call(ext.csr_weight_grad, h, g, plan.indptr, plan.csr_src, start, end)
+def _weight_grad(h: Tensor, g: Tensor, plan: Plan, start: int, end: int, out: Tensor) -> None:
+    """``out[e - indptr[start]] = <h[src[e]], g[dst[e]]>`` for the CSR slots of rows ``start:end``."""
     first, last, dst = _slots(plan, start, end)
-    out = h.new_empty(last - first)
-    for lo, hi in _chunks(first, last, h.shape[1]):
-        src = plan.csr_src[lo:hi].long()
-        out[lo - first:hi - first] = (h[src] * g[dst[lo - first:hi - first]]).sum(1)
+    out.copy_(pair_dots(h, g, plan.csr_src[first:last].long(), dst))
+
+
+def pair_dots(a: Tensor, b: Tensor, rows_a: Tensor, rows_b: Tensor) -> Tensor:
+    """``out[k] = <a[rows_a[k]], b[rows_b[k]]>``: dot products of chosen row pairs of two ``[N, B]``
+    matrices (a sampled dense-dense product), without gathering the rows.
+
+    The gradients of candidate edges at weight 0 are such products (``h`` of the sources with
+    ``dL/dz`` of the targets). The compiled kernel spreads the pairs over torch's threads;
+    elsewhere chunks of at most ``2**24`` gathered elements are multiplied in PyTorch.
+
+    Examples
+    --------
+    >>> import torch
+    >>> a, b = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    >>> pair_dots(a, b, torch.tensor([0, 1]), torch.tensor([1, 0]))
+    tensor([2., 3.])
+    """
+    ext = _cpp_for((a, b), None)
+    if ext is not None:
+        return _call(ext.pair_dots, a.contiguous(), b.contiguous(), rows_a.long().contiguous(),
+                     rows_b.long().contiguous())
+    out = a.new_empty(rows_a.numel())
+    for lo, hi in _chunks(0, rows_a.numel(), a.shape[1]):
+        out[lo:hi] = (a[rows_a[lo:hi]] * b[rows_b[lo:hi]]).sum(1)
     return out

@@ -138,19 +138,20 @@ NCG_INLINE void activate_row(uint8_t code, const T* __restrict__ z, T* __restric
   }
 }
 
-// g[t] = dh[t] * act'(z[t]), written with the same operations as the torch reference.
+// g[t] = dh[t] * act'(z[t]), from h[t] = act(z[t]) alone (so z need not be kept), written with
+// the same operations as the torch reference. sqrt(r * r) == r for square_relu, barring underflow.
 template <typename T, int64_t N>
-NCG_INLINE void derivative_row(uint8_t code, const T* __restrict__ dh, const T* __restrict__ z,
-                               const T* __restrict__ h, T* __restrict__ g) {
+NCG_INLINE void derivative_row(uint8_t code, const T* __restrict__ dh, const T* __restrict__ h,
+                               T* __restrict__ g) {
   switch (code) {
     case kIdentity:
       for (int64_t t = 0; t < N; ++t) g[t] = dh[t];
       break;
     case kRelu:
-      for (int64_t t = 0; t < N; ++t) g[t] = dh[t] * (z[t] > T(0) ? T(1) : T(0));
+      for (int64_t t = 0; t < N; ++t) g[t] = dh[t] * (h[t] > T(0) ? T(1) : T(0));
       break;
     case kSquareRelu:
-      for (int64_t t = 0; t < N; ++t) g[t] = dh[t] * (T(2) * (z[t] < T(0) ? T(0) : z[t]));
+      for (int64_t t = 0; t < N; ++t) g[t] = dh[t] * (T(2) * std::sqrt(h[t]));
       break;
     case kTanh:
       for (int64_t t = 0; t < N; ++t) g[t] = dh[t] * (T(1) - h[t] * h[t]);
@@ -249,11 +250,10 @@ struct ForwardArgs {
 
 template <typename T>
 struct BackwardArgs {
-  const T* z;  // [b, ldz]
   const T* h;  // [b, ldh]
   T* dh;       // [b, lddh], updated in place
   T* g;        // [b, ldg], written
-  int64_t ldz, ldh, lddh, ldg;
+  int64_t ldh, lddh, ldg;
   const uint8_t* codes;
   const PairLists<T>* lists;
 };
@@ -288,21 +288,22 @@ NCG_INLINE void accumulate_row(T* __restrict__ acc, const T* rows, int64_t ld,
 template <typename T, int64_t N>
 NCG_INLINE void forward_tile(const ForwardArgs<T>& a, int64_t col) {
   const PairLists<T>& l = *a.lists;
-  T* __restrict__ z = a.z + col;
-  T* __restrict__ h = a.h + col;
+  // Not restrict: h may be z itself (each row's z is stored before its h).
+  T* z = a.z + col;
+  T* h = a.h + col;
   const int64_t ldz = a.ldz, ldh = a.ldh;
   const int64_t pairs = static_cast<int64_t>(l.first.size());
   for (int64_t p = 0; p < pairs; ++p) {
     const int64_t j0 = l.first[p], j1 = l.second[p];
     T acc0[N], acc1[N];
-    T* __restrict__ z0 = z + j0 * ldz;
-    T* __restrict__ h0 = h + j0 * ldh;
+    T* z0 = z + j0 * ldz;
+    T* h0 = h + j0 * ldh;
     for (int64_t t = 0; t < N; ++t) acc0[t] = z0[t];
     if (j1 < 0) {
       accumulate_row<T, N>(acc0, h, ldh, l.other.data(), l.w_first.data(), l.ptr[p],
                            l.ptr[p + 1]);
     } else {
-      T* __restrict__ z1 = z + j1 * ldz;
+      T* z1 = z + j1 * ldz;
       for (int64_t t = 0; t < N; ++t) acc1[t] = z1[t];
       accumulate_pair<T, N>(acc0, acc1, h, ldh, l.other.data(), l.w_first.data(),
                             l.w_second.data(), l.ptr[p], l.ptr[p + 1]);
@@ -314,7 +315,7 @@ NCG_INLINE void forward_tile(const ForwardArgs<T>& a, int64_t col) {
     if (inner != T(0)) {
       for (int64_t t = 0; t < N; ++t) acc1[t] += inner * h0[t];
     }
-    T* __restrict__ z1 = z + j1 * ldz;
+    T* z1 = z + j1 * ldz;
     for (int64_t t = 0; t < N; ++t) z1[t] = acc1[t];
     activate_row<T, N>(a.codes[j1], acc1, h + j1 * ldh);
   }
@@ -323,37 +324,37 @@ NCG_INLINE void forward_tile(const ForwardArgs<T>& a, int64_t col) {
 template <typename T, int64_t N>
 NCG_INLINE void backward_tile(const BackwardArgs<T>& a, int64_t col) {
   const PairLists<T>& l = *a.lists;
-  const T* __restrict__ z = a.z + col;
   const T* __restrict__ h = a.h + col;
-  T* __restrict__ dh = a.dh + col;
-  T* __restrict__ g = a.g + col;
-  const int64_t ldz = a.ldz, ldh = a.ldh, lddh = a.lddh, ldg = a.ldg;
+  // Not restrict: g may be dh itself (each row's dh is read before its g is written).
+  T* dh = a.dh + col;
+  T* g = a.g + col;
+  const int64_t ldh = a.ldh, lddh = a.lddh, ldg = a.ldg;
   const int64_t pairs = static_cast<int64_t>(l.first.size());
   for (int64_t p = 0; p < pairs; ++p) {
     const int64_t i0 = l.first[p], i1 = l.second[p];
     T acc0[N], acc1[N];
-    T* __restrict__ dh0 = dh + i0 * lddh;
-    T* __restrict__ g0 = g + i0 * ldg;
+    T* dh0 = dh + i0 * lddh;
+    T* g0 = g + i0 * ldg;
     for (int64_t t = 0; t < N; ++t) acc0[t] = dh0[t];
     if (i1 < 0) {
       accumulate_row<T, N>(acc0, g, ldg, l.other.data(), l.w_first.data(), l.ptr[p],
                            l.ptr[p + 1]);
     } else {
-      T* __restrict__ dh1 = dh + i1 * lddh;
+      T* dh1 = dh + i1 * lddh;
       for (int64_t t = 0; t < N; ++t) acc1[t] = dh1[t];
       accumulate_pair<T, N>(acc0, acc1, g, ldg, l.other.data(), l.w_first.data(),
                             l.w_second.data(), l.ptr[p], l.ptr[p + 1]);
     }
     for (int64_t t = 0; t < N; ++t) dh0[t] = acc0[t];
-    derivative_row<T, N>(a.codes[i0], acc0, z + i0 * ldz, h + i0 * ldh, g0);
+    derivative_row<T, N>(a.codes[i0], acc0, h + i0 * ldh, g0);
     if (i1 < 0) continue;
     const T inner = l.inner[p];
     if (inner != T(0)) {
       for (int64_t t = 0; t < N; ++t) acc1[t] += inner * g0[t];
     }
-    T* __restrict__ dh1 = dh + i1 * lddh;
+    T* dh1 = dh + i1 * lddh;
     for (int64_t t = 0; t < N; ++t) dh1[t] = acc1[t];
-    derivative_row<T, N>(a.codes[i1], acc1, z + i1 * ldz, h + i1 * ldh, g + i1 * ldg);
+    derivative_row<T, N>(a.codes[i1], acc1, h + i1 * ldh, g + i1 * ldg);
   }
 }
 
@@ -383,15 +384,17 @@ struct CsrArgs {
   const int32_t* src;
   const T* w;
   int64_t start, end;
+  T* dw;  // backward: dL/dw of the slots indptr[start].. added here when not null
 };
 
 template <typename T, int64_t N>
 NCG_INLINE void csr_forward_tile(const CsrArgs<T>& a, int64_t col) {
-  T* __restrict__ z = a.z + col;
-  T* __restrict__ h = a.h + col;
+  // Not restrict: h may be z itself (each row's z is stored before its h).
+  T* z = a.z + col;
+  T* h = a.h + col;
   for (int64_t p = a.start; p < a.end; ++p) {
     T acc[N];
-    T* __restrict__ zp = z + p * a.ldz;
+    T* zp = z + p * a.ldz;
     for (int64_t t = 0; t < N; ++t) acc[t] = zp[t];
     accumulate_row<T, N>(acc, h, a.ldh, a.src, a.w, a.indptr[p], a.indptr[p + 1]);
     for (int64_t t = 0; t < N; ++t) zp[t] = acc[t];
@@ -399,46 +402,50 @@ NCG_INLINE void csr_forward_tile(const CsrArgs<T>& a, int64_t col) {
   }
 }
 
+// sum_t x[t] * y[t] over a tile, in min(N, 16) lanes folded pairwise, so that it vectorises.
 template <typename T, int64_t N>
+NCG_INLINE T dot_row(const T* __restrict__ x, const T* __restrict__ y) {
+  constexpr int64_t kLanes = N < 16 ? N : 16;
+  static_assert(N % kLanes == 0 && (kLanes & (kLanes - 1)) == 0, "tile must be a multiple of a power of 2");
+  T lanes[kLanes] = {};
+  for (int64_t t = 0; t < N; t += kLanes) {
+    for (int64_t k = 0; k < kLanes; ++k) lanes[k] += x[t + k] * y[t + k];
+  }
+  for (int64_t width = kLanes / 2; width >= 1; width /= 2) {
+    for (int64_t k = 0; k < width; ++k) lanes[k] += lanes[k + width];
+  }
+  return lanes[0];
+}
+
+// With kGrad, each slot's dL/dw over this tile's columns, <h[src[e]], g[p]>, is added to
+// a.dw[e - indptr[start]] while the slot's source rows are loaded for the push anyway.
+template <typename T, int64_t N, bool kGrad>
 NCG_INLINE void csr_backward_tile(const CsrArgs<T>& a, int64_t col) {
-  const T* z = a.z + col;
   const T* h = a.h + col;
   T* dh = a.dh + col;
   T* g = a.g + col;
+  T* dw = kGrad ? a.dw - a.indptr[a.start] : nullptr;
   for (int64_t p = a.end - 1; p >= a.start; --p) {
     T gp[N];
-    derivative_row<T, N>(a.codes[p], dh + p * a.lddh, z + p * a.ldz, h + p * a.ldh, gp);
+    derivative_row<T, N>(a.codes[p], dh + p * a.lddh, h + p * a.ldh, gp);
     T* __restrict__ gr = g + p * a.ldg;
     for (int64_t t = 0; t < N; ++t) gr[t] = gp[t];
     for (int64_t e = a.indptr[p]; e < a.indptr[p + 1]; ++e) {
       const T wv = a.w[e];
-      T* __restrict__ d = dh + static_cast<int64_t>(a.src[e]) * a.lddh;
+      const int64_t s = a.src[e];
+      T* __restrict__ d = dh + s * a.lddh;
       for (int64_t t = 0; t < N; ++t) d[t] += wv * gp[t];
+      if constexpr (kGrad) dw[e] += dot_row<T, N>(h + s * a.ldh, gp);
     }
   }
 }
 
-// out[e - indptr[start]] = sum_t h[src[e], t] * g[p, t] for the slots of rows [begin, end):
-// dL/dw of the existing edges only, 16 partial sums so that the loop vectorises.
-template <typename T>
-NCG_INLINE void csr_weight_grad_rows(const CsrArgs<T>& a, int64_t cols, T* out, int64_t begin,
-                                     int64_t end) {
-  constexpr int64_t kLanes = 16;
-  const int64_t base = a.indptr[a.start];
-  for (int64_t p = begin; p < end; ++p) {
-    const T* __restrict__ gp = a.g + p * a.ldg;
-    for (int64_t e = a.indptr[p]; e < a.indptr[p + 1]; ++e) {
-      const T* __restrict__ hs = a.h + static_cast<int64_t>(a.src[e]) * a.ldh;
-      T lanes[kLanes] = {};
-      int64_t t = 0;
-      for (; t + kLanes <= cols; t += kLanes) {
-        for (int64_t k = 0; k < kLanes; ++k) lanes[k] += hs[t + k] * gp[t + k];
-      }
-      T sum = T(0);
-      for (; t < cols; ++t) sum += hs[t] * gp[t];
-      for (int64_t k = 0; k < kLanes; ++k) sum += lanes[k];
-      out[e - base] = sum;
-    }
+template <typename T, int64_t N>
+NCG_INLINE void csr_backward_tile(const CsrArgs<T>& a, int64_t col) {
+  if (a.dw != nullptr) {
+    csr_backward_tile<T, N, true>(a, col);
+  } else {
+    csr_backward_tile<T, N, false>(a, col);
   }
 }
 
@@ -452,7 +459,6 @@ struct TileKernels {
   void (*backward)(const BackwardArgs<T>&, int64_t begin, int64_t end);
   void (*csr_forward)(const CsrArgs<T>&, int64_t begin, int64_t end);
   void (*csr_backward)(const CsrArgs<T>&, int64_t begin, int64_t end);
-  void (*csr_weight_grad)(const CsrArgs<T>&, int64_t cols, T* out, int64_t begin, int64_t end);
 };
 
 // One forward and one backward entry point for element type T and a tile of WIDTH_BYTES bytes
@@ -475,12 +481,8 @@ struct TileKernels {
       csr_backward_tile<T, NAME##_tile>(a, k * NAME##_tile);                                \
     }                                                                                       \
   }                                                                                         \
-  ATTRIBUTES void NAME##_csr_weight_grad(const CsrArgs<T>& a, int64_t cols, T* out,        \
-                                         int64_t begin, int64_t end) {                      \
-    csr_weight_grad_rows<T>(a, cols, out, begin, end);                                      \
-  }                                                                                         \
-  constexpr TileKernels<T> NAME{NAME##_tile,        NAME##_forward,      NAME##_backward,   \
-                                NAME##_csr_forward, NAME##_csr_backward, NAME##_csr_weight_grad};
+  constexpr TileKernels<T> NAME{NAME##_tile, NAME##_forward, NAME##_backward, NAME##_csr_forward, \
+                                NAME##_csr_backward};
 
 #if NCG_X86_DISPATCH
 #define NCG_AVX2 __attribute__((target("avx2,fma")))
@@ -576,16 +578,15 @@ void forward_impl(at::Tensor& z, const at::Tensor& w, const uint8_t* codes, at::
 }
 
 template <typename T>
-void backward_impl(const at::Tensor& z, const at::Tensor& h, const at::Tensor& w,
-                   const uint8_t* codes, at::Tensor& dh, at::Tensor& g) {
+void backward_impl(const at::Tensor& h, const at::Tensor& w, const uint8_t* codes, at::Tensor& dh,
+                   at::Tensor& g) {
   const TileKernels<T>& kern = kernels(T());
   const int64_t tile = kern.tile;
-  const int64_t b = z.size(0), cols = z.size(1);
+  const int64_t b = h.size(0), cols = h.size(1);
   const at::Tensor wr = with_unit_column_stride(w);
   const PairLists<T> lists = pair_lists<T>(wr.data_ptr<T>(), wr.stride(0), b, /*forward=*/false);
-  const BackwardArgs<T> a{z.data_ptr<T>(), h.data_ptr<T>(), dh.data_ptr<T>(), g.data_ptr<T>(),
-                          z.stride(0),     h.stride(0),     dh.stride(0),     g.stride(0),
-                          codes,           &lists};
+  const BackwardArgs<T> a{h.data_ptr<T>(), dh.data_ptr<T>(), g.data_ptr<T>(), h.stride(0), dh.stride(0),
+                          g.stride(0),     codes,            &lists};
   const int64_t full = cols / tile;
   if (full > 0) {
     const int64_t grain = grain_in_tiles(tile, b, lists.ptr.back());
@@ -595,13 +596,10 @@ void backward_impl(const at::Tensor& z, const at::Tensor& h, const at::Tensor& w
   }
   const int64_t rest = cols - full * tile, col = full * tile;
   if (rest > 0) {
-    std::vector<T> z_pad(b * tile, T(0)), h_pad(b * tile, T(0)), dh_pad(b * tile, T(0)),
-        g_pad(b * tile, T(0));
-    copy_columns(a.z + col, a.ldz, z_pad.data(), tile, b, rest);
+    std::vector<T> h_pad(b * tile, T(0)), dh_pad(b * tile, T(0)), g_pad(b * tile, T(0));
     copy_columns(a.h + col, a.ldh, h_pad.data(), tile, b, rest);
     copy_columns(a.dh + col, a.lddh, dh_pad.data(), tile, b, rest);
-    const BackwardArgs<T> pad{z_pad.data(), h_pad.data(), dh_pad.data(), g_pad.data(), tile,
-                              tile,         tile,         tile,          codes,        &lists};
+    const BackwardArgs<T> pad{h_pad.data(), dh_pad.data(), g_pad.data(), tile, tile, tile, codes, &lists};
     kern.backward(pad, 0, 1);
     copy_columns(dh_pad.data(), tile, a.dh + col, a.lddh, b, rest);
     copy_columns(g_pad.data(), tile, a.g + col, a.ldg, b, rest);
@@ -611,31 +609,32 @@ void backward_impl(const at::Tensor& z, const at::Tensor& h, const at::Tensor& w
 // ---------------------------------------------------------------- Python entry points
 
 // Errors are ValueErrors (TORCH_CHECK_VALUE) that name the argument, the expected and the found.
-void check_block(const at::Tensor& z, const at::Tensor& w, const at::Tensor& codes) {
-  TORCH_CHECK_VALUE(z.dim() == 2, "z must be a 2-D tensor [b, B], got shape ", z.sizes());
-  TORCH_CHECK_VALUE(z.device().is_cpu(), "z must be on the CPU, got ", z.device());
+// `z` is the block's reference tensor, called `name` in the messages (z forward, h backward).
+void check_block(const at::Tensor& z, const at::Tensor& w, const at::Tensor& codes, const char* name = "z") {
+  TORCH_CHECK_VALUE(z.dim() == 2, name, " must be a 2-D tensor [b, B], got shape ", z.sizes());
+  TORCH_CHECK_VALUE(z.device().is_cpu(), name, " must be on the CPU, got ", z.device());
   TORCH_CHECK_VALUE(z.scalar_type() == at::kFloat || z.scalar_type() == at::kDouble,
-                    "z must be float32 or float64, got ", z.scalar_type());
+                    name, " must be float32 or float64, got ", z.scalar_type());
   const int64_t b = z.size(0);
   TORCH_CHECK_VALUE(w.dim() == 2 && w.size(0) == b && w.size(1) == b, "w must have shape [", b,
-                    ", ", b, "] to match z, got ", w.sizes());
+                    ", ", b, "] to match ", name, ", got ", w.sizes());
   TORCH_CHECK_VALUE(w.scalar_type() == z.scalar_type(), "w must have dtype ", z.scalar_type(),
-                    " like z, got ", w.scalar_type());
-  TORCH_CHECK_VALUE(w.device().is_cpu(), "w must be on the CPU like z, got ", w.device());
+                    " like ", name, ", got ", w.scalar_type());
+  TORCH_CHECK_VALUE(w.device().is_cpu(), "w must be on the CPU like ", name, ", got ", w.device());
   TORCH_CHECK_VALUE(codes.dim() == 1 && codes.size(0) == b, "codes must have shape [", b,
-                    "] to match z, got ", codes.sizes());
+                    "] to match ", name, ", got ", codes.sizes());
   TORCH_CHECK_VALUE(codes.scalar_type() == at::kByte, "codes must be uint8, got ",
                     codes.scalar_type());
   TORCH_CHECK_VALUE(codes.device().is_cpu(), "codes must be on the CPU, got ", codes.device());
 }
 
-void check_like(const char* name, const at::Tensor& t, const at::Tensor& z) {
+void check_like(const char* name, const at::Tensor& t, const at::Tensor& z, const char* ref = "z") {
   TORCH_CHECK_VALUE(t.sizes() == z.sizes(), name, " must have shape ", z.sizes(),
-                    " like z, got ", t.sizes());
+                    " like ", ref, ", got ", t.sizes());
   TORCH_CHECK_VALUE(t.scalar_type() == z.scalar_type(), name, " must have dtype ",
-                    z.scalar_type(), " like z, got ", t.scalar_type());
+                    z.scalar_type(), " like ", ref, ", got ", t.scalar_type());
   TORCH_CHECK_VALUE(t.device() == z.device(), name, " must be on ", z.device(),
-                    " like z, got ", t.device());
+                    " like ", ref, ", got ", t.device());
 }
 
 // The codes as a contiguous array, each checked to be an activation code.
@@ -651,9 +650,9 @@ at::Tensor checked_codes(const at::Tensor& codes) {
 
 // Where the result goes: `out` when given (rows may be strided, columns must be contiguous),
 // else a new contiguous tensor.
-at::Tensor result_tensor(const std::optional<at::Tensor>& out, const at::Tensor& z) {
+at::Tensor result_tensor(const std::optional<at::Tensor>& out, const at::Tensor& z, const char* ref = "z") {
   if (!out.has_value()) return at::empty(z.sizes(), z.options());
-  check_like("out", *out, z);
+  check_like("out", *out, z, ref);
   TORCH_CHECK_VALUE(unit_column_stride(*out), "out must have contiguous rows (column stride 1), ",
                     "got strides ", out->strides());
   return *out;
@@ -676,22 +675,20 @@ at::Tensor sweep_forward(at::Tensor z, const at::Tensor& w, const at::Tensor& co
   return h;
 }
 
-at::Tensor sweep_backward(const at::Tensor& z, const at::Tensor& h, const at::Tensor& w,
-                          const at::Tensor& codes, at::Tensor dh,
+// out may be dh itself: it is then turned into g in place.
+at::Tensor sweep_backward(const at::Tensor& h, const at::Tensor& w, const at::Tensor& codes, at::Tensor dh,
                           const std::optional<at::Tensor>& out) {
-  check_block(z, w, codes);
-  check_like("h", h, z);
-  check_like("dh", dh, z);
+  check_block(h, w, codes, "h");
+  check_like("dh", dh, h, "h");
   const at::Tensor c = checked_codes(codes);
-  at::Tensor g = result_tensor(out, z);
-  if (z.numel() == 0) return g;
-  const at::Tensor zc = with_unit_column_stride(z);
+  at::Tensor g = result_tensor(out, h, "h");
+  if (h.numel() == 0) return g;
   const at::Tensor hc = with_unit_column_stride(h);
   at::Tensor dhw = with_unit_column_stride(dh);
-  if (z.scalar_type() == at::kFloat) {
-    backward_impl<float>(zc, hc, w, c.data_ptr<uint8_t>(), dhw, g);
+  if (h.scalar_type() == at::kFloat) {
+    backward_impl<float>(hc, w, c.data_ptr<uint8_t>(), dhw, g);
   } else {
-    backward_impl<double>(zc, hc, w, c.data_ptr<uint8_t>(), dhw, g);
+    backward_impl<double>(hc, w, c.data_ptr<uint8_t>(), dhw, g);
   }
   if (!dhw.is_same(dh)) dh.copy_(dhw);
   return g;
@@ -724,6 +721,35 @@ void csr_sweep_impl(const CsrArgs<T>& a, int64_t cols, bool forward) {
     });
   }
   csr_columns(a, full * tile, cols, forward);
+}
+
+// The backward with the weight gradient: the full tiles are cut into one run per chunk, each
+// chunk adds its columns' share of dL/dw into its own buffer (chunk 0 into a.dw), and the
+// buffers are summed; the last partial tile then adds its share.
+template <typename T>
+void csr_backward_with_grad(const CsrArgs<T>& a, int64_t cols) {
+  const TileKernels<T>& kern = kernels(T());
+  const int64_t tile = kern.tile;
+  const int64_t full = cols / tile;
+  const int64_t slots = a.indptr[a.end] - a.indptr[a.start];
+  std::fill(a.dw, a.dw + slots, T(0));
+  if (full > 0) {
+    const int64_t grain = grain_in_tiles(tile, a.end - a.start, slots);
+    const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), full / grain));
+    std::vector<T> partial((chunks - 1) * slots, T(0));
+    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) {
+        CsrArgs<T> mine = a;
+        mine.dw = c == 0 ? a.dw : partial.data() + (c - 1) * slots;
+        kern.csr_backward(mine, c * full / chunks, (c + 1) * full / chunks);
+      }
+    });
+    for (int64_t c = 1; c < chunks; ++c) {
+      const T* part = partial.data() + (c - 1) * slots;
+      for (int64_t e = 0; e < slots; ++e) a.dw[e] += part[e];
+    }
+  }
+  csr_columns(a, full * tile, cols, /*forward=*/false);
 }
 
 // Rows [start, end) of an [n, B] matrix and a CSR whose slots there point at earlier rows.
@@ -761,8 +787,8 @@ void check_matrix(const char* name, const at::Tensor& t) {
 }
 
 void check_csr(const at::Tensor& z, const at::Tensor& indptr, const at::Tensor& src,
-               const at::Tensor& w, const at::Tensor& codes, int64_t start, int64_t end) {
-  check_matrix("z", z);
+               const at::Tensor& w, const at::Tensor& codes, int64_t start, int64_t end, const char* name = "z") {
+  check_matrix(name, z);
   const int64_t n = z.size(0);
   check_structure(n, indptr, src, start, end);
   TORCH_CHECK_VALUE(w.dim() == 1 && w.size(0) == src.size(0) && w.scalar_type() == z.scalar_type() &&
@@ -777,13 +803,13 @@ void check_csr(const at::Tensor& z, const at::Tensor& indptr, const at::Tensor& 
 template <typename T>
 CsrArgs<T> csr_args(const at::Tensor& z, const at::Tensor& h, T* dh, T* g, int64_t ld,
                     const uint8_t* codes, const at::Tensor& indptr, const at::Tensor& src,
-                    const at::Tensor& w, int64_t start, int64_t end) {
+                    const at::Tensor& w, int64_t start, int64_t end, T* dw = nullptr) {
   return CsrArgs<T>{z.data_ptr<T>(),           h.data_ptr<T>(),         dh, g, ld, ld, ld, ld, codes,
-                    indptr.data_ptr<int64_t>(), src.data_ptr<int32_t>(), w.data_ptr<T>(), start, end};
+                    indptr.data_ptr<int64_t>(), src.data_ptr<int32_t>(), w.data_ptr<T>(), start, end, dw};
 }
 
-void check_full(const char* name, const at::Tensor& t, const at::Tensor& z) {
-  check_like(name, t, z);
+void check_full(const char* name, const at::Tensor& t, const at::Tensor& z, const char* ref = "z") {
+  check_like(name, t, z, ref);
   TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
 }
 
@@ -800,40 +826,82 @@ void csr_sweep_forward(at::Tensor z, at::Tensor h, const at::Tensor& indptr, con
   });
 }
 
-void csr_sweep_backward(const at::Tensor& z, const at::Tensor& h, at::Tensor dh, at::Tensor g,
-                        const at::Tensor& indptr, const at::Tensor& src, const at::Tensor& w,
-                        const at::Tensor& codes, int64_t start, int64_t end) {
-  check_csr(z, indptr, src, w, codes, start, end);
-  check_full("h", h, z);
-  check_full("dh", dh, z);
-  check_full("g", g, z);
+// g may be dh itself: row p of dh is read before g[p] is written, and dh only receives pushes
+// to rows before p. With dw ([E] for all slots, or [slots of start:end]), dL/dw of the slots of
+// rows [start, end) is written there.
+void csr_sweep_backward(const at::Tensor& h, at::Tensor dh, at::Tensor g, const at::Tensor& indptr,
+                        const at::Tensor& src, const at::Tensor& w, const at::Tensor& codes, int64_t start,
+                        int64_t end, const std::optional<at::Tensor>& dw) {
+  check_csr(h, indptr, src, w, codes, start, end, "h");
+  check_full("dh", dh, h, "h");
+  check_full("g", g, h, "h");
+  const int64_t* ip = indptr.data_ptr<int64_t>();
+  if (dw.has_value()) {
+    TORCH_CHECK_VALUE(dw->dim() == 1 && dw->size(0) == ip[end] - ip[start] && dw->is_contiguous() &&
+                          dw->scalar_type() == h.scalar_type() && dw->device().is_cpu(),
+                      "dw must be a contiguous [", ip[end] - ip[start], "] CPU tensor of dtype ", h.scalar_type(),
+                      " (one entry per slot of rows [", start, ", ", end, ")), got ", dw->sizes(), " ",
+                      dw->scalar_type());
+  }
   const at::Tensor c = checked_codes(codes);
-  const int64_t ld = z.size(1);
-  if (ld == 0) return;
-  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "csr_sweep_backward", [&] {
-    const auto a = csr_args<scalar_t>(z, h, dh.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), ld,
-                                      c.data_ptr<uint8_t>(), indptr, src, w, start, end);
-    csr_sweep_impl<scalar_t>(a, ld, /*forward=*/false);
+  const int64_t ld = h.size(1);
+  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "csr_sweep_backward", [&] {
+    const auto a = csr_args<scalar_t>(h, h, dh.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), ld,
+                                      c.data_ptr<uint8_t>(), indptr, src, w, start, end,
+                                      dw.has_value() ? dw->data_ptr<scalar_t>() : nullptr);
+    if (a.dw != nullptr) {
+      csr_backward_with_grad<scalar_t>(a, ld);
+    } else if (ld > 0) {
+      csr_sweep_impl<scalar_t>(a, ld, /*forward=*/false);
+    }
   });
 }
 
-at::Tensor csr_weight_grad(const at::Tensor& h, const at::Tensor& g, const at::Tensor& indptr,
-                           const at::Tensor& src, int64_t start, int64_t end) {
-  check_matrix("h", h);
-  check_structure(h.size(0), indptr, src, start, end);
-  check_full("g", g, h);
-  const int64_t* ip = indptr.data_ptr<int64_t>();
-  at::Tensor out = at::empty({ip[end] - ip[start]}, h.options());
-  const int64_t cols = h.size(1);
-  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "csr_weight_grad", [&] {
-    const TileKernels<scalar_t>& kern = kernels(scalar_t());
-    const CsrArgs<scalar_t> a{nullptr, h.data_ptr<scalar_t>(), nullptr, g.data_ptr<scalar_t>(), cols, cols, cols, cols,
-                              nullptr, ip, src.data_ptr<int32_t>(), nullptr, start, end};
-    scalar_t* o = out.data_ptr<scalar_t>();
-    const int64_t per_row = std::max<int64_t>(1, (ip[end] - ip[start]) / std::max<int64_t>(1, end - start));
-    const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, per_row * cols));
-    at::parallel_for(start, end, grain, [&](int64_t begin, int64_t stop) {
-      kern.csr_weight_grad(a, cols, o, begin, stop);
+// out[k] = sum_t a[ra[k], t] * b[rb[k], t] for chosen row pairs of two [N, B] matrices (a
+// sampled dense-dense product: the gradients of candidate edges), spread over pairs.
+template <typename T>
+void pair_dots_impl(const T* a, const T* b, int64_t cols, const int64_t* ra, const int64_t* rb, T* out,
+                    int64_t begin, int64_t end) {
+  constexpr int64_t kLanes = 16;
+  for (int64_t k = begin; k < end; ++k) {
+    const T* __restrict__ x = a + ra[k] * cols;
+    const T* __restrict__ y = b + rb[k] * cols;
+    T lanes[kLanes] = {};
+    int64_t t = 0;
+    for (; t + kLanes <= cols; t += kLanes) {
+      for (int64_t l = 0; l < kLanes; ++l) lanes[l] += x[t + l] * y[t + l];
+    }
+    T sum = T(0);
+    for (; t < cols; ++t) sum += x[t] * y[t];
+    for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
+    out[k] = sum;
+  }
+}
+
+void check_rows(const char* name, const at::Tensor& rows, int64_t count, int64_t n) {
+  TORCH_CHECK_VALUE(rows.dim() == 1 && rows.size(0) == count && rows.scalar_type() == at::kLong &&
+                        rows.is_contiguous() && rows.device().is_cpu(),
+                    name, " must be a contiguous int64 CPU tensor of shape [", count, "], got ", rows.sizes(), " ",
+                    rows.scalar_type());
+  const int64_t* r = rows.data_ptr<int64_t>();
+  for (int64_t k = 0; k < count; ++k) {
+    TORCH_CHECK_VALUE(0 <= r[k] && r[k] < n, name, "[", k, "] = ", r[k], " is not a row of [0, ", n, ")");
+  }
+}
+
+at::Tensor pair_dots(const at::Tensor& a, const at::Tensor& b, const at::Tensor& rows_a, const at::Tensor& rows_b) {
+  check_matrix("a", a);
+  check_full("b", b, a, "a");
+  const int64_t count = rows_a.dim() == 1 ? rows_a.size(0) : -1;
+  check_rows("rows_a", rows_a, count, a.size(0));
+  check_rows("rows_b", rows_b, count, a.size(0));
+  at::Tensor out = at::empty({count}, a.options());
+  const int64_t cols = a.size(1);
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "pair_dots", [&] {
+    const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, cols));
+    at::parallel_for(0, count, grain, [&](int64_t begin, int64_t end) {
+      pair_dots_impl<scalar_t>(a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(), cols, rows_a.data_ptr<int64_t>(),
+                               rows_b.data_ptr<int64_t>(), out.data_ptr<scalar_t>(), begin, end);
     });
   });
   return out;
@@ -847,11 +915,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         pybind11::arg("z"), pybind11::arg("w"), pybind11::arg("codes"),
         pybind11::arg("out") = pybind11::none());
   m.def("sweep_backward", &sweep_backward, "In-block backward sweep; dh is updated in place",
-        pybind11::arg("z"), pybind11::arg("h"), pybind11::arg("w"), pybind11::arg("codes"),
+        pybind11::arg("h"), pybind11::arg("w"), pybind11::arg("codes"),
         pybind11::arg("dh"), pybind11::arg("out") = pybind11::none());
   m.def("csr_sweep_forward", &csr_sweep_forward,
         "Sparse forward over rows [start, end) of [N, B] z (updated in place) and h (written)");
   m.def("csr_sweep_backward", &csr_sweep_backward,
-        "Sparse backward over rows [start, end): g written, dh of earlier rows updated in place");
-  m.def("csr_weight_grad", &csr_weight_grad, "dL/dw of the CSR slots of rows [start, end)");
+        "Sparse backward over rows [start, end): g written, dh of earlier rows updated in place, "
+        "dL/dw of their slots written into dw when given",
+        pybind11::arg("h"), pybind11::arg("dh"), pybind11::arg("g"), pybind11::arg("indptr"),
+        pybind11::arg("src"), pybind11::arg("w"), pybind11::arg("codes"), pybind11::arg("start"),
+        pybind11::arg("end"), pybind11::arg("dw") = pybind11::none());
+  m.def("pair_dots", &pair_dots, "out[k] = <a[rows_a[k]], b[rows_b[k]]> for [N, B] matrices a and b");
 }

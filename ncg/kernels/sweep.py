@@ -31,7 +31,7 @@ tensor([[1.0000, 0.0000],
 >>> z                                                  # updated in place
 tensor([[ 1.0000, -1.0000],
         [ 2.5000,  0.5000]])
->>> sweep_backward(z, h, w, codes, torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
+>>> sweep_backward(h, w, codes, torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
 tensor([[2., 0.],
         [1., 1.]])
 """
@@ -93,23 +93,23 @@ def _square_relu(x: Tensor) -> Tensor:
     return torch.relu(x).square()
 
 
-def _identity_derivative(z: Tensor, h: Tensor) -> Tensor:
-    return torch.ones_like(z)
+def _identity_derivative(h: Tensor) -> Tensor:
+    return torch.ones_like(h)
 
 
-def _relu_derivative(z: Tensor, h: Tensor) -> Tensor:
-    return (z > 0).to(z.dtype)
+def _relu_derivative(h: Tensor) -> Tensor:
+    return (h > 0).to(h.dtype)
 
 
-def _square_relu_derivative(z: Tensor, h: Tensor) -> Tensor:
-    return 2 * torch.relu(z)
+def _square_relu_derivative(h: Tensor) -> Tensor:
+    return 2 * torch.sqrt(h)
 
 
-def _tanh_derivative(z: Tensor, h: Tensor) -> Tensor:
+def _tanh_derivative(h: Tensor) -> Tensor:
     return 1 - h * h
 
 
-def _sigmoid_derivative(z: Tensor, h: Tensor) -> Tensor:
+def _sigmoid_derivative(h: Tensor) -> Tensor:
     return h * (1 - h)
 
 
@@ -121,7 +121,7 @@ _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "sigmoid": torch.sigmoid,
 }
 
-_DERIVATIVES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+_DERIVATIVES: dict[str, Callable[[Tensor], Tensor]] = {
     "identity": _identity_derivative,
     "relu": _relu_derivative,
     "square_relu": _square_relu_derivative,
@@ -163,8 +163,11 @@ def activation_fn(name: str) -> Callable[[Tensor], Tensor]:
     return _ACTIVATIONS[name]
 
 
-def activation_derivative(name: str) -> Callable[[Tensor, Tensor], Tensor]:
-    """The derivative of an activation, as a function of the pre-activation and the activation.
+def activation_derivative(name: str) -> Callable[[Tensor], Tensor]:
+    """The derivative of an activation, as a function of the activation alone.
+
+    Every supported activation's derivative is a function of its value, so the evaluators keep
+    ``h`` only, not the pre-activations.
 
     Parameters
     ----------
@@ -174,8 +177,9 @@ def activation_derivative(name: str) -> Callable[[Tensor, Tensor], Tensor]:
     Returns
     -------
     callable
-        ``d(z, h) -> act'(z)`` where ``h = act(z)``: ``relu'(z) = [z > 0]``,
-        ``square_relu'(z) = 2 relu(z)``, ``tanh' = 1 - h^2``, ``sigmoid' = h (1 - h)``.
+        ``d(h) -> act'(z)`` where ``h = act(z)``: ``relu' = [h > 0]``,
+        ``square_relu' = 2 sqrt(h)`` (``= 2 relu(z)``: ``sqrt(r * r) == r`` in binary floating
+        point, barring underflow), ``tanh' = 1 - h^2``, ``sigmoid' = h (1 - h)``.
 
     Raises
     ------
@@ -186,8 +190,10 @@ def activation_derivative(name: str) -> Callable[[Tensor, Tensor], Tensor]:
     --------
     >>> import torch
     >>> z = torch.tensor([-1.0, 0.0, 2.0])
-    >>> activation_derivative("relu")(z, torch.relu(z))
+    >>> activation_derivative("relu")(torch.relu(z))
     tensor([0., 0., 1.])
+    >>> activation_derivative("square_relu")(torch.relu(z) ** 2)
+    tensor([0., 0., 4.])
     """
     _check_activation_name(name)
     return _DERIVATIVES[name]
@@ -196,37 +202,38 @@ def activation_derivative(name: str) -> Callable[[Tensor, Tensor], Tensor]:
 # ---------------------------------------------------------------------------- argument checks
 
 
-def _check_block(z: Tensor, w: Tensor, codes: Tensor) -> None:
+def _check_block(z: Tensor, w: Tensor, codes: Tensor, ref: str = "z") -> None:
+    """``z`` is the block's reference tensor, called ``ref`` in the messages."""
     if not isinstance(z, Tensor) or z.dim() != 2:
         found = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
-        raise NCGError(f"z must be a 2-D tensor [b, B], got {found}")
+        raise NCGError(f"{ref} must be a 2-D tensor [b, B], got {found}")
     if not z.is_floating_point():
-        raise NCGError(f"z must have a floating-point dtype, got {z.dtype}")
+        raise NCGError(f"{ref} must have a floating-point dtype, got {z.dtype}")
     b = z.shape[0]
     if not isinstance(w, Tensor) or tuple(w.shape) != (b, b):
         found = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
-        raise NCGError(f"w must have shape ({b}, {b}) to match z, got {found}")
+        raise NCGError(f"w must have shape ({b}, {b}) to match {ref}, got {found}")
     if w.dtype != z.dtype:
-        raise NCGError(f"w must have dtype {z.dtype} like z, got {w.dtype}")
+        raise NCGError(f"w must have dtype {z.dtype} like {ref}, got {w.dtype}")
     if w.device != z.device:
-        raise NCGError(f"w must be on {z.device} like z, got {w.device}")
+        raise NCGError(f"w must be on {z.device} like {ref}, got {w.device}")
     if not isinstance(codes, Tensor) or tuple(codes.shape) != (b,):
         found = tuple(codes.shape) if isinstance(codes, Tensor) else type(codes).__name__
-        raise NCGError(f"codes must have shape ({b},) to match z, got {found}")
+        raise NCGError(f"codes must have shape ({b},) to match {ref}, got {found}")
     if codes.dtype != torch.uint8:
         raise NCGError(f"codes must have dtype torch.uint8, got {codes.dtype}")
     if codes.device != z.device and codes.device.type != "cpu":
-        raise NCGError(f"codes must be on the CPU or on {z.device} like z, got {codes.device}")
+        raise NCGError(f"codes must be on the CPU or on {z.device} like {ref}, got {codes.device}")
 
 
-def _check_like(name: str, t: Tensor, z: Tensor) -> None:
+def _check_like(name: str, t: Tensor, z: Tensor, ref: str = "z") -> None:
     if not isinstance(t, Tensor) or t.shape != z.shape:
         found = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-        raise NCGError(f"{name} must have shape {tuple(z.shape)} like z, got {found}")
+        raise NCGError(f"{name} must have shape {tuple(z.shape)} like {ref}, got {found}")
     if t.dtype != z.dtype:
-        raise NCGError(f"{name} must have dtype {z.dtype} like z, got {t.dtype}")
+        raise NCGError(f"{name} must have dtype {z.dtype} like {ref}, got {t.dtype}")
     if t.device != z.device:
-        raise NCGError(f"{name} must be on {z.device} like z, got {t.device}")
+        raise NCGError(f"{name} must be on {z.device} like {ref}, got {t.device}")
 
 
 def _activation_names(codes: Tensor) -> list[str]:
@@ -279,9 +286,7 @@ def sweep_forward_reference(
     return h if out is None else out.copy_(h)
 
 
-def sweep_backward_reference(
-    z: Tensor, h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *, out: Tensor | None = None
-) -> Tensor:
+def sweep_backward_reference(h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *, out: Tensor | None = None) -> Tensor:
     """Backward sweep in plain PyTorch: a Python loop over neurons, vectorised over the batch.
 
     Same contract as :func:`sweep_backward`; any device and floating dtype.
@@ -289,23 +294,21 @@ def sweep_backward_reference(
     Examples
     --------
     >>> import torch
-    >>> z = torch.tensor([[1.0], [2.5]])
     >>> h = torch.tensor([[1.0], [6.25]])
     >>> w = torch.tensor([[0.0, 2.0], [0.0, 0.0]])
     >>> codes = torch.tensor([0, 2], dtype=torch.uint8)              # identity, square_relu
-    >>> sweep_backward_reference(z, h, w, codes, torch.tensor([[0.0], [1.0]]))
+    >>> sweep_backward_reference(h, w, codes, torch.tensor([[0.0], [1.0]]))
     tensor([[10.],
             [ 5.]])
     """
-    _check_block(z, w, codes)
-    _check_like("h", h, z)
-    _check_like("dh", dh, z)
+    _check_block(h, w, codes, "h")
+    _check_like("dh", dh, h, "h")
     if out is not None:
-        _check_like("out", out, z)
+        _check_like("out", out, h, "h")
     names = _activation_names(codes)
-    g = torch.empty_like(z, memory_format=torch.contiguous_format) if out is None else out
+    g = torch.empty_like(h, memory_format=torch.contiguous_format) if out is None else out
     for j in reversed(range(len(names))):
-        g[j] = dh[j] * _DERIVATIVES[names[j]](z[j], h[j])
+        g[j] = dh[j] * _DERIVATIVES[names[j]](h[j])
         if j > 0:
             dh[:j].addr_(w[:j, j], g[j])
     return g
@@ -445,7 +448,8 @@ def sweep_forward(z: Tensor, w: Tensor, codes: Tensor, *, out: Tensor | None = N
         ``uint8 [b]``, the activation code of each neuron (:data:`ACTIVATION_CODES`).
     out : Tensor, optional
         ``[b, B]`` tensor to write ``h`` into (for example rows of a larger activation matrix),
-        instead of allocating one. It must not overlap ``z``.
+        instead of allocating one. It may be ``z`` itself (each row's ``z`` is final before its
+        ``h`` overwrites it), but must not overlap it otherwise.
 
     Returns
     -------
@@ -468,28 +472,27 @@ def sweep_forward(z: Tensor, w: Tensor, codes: Tensor, *, out: Tensor | None = N
     return _call(ext.sweep_forward, z, w, codes, out)
 
 
-def sweep_backward(
-    z: Tensor, h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *, out: Tensor | None = None
-) -> Tensor:
+def sweep_backward(h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *, out: Tensor | None = None) -> Tensor:
     """Sequential backward sweep through one block of neurons.
 
     For ``j = b-1..0``: ``g[j] = dh[j] * act_j'(z[j])``, then ``dh[i] += w[i, j] * g[j]`` for
-    ``i < j``.
+    ``i < j``. The derivative is computed from ``h`` alone (:func:`activation_derivative`).
 
     Parameters
     ----------
-    z, h : Tensor
-        ``[b, B]`` final pre-activations and activations of the block (from :func:`sweep_forward`).
+    h : Tensor
+        ``[b, B]`` activations of the block (from :func:`sweep_forward`).
     w : Tensor
         ``[b, b]`` block weights, as in :func:`sweep_forward`.
     codes : Tensor
         ``uint8 [b]`` activation codes.
     dh : Tensor
         ``[b, B]`` gradient of the loss w.r.t. ``h`` from outside the block. **Modified in place**
-        to hold the total gradient w.r.t. ``h``.
+        to hold the total gradient w.r.t. ``h``, unless ``out`` is ``dh``.
     out : Tensor, optional
-        ``[b, B]`` tensor to write ``g`` into instead of allocating one. It must not overlap
-        ``z``, ``h`` or ``dh``.
+        ``[b, B]`` tensor to write ``g`` into instead of allocating one. It may be ``dh`` itself
+        (``dh`` then becomes ``g`` in place: each row of ``dh`` is final before its ``g`` is
+        written), but must not overlap ``h`` or ``dh`` otherwise.
 
     Returns
     -------
@@ -502,7 +505,7 @@ def sweep_backward(
     NCGError
         A ``ValueError`` naming the argument whose shape, dtype, device or code is wrong.
     """
-    ext = _cpp_for((z, h, w, codes, dh), out)
+    ext = _cpp_for((h, w, codes, dh), out)
     if ext is None:
-        return sweep_backward_reference(z, h, w, codes, dh, out=out)
-    return _call(ext.sweep_backward, z, h, w, codes, dh, out)
+        return sweep_backward_reference(h, w, codes, dh, out=out)
+    return _call(ext.sweep_backward, h, w, codes, dh, out)
