@@ -319,7 +319,8 @@ def state_digest(model: nn.Module, optimizer: torch.optim.Optimizer | None = Non
         if isinstance(value, Tensor):
             tensor = value.detach().cpu().contiguous().reshape(-1)
             digest.update(f"{name}:{tensor.dtype}:{list(value.shape)};".encode())
-            digest.update(tensor.view(torch.uint8).numpy().tobytes())
+            if tensor.numel():  # an empty tensor may carry stride 0, which view() rejects
+                digest.update(tensor.view(torch.uint8).numpy().tobytes())
         elif isinstance(value, dict):
             for key in sorted(value, key=repr):
                 feed(f"{name}.{key}", value[key])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -12,12 +13,14 @@ from ncg import NCG, FreeNet
 from ncg.errors import EditError, NCGError, NonFiniteError, UnreachableNeuronWarning
 from ncg.evolve.apply import apply_edits, rewire
 from ncg.evolve.coactivation import record_coactivation
-from ncg.evolve.edits import Edit
+from ncg.evolve.edits import EDIT_OPS, Edit, EditSet
 from ncg.evolve.history import History
 from ncg.evolve.loop import EditBudget, EvolveConfig, FreeEvolve
 from ncg.evolve.operators import (
     augment_edges,
     coactivation_scores,
+    forward_non_edges,
+    grow_edges,
     grow_neurons,
     prune_edges,
     remove_neurons,
@@ -533,3 +536,55 @@ def test_first_adam_updates_of_new_edges_stay_near_the_learning_rate():
     fresh = maps.edge_map < 0
     moved = net.weight.detach()[fresh].abs()
     assert moved.max() <= 1.5 * lr  # a zero second moment gave ~3.2 x lr
+
+
+# ------------------------------------------------------------------------ edit sets and history storage
+
+
+@given(st.lists(st.tuples(st.sampled_from(EDIT_OPS), st.integers(-1, 10**12), st.integers(-1, 10**12),
+                          st.floats(allow_nan=False), st.floats(allow_nan=False)), max_size=30))
+def test_edit_set_round_trips_edits_and_storage(rows):
+    edits = [Edit(*row) for row in rows]
+    as_set = EditSet.from_edits(edits)
+    assert list(as_set) == edits and as_set == edits and len(as_set) == len(edits)
+    assert EditSet.from_dict(json.loads(json.dumps(as_set.to_dict()))) == as_set
+    assert EditSet.from_dict([e.to_dict() for e in edits]) == as_set  # history format 1
+    assert sum(as_set.count(op) for op in EDIT_OPS) == len(edits)
+
+
+def test_edit_set_rejects_unknown_kinds_and_ragged_columns():
+    with pytest.raises(EditError, match="op must be one of"):
+        EditSet.of("grow_edge", np.array([1]), np.array([2]))
+    with pytest.raises(EditError, match="one length"):
+        EditSet(np.zeros(2), np.zeros(2), np.zeros(3), np.zeros(2), np.zeros(2))
+    with pytest.raises(EditError, match="Edit tuples or an EditSet"):
+        EditSet.from_edits([("prune_edge", 1, 2)])
+
+
+@given(dags(max_neurons=25), st.integers(0, 2**32 - 1))
+def test_apply_edits_takes_an_edit_set_or_its_edits_alike(graph, seed):
+    rng = np.random.default_rng(seed)
+    prunes = prune_edges(graph, rng.random(graph.num_edges), tau=None, max_edits=graph.num_edges // 3)
+    src, dst = forward_non_edges(graph)
+    edits = EditSet.concat([prunes, grow_edges(graph, src, dst, rng.random(src.size), max_edits=5, init_weights=0.5)])
+    from_set, maps = apply_edits(graph, edits, unreachable="ignore")
+    from_list, list_maps = apply_edits(graph, list(edits), unreachable="ignore")
+    assert torch.equal(from_set.edge_index, from_list.edge_index) and torch.equal(maps.edge_map, list_maps.edge_map)
+    assert from_set.num_edges == graph.num_edges - len(prunes) + edits.count("add_edge")
+
+
+def test_history_stores_compressed_arrays_and_reads_format_1(tmp_path):
+    graph = NCG.random_dag(300, density=0.3, num_outputs=3, seed=0)
+    history = History()
+    history.append_graph(graph)
+    history.append_graph(graph, prune_edges(graph, graph.weight.abs().numpy(), tau=None, max_edits=100))
+    history.save(tmp_path / "h.json")
+    listed = json.dumps({"version": 1, "rounds": [
+        {**r.__dict__, "edges": r.edges.tolist(), "outputs": r.outputs.tolist(), "order": r.order.tolist(),
+         "edits": [e.to_dict() for e in r.edits]} for r in history.rounds]})
+    assert (tmp_path / "h.json").stat().st_size < len(listed) / 2
+    for loaded in (History.load(tmp_path / "h.json"), History.from_dict(json.loads(listed))):
+        assert [r.edits for r in loaded.rounds] == [r.edits for r in history.rounds]
+        assert all(np.array_equal(a.edges, b.edges) and np.array_equal(a.order, b.order)
+                   for a, b in zip(loaded.rounds, history.rounds))
+        assert loaded.totals() == {"prune_edge": 100}

@@ -1,7 +1,8 @@
-"""Carry out a list of edits: a new graph, index maps, and a model/optimiser rewired to it.
+"""Carry out a round's edits: a new graph, index maps, and a model/optimiser rewired to it.
 
 :func:`apply_edits` is pure: it returns a new :class:`~ncg.graph.NCG` and leaves its input
-unchanged. Edits are applied by kind, in the order of :data:`~ncg.evolve.edits.EDIT_OPS`
+unchanged. Edits (an :class:`~ncg.evolve.edits.EditSet`, or :class:`~ncg.evolve.edits.Edit` tuples) are
+applied by kind, in the order of :data:`~ncg.evolve.edits.EDIT_OPS`
 (remove neurons, prune edges, add neurons, add edges). Surviving edges keep their weights and
 their relative order (new edges are appended), surviving neurons keep their bias and relative
 order, so an empty edit list returns an identical graph.
@@ -21,6 +22,7 @@ Examples
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +30,7 @@ import torch
 from torch import Tensor
 
 from ncg.errors import EditError
-from ncg.evolve.edits import EDIT_OPS, Edit
+from ncg.evolve.edits import Edit, EditSet
 from ncg.graph import NCG
 
 __all__ = ["EditMaps", "apply_edits", "rewire", "remap_optimizer"]
@@ -46,22 +48,64 @@ class EditMaps:
     neuron_map: Tensor
 
 
-def _index_of(uid_to_index: dict[int, int], uid: int, edit: Edit) -> int:
-    if uid not in uid_to_index:
-        raise EditError(f"{edit} names neuron id {uid}, which is not in the graph")
-    return uid_to_index[uid]
-
-
 def _indices_of(neuron_ids: np.ndarray, uids: np.ndarray) -> np.ndarray:
     """Index of each stable id in ``neuron_ids``, ``-1`` where absent (vectorised lookup)."""
     sorter = np.argsort(neuron_ids)
     loc = np.minimum(np.searchsorted(neuron_ids[sorter], uids), max(neuron_ids.size - 1, 0))
-    found = neuron_ids[sorter][loc] == uids
+    found = neuron_ids[sorter][loc] == uids if neuron_ids.size else np.zeros(np.shape(uids), dtype=bool)
     return np.where(found, sorter[loc], -1)
 
 
-def apply_edits(graph: NCG, edits: list[Edit], unreachable: str = "warn") -> tuple[NCG, EditMaps]:
+def _lookup(neuron_ids: np.ndarray, uids: np.ndarray, edits: EditSet) -> np.ndarray:
+    """Indices of ``uids`` (a column of ``edits``) in ``neuron_ids``; an :class:`EditError`
+    naming the first edit whose id is not there."""
+    index = _indices_of(neuron_ids, uids)
+    if (index < 0).any():
+        k = int(np.argmax(index < 0))
+        raise EditError(f"{edits[k]} names neuron id {int(uids[k])}, which is not in the graph")
+    return index
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.argmax(mask))
+
+
+def _insert_neurons(added: EditSet, order: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
+    """The order with each ``add_neuron`` edit's neuron (numbered from ``len(new_ids)`` on)
+    inserted right after its anchor (``source``; ``-1``: at the front), in edit order."""
+    order_list = order.tolist()
+    uid_to_new = {}
+    survivor_anchor = _indices_of(new_ids, added.source)
+    for k in range(len(added)):
+        target = int(added.target[k])
+        if target in uid_to_new:
+            raise EditError(f"{added[k]} adds neuron id {target}, which already exists")
+        slot = new_ids.size + k
+        if added.source[k] == -1:
+            order_list.insert(0, slot)
+        else:
+            anchor = uid_to_new.get(int(added.source[k]), int(survivor_anchor[k]))
+            if anchor < 0:
+                raise EditError(f"{added[k]} inserts after neuron {int(added.source[k])}, which is not in the graph")
+            order_list.insert(order_list.index(anchor) + 1, slot)
+        uid_to_new[target] = slot
+    return np.array(order_list, dtype=np.int64)
+
+
+def apply_edits(graph: NCG, edits: EditSet | Iterable[Edit], unreachable: str = "warn") -> tuple[NCG, EditMaps]:
     """Apply ``edits`` to ``graph`` and return the new graph and the index maps.
+
+    Every kind is applied with array operations (sorted-key lookups), so the cost is
+    O((E + K) log(E + K)) for ``K`` edits; only ``add_neuron`` edits, which are few, are
+    inserted one at a time.
+
+    Parameters
+    ----------
+    graph : NCG
+    edits : EditSet or iterable of Edit
+        The round's edits (converted with :meth:`EditSet.from_edits`).
+    unreachable : {"warn", "ignore", "raise"}
+        What the new graph does about neurons without a path to an output (see :class:`NCG`).
 
     Raises
     ------
@@ -70,114 +114,91 @@ def apply_edits(graph: NCG, edits: list[Edit], unreachable: str = "warn") -> tup
         edge, adds an existing edge, adds an edge into an input node, or adds an edge that goes
         backward in the topological order (which could close a cycle).
     """
-    by_op: dict[str, list[Edit]] = {op: [] for op in EDIT_OPS}
-    for edit in edits:
-        by_op[edit.op].append(edit)
+    edits = EditSet.from_edits(edits)
     n = graph.num_neurons
-    ids = graph.neuron_ids.tolist()
-    uid_to_index = {uid: i for i, uid in enumerate(ids)}
-    roles = graph.roles
+    ids = graph.neuron_ids.numpy()
 
-    keep_neuron = torch.ones(n, dtype=torch.bool)
-    for edit in by_op["remove_neuron"]:
-        v = _index_of(uid_to_index, edit.source, edit)
-        if roles[v] != NCG.HIDDEN:
-            kind = "output" if roles[v] == NCG.OUTPUT else "input node"
-            raise EditError(f"{edit} would remove {kind} {edit.source}; only hidden neurons are removed")
+    keep_neuron = np.ones(n, dtype=bool)
+    removed = edits.select(edits.mask("remove_neuron"))
+    if len(removed):
+        v = _lookup(ids, removed.source, removed)
+        roles = graph.roles.numpy()[v]
+        if (roles != NCG.HIDDEN).any():
+            k = _first(roles != NCG.HIDDEN)
+            kind = "output" if roles[k] == NCG.OUTPUT else "input node"
+            raise EditError(f"{removed[k]} would remove {kind} {int(removed.source[k])}; only hidden neurons are removed")
         keep_neuron[v] = False
 
-    src, dst = graph.edge_index
+    src, dst = graph.edge_index.numpy()
     keep_edge = keep_neuron[src] & keep_neuron[dst]
-    prunes = by_op["prune_edge"]
-    if prunes:
-        keys = (src * n + dst).numpy()
+    prunes = edits.select(edits.mask("prune_edge"))
+    if len(prunes):
+        keys = src.astype(np.int64) * n + dst
         sorter = np.argsort(keys)
         sorted_keys = keys[sorter]
-        ends = np.array([(e.source, e.target) for e in prunes], dtype=np.int64)
-        index = _indices_of(graph.neuron_ids.numpy(), ends.ravel()).reshape(-1, 2)
-        if (index < 0).any():
-            bad = int(np.argmax((index < 0).any(1)))
-            missing = ends[bad][index[bad] < 0][0]
-            raise EditError(f"{prunes[bad]} names neuron id {missing}, which is not in the graph")
-        wanted = index[:, 0] * n + index[:, 1]
+        wanted = _lookup(ids, prunes.source, prunes) * n + _lookup(ids, prunes.target, prunes)
         loc = np.minimum(np.searchsorted(sorted_keys, wanted), max(keys.size - 1, 0))
         found = sorted_keys[loc] == wanted if keys.size else np.zeros(wanted.size, dtype=bool)
         if not found.all():
-            raise EditError(f"{prunes[int(np.argmin(found))]} prunes an edge that is not in the graph")
-        keep_edge[torch.from_numpy(sorter[loc])] = False
+            raise EditError(f"{prunes[_first(~found)]} prunes an edge that is not in the graph")
+        keep_edge[sorter[loc]] = False
 
     # New numbering: survivors in old index order, then added neurons in edit order.
-    survivors = torch.nonzero(keep_neuron).flatten()
-    new_index = {int(old): new for new, old in enumerate(survivors.tolist())}
-    order = [new_index[v] for v in graph.order.tolist() if keep_neuron[v]]
-    new_ids = [ids[v] for v in survivors.tolist()]
-    neuron_map = survivors.tolist()
-    uid_to_new = {ids[v]: new_index[v] for v in survivors.tolist()}
-    for edit in by_op["add_neuron"]:
-        if edit.target in uid_to_new or edit.target in uid_to_index:
-            raise EditError(f"{edit} adds neuron id {edit.target}, which already exists")
-        slot = len(new_ids)
-        if edit.source == -1:
-            order.insert(0, slot)
-        else:
-            anchor = uid_to_new.get(edit.source)
-            if anchor is None:
-                raise EditError(f"{edit} inserts after neuron {edit.source}, which is not in the graph")
-            order.insert(order.index(anchor) + 1, slot)
-        uid_to_new[edit.target] = slot
-        new_ids.append(edit.target)
-        neuron_map.append(-1)
-    num_new = len(new_ids)
+    survivors = np.flatnonzero(keep_neuron)
+    old_to_new = np.full(n, -1, dtype=np.int64)
+    old_to_new[survivors] = np.arange(survivors.size)
+    order = graph.order.numpy()
+    order = old_to_new[order[keep_neuron[order]]]
+    added = edits.select(edits.mask("add_neuron"))
+    if len(added):
+        clash = _indices_of(ids, added.target) >= 0
+        if clash.any():
+            raise EditError(f"{added[_first(clash)]} adds neuron id {int(added.target[_first(clash)])}, which already exists")
+        order = _insert_neurons(added, order, ids[survivors])
+    new_ids = np.concatenate([ids[survivors], added.target])
+    num_new = new_ids.size
     position = np.empty(num_new, dtype=np.int64)
     position[order] = np.arange(num_new)
 
-    old_to_new = torch.full((n,), -1, dtype=torch.long)
-    old_to_new[survivors] = torch.arange(survivors.numel())
-    kept = torch.nonzero(keep_edge).flatten()
-    adds = by_op["add_edge"]
-    add_src, add_dst = [], []
-    for edit in adds:
-        for uid, column in ((edit.source, add_src), (edit.target, add_dst)):
-            if uid not in uid_to_new:
-                raise EditError(f"{edit} names neuron id {uid}, which is not in the graph")
-            column.append(uid_to_new[uid])
-    add_src_np, add_dst_np = np.array(add_src, dtype=np.int64), np.array(add_dst, dtype=np.int64)
-    kept_keys = (old_to_new[src[kept]] * num_new + old_to_new[dst[kept]]).numpy()
-    add_keys = add_src_np * num_new + add_dst_np
+    kept = np.flatnonzero(keep_edge)
+    adds = edits.select(edits.mask("add_edge"))
+    add_src, add_dst = _lookup(new_ids, adds.source, adds), _lookup(new_ids, adds.target, adds)
+    kept_src, kept_dst = old_to_new[src[kept]], old_to_new[dst[kept]]
+    add_keys = add_src * num_new + add_dst
     _, first = np.unique(add_keys, return_index=True)
     repeated = np.ones(add_keys.size, dtype=bool)
     repeated[first] = False
-    clash = np.isin(add_keys, kept_keys) | repeated
+    clash = np.isin(add_keys, kept_src * num_new + kept_dst) | repeated
     if clash.any():
-        raise EditError(f"{adds[int(np.argmax(clash))]} adds an edge that already exists")
-    into_input = np.isin(add_dst_np, old_to_new[graph.inputs].numpy())
+        raise EditError(f"{adds[_first(clash)]} adds an edge that already exists")
+    inputs = old_to_new[graph.inputs.numpy()]
+    into_input = np.isin(add_dst, inputs)
     if into_input.any():
-        raise EditError(f"{adds[int(np.argmax(into_input))]} enters an input node; input nodes take no incoming edges")
-    backward = position[add_src_np] >= position[add_dst_np]
+        raise EditError(f"{adds[_first(into_input)]} enters an input node; input nodes take no incoming edges")
+    backward = position[add_src] >= position[add_dst]
     if backward.any():
         raise EditError(
-            f"{adds[int(np.argmax(backward))]} goes backward in the topological order and could close a "
+            f"{adds[_first(backward)]} goes backward in the topological order and could close a "
             "cycle; edges may only be added from earlier to later neurons"
         )
-    new_src = torch.cat([old_to_new[src[kept]], torch.from_numpy(add_src_np)])
-    new_dst = torch.cat([old_to_new[dst[kept]], torch.from_numpy(add_dst_np)])
-    added_weights = [edit.weight for edit in adds]
 
     bias = graph.bias.new_zeros(num_new)
-    bias[: survivors.numel()] = graph.bias[survivors]
+    bias[: survivors.size] = graph.bias[torch.from_numpy(survivors)]
+    kept_t = torch.from_numpy(kept)
     new_graph = NCG(
-        torch.stack([new_src, new_dst]),
+        torch.from_numpy(np.stack([np.concatenate([kept_src, add_src]), np.concatenate([kept_dst, add_dst])])),
         num_new,
-        old_to_new[graph.outputs],
-        weight=torch.cat([graph.weight[kept], torch.tensor(added_weights, dtype=graph.weight.dtype)]),
+        torch.from_numpy(old_to_new[graph.outputs.numpy()]),
+        weight=torch.cat([graph.weight[kept_t], torch.from_numpy(adds.weight).to(graph.weight.dtype)]),
         bias=bias,
-        order=torch.tensor(order, dtype=torch.long),
-        neuron_ids=torch.tensor(new_ids, dtype=torch.long),
+        order=torch.from_numpy(order),
+        neuron_ids=torch.from_numpy(new_ids),
         unreachable=unreachable,
-        inputs=old_to_new[graph.inputs],
+        inputs=torch.from_numpy(inputs),
     )
-    edge_map = torch.cat([kept, torch.full((len(added_weights),), -1, dtype=torch.long)])
-    return new_graph, EditMaps(edge_map, torch.tensor(neuron_map, dtype=torch.long))
+    edge_map = torch.from_numpy(np.concatenate([kept, np.full(len(adds), -1, dtype=np.int64)]))
+    neuron_map = torch.from_numpy(np.concatenate([survivors, np.full(len(added), -1, dtype=np.int64)]))
+    return new_graph, EditMaps(edge_map, neuron_map)
 
 
 def _remap_tensor(value, old_shape: torch.Size, index: Tensor | None, fill_with_mean: bool = False):

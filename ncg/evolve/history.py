@@ -1,9 +1,11 @@
 """The record of a Free-Evolve run: one entry per round, replayable frame by frame.
 
 Round 0 is the starting graph. Round ``k >= 1`` holds the metrics measured after that round's
-training, the edits applied at its end, and a snapshot of the graph after those edits (edges,
-outputs and topological order in stable neuron ids), so a viewer can draw each frame with the
-pruned edges (from the previous frame) and the added ones marked.
+training, the edits applied at its end (an :class:`~ncg.evolve.edits.EditSet`), and a snapshot
+of the graph after those edits (edges, outputs and topological order in stable neuron ids, as
+arrays), so a viewer can draw each frame with the pruned edges (from the previous frame) and the
+added ones marked. Saved, every array is zlib-compressed (:func:`~ncg.evolve.edits.encode_array`):
+a round of a 1M-edge graph costs a few MB, not a JSON list of millions of numbers.
 
 Examples
 --------
@@ -12,7 +14,7 @@ Examples
 >>> record = history.append_graph(NCG.complete(3), metrics={"val_accuracy": 0.5})
 >>> history.rounds[0].num_edges, history.rounds[0].depth
 (3, 2)
->>> History.from_dict(history.to_dict()).rounds[0].edges
+>>> History.from_dict(history.to_dict()).rounds[0].edges.tolist()
 [[0, 0, 1], [1, 2, 2]]
 """
 from __future__ import annotations
@@ -23,13 +25,18 @@ from dataclasses import dataclass, field
 
 from ncg.atomic import atomic_write
 from ncg.errors import NCGError
-from ncg.evolve.edits import Edit
+import numpy as np
+
+from ncg.evolve.edits import EDIT_OPS, EditSet, decode_array, encode_array
 from ncg.graph import NCG
 from ncg.schedule import topological_generations
 
 __all__ = ["RoundRecord", "History"]
 
-HISTORY_VERSION = 1
+HISTORY_VERSION = 2
+"""2: arrays compressed, edits as columns; version 1 files (JSON lists) are still read."""
+
+_ARRAYS = ("edges", "outputs", "order")
 
 
 @dataclass
@@ -45,23 +52,38 @@ class RoundRecord:
     num_edges: int
     depth: int
     num_generations: int
-    edges: list[list[int]]
-    outputs: list[int]
-    order: list[int]
-    edits: list[Edit] = field(default_factory=list)
+    edges: np.ndarray
+    outputs: np.ndarray
+    order: np.ndarray
+    edits: EditSet = field(default_factory=EditSet.empty)
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     phase: str = "evolve"
 
+    def __post_init__(self) -> None:
+        self.edges = np.asarray(self.edges, dtype=np.int64).reshape(2, -1)
+        self.outputs = np.asarray(self.outputs, dtype=np.int64).reshape(-1)
+        self.order = np.asarray(self.order, dtype=np.int64).reshape(-1)
+        self.edits = EditSet.from_edits(self.edits)
+
     def count(self, op: str) -> int:
         """How many edits of kind ``op`` this round applied."""
-        return sum(edit.op == op for edit in self.edits)
+        return self.edits.count(op)
 
     def to_dict(self) -> dict:
-        """A JSON-friendly dict."""
+        """A JSON-friendly dict (arrays compressed)."""
         out = dict(self.__dict__)
-        out["edits"] = [edit.to_dict() for edit in self.edits]
+        out.update({name: encode_array(getattr(self, name)) for name in _ARRAYS})
+        out["edits"] = self.edits.to_dict()
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RoundRecord:
+        """Inverse of :meth:`to_dict`; also reads the JSON lists of format version 1."""
+        data = dict(data)
+        data.update({name: decode_array(data[name]) for name in _ARRAYS})
+        data["edits"] = EditSet.from_dict(data["edits"])
+        return cls(**data)
 
 
 class History:
@@ -79,7 +101,7 @@ class History:
     def append_graph(
         self,
         graph: NCG,
-        edits: list[Edit] | None = None,
+        edits: EditSet | None = None,
         metrics: dict[str, float] | None = None,
         seconds: float = 0.0,
         phase: str = "evolve",
@@ -94,10 +116,10 @@ class History:
             num_edges=graph.num_edges,
             depth=num_generations - 1,
             num_generations=num_generations,
-            edges=ids[graph.edge_index].tolist(),
-            outputs=ids[graph.outputs].tolist(),
-            order=ids[graph.order].tolist(),
-            edits=list(edits or []),
+            edges=ids[graph.edge_index].numpy(),
+            outputs=ids[graph.outputs].numpy(),
+            order=ids[graph.order].numpy(),
+            edits=EditSet.empty() if edits is None else edits,
             metrics=dict(metrics or {}),
             seconds=float(seconds),
             phase=phase,
@@ -107,11 +129,8 @@ class History:
 
     def totals(self) -> dict[str, int]:
         """Edits of each kind summed over all rounds."""
-        out: dict[str, int] = {}
-        for record in self.rounds:
-            for edit in record.edits:
-                out[edit.op] = out.get(edit.op, 0) + 1
-        return out
+        totals = {op: sum(record.count(op) for record in self.rounds) for op in EDIT_OPS}
+        return {op: count for op, count in totals.items() if count}
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict with a format version."""
@@ -120,14 +139,9 @@ class History:
     @classmethod
     def from_dict(cls, data: dict) -> History:
         """Inverse of :meth:`to_dict`."""
-        if data.get("version") != HISTORY_VERSION:
-            raise NCGError(f"history format version {data.get('version')!r} is not {HISTORY_VERSION}")
-        rounds = []
-        for r in data["rounds"]:
-            r = dict(r)
-            r["edits"] = [Edit(**e) for e in r["edits"]]
-            rounds.append(RoundRecord(**r))
-        return cls(rounds)
+        if data.get("version") not in (1, HISTORY_VERSION):
+            raise NCGError(f"history format version {data.get('version')!r} is not 1 or {HISTORY_VERSION}")
+        return cls([RoundRecord.from_dict(r) for r in data["rounds"]])
 
     def save(self, path: str | os.PathLike) -> None:
         """Write JSON atomically (see :func:`ncg.atomic.atomic_write`)."""

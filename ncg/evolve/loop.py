@@ -43,7 +43,7 @@ from ncg.distributed import check_consistent, local_samples_before
 from ncg.errors import NCGError
 from ncg.evolve.apply import apply_edits, rewire
 from ncg.evolve.coactivation import MEASURES, Coactivation, CoactivationRecorder, record_coactivation
-from ncg.evolve.edits import Edit
+from ncg.evolve.edits import EditSet
 from ncg.evolve.history import History, RoundRecord
 from ncg.evolve.operators import grow_edges, grow_neurons, prune_edges, remove_neurons
 from ncg.evolve.rules import COACTIVATION_RULES, GROW_SCORES, PRUNE_SCORES, ScoreContext, saliency_scores
@@ -238,22 +238,18 @@ class EvolveConfig:
         return asdict(self)
 
 
-def _within_edge_budget(grown: list[Edit], max_edges: int) -> list[Edit]:
+def _within_edge_budget(grown: EditSet, max_edges: int) -> EditSet:
     """The whole new neurons of ``grown`` (each an ``add_neuron`` and its ``add_edge`` edits)
     whose edges fit in ``max_edges``, so growth never exceeds the round's edge budget."""
-    kept: list[Edit] = []
-    group: list[Edit] = []
+    group = np.cumsum(grown.mask("add_neuron")) - 1  # the new neuron each edit belongs to
+    cost = np.bincount(group[grown.mask("add_edge")], minlength=int(group.max(initial=-1)) + 1)
+    fits = np.zeros(cost.size, dtype=bool)
     used = 0
-    for edit in [*grown, None]:
-        if edit is None or edit.op == "add_neuron":
-            cost = sum(e.op == "add_edge" for e in group)
-            if group and used + cost <= max_edges:
-                kept += group
-                used += cost
-            group = []
-        if edit is not None:
-            group.append(edit)
-    return kept
+    for k, c in enumerate(cost.tolist()):  # one entry per new neuron: a handful
+        if used + c <= max_edges:
+            fits[k] = True
+            used += c
+    return grown.select(fits[group]) if len(grown) else grown
 
 
 class FreeEvolve:
@@ -341,7 +337,7 @@ class FreeEvolve:
             metrics.update({f"val_{k}": v for k, v in evaluate(self.model, *val, task=self.config.task).items()})
         return metrics
 
-    def propose(self, coactivation: Coactivation | None, train: tuple[Tensor, Tensor]) -> list[Edit]:
+    def propose(self, coactivation: Coactivation | None, train: tuple[Tensor, Tensor]) -> EditSet:
         """The edits of one round for the model's current graph.
 
         Neuron removals come first; pruning and growing are then proposed on the graph *after*
@@ -353,16 +349,16 @@ class FreeEvolve:
         """
         cfg = self.config
         graph = self.model.graph
-        edits: list[Edit] = []
+        removed = EditSet.empty()
         if cfg.remove_dead and coactivation is not None:
             # Only ReLU-like neurons output 0 when they never fire (above 0); for other
             # activations, or a higher firing threshold, removing a silent neuron would change
             # the function, so only stranded neurons go.
             zero_when_silent = self.model.activation in RELU_LIKE and (cfg.firing_threshold or 0.0) <= 0.0
-            edits += remove_neurons(graph, coactivation.firing_rate if zero_when_silent else None)
+            removed = remove_neurons(graph, coactivation.firing_rate if zero_when_silent else None)
         neuron_map = edge_map = None
-        if edits:
-            graph, maps = apply_edits(graph, edits, unreachable="ignore")
+        if len(removed):
+            graph, maps = apply_edits(graph, removed, unreachable="ignore")
             neuron_map, edge_map = maps.neuron_map.numpy(), maps.edge_map.numpy()
             coactivation = coactivation.remap(neuron_map)
         rng = np.random.default_rng([cfg.seed, len(self.history)])
@@ -378,16 +374,15 @@ class FreeEvolve:
             max_prune = min(max_prune, max(0, graph.num_edges - target + min(max_add, src.size)))
         rule = PRUNE_SCORES[cfg.prune_score]
         pruned = prune_edges(graph, rule.score(ctx), tau=cfg.tau if rule.thresholded else None, max_edits=max_prune)
-        edits += pruned
         if cfg.budget.regrow:
             max_add = len(pruned)
-        edits += grow_edges(graph, src, dst, score, max_add, self._initial_weights(graph, dst, rng))
+        grown_edges = grow_edges(graph, src, dst, score, max_add, self._initial_weights(graph, dst, rng))
+        edits = EditSet.concat([removed, pruned, grown_edges])
         if cfg.budget.grow_neurons and coactivation is not None:
-            first_id = 1 + max(max(record.order) for record in self.history.rounds) if self.history.rounds else None
+            first_id = 1 + max(int(record.order.max(initial=-1)) for record in self.history.rounds) if self.history.rounds else None
             grown = grow_neurons(graph, coactivation, cfg.budget.grow_neurons, tau=cfg.tau,
                                  measure=cfg.measure, seed=cfg.seed + len(self.history), first_id=first_id)
-            added = sum(edit.op == "add_edge" for edit in edits)
-            edits += _within_edge_budget(grown, max(0, max_add - added))
+            edits = EditSet.concat([edits, _within_edge_budget(grown, max(0, max_add - edits.count("add_edge")))])
         return edits
 
     def _initial_weights(self, graph: NCG, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray | float:
@@ -437,7 +432,7 @@ class FreeEvolve:
                 self.model, train[0], threshold=cfg.firing_threshold, max_samples=cfg.record_samples,
                 seed=cfg.seed + len(self.history), progress=cfg.progress, across_ranks=True,
             )
-        edits = self.propose(coactivation, train) if cfg.evolve else []
+        edits = self.propose(coactivation, train) if cfg.evolve else EditSet.empty()
         graph, maps = apply_edits(self.model.graph, edits, unreachable="ignore")
         rewire(self.model, graph, maps, self.optimizer)
         record = self.history.append_graph(graph, edits, metrics, time.perf_counter() - start)

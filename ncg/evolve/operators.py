@@ -1,4 +1,4 @@
-"""Topology operators: pure functions from a graph and statistics to a list of edits.
+"""Topology operators: pure functions from a graph and statistics to edits (an :class:`EditSet`).
 
 None of them changes its input; :func:`ncg.evolve.apply.apply_edits` carries the edits out.
 
@@ -29,15 +29,13 @@ Edit(op='prune_edge', source=0, target=2, score=0.1, weight=0.0)
 """
 from __future__ import annotations
 
-import gc
-
 import numpy as np
 import torch
 
 from ncg.arrays import unique_sorted
 from ncg.errors import NCGError
 from ncg.evolve.coactivation import Coactivation
-from ncg.evolve.edits import Edit
+from ncg.evolve.edits import Edit, EditSet
 from ncg.graph import NCG
 
 __all__ = [
@@ -68,24 +66,6 @@ def coactivation_scores(graph: NCG, coactivation: Coactivation, measure: str = "
     return coactivation.score(measure)[index]
 
 
-def _edit_list(
-    op: str, sources: np.ndarray, targets: np.ndarray, scores: np.ndarray, weight: float | np.ndarray
-) -> list[Edit]:
-    """Edits of one kind from aligned arrays (bulk construction; ``op`` is a valid kind)."""
-    make = Edit._make
-    weights = np.broadcast_to(np.asarray(weight, dtype=np.float64), np.shape(scores)).tolist()
-    columns = zip(sources.tolist(), targets.tolist(), scores.tolist(), weights)
-    # Tens of thousands of new tuples would otherwise trigger full garbage collections over
-    # everything the process holds; they form no cycles, so pausing the collector is safe.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return [make((op, s, t, sc, w)) for s, t, sc, w in columns]
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _best_out_edge(graph: NCG, scores: np.ndarray) -> np.ndarray:
     """Bool ``[E]``: the highest-scoring outgoing edge of each neuron (the first one on ties)."""
     src = graph.edge_index[0].numpy()
@@ -105,7 +85,7 @@ def _best_out_edge(graph: NCG, scores: np.ndarray) -> np.ndarray:
 
 def prune_edges(
     graph: NCG, scores: np.ndarray, tau: float | None = 0.25, max_edits: int | None = None
-) -> list[Edit]:
+) -> EditSet:
     """Propose pruning the edges scored below ``tau``, lowest first.
 
     Parameters
@@ -137,7 +117,7 @@ def prune_edges(
     picked = picked[np.argsort(scores[picked], kind="stable")][:max_edits]
     ids = graph.neuron_ids.numpy()
     src, dst = graph.edge_index.numpy()
-    return _edit_list("prune_edge", ids[src[picked]], ids[dst[picked]], scores[picked], 0.0)
+    return EditSet.of("prune_edge", ids[src[picked]], ids[dst[picked]], scores[picked])
 
 
 def _edge_keys(graph: NCG) -> np.ndarray:
@@ -215,7 +195,7 @@ def grow_edges(
     scores: np.ndarray,
     max_edits: int | None = None,
     init_weights: np.ndarray | float = 0.0,
-) -> list[Edit]:
+) -> EditSet:
     """Propose adding the candidate edges ``sources[k] -> targets[k]`` (neuron indices), highest
     score first, at most ``max_edits``, with weights ``init_weights`` (one per candidate, or one
     value for all; 0 leaves the network's function unchanged at the moment of the edit).
@@ -233,7 +213,7 @@ def grow_edges(
     picked = np.argsort(-scores, kind="stable")[:max_edits]
     weights = np.broadcast_to(np.asarray(init_weights, dtype=np.float64), scores.shape)[picked]
     ids = graph.neuron_ids.numpy()
-    return _edit_list("add_edge", ids[sources[picked]], ids[targets[picked]], scores[picked], weights)
+    return EditSet.of("add_edge", ids[sources[picked]], ids[targets[picked]], scores[picked], weights)
 
 
 def augment_edges(
@@ -243,7 +223,7 @@ def augment_edges(
     max_edits: int | None = None,
     measure: str = "phi",
     init_weight: float = 0.0,
-) -> list[Edit]:
+) -> EditSet:
     """Propose edges between unconnected neurons that fire together (score ``> tau``).
 
     Only pairs ``i -> j`` with ``i`` before ``j`` in ``graph.order`` are proposed, highest
@@ -254,7 +234,7 @@ def augment_edges(
     return grow_edges(graph, src, dst, score, max_edits, init_weight)
 
 
-def remove_neurons(graph: NCG, firing_rate: np.ndarray | None, min_rate: float = 0.0) -> list[Edit]:
+def remove_neurons(graph: NCG, firing_rate: np.ndarray | None, min_rate: float = 0.0) -> EditSet:
     """Propose removing hidden neurons that fire at most ``min_rate`` of the time, and then
     every hidden neuron that would be left without a path to an output.
 
@@ -282,7 +262,8 @@ def remove_neurons(graph: NCG, firing_rate: np.ndarray | None, min_rate: float =
     stranded = np.flatnonzero(keep.numpy())[~(survivors.reaches_output() | survivors.is_input).numpy()]
     dead[stranded] = True
     ids = graph.neuron_ids.numpy()
-    return [Edit("remove_neuron", int(ids[v]), -1, float(firing_rate[v])) for v in np.flatnonzero(dead)]
+    dead = np.flatnonzero(dead)
+    return EditSet.of("remove_neuron", ids[dead], np.full(dead.size, -1), firing_rate[dead])
 
 
 def grow_neurons(
@@ -294,7 +275,7 @@ def grow_neurons(
     measure: str = "phi",
     seed: int = 0,
     first_id: int | None = None,
-) -> list[Edit]:
+) -> EditSet:
     """Propose ``num_new`` neurons, each bridging a strongly coactive, unconnected pair.
 
     For each of the ``num_new`` best unconnected pairs ``i -> j`` (score ``> tau``, at most one
@@ -305,7 +286,7 @@ def grow_neurons(
     ``graph``; pass one past the largest id ever used so removed ids are never reused).
     """
     if num_new <= 0:
-        return []
+        return EditSet.empty()
     score = coactivation.score(measure)
     position = graph.position.numpy()
     src, dst = coactivation.src, coactivation.dst
@@ -331,4 +312,4 @@ def grow_neurons(
         edits.append(Edit("add_edge", new_id, int(ids[j]), float(score[p]), 0.0))
         if len(used_targets) == num_new:
             break
-    return edits
+    return EditSet.from_edits(edits)

@@ -11,8 +11,10 @@ import itertools
 import json
 import os
 import xml.etree.ElementTree as ET
+from array import array
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -289,20 +291,220 @@ def _parse_typed(text: str | None, kind: str, where: str) -> Any:
     return text
 
 
+def _read_datum(data: ET.Element, keys: dict[str, tuple[str, str, str]], scope: str, where: str) -> tuple[str, Any]:
+    """The attribute name and typed value of one ``<data>`` element of an element of ``scope``."""
+    key = data.get("key")
+    if key not in keys:
+        raise GraphMLError(f"{where} has data for key {key!r}, which no <key> element declares")
+    key_scope, name, kind = keys[key]
+    if key_scope not in (scope, "all"):
+        raise GraphMLError(f"{where} uses key {key!r} declared for {key_scope!r}, not {scope!r}")
+    return name, _parse_typed(data.text, kind, f"{where}: attribute {name!r}")
+
+
 def _read_data(element: ET.Element, keys: dict[str, tuple[str, str, str]], scope: str, where: str,
                defaults: dict[str, Any]) -> dict:
+    """The attributes of ``element`` from its ``<data>`` children, over ``defaults``."""
     data = dict(defaults)
     for child in element:
-        if _local(child.tag) != "data":
-            continue
-        key = child.get("key")
-        if key not in keys:
-            raise GraphMLError(f"{where} has data for key {key!r}, which no <key> element declares")
-        key_scope, name, kind = keys[key]
-        if key_scope not in (scope, "all"):
-            raise GraphMLError(f"{where} uses key {key!r} declared for {key_scope!r}, not {scope!r}")
-        data[name] = _parse_typed(child.text, kind, f"{where}: attribute {name!r}")
+        if _local(child.tag) == "data":
+            name, value = _read_datum(child, keys, scope, where)
+            data[name] = value
     return data
+
+
+def _read_key(path: Path, key: ET.Element, keys: dict[str, tuple[str, str, str]],
+              defaults: dict[str, dict[str, Any]]) -> None:
+    """Declare a ``<key>``: record its scope, name and type in ``keys`` and its ``<default>``
+    (if any) in ``defaults``."""
+    kind = key.get("attr.type", "string")
+    if kind not in _STANDARD_TYPES:
+        raise GraphMLError(f"{path}: key {key.get('id')!r} has attr.type {kind!r}, not a GraphML type")
+    scope, name = key.get("for", "all"), key.get("attr.name", key.get("id"))
+    expected = _KEY_TYPES.get((scope, name))
+    if expected is not None and _TYPE_FAMILY[kind] != _TYPE_FAMILY[expected]:
+        raise GraphMLError(f"{path}: {scope} attribute {name!r} is declared with attr.type {kind!r}, expected {expected!r}")
+    keys[key.get("id")] = (scope, name, kind)
+    for default in key:
+        if _local(default.tag) == "default":
+            value = _parse_typed(default.text, kind, f"{path}: default of key {key.get('id')!r}")
+            for target in defaults if scope == "all" else [scope]:
+                defaults.setdefault(target, {})[name] = value
+
+
+def _append(column: array, value: Any, where: str, name: str) -> None:
+    """Append ``value`` to a typed ``column``; a value of the wrong type or too large raises."""
+    try:
+        column.append(value)
+    except (TypeError, OverflowError):
+        raise GraphMLError(f"{where}: attribute {name!r} is {value!r}, not a 64-bit number") from None
+
+
+_NODE_COLUMNS = {"output_index": "q", "input_index": "q", "topo_index": "q", "neuron_id": "q", "bias": "d"}
+"""The numeric node attributes :func:`read_graphml` gathers, with their :mod:`array` type codes
+(``input_index`` is ``-1`` where absent)."""
+
+
+class _Streamed:
+    """What :func:`read_graphml` keeps of a GraphML file as it streams past: the keys, the graph
+    attributes, and the node and edge attributes as columns in file order.
+
+    Nodes are numbered in file order; an edge keeps the numbers of its ends, or is set aside
+    until the end of the file when it names a node not read yet. The first problem of each part
+    of the file is kept in :attr:`problems` rather than raised, so that :func:`read_graphml`
+    reports problems in a fixed order (see its Notes) whatever the order of the elements.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.keys: dict[str, tuple[str, str, str]] = {}
+        self.defaults: dict[str, dict[str, Any]] = {"graph": {}, "node": {}, "edge": {}}
+        self.graphs = 0
+        self.attrs: dict[str, Any] = {}
+        self.node_ids: list[str] = []
+        self.number: dict[str, int] = {}
+        self.roles: list[Any] = []
+        self.columns = {name: array(code) for name, code in _NODE_COLUMNS.items()}
+        self.edges = 0
+        self.ends = (array("q"), array("q"))
+        self.weight = array("d")
+        self.unresolved: list[tuple[int, str | None, str | None]] = []
+        self.problems: dict[str, tuple[int, GraphMLError]] = {}
+        """The first problem of each part of the file, with the number of edges read before it
+        (which places an edge problem among the edges set aside)."""
+
+    def note(self, part: str, take: Callable[[ET.Element], None], element: ET.Element) -> None:
+        """``take(element)``, keeping the :class:`~ncg.errors.GraphMLError` it raises if it is
+        the first of ``part``."""
+        edges = self.edges
+        try:
+            take(element)
+        except GraphMLError as exc:
+            self.problems.setdefault(part, (edges, exc))
+
+    def raise_problems(self, *parts: str) -> None:
+        """Raise the kept problem of the first of ``parts`` that has one."""
+        for part in parts:
+            if part in self.problems:
+                raise self.problems[part][1]
+
+    def declare(self, key: ET.Element) -> None:
+        """Take in a ``<key>`` once it is read."""
+        _read_key(self.path, key, self.keys, self.defaults)
+
+    def open_graph(self, graph: ET.Element) -> None:
+        """Count a ``<graph>`` as it opens; the first is the one read."""
+        self.graphs += 1
+        if self.graphs == 1:
+            self.attrs = dict(self.defaults["graph"])
+            if graph.get("edgedefault", "directed") != "directed":
+                raise GraphMLError(f"{self.path}: the graph is {graph.get('edgedefault')}, an NCG is directed")
+
+    def take(self, element: ET.Element) -> None:
+        """Take in a child of the ``<graph>`` once it is read: ``<data>``, ``<node>`` or ``<edge>``."""
+        tag = _local(element.tag)
+        if tag == "edge":
+            self.note("edges", self._add_edge, element)
+        elif tag == "node":
+            self.note("nodes", self._add_node, element)
+        elif tag == "data":
+            self.note("graph data", self._add_datum, element)
+
+    def _add_datum(self, data: ET.Element) -> None:
+        name, value = _read_datum(data, self.keys, "graph", f"{self.path}: graph")
+        self.attrs[name] = value
+
+    def _add_node(self, node: ET.Element) -> None:
+        node_id = node.get("id")
+        if node_id is None or node_id in self.number:
+            raise GraphMLError(f"{self.path}: node number {len(self.node_ids)} has a missing or repeated id {node_id!r}")
+        where = f"{self.path}: node {node_id!r}"
+        data = _read_data(node, self.keys, "node", where, self.defaults["node"])
+        lacking = [name for name in _REQUIRED_NODE_ATTRS if name not in data]
+        if lacking:
+            raise GraphMLError(f"{where} lacks the attributes {lacking}")
+        self.number[node_id] = len(self.node_ids)
+        self.node_ids.append(node_id)
+        self.roles.append(data["role"])
+        for name, column in self.columns.items():
+            _append(column, data.get(name, -1), where, name)
+
+    def _add_edge(self, edge: ET.Element) -> None:
+        s, t = edge.get("source"), edge.get("target")
+        source, target = self.number.get(s, -1), self.number.get(t, -1)
+        if source < 0 or target < 0:
+            self.unresolved.append((self.edges, s, t))
+        self.edges += 1
+        where = f"{self.path}: edge {s!r} -> {t!r}"
+        data = _read_data(edge, self.keys, "edge", where, self.defaults["edge"])
+        if "weight" not in data:
+            raise GraphMLError(f"{where} lacks the attribute 'weight'")
+        _append(self.weight, data["weight"], where, "weight")
+        self.ends[0].append(source)
+        self.ends[1].append(target)
+
+    def edge_index(self, neuron_of: np.ndarray) -> Tensor:
+        """``edge_index`` ``[2, E]`` in neuron indices, given the neuron index of each node
+        number; raises the first problem of the edges (in file order), an edge naming a node
+        that no ``<node>`` declares included."""
+        last, problem = self.problems.get("edges", (self.edges, None))
+        for e, s, t in self.unresolved:
+            if e > last:
+                break
+            for end in (s, t):
+                if end not in self.number:
+                    raise GraphMLError(f"{self.path}: edge {s!r} -> {t!r} names node {end!r}, which is not declared")
+            if problem is None:
+                self.ends[0][e], self.ends[1][e] = self.number[s], self.number[t]
+        if problem is not None:
+            raise problem
+        return torch.from_numpy(neuron_of[np.array(self.ends, dtype=np.int64).reshape(2, -1)])
+
+
+def _xml_events(path: Path, handle: BinaryIO) -> Iterator[tuple[str, ET.Element]]:
+    """The ``start`` and ``end`` events of :func:`xml.etree.ElementTree.iterparse`; a file that
+    is not XML raises :class:`~ncg.errors.GraphMLError`."""
+    try:
+        yield from ET.iterparse(handle, events=("start", "end"))
+    except (ET.ParseError, LookupError, ValueError) as exc:  # LookupError: an unknown declared encoding
+        raise GraphMLError(f"{path} is not an XML file ({exc})") from exc
+
+
+def _stream(path: Path) -> _Streamed:
+    """Read a GraphML file as a stream, and raise its problems up to its graph data.
+
+    Each ``<key>`` and each child of a ``<graph>`` (with its own children) is dropped from the
+    partial tree once it is taken in, so the tree never holds more than one of them.
+    """
+    streamed = _Streamed(path)
+    open_elements: list[ET.Element] = []
+    top = ""  # the tag of the open child of the root
+    with open(path, "rb") as handle:
+        for event, element in _xml_events(path, handle):
+            if event == "start":
+                if not open_elements and _local(element.tag) != "graphml":
+                    streamed.problems["root"] = (0, GraphMLError(
+                        f"{path} is not GraphML: its root element is <{_local(element.tag)}>, expected <graphml>"
+                    ))
+                elif len(open_elements) == 1:
+                    top = _local(element.tag)
+                    if top == "graph":
+                        streamed.note("graph", streamed.open_graph, element)
+                open_elements.append(element)
+                continue
+            open_elements.pop()
+            if len(open_elements) == 2 and top == "graph":
+                if streamed.graphs == 1:
+                    streamed.take(element)
+                del open_elements[1][:]
+            elif len(open_elements) == 1:
+                if top == "key":
+                    streamed.note("keys", streamed.declare, element)
+                del open_elements[0][:]
+    if streamed.graphs != 1:
+        streamed.problems["graph"] = (0, GraphMLError(f"{path} holds {streamed.graphs} <graph> elements, expected 1"))
+    streamed.raise_problems("root", "keys", "graph", "graph data")
+    return streamed
 
 
 def read_graphml(path: str | os.PathLike) -> FreeNet:
@@ -334,6 +536,17 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
     --------
     write_graphml
 
+    Notes
+    -----
+    The file is read as a stream (:func:`xml.etree.ElementTree.iterparse`) and each node and
+    edge is dropped once its attributes are gathered into arrays, so the memory used grows with
+    the model's arrays, not with the XML tree (reading a 100k-neuron, 1M-edge model takes about
+    160 MiB, the whole tree would take 1.7 GiB). The ``<key>`` elements must come before the
+    ``<graph>``, as the GraphML schema has it; graph attributes, nodes and edges may come in any
+    order. Problems are raised once the whole file is read, in a fixed order: XML syntax, the
+    root element, keys, the ``<graph>`` element, graph attributes, nodes (in file order), node
+    ids, edges (in file order), then the graph as a whole.
+
     Examples
     --------
     >>> import tempfile
@@ -348,37 +561,8 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
     path = Path(path)
     if not path.is_file():
         raise GraphMLError(f"GraphML file {path} does not exist")
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, LookupError, ValueError) as exc:  # LookupError: an unknown declared encoding
-        raise GraphMLError(f"{path} is not an XML file ({exc})") from exc
-    if _local(root.tag) != "graphml":
-        raise GraphMLError(f"{path} is not GraphML: its root element is <{_local(root.tag)}>, expected <graphml>")
-    keys: dict[str, tuple[str, str, str]] = {}
-    defaults: dict[str, dict[str, Any]] = {"graph": {}, "node": {}, "edge": {}}
-    for key in root:
-        if _local(key.tag) != "key":
-            continue
-        kind = key.get("attr.type", "string")
-        if kind not in _STANDARD_TYPES:
-            raise GraphMLError(f"{path}: key {key.get('id')!r} has attr.type {kind!r}, not a GraphML type")
-        scope, name = key.get("for", "all"), key.get("attr.name", key.get("id"))
-        expected = _KEY_TYPES.get((scope, name))
-        if expected is not None and _TYPE_FAMILY[kind] != _TYPE_FAMILY[expected]:
-            raise GraphMLError(f"{path}: {scope} attribute {name!r} is declared with attr.type {kind!r}, expected {expected!r}")
-        keys[key.get("id")] = (scope, name, kind)
-        for default in key:
-            if _local(default.tag) == "default":
-                value = _parse_typed(default.text, kind, f"{path}: default of key {key.get('id')!r}")
-                for target in defaults if scope == "all" else [scope]:
-                    defaults.setdefault(target, {})[name] = value
-    graphs = [child for child in root if _local(child.tag) == "graph"]
-    if len(graphs) != 1:
-        raise GraphMLError(f"{path} holds {len(graphs)} <graph> elements, expected 1")
-    graph_xml = graphs[0]
-    if graph_xml.get("edgedefault", "directed") != "directed":
-        raise GraphMLError(f"{path}: the graph is {graph_xml.get('edgedefault')}, an NCG is directed")
-    attrs = _read_data(graph_xml, keys, "graph", f"{path}: graph", defaults["graph"])
+    streamed = _stream(path)
+    attrs = streamed.attrs
     missing = [name for name in _REQUIRED_GRAPH_ATTRS if name not in attrs]
     if "format" in attrs and attrs["format"] != GRAPHML_FORMAT:
         raise GraphMLError(f"{path} has format {attrs['format']!r}, expected {GRAPHML_FORMAT!r}")
@@ -390,84 +574,47 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
         )
     if attrs["dtype"] not in _DTYPES:
         raise GraphMLError(f"{path}: dtype is {attrs['dtype']!r}, expected one of {sorted(_DTYPES)}")
+    streamed.raise_problems("nodes")
 
-    node_ids, index_of, node_attrs = [], {}, []
-    for element in graph_xml:
-        if _local(element.tag) != "node":
-            continue
-        node_id = element.get("id")
-        if node_id is None or node_id in index_of:
-            raise GraphMLError(f"{path}: node number {len(node_ids)} has a missing or repeated id {node_id!r}")
-        data = _read_data(element, keys, "node", f"{path}: node {node_id!r}", defaults["node"])
-        lacking = [name for name in _REQUIRED_NODE_ATTRS if name not in data]
-        if lacking:
-            raise GraphMLError(f"{path}: node {node_id!r} lacks the attributes {lacking}")
-        index_of[node_id] = len(node_ids)
-        node_ids.append(node_id)
-        node_attrs.append(data)
-    node_ids, index_of, node_attrs = _by_neuron_index(path, node_ids, node_attrs)
-    src, dst, weights = [], [], []
-    for element in graph_xml:
-        if _local(element.tag) != "edge":
-            continue
-        s, t = element.get("source"), element.get("target")
-        where = f"{path}: edge {s!r} -> {t!r}"
-        for end in (s, t):
-            if end not in index_of:
-                raise GraphMLError(f"{where} names node {end!r}, which is not declared")
-        data = _read_data(element, keys, "edge", where, defaults["edge"])
-        if "weight" not in data:
-            raise GraphMLError(f"{where} lacks the attribute 'weight'")
-        src.append(index_of[s])
-        dst.append(index_of[t])
-        weights.append(data["weight"])
-
+    neuron_of = _neuron_indices(path, streamed.node_ids)
+    edge_index = streamed.edge_index(neuron_of)
+    order = np.argsort(neuron_of).tolist()  # node numbers in neuron-index order
+    node_ids = [streamed.node_ids[k] for k in order]
+    roles = [streamed.roles[k] for k in order]
+    columns = {name: np.array(column)[order] for name, column in streamed.columns.items()}
     n = len(node_ids)
-    edge_index = torch.tensor([src, dst], dtype=torch.long).reshape(2, len(src))
     cycle = find_cycle(edge_index, n) if n else None
     if cycle is not None:
         raise GraphMLError(
             f"{path}: the edges contain a directed cycle through nodes {[node_ids[v] for v in cycle]}; "
             "an NCG must be acyclic"
         )
-    for name, found in (("num_neurons", n), ("num_edges", len(src))):
+    for name, found in (("num_neurons", n), ("num_edges", edge_index.shape[1])):
         if attrs[name] != found:
             raise GraphMLError(f"{path}: graph attribute {name} is {attrs[name]} but the file has {found}")
-    outputs = sorted((d["output_index"], v) for v, d in enumerate(node_attrs) if d["output_index"] >= 0)
-    for v, d in enumerate(node_attrs):
-        if (d["role"] == "output") != (d["output_index"] >= 0):
-            raise GraphMLError(
-                f"{path}: node {node_ids[v]!r} has role {d['role']!r} but output_index {d['output_index']}"
-            )
-    if [k for k, _ in outputs] != list(range(len(outputs))):
-        raise GraphMLError(
-            f"{path}: output_index values {[k for k, _ in outputs]} are not 0 .. {len(outputs) - 1}"
-        )
-    inputs = sorted((d.get("input_index", -1), v) for v, d in enumerate(node_attrs) if d.get("input_index", -1) >= 0)
-    for v, d in enumerate(node_attrs):
-        if (d["role"] == "input") != (d.get("input_index", -1) >= 0):
-            raise GraphMLError(
-                f"{path}: node {node_ids[v]!r} has role {d['role']!r} but input_index {d.get('input_index', -1)}"
-            )
-    if [f for f, _ in inputs] != list(range(len(inputs))):
-        raise GraphMLError(f"{path}: input_index values are not 0 .. {len(inputs) - 1}")
-    position = torch.tensor([d["topo_index"] for d in node_attrs], dtype=torch.long)
+    outputs, found = _indexed_nodes(path, node_ids, roles, columns["output_index"], "output")
+    if found != list(range(len(found))):
+        raise GraphMLError(f"{path}: output_index values {found} are not 0 .. {len(found) - 1}")
+    inputs, found = _indexed_nodes(path, node_ids, roles, columns["input_index"], "input")
+    if found != list(range(len(found))):
+        raise GraphMLError(f"{path}: input_index values are not 0 .. {len(found) - 1}")
+    position = torch.from_numpy(columns["topo_index"])
     if not torch.equal(torch.sort(position).values, torch.arange(n)):
         raise GraphMLError(f"{path}: the nodes' topo_index values are not a permutation of 0 .. {n - 1}")
     torch_dtype = _DTYPES[attrs["dtype"]][0]
-    weight = torch.tensor(weights, dtype=torch.float64).to(torch_dtype)
-    bias = torch.tensor([d["bias"] for d in node_attrs], dtype=torch.float64).to(torch_dtype)
+    weight = torch.from_numpy(np.array(streamed.weight)).to(torch_dtype)
+    bias = torch.from_numpy(columns["bias"]).to(torch_dtype)
     try:
         graph = NCG(
             edge_index,
             n,
-            torch.tensor([v for _, v in outputs], dtype=torch.long),
+            torch.from_numpy(outputs),
             weight=weight,
             bias=bias,
             order=torch.argsort(position),
-            neuron_ids=torch.tensor([d["neuron_id"] for d in node_attrs], dtype=torch.long),
+            neuron_ids=torch.from_numpy(columns["neuron_id"]),
             unreachable="ignore",
-            inputs=torch.tensor([v for _, v in inputs], dtype=torch.long),
+            inputs=torch.from_numpy(inputs),
         )
     except NCGError as exc:
         raise GraphMLError(f"{path}: the nodes and edges do not form a valid NCG: {exc}") from exc
@@ -524,20 +671,32 @@ def _model_from_attributes(
     return model
 
 
-def _by_neuron_index(path: Path, node_ids: list, node_attrs: list) -> tuple[list, dict, list]:
-    """Nodes in neuron-index order, read from their ids ``n0 .. n{N-1}`` (the encoder rows and
-    edges are indexed by them), whatever order a tool re-saved the elements in."""
+def _neuron_indices(path: Path, node_ids: list[str]) -> np.ndarray:
+    """The neuron index of each node (in file order), read from its id ``n<i>`` (the encoder rows
+    and edges are indexed by them), whatever order a tool re-saved the elements in."""
     n = len(node_ids)
-    index = [int(i[1:]) if isinstance(i, str) and i[:1] == "n" and i[1:].isdigit() else -1 for i in node_ids]
+    index = [int(i[1:]) if i[:1] == "n" and i[1:].isdecimal() else -1 for i in node_ids]
     if sorted(index) != list(range(n)):
         bad = next((i for i, k in zip(node_ids, index) if k < 0 or k >= n), node_ids[0] if n else None)
         raise GraphMLError(
             f"{path}: node ids must be n0 .. n{n - 1} as write_graphml writes them (they index the "
             f"encoder rows), found {bad!r}"
         )
-    order = sorted(range(n), key=index.__getitem__)
-    ids = [node_ids[k] for k in order]
-    return ids, {node_id: v for v, node_id in enumerate(ids)}, [node_attrs[k] for k in order]
+    return np.array(index, dtype=np.int64)
+
+
+def _indexed_nodes(path: Path, node_ids: list[str], roles: list[Any], values: np.ndarray,
+                   role: str) -> tuple[np.ndarray, list[int]]:
+    """The neurons with a ``<role>_index`` (in neuron order: ``values``) of at least 0, sorted by
+    it, and their sorted values; a neuron whose role disagrees with its index raises."""
+    has_index = values >= 0
+    disagree = np.flatnonzero(np.array([r == role for r in roles], dtype=bool) != has_index)
+    if disagree.size:
+        v = int(disagree[0])
+        raise GraphMLError(f"{path}: node {node_ids[v]!r} has role {roles[v]!r} but {role}_index {int(values[v])}")
+    members = np.flatnonzero(has_index)
+    members = members[np.argsort(values[members], kind="stable")]
+    return members, values[members].tolist()
 
 
 def _read_dense(path: Path, attrs: dict, dtype: torch.dtype) -> dict[str, np.ndarray]:
