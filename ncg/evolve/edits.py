@@ -85,7 +85,7 @@ def encode_array(values: np.ndarray) -> dict:
     values = np.ascontiguousarray(values)
     raw = values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
     return {"dtype": values.dtype.str.lstrip("<>|="), "shape": list(values.shape),
-            "zlib": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}
+            "zlib": base64.b64encode(zlib.compress(raw, 1)).decode("ascii")}
 
 
 def decode_array(data: dict | list) -> np.ndarray:
