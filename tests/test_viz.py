@@ -8,12 +8,14 @@ from PIL import Image, ImageSequence
 import viz
 import viz.__main__
 from ncg import NCG, FreeNet, save_freenet
+from ncg.build import layered_start
 from ncg.errors import NCGError
-from ncg.evolve.coactivation import record_coactivation
+from ncg.evolve.coactivation import Coactivation, record_coactivation
 from ncg.evolve.edits import Edit
 from ncg.evolve.history import History
 from ncg.io import write_graphml
-from viz.evolution import evolution_frames
+from viz.evolution import _extent, draw_frame, evolution_frames
+from viz.sample import sample_neurons
 
 FIGSIZE, DPI = (4, 3), 50
 PIXELS = (200, 150)
@@ -76,6 +78,19 @@ def net() -> FreeNet:
     return FreeNet(NCG.random_dag(24, density=0.3, num_outputs=3, seed=0), in_features=16, seed=0)
 
 
+@pytest.fixture(scope="module")
+def big() -> NCG:
+    """100,794 nodes (784 inputs, 10 outputs) and about a million edges, in under a second."""
+    return layered_start(784, 100_000, 10, depth=8, fan_in=10, seed=0)
+
+
+def pruned(graph: NCG, fraction: float, seed: int) -> NCG:
+    """``graph`` without a random ``fraction`` of its edges (same neurons and order)."""
+    keep = torch.from_numpy(np.random.default_rng(seed).random(graph.num_edges) >= fraction)
+    return NCG(graph.edge_index[:, keep], graph.num_neurons, graph.outputs, weight=graph.weight[keep],
+               order=graph.order, inputs=graph.inputs, validate=False)
+
+
 # ---------------------------------------------------------------------- layout
 def test_barycenter_sweeps_untangle_crossing_edges():
     edge_index = np.array([[0, 1], [3, 2]])
@@ -118,6 +133,70 @@ def test_draw_topology_into_given_axes(net):
     fig, ax = viz.figure.new_figure(FIGSIZE, DPI)
     assert viz.draw_topology(net.graph, ax=ax, title="mine") is fig
     assert ax.get_title().startswith("mine")
+
+
+def test_sample_neurons_is_seeded_and_keeps_the_outputs():
+    keep = np.array([99_990, 99_999])
+    first = sample_neurons(100_000, 500, keep=keep, seed=3)
+    assert first.size == 500 and np.all(np.diff(first) > 0) and set(keep) <= set(first.tolist())
+    assert np.array_equal(first, sample_neurons(100_000, 500, keep=keep, seed=3))
+    assert not np.array_equal(first, sample_neurons(100_000, 500, keep=keep, seed=4))
+    assert np.array_equal(sample_neurons(400, 500, keep=keep), np.arange(400))  # small graphs: everyone
+
+
+def test_draw_topology_samples_a_large_graph(tmp_path, big):
+    fig = viz.draw_topology(big, tmp_path / "big.png", max_neurons=2000, figsize=FIGSIZE, dpi=DPI)
+    ax = fig.axes[0]
+    title = ax.get_title().splitlines()
+    assert title[1] == "a fixed random sample of 2,000 of 100,794 neurons is drawn (all outputs included)"
+    lines, hidden, outputs = ax.collections[:3]
+    assert len(hidden.get_offsets()) + len(outputs.get_offsets()) == 2000
+    assert len(outputs.get_offsets()) == 10  # every output is drawn
+    drawn = int(title[2].split()[2].replace(",", ""))
+    assert title[2] == f"showing all {drawn:,} edges among them, of 1,015,424 in all"
+    assert 0 < len(lines.get_paths()) == drawn < 5000
+    assert_image(tmp_path / "big.png", PIXELS)
+    capped = viz.draw_topology(big, max_neurons=2000, max_edges=100, figsize=FIGSIZE, dpi=DPI).axes[0]
+    assert capped.get_title().splitlines()[2].startswith(f"showing 100 of the {drawn:,} edges among them (largest |w|)")
+    assert np.array_equal(capped.collections[1].get_offsets(), hidden.get_offsets())  # same seed, same sample
+    other = viz.draw_topology(big, max_neurons=2000, seed=1, figsize=FIGSIZE, dpi=DPI).axes[0]
+    assert not np.array_equal(other.collections[1].get_offsets(), hidden.get_offsets())
+
+
+def test_evolution_of_a_large_graph_draws_a_sample(tmp_path, big):
+    history = History()
+    for graph in (big, pruned(big, 0.05, seed=0)):
+        history.append_graph(graph)
+    layout = viz.evolution_layout(history, max_neurons=1500)
+    assert len(layout) == 1500 and set(range(100_784, 100_794)) <= set(layout)
+    assert layout == viz.evolution_layout(history, max_neurons=1500)
+    frames = evolution_frames(history, neurons=np.array(list(layout)))
+    assert frames[1].num_pruned == big.num_edges - history.rounds[1].num_edges and frames[1].num_added == 0
+    assert frames[1].neurons.size == 1500 and set(np.unique(frames[1].kept).tolist()) <= set(layout)
+    fig, ax = viz.figure.new_figure(FIGSIZE, DPI)
+    draw_frame(ax, frames[1], layout, _extent(frames, layout))
+    assert f"{frames[1].num_pruned:,} edges pruned" in ax.get_title()
+    assert "a fixed random sample of 1,500 of 100,794 neurons is drawn" in ax.get_title()
+    paths = viz.render_evolution(history, tmp_path, gif=False, figsize=FIGSIZE, dpi=DPI, max_neurons=1500)
+    assert [p.name for p in paths] == ["frame_000.png", "frame_001.png"]
+    for path in paths:
+        assert_image(path, PIXELS)
+
+
+def test_analysis_figures_of_a_large_graph(tmp_path, big):
+    model = FreeNet(big, in_features=784, seed=0)
+    src, dst = big.edge_index.numpy()
+    coactivation = Coactivation(big.num_neurons, 32, np.full(big.num_neurons, 0.5), src, dst, np.full(src.size, 0.3))
+    fig = viz.plot_coactivation(coactivation, big, tmp_path / "co.png", max_neurons=400, figsize=FIGSIZE, dpi=DPI)
+    assert fig.axes[0].images[0].get_array().shape == (400, 400)
+    assert "a fixed random sample of 400 of 100,794 neurons is drawn" in fig.axes[0].get_title()
+    fig = viz.plot_receptive_fields(model, (28, 28), tmp_path / "rf.png", max_neurons=4, tile_inches=0.5)
+    assert sum(ax.get_title().startswith("id ") for ax in fig.axes) == 4
+    fig = viz.plot_weight_histogram(model, tmp_path / "w.png", figsize=FIGSIZE, dpi=DPI)
+    assert [ax.get_title() for ax in fig.axes] == ["Edge weights", "Neuron biases"]  # no N x 784 one-hot
+    viz.plot_degree_histograms(model, tmp_path / "deg.png", figsize=FIGSIZE, dpi=DPI)
+    for name in ("co.png", "w.png", "deg.png"):
+        assert_image(tmp_path / name, PIXELS)
 
 
 # ---------------------------------------------------------------------- evolution

@@ -2,7 +2,9 @@
 
 Everything draws on matplotlib ``Figure`` objects with the Agg canvas (no display needed) and
 returns the figure; give ``path`` to save it (PNG, SVG, ... by extension). ``python -m viz RUN_DIR``
-renders every figure of a run folder (:func:`render_run`).
+renders every figure of a run folder (:func:`render_run`). Graphs of more than a few thousand
+neurons (up to millions) are drawn from a fixed random sample of neurons, outputs included, and the
+edges among them (:func:`sample_neurons`); each figure says so.
 
 Examples
 --------
@@ -17,6 +19,7 @@ from viz.evolution import evolution_frames, evolution_layout, plot_evolution_sum
 from viz.layout import edge_paths, generation_layout
 from viz.pareto import pareto_figure
 from viz.run import render_run
+from viz.sample import sample_neurons
 from viz.topology import draw_topology
 
 __all__ = [
@@ -33,4 +36,5 @@ __all__ = [
     "evolution_frames",
     "evolution_layout",
     "pareto_figure",
+    "sample_neurons",
 ]

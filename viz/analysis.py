@@ -1,5 +1,10 @@
 """Analysis figures of one graph: coactivation, degrees and depth, weights, receptive fields.
 
+Every figure is O(N + E) in time and memory besides what it draws: degree and weight histograms
+bin all values, the coactivation heatmap of a large graph shows a fixed random sample of
+``max_neurons`` neurons (:mod:`viz.sample`), and receptive fields read the input weights of the
+drawn neurons only.
+
 Examples
 --------
 >>> from ncg import NCG
@@ -14,6 +19,7 @@ import os
 from typing import Sequence
 
 import numpy as np
+import torch
 from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
@@ -26,17 +32,22 @@ from ncg.graph import NCG
 from ncg.model import FreeNet
 from ncg.schedule import topological_generations
 from viz.figure import OUTPUT_STYLE, WEIGHT_CMAP, as_graph, new_figure, save_figure
+from viz.sample import MAX_NEURONS, sample_caption, sample_neurons
 
 __all__ = ["plot_coactivation", "plot_degree_histograms", "plot_weight_histogram", "plot_receptive_fields", "input_weights"]
 
 MAX_GENERATION_LINES = 40
 """Generation boundaries are drawn on the coactivation heatmap up to this many generations."""
 
+MAX_GENERATION_BARS = 60
+"""Generation sizes are separate bars up to this many generations, one filled outline beyond."""
 
-def _generation_order(graph: NCG) -> tuple[np.ndarray, np.ndarray]:
-    """Neurons sorted by generation then topological position, and their generations."""
-    generation = topological_generations(graph.edge_index, graph.num_neurons).numpy()
-    order = np.lexsort((graph.position.numpy(), generation))
+
+def _generation_order(graph: NCG, neurons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``neurons`` sorted by generation then topological position, and the
+    generations of ``neurons``."""
+    generation = topological_generations(graph.edge_index, graph.num_neurons).numpy()[neurons]
+    order = np.lexsort((graph.position.numpy()[neurons], generation))
     return order, generation
 
 
@@ -47,6 +58,8 @@ def plot_coactivation(
     measure: str = "phi",
     figsize: tuple[float, float] = (8, 8),
     dpi: int = 100,
+    max_neurons: int | None = MAX_NEURONS,
+    seed: int = 0,
 ) -> Figure:
     """Heatmap of a coactivation measure, neurons ordered by generation, with firing rates below.
 
@@ -54,6 +67,19 @@ def plot_coactivation(
     pairs are grey. Thin lines separate generations (up to 40 of them). ``phi`` uses a
     diverging colormap on ``[-m, m]``, ``joint`` a sequential one on ``[0, m]``, where ``m`` is the
     99th percentile of the absolute scores (at least 0.05), so typical values stay visible.
+    A graph of more than ``max_neurons`` neurons is shown by a fixed random sample of that many
+    (``seed``; outputs included) and the tracked pairs among them, as the title says; ``None``
+    shows every neuron (an ``N x N`` image).
+
+    Examples
+    --------
+    >>> from ncg.evolve.coactivation import Coactivation
+    >>> graph = NCG.random_dag(50, density=0.2, num_outputs=2, seed=0)
+    >>> src, dst = graph.edge_index.numpy()
+    >>> co = Coactivation(50, 8, np.full(50, 0.5), src, dst, np.full(src.size, 0.25))
+    >>> fig = plot_coactivation(co, graph, max_neurons=20, figsize=(4, 4), dpi=50)
+    >>> print(fig.axes[0].get_title().splitlines()[1])
+    a fixed random sample of 20 of 50 neurons is drawn (all outputs included)
 
     Raises
     ------
@@ -67,9 +93,13 @@ def plot_coactivation(
             f"coactivation covers {coactivation.num_neurons} neurons but the graph has {n}; "
             "record it on the same graph"
         )
-    order, generation = _generation_order(graph)
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
+    neurons = sample_neurons(n, max_neurons, keep=graph.outputs.numpy(), seed=seed)
+    sampled, k = neurons.size < n, neurons.size
+    if sampled:
+        coactivation = coactivation.remap(neurons)
+    order, generation = _generation_order(graph, neurons)
+    rank = np.empty(k, dtype=np.int64)
+    rank[order] = np.arange(k)
     scores = coactivation.score(measure)
     # A robust range: phi is mostly small, and a fixed [-1, 1] would wash the figure out.
     top = float(np.quantile(np.abs(scores), 0.99)) if scores.size else 1.0
@@ -79,11 +109,11 @@ def plot_coactivation(
     else:
         cmap, norm = colormaps["viridis"], Normalize(0, top)
     cmap = cmap.with_extremes(bad="#d9d9d9")
-    matrix = np.full((n, n), np.nan)
+    matrix = np.full((k, k), np.nan, dtype=np.float32)  # an image: float32 suffices, at half the size
     matrix[rank[coactivation.src], rank[coactivation.dst]] = scores
     fig, (heat_ax, rate_ax) = new_figure(figsize, dpi, 2, 1, sharex=True, height_ratios=[5, 1])
     image = heat_ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, norm=norm, interpolation="nearest",
-                           aspect="auto", extent=(-0.5, n - 0.5, n - 0.5, -0.5))
+                           aspect="auto", extent=(-0.5, k - 0.5, k - 0.5, -0.5))
     boundaries = np.flatnonzero(np.diff(generation[order])) + 0.5
     if boundaries.size < MAX_GENERATION_LINES:
         for b in boundaries:
@@ -91,15 +121,19 @@ def plot_coactivation(
             heat_ax.axvline(b, color="black", lw=0.4, alpha=0.5)
             rate_ax.axvline(b, color="black", lw=0.4, alpha=0.5)
     heat_ax.set_ylabel("source neuron i (sorted by generation)")
-    heat_ax.set_title(f"Coactivation ({measure}) of {n:,} neurons over {coactivation.num_samples:,} samples\n"
-                      f"{coactivation.num_pairs:,} tracked pairs i -> j; grey: not tracked"
+    heading = f"Coactivation ({measure}) of {n:,} neurons over {coactivation.num_samples:,} samples"
+    pairs = f"{coactivation.num_pairs:,} tracked pairs i -> j"
+    if sampled:
+        heading, pairs = f"{heading}\n{sample_caption(k, n)}", f"{pairs} among them"
+    heat_ax.set_title(f"{heading}\n{pairs}; grey: not tracked"
                       + (", lines: generation boundaries" if 0 < boundaries.size < MAX_GENERATION_LINES else ""))
     colorbar = fig.colorbar(image, ax=heat_ax, shrink=0.9, pad=0.01, extend="both" if measure == "phi" else "max")
     colorbar.set_label(f"{measure} coefficient" if measure == "phi" else f"{measure} firing probability")
     rate = coactivation.firing_rate[order]
-    is_output = (graph.roles.numpy() == NCG.OUTPUT)[order]
-    positions = np.arange(n)
-    rate_ax.bar(positions, rate, width=1.0, color="#4c72b0", label="hidden neuron")
+    is_output = (graph.roles.numpy()[neurons] == NCG.OUTPUT)[order]
+    positions = np.arange(k)
+    # One filled outline for all neurons (not a bar each), then the outputs' bars over it.
+    rate_ax.stairs(rate, np.arange(k + 1) - 0.5, fill=True, color="#4c72b0", label="hidden neuron")
     rate_ax.bar(positions[is_output], rate[is_output], width=1.0, color=OUTPUT_STYLE["color"], label="output neuron")
     rate_ax.set_ylim(0, 1)
     rate_ax.set_ylabel("firing rate")
@@ -140,8 +174,11 @@ def plot_degree_histograms(
         ax.set_title(name)
         ax.legend(fontsize=8, title=f"mean {degree.mean():.1f}, max {degree.max()}", title_fontsize=8)
     sizes = np.bincount(generation)
-    gen_ax.bar(np.arange(sizes.size), sizes, width=1.0 if sizes.size > 60 else 0.8, color="#55a868",
-               label=f"{sizes.size} generations")
+    style = {"color": "#55a868", "label": f"{sizes.size} generations"}
+    if sizes.size > MAX_GENERATION_BARS:  # one filled outline, not one bar per generation
+        gen_ax.stairs(sizes, np.arange(sizes.size + 1) - 0.5, fill=True, **style)
+    else:
+        gen_ax.bar(np.arange(sizes.size), sizes, width=0.8, **style)
     gen_ax.set_ylim(top=1.25 * sizes.max())
     gen_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     gen_ax.set_xlabel("topological generation")
@@ -160,15 +197,16 @@ def plot_weight_histogram(
     figsize: tuple[float, float] | None = None,
     dpi: int = 100,
 ) -> Figure:
-    """Histograms of edge weights and neuron biases (and encoder weights for a FreeNet).
+    """Histograms of edge weights and neuron biases (and encoder weights for a FreeNet with an
+    encoder matrix; the graph encoder has none, only input edges, which are edge weights).
 
     Counts switch to a log scale when they span more than a factor 30, so tails stay visible;
     each panel's legend gives the count, mean, std and largest magnitude.
     """
     graph = as_graph(graph_or_model)
     values = {"edge weights": graph.weight.numpy(), "neuron biases": graph.bias.numpy()}
-    if isinstance(graph_or_model, FreeNet):
-        values["encoder weights"] = graph_or_model.encoder_rows().detach().float().cpu().numpy().ravel()
+    if isinstance(graph_or_model, FreeNet) and graph_or_model.encoder is not None:
+        values["encoder weights"] = graph_or_model.encoder.weight.detach().float().cpu().numpy().ravel()
     fig, axes = new_figure(figsize or (4.5 * len(values), 4), dpi, 1, len(values))
     for ax, (name, value), color in zip(axes, values.items(), ("#c44e52", "#8172b2", "#4c72b0")):
         if value.size:
@@ -191,10 +229,11 @@ def plot_weight_histogram(
     return fig
 
 
-def input_weights(model: FreeNet) -> np.ndarray:
-    """``[N, in_features]``: the weight from each input feature to each neuron: the encoder
-    rows, or, for a model whose inputs are graph nodes, the input edges scattered (0 where a
-    feature has no edge to the neuron; input nodes' own rows are 0).
+def input_weights(model: FreeNet, neurons: np.ndarray | None = None) -> np.ndarray:
+    """``[len(neurons), in_features]``: the weight from each input feature to each of ``neurons``
+    (default: every neuron): the encoder rows, or, for a model whose inputs are graph nodes, the
+    input edges scattered (0 where a feature has no edge to the neuron; input nodes' own rows
+    are 0). Only the requested rows are built: O(E + len(neurons) * in_features).
 
     Examples
     --------
@@ -202,17 +241,24 @@ def input_weights(model: FreeNet) -> np.ndarray:
     >>> net = FreeNet(sparse_start(4, 2, 1, fan_in=1, seed=0), in_features=4)
     >>> int((input_weights(net) != 0).sum()) == net.graph.num_input_edges
     True
+    >>> input_weights(net, np.array([6, 6])).shape
+    (2, 4)
     """
     if model.encoder_kind != "graph":
-        return model.encoder.weight.detach().float().cpu().numpy()
+        rows = model.encoder.weight.detach()
+        return (rows if neurons is None else rows[torch.as_tensor(neurons)]).float().cpu().numpy()
     graph = model.graph
+    neurons = np.arange(graph.num_neurons) if neurons is None else np.asarray(neurons, dtype=np.int64)
+    distinct, where = np.unique(neurons, return_inverse=True)
     feature = np.full(graph.num_neurons, -1)
     feature[graph.inputs.numpy()] = np.arange(graph.num_inputs)
+    row = np.full(graph.num_neurons, -1)
+    row[distinct] = np.arange(distinct.size)
     src, dst = graph.edge_index.numpy()
-    from_input = feature[src] >= 0
-    rows = np.zeros((graph.num_neurons, model.in_features), dtype=np.float32)
-    rows[dst[from_input], feature[src[from_input]]] = graph.weight.numpy()[from_input]
-    return rows
+    take = (feature[src] >= 0) & (row[dst] >= 0)
+    rows = np.zeros((distinct.size, model.in_features), dtype=np.float32)
+    rows[row[dst[take]], feature[src[take]]] = graph.weight.numpy()[take]
+    return rows[where]
 
 
 def plot_receptive_fields(
@@ -259,7 +305,7 @@ def plot_receptive_fields(
         count = min(max_neurons, order.size)
         neurons = order[np.unique(np.round(np.linspace(0, order.size - 1, count)).astype(int))]
     neurons = np.asarray(neurons, dtype=np.int64)
-    rows = input_weights(model)[neurons]
+    rows = input_weights(model, neurons)
     columns = math.ceil(math.sqrt(neurons.size))
     lines = math.ceil(neurons.size / columns)
     figsize = (columns * tile_inches + 1.2, lines * tile_inches * 1.15 + 0.8)

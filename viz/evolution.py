@@ -3,7 +3,9 @@
 Every frame uses the same neuron positions (neurons keyed by their stable ids), laid out by
 generation in the run's final graph (:func:`evolution_layout`), so a neuron stays put while edges
 disappear (red, dashed) and appear (green) around it. Large graphs are drawn from a fixed random
-sample of edges, the same in every frame, at most ``max_edges`` of each kind per frame.
+sample of at most ``max_neurons`` neurons (all outputs included) and of the edges among them, the
+same in every frame, at most ``max_edges`` of each kind per frame. Replaying the edges is
+vectorised (sorted edge keys per round), O(E log E) per round.
 
 Examples
 --------
@@ -35,7 +37,8 @@ from ncg.errors import NCGError
 from ncg.evolve.history import History, RoundRecord
 from ncg.schedule import topological_generations
 from viz.figure import HIDDEN_STYLE, OUTPUT_STYLE, new_figure, save_figure
-from viz.layout import edge_paths, generation_layout
+from viz.layout import arc_y_range, edge_paths, generation_layout
+from viz.sample import MAX_NEURONS, induced_edges, sample_caption, sample_neurons
 from viz.topology import draw_neurons, edge_style
 
 __all__ = ["Frame", "evolution_frames", "evolution_layout", "draw_frame", "render_evolution", "plot_evolution_summary"]
@@ -49,7 +52,9 @@ class Frame:
 
     ``kept``, ``pruned`` and ``added`` are ``[2, *]`` edge arrays: edges present before and
     after the round, present before only, present after only (round 0 keeps every edge).
-    ``neurons``, ``outputs``, ``removed_neurons`` and ``added_neurons`` are id arrays.
+    ``neurons``, ``outputs``, ``removed_neurons`` and ``added_neurons`` are id arrays. Frames of
+    a neuron sample hold only those neurons and the edges among them; the ``num_*`` counts are
+    those of the whole graph.
     """
 
     record: RoundRecord
@@ -60,92 +65,209 @@ class Frame:
     outputs: np.ndarray
     removed_neurons: np.ndarray
     added_neurons: np.ndarray
+    num_pruned: int
+    num_added: int
+    num_removed_neurons: int
+    num_added_neurons: int
 
 
-def _edge_keys(edges: list[list[int]], base: int) -> np.ndarray:
-    src, dst = np.asarray(edges, dtype=np.int64).reshape(2, -1)
-    return src * base + dst
+def _id_base(history: History) -> int:
+    """One more than the largest stable neuron id of ``history``."""
+    return 1 + max((int(np.max(r.order, initial=0)) for r in history.rounds), default=0)
 
 
-def _keys_to_edges(keys: np.ndarray, base: int) -> np.ndarray:
-    return np.stack([keys // base, keys % base])
+def _edge_array(record: RoundRecord) -> np.ndarray:
+    """The edges ``[2, E]`` of a round, in stable ids."""
+    return np.asarray(record.edges, dtype=np.int64).reshape(2, -1)
 
 
-def evolution_frames(history: History) -> list[Frame]:
-    """One :class:`Frame` per round of ``history``: edges kept, pruned and added."""
-    base = 1 + max((max(r.order, default=0) for r in history.rounds), default=0)
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct ``values``, by sorting (``np.unique`` takes a hash path in numpy >= 2.3 that
+    is some 50 times slower on a million int64 edge keys)."""
+    values = np.sort(values)
+    return values[np.concatenate([[True], values[1:] != values[:-1]])]
+
+
+def _in_sorted(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Which ``values`` are in ``sorted_set`` (sorted, distinct), by binary search.
+
+    Examples
+    --------
+    >>> _in_sorted(np.array([3, 1, 4]), np.array([1, 3, 5])).tolist()
+    [True, True, False]
+    """
+    if sorted_set.size == 0:
+        return np.zeros(values.shape, dtype=bool)
+    return sorted_set[np.minimum(np.searchsorted(sorted_set, values), sorted_set.size - 1)] == values
+
+
+def _drawn_edges(keys: np.ndarray, base: int, drawn: np.ndarray) -> np.ndarray:
+    """Edges ``[2, *]`` of the keys ``source * base + target`` whose two ends are ``drawn``."""
+    edges = np.stack([keys // base, keys % base])
+    return edges[:, drawn[edges[0]] & drawn[edges[1]]]
+
+
+def evolution_frames(history: History, neurons: np.ndarray | None = None) -> list[Frame]:
+    """One :class:`Frame` per round of ``history``: edges kept, pruned and added.
+
+    Parameters
+    ----------
+    history : History
+    neurons : ndarray of int, optional
+        Stable ids: the frames then hold only these neurons and the edges among them (their
+        ``num_*`` counts stay those of the whole graph). Default: every neuron.
+
+    Returns
+    -------
+    list of Frame
+
+    Examples
+    --------
+    >>> from ncg import NCG
+    >>> history = History()
+    >>> _ = history.append_graph(NCG.complete(4, seed=0))
+    >>> [frame.kept.tolist() for frame in evolution_frames(history, neurons=np.array([0, 2, 3]))]
+    [[[0, 0, 2], [2, 3, 3]]]
+    """
+    base = _id_base(history)
+    drawn = np.ones(base, dtype=bool) if neurons is None else np.isin(np.arange(base), neurons)
     frames, before_edges, before_neurons = [], None, None
     for record in history.rounds:
-        keys = _edge_keys(record.edges, base)
-        neurons = np.asarray(record.order, dtype=np.int64)
+        edges = _edge_array(record)
+        keys = _distinct(edges[0] * base + edges[1])
+        order = np.asarray(record.order, dtype=np.int64)
+        neurons_now = _distinct(order)
         if before_edges is None:
-            before_edges, before_neurons = keys, neurons
+            before_edges, before_neurons = keys, neurons_now
+        stays = _in_sorted(before_edges, keys)
+        pruned, added = before_edges[~stays], keys[~_in_sorted(keys, before_edges)]
+        removed_neurons = before_neurons[~_in_sorted(before_neurons, neurons_now)]
+        added_neurons = neurons_now[~_in_sorted(neurons_now, before_neurons)]
+        outputs = np.asarray(record.outputs, dtype=np.int64)
         frames.append(Frame(
             record=record,
-            kept=_keys_to_edges(np.intersect1d(keys, before_edges), base),
-            pruned=_keys_to_edges(np.setdiff1d(before_edges, keys), base),
-            added=_keys_to_edges(np.setdiff1d(keys, before_edges), base),
-            neurons=neurons,
-            outputs=np.asarray(record.outputs, dtype=np.int64),
-            removed_neurons=np.setdiff1d(before_neurons, neurons),
-            added_neurons=np.setdiff1d(neurons, before_neurons),
+            kept=_drawn_edges(before_edges[stays], base, drawn),
+            pruned=_drawn_edges(pruned, base, drawn),
+            added=_drawn_edges(added, base, drawn),
+            neurons=order[drawn[order]],
+            outputs=outputs[drawn[outputs]],
+            removed_neurons=removed_neurons[drawn[removed_neurons]],
+            added_neurons=added_neurons[drawn[added_neurons]],
+            num_pruned=pruned.size,
+            num_added=added.size,
+            num_removed_neurons=removed_neurons.size,
+            num_added_neurons=added_neurons.size,
         ))
-        before_edges, before_neurons = keys, neurons
+        before_edges, before_neurons = keys, neurons_now
     return frames
 
 
-def evolution_layout(history: History, sweeps: int = 4) -> dict[int, tuple[float, float]]:
+def _place_after_predecessors(generation: np.ndarray, num_new: int, edges: np.ndarray) -> np.ndarray:
+    """``generation`` extended by ``num_new`` nodes, each one generation after its furthest
+    predecessor along ``edges`` (0 without one); relaxed until stable, as new nodes may feed new nodes.
+
+    Examples
+    --------
+    >>> _place_after_predecessors(np.array([0, 1]), 2, np.array([[1, 2], [2, 3]])).tolist()
+    [0, 1, 2, 3]
+    """
+    start = generation.size
+    out = np.concatenate([generation, np.zeros(num_new, dtype=np.int64)])
+    into = edges[:, edges[1] >= start]
+    while True:
+        placed = np.zeros(num_new, dtype=np.int64)
+        np.maximum.at(placed, into[1] - start, out[into[0]] + 1)
+        if np.array_equal(placed, out[start:]):
+            return out
+        out[start:] = placed
+
+
+def _layout_graph(history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every neuron id of ``history``, its generation, and the edges to lay them out by.
+
+    The final round's neurons come first with their generations and edges; then, latest round
+    first, the neurons that round still had, one generation after their furthest predecessor
+    in it, with its edges touching them. Edges are in positions of the returned ids.
+    """
+    final = history.rounds[-1]
+    index = np.full(_id_base(history), -1, dtype=np.int64)
+    ids = np.asarray(final.order, dtype=np.int64)
+    index[ids] = np.arange(ids.size)
+    edges = [index[_edge_array(final)]]
+    generation = topological_generations(torch.from_numpy(edges[0]), ids.size).numpy()
+    for record in reversed(history.rounds[:-1]):
+        order = np.asarray(record.order, dtype=np.int64)
+        removed = order[index[order] < 0]
+        if not removed.size:
+            continue
+        start = ids.size
+        index[removed] = start + np.arange(removed.size)
+        ids = np.concatenate([ids, removed])
+        round_edges = index[_edge_array(record)]
+        edges.append(round_edges[:, (round_edges >= start).any(0)])
+        generation = _place_after_predecessors(generation, removed.size, edges[-1])
+    return ids, generation, np.concatenate(edges, axis=1)
+
+
+def evolution_layout(
+    history: History, sweeps: int = 4, max_neurons: int | None = None, seed: int = 0
+) -> dict[int, tuple[float, float]]:
     """Positions ``{neuron id: (x, y)}`` shared by every frame, from the **final** round's graph.
 
     ``x`` is a neuron's topological generation in the last round's graph, so the frames show the
     structure the run ends with (a complete DAG at round 0 would put every neuron in its own
     generation, on one line). A neuron removed earlier is placed as if it were still there: one
-    generation after the furthest of its predecessors in the last round it existed (neurons are
-    placed latest round first, so those predecessors already have a place). ``y`` orders the
-    neurons of each generation by the barycenter sweeps of :func:`~viz.layout.generation_layout`
-    over the final edges plus each removed neuron's edges in its last round.
+    generation after the furthest of its predecessors in the last round it existed. ``y`` orders
+    the neurons of each generation by the barycenter sweeps of
+    :func:`~viz.layout.generation_layout` over the final edges plus each removed neuron's edges
+    in its last round. Vectorised: O(N + E) per round.
+
+    Parameters
+    ----------
+    history : History
+    sweeps : int, default 4
+    max_neurons : int or None, default None
+        Place only a fixed random sample of this many neurons, every round's outputs included
+        (:func:`~viz.sample.sample_neurons`), ordered by the edges among them. ``None``: all.
+    seed : int, default 0
+        Seed of that sample.
+
+    Examples
+    --------
+    >>> from ncg import NCG
+    >>> history = History()
+    >>> _ = history.append_graph(NCG.complete(50, num_outputs=2, seed=0))
+    >>> layout = evolution_layout(history, max_neurons=10)
+    >>> len(layout), {48, 49} <= set(layout)
+    (10, True)
     """
-    final = history.rounds[-1]
-    ids = list(final.order)
-    index = {neuron: i for i, neuron in enumerate(ids)}
-    src, dst = (np.asarray(side, dtype=np.int64) for side in np.asarray(final.edges, dtype=np.int64).reshape(2, -1))
-    final_edges = np.stack([[index[v] for v in src.tolist()], [index[v] for v in dst.tolist()]]).reshape(2, -1)
-    generation = topological_generations(torch.from_numpy(final_edges), len(ids)).numpy().tolist()
-    extra: list[tuple[int, int]] = []
-    for record in reversed(history.rounds[:-1]):
-        removed = [neuron for neuron in record.order if neuron not in index]
-        if not removed:
-            continue
-        for neuron in removed:
-            index[neuron] = len(ids)
-            ids.append(neuron)
-        removed_set = set(removed)
-        predecessors: dict[int, list[int]] = {neuron: [] for neuron in removed}
-        for s, t in zip(*record.edges):
-            if t in removed_set:
-                predecessors[t].append(s)
-            if s in removed_set or t in removed_set:
-                extra.append((index[s], index[t]))
-        for neuron in removed:  # record.order is topological: predecessors are placed first
-            generation.append(max((generation[index[u]] + 1 for u in predecessors[neuron]), default=0))
-    edges = final_edges
-    if extra:
-        edges = np.concatenate([final_edges, np.array(extra, dtype=np.int64).T], axis=1)
-    x, y = generation_layout(edges, len(ids), generation=np.array(generation, dtype=np.int64), sweeps=sweeps)
-    return {neuron: (float(x[i]), float(y[i])) for neuron, i in index.items()}
+    ids, generation, edges = _layout_graph(history)
+    outputs = np.concatenate([np.asarray(r.outputs, dtype=np.int64) for r in history.rounds])
+    neurons = sample_neurons(ids.size, max_neurons, keep=np.flatnonzero(np.isin(ids, outputs)), seed=seed)
+    _, local = induced_edges(edges, ids.size, neurons)
+    x, y = generation_layout(local, neurons.size, generation=generation[neurons], sweeps=sweeps)
+    return dict(zip(ids[neurons].tolist(), zip(x.tolist(), y.tolist())))
+
+
+def _points(xy: dict, neurons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` of the neuron ids ``neurons`` in the layout ``xy``."""
+    coords = np.array([xy[v] for v in neurons.tolist()], dtype=np.float64).reshape(-1, 2)
+    return coords[:, 0], coords[:, 1]
+
+
+def _edge_points(xy: dict, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``x``, ``y`` of the neurons on ``edges`` ``[2, E]`` (ids), and the edges' ends as indices into them."""
+    ends, inverse = np.unique(edges, return_inverse=True)
+    x, y = _points(xy, ends)
+    src, dst = inverse.reshape(2, -1)
+    return x, y, src, dst
 
 
 def _draw_edges(ax: Axes, xy: dict, edges: np.ndarray, color: str, width: float, alpha: float,
                 max_span: float, linestyle: str = "solid", zorder: int = 2) -> None:
     if edges.shape[1] == 0:
         return
-    ids = np.unique(edges)
-    local = {neuron: i for i, neuron in enumerate(ids.tolist())}
-    x = np.array([xy[v][0] for v in ids.tolist()])
-    y = np.array([xy[v][1] for v in ids.tolist()])
-    src = np.array([local[v] for v in edges[0].tolist()])
-    dst = np.array([local[v] for v in edges[1].tolist()])
-    paths = edge_paths(x, y, src, dst, max_span=max_span)
+    paths = edge_paths(*_edge_points(xy, edges), max_span=max_span)
     ax.add_collection(LineCollection(paths, colors=color, linewidths=width, alpha=alpha, linestyles=linestyle,
                                      zorder=zorder))
 
@@ -199,18 +321,17 @@ def _metric_text(metrics: dict) -> str:
     return ""
 
 
-def _extent(history: History, xy: dict) -> tuple[float, float, float, float, float]:
-    """Axis limits covering every round's neurons and edge arcs, and the longest edge span."""
-    ids = np.array(list(xy))
-    x = np.array([xy[v][0] for v in ids.tolist()])
-    y = np.array([xy[v][1] for v in ids.tolist()])
-    local = {v: i for i, v in enumerate(ids.tolist())}
-    union = np.array(sorted({(local[s], local[t]) for r in history.rounds for s, t in zip(*r.edges)}),
-                     dtype=np.int64).reshape(-1, 2).T
-    max_span = float(np.abs(x[union[1]] - x[union[0]]).max()) if union.size else 1.0
-    paths = edge_paths(x, y, union[0], union[1], max_span=max_span)
-    low = min(float(y.min()), float(paths[..., 1].min()) if union.size else 0.0)
-    high = max(float(y.max()), float(paths[..., 1].max()) if union.size else 1.0)
+def _extent(frames: list[Frame], xy: dict) -> tuple[float, float, float, float, float]:
+    """Axis limits covering every neuron of ``xy`` and the arcs of every edge of the frames
+    (round 0's and every added one), and the longest edge span."""
+    x, y = _points(xy, np.fromiter(xy, dtype=np.int64, count=len(xy)))
+    edges = np.concatenate([frames[0].kept, *(frame.added for frame in frames)], axis=1)
+    max_span, low, high = 1.0, 0.0, 1.0
+    if edges.size:
+        edge_x, edge_y, src, dst = _edge_points(xy, edges)
+        max_span = float(np.abs(edge_x[dst] - edge_x[src]).max())
+        low, high = arc_y_range(edge_x, edge_y, src, dst, max_span=max_span)
+    low, high = min(float(y.min()), low), max(float(y.max()), high)
     pad_x, pad_y = 0.03 * max(x.max() - x.min(), 1.0), 0.05 * (high - low)
     return x.min() - pad_x, x.max() + pad_x, low - pad_y, high + pad_y, max_span
 
@@ -224,7 +345,8 @@ def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int |
     pseudo-random subset chosen by hashing each edge's ids; by default each kind is capped at
     ``max_edges`` in this frame. :func:`render_evolution` passes rates shared by all frames, so
     the drawn density follows the real edge count, and a kept edge drawn in one frame stays
-    drawn until it is pruned, then shows red.
+    drawn until it is pruned, then shows red. A frame of a neuron sample (see
+    :func:`evolution_frames`) says so in its title.
     """
     record = frame.record
     max_span = extent[4]
@@ -240,14 +362,11 @@ def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int |
     added_width, added_alpha = edge_style(max(int(rates.get("added_drawn", added.shape[1])), 1))
     _draw_edges(ax, xy, added, ADDED_COLOR, float(np.clip(added_width, 0.7, 1.2)), max(added_alpha, 0.7), max_span,
                 zorder=4)
-    x = np.array([xy[v][0] for v in frame.neurons.tolist()])
-    y = np.array([xy[v][1] for v in frame.neurons.tolist()])
-    draw_neurons(ax, x, y, np.isin(frame.neurons, frame.outputs), labels=frame.neurons)
+    draw_neurons(ax, *_points(xy, frame.neurons), np.isin(frame.neurons, frame.outputs), labels=frame.neurons)
     for neurons, color, marker in ((frame.removed_neurons, PRUNED_COLOR, "x"),
                                    (frame.added_neurons, ADDED_COLOR, "+")):
         if neurons.size:
-            ax.scatter([xy[v][0] for v in neurons.tolist()], [xy[v][1] for v in neurons.tolist()],
-                       s=60, c=color, marker=marker, linewidths=1.5, zorder=5)
+            ax.scatter(*_points(xy, neurons), s=60, c=color, marker=marker, linewidths=1.5, zorder=5)
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -256,9 +375,11 @@ def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int |
     ax.set_ylabel("position within generation")
     sampled = any(rates[kind] < 1.0 for kind in EDGE_KINDS)
     shown = "; a fixed random sample of each edge kind drawn" if sampled else ""
-    changes = (f"{frame.pruned.shape[1]:,} edges pruned, {frame.added.shape[1]:,} added; "
-               f"{frame.removed_neurons.size} neurons removed, {frame.added_neurons.size} added")
-    if record.round == 0 and not (frame.pruned.size or frame.added.size):
+    if frame.neurons.size < record.num_neurons:
+        shown += f"\n{sample_caption(frame.neurons.size, record.num_neurons)}, with edges among them"
+    changes = (f"{frame.num_pruned:,} edges pruned, {frame.num_added:,} added; "
+               f"{frame.num_removed_neurons:,} neurons removed, {frame.num_added_neurons:,} added")
+    if record.round == 0 and not (frame.num_pruned or frame.num_added):
         changes = "starting graph"
     ax.set_title(
         f"round {record.round}: {record.num_edges:,} edges, {record.num_neurons:,} neurons, depth {record.depth}"
@@ -287,6 +408,8 @@ def render_evolution(
     dpi: int = 80,
     max_edges: int | None = 3000,
     frame_ms: int = 800,
+    max_neurons: int | None = MAX_NEURONS,
+    seed: int = 0,
 ) -> list[Path]:
     """Render one frame per round as an animated GIF and / or a strip of PNGs.
 
@@ -300,13 +423,19 @@ def render_evolution(
     figsize, dpi
         Frame size: ``figsize * dpi`` pixels.
     max_edges : int or None, default 3000
-        At most this many kept / pruned / added edges per frame. Each kind is drawn at one rate
-        in all frames (``max_edges`` over that kind's largest count), on a fixed pseudo-random
-        subset of edges (kept and pruned edges share their rate), so the drawn density follows the
-        real one and edges do not flicker between frames; the legend gives each rate. ``None``
-        draws every edge.
+        At most this many kept / pruned / added edges per frame, among the drawn neurons. Each
+        kind is drawn at one rate in all frames (``max_edges`` over that kind's largest count), on
+        a fixed pseudo-random subset of edges (kept and pruned edges share their rate), so the
+        drawn density follows the real one and edges do not flicker between frames; the legend
+        gives each rate. ``None`` draws every edge.
     frame_ms : int
         GIF frame duration in milliseconds (the last frame shows three times as long).
+    max_neurons : int or None, default 3000
+        A run with more neurons is drawn from a fixed random sample of this many, every round's
+        outputs included, the same in every frame (:func:`evolution_layout`); the titles say so.
+        ``None`` draws every neuron.
+    seed : int, default 0
+        Seed of that sample.
 
     Returns
     -------
@@ -317,9 +446,9 @@ def render_evolution(
         raise NCGError("render_evolution needs a history with at least one round")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    xy = evolution_layout(history)
-    extent = _extent(history, xy)
-    frames = evolution_frames(history)
+    xy = evolution_layout(history, max_neurons=max_neurons, seed=seed)
+    frames = evolution_frames(history, neurons=np.fromiter(xy, dtype=np.int64, count=len(xy)))
+    extent = _extent(frames, xy)
     rates = _sample_rates(frames, max_edges)
     images, frame_paths = [], []
     for frame in frames:

@@ -1,5 +1,8 @@
 """Draw a FreeNet's topology: neurons by generation, edges coloured by weight.
 
+A graph of more than ``max_neurons`` neurons (3,000 by default) is drawn from a fixed-seed random
+sample of its neurons and the edges among them (:mod:`viz.sample`); the title says so.
+
 Examples
 --------
 >>> from ncg import NCG
@@ -22,8 +25,10 @@ from matplotlib.ticker import MaxNLocator
 
 from ncg.graph import NCG
 from ncg.model import FreeNet
+from ncg.schedule import topological_generations
 from viz.figure import HIDDEN_STYLE, OUTPUT_STYLE, as_graph, edge_cmap, new_figure, save_figure
 from viz.layout import edge_paths, generation_layout
+from viz.sample import MAX_NEURONS, induced_edges, sample_caption, sample_neurons
 
 __all__ = ["draw_topology", "draw_neurons", "edge_style"]
 
@@ -54,6 +59,16 @@ def draw_neurons(
             ax.annotate(str(label), (xi, yi), xytext=(3, 3), textcoords="offset points", fontsize=7, zorder=5)
 
 
+def _edges_shown(num_edges: int, among: int, shown: int, sampled: bool) -> str:
+    """The caption line saying which edges are drawn."""
+    if not sampled:
+        return (f"showing {shown:,} of {num_edges:,} edges (largest |w|)" if shown < num_edges
+                else f"all {num_edges:,} edges shown")
+    if shown < among:
+        return f"showing {shown:,} of the {among:,} edges among them (largest |w|), of {num_edges:,} in all"
+    return f"showing all {among:,} edges among them, of {num_edges:,} in all"
+
+
 def draw_topology(
     graph_or_model: NCG | FreeNet,
     path: str | os.PathLike | None = None,
@@ -63,6 +78,8 @@ def draw_topology(
     figsize: tuple[float, float] = (12, 7),
     dpi: int = 100,
     sweeps: int = 4,
+    max_neurons: int | None = MAX_NEURONS,
+    seed: int = 0,
 ) -> Figure:
     """Draw neurons by topological generation and edges coloured by weight.
 
@@ -74,14 +91,20 @@ def draw_topology(
     ax : Axes, optional
         Draw into this axes instead of a new figure (``figsize``, ``dpi`` are then ignored).
     max_edges : int or None, default 5000
-        Draw at most this many edges, those of largest ``|weight|``; the figure says how many
-        it shows. ``None`` draws every edge.
+        Draw at most this many of the edges between drawn neurons, those of largest ``|weight|``;
+        the figure says how many it shows. ``None`` draws every such edge.
     title : str, optional
         Defaults to a line with the neuron, edge and generation counts.
     figsize, dpi
         Size of a new figure: the image is ``figsize * dpi`` pixels.
     sweeps : int, default 4
         Barycenter sweeps of :func:`~viz.layout.generation_layout`.
+    max_neurons : int or None, default 3000
+        A larger graph is drawn from a random sample of this many neurons, the outputs always
+        among them (:func:`~viz.sample.sample_neurons`), and the edges between them; the title
+        says so. ``None`` draws every neuron.
+    seed : int, default 0
+        Seed of that sample.
 
     Returns
     -------
@@ -89,21 +112,34 @@ def draw_topology(
 
     Notes
     -----
-    ``x`` is the generation (longest path from a source), ``y`` the place inside the generation,
-    ordered by barycenter sweeps to reduce crossings. Edges are one
-    :class:`~matplotlib.collections.LineCollection`: colour from a diverging colormap centred on
-    zero (red positive, blue negative, without the pale middle so weak edges keep their sign;
-    scaled to the 99th percentile of ``|weight|``), width and opacity growing with ``|weight|``, the
-    strongest drawn on top; edges that skip generations are arcs (:func:`~viz.layout.edge_paths`).
-    Neuron ids are written beside the markers up to 40 neurons.
+    ``x`` is the generation (longest path from a source, in the whole graph), ``y`` the place
+    inside the generation, ordered by barycenter sweeps over the drawn edges to reduce crossings.
+    Edges are one :class:`~matplotlib.collections.LineCollection`: colour from a diverging
+    colormap centred on zero (red positive, blue negative, without the pale middle so weak edges
+    keep their sign; scaled to the 99th percentile of ``|weight|``), width and opacity growing
+    with ``|weight|``, the strongest drawn on top; edges that skip generations are arcs
+    (:func:`~viz.layout.edge_paths`). Neuron ids are written beside the markers up to 40 neurons.
+    Time and memory are O(N + E) for the generations and the sample, plus the drawing of at most
+    ``max_neurons`` neurons and ``max_edges`` edges: a million neurons take seconds.
+
+    Examples
+    --------
+    >>> from ncg.build import layered_start
+    >>> graph = layered_start(16, 400, 2, depth=4, fan_in=3, seed=0)
+    >>> fig = draw_topology(graph, max_neurons=100, figsize=(4, 3), dpi=50)
+    >>> print(fig.axes[0].get_title().splitlines()[1])
+    a fixed random sample of 100 of 418 neurons is drawn (all outputs included)
     """
     graph = as_graph(graph_or_model)
     n, num_edges = graph.num_neurons, graph.num_edges
-    edge_index = graph.edge_index.numpy()
-    x, y = generation_layout(edge_index, n, sweeps=sweeps, initial=graph.position.numpy())
-    weight = graph.weight.numpy().astype(np.float64)
-    keep = np.arange(num_edges)
-    if max_edges is not None and num_edges > max_edges:
+    neurons = sample_neurons(n, max_neurons, keep=graph.outputs.numpy(), seed=seed)
+    among, local = induced_edges(graph.edge_index.numpy(), n, neurons)
+    generation = topological_generations(graph.edge_index, n).numpy()
+    x, y = generation_layout(local, neurons.size, generation=generation[neurons], sweeps=sweeps,
+                             initial=graph.position.numpy()[neurons])
+    weight = graph.weight.numpy()[among].astype(np.float64)
+    keep = np.arange(among.size)
+    if max_edges is not None and among.size > max_edges:
         keep = np.argpartition(-np.abs(weight), max_edges)[:max_edges]
     keep = keep[np.argsort(np.abs(weight[keep]), kind="stable")]  # strongest drawn last, on top
     if ax is None:
@@ -120,23 +156,25 @@ def draw_topology(
         colors = cmap(norm(weight[keep]))
         colors[:, 3] = alpha * (0.45 + 0.55 * magnitude)
         lines = LineCollection(
-            edge_paths(x, y, edge_index[0, keep], edge_index[1, keep]),
+            edge_paths(x, y, local[0, keep], local[1, keep]),
             colors=colors, linewidths=width * (0.4 + 1.1 * magnitude), zorder=2, capstyle="round",
         )
         ax.add_collection(lines)
-    is_output = graph.roles.numpy() == NCG.OUTPUT
-    draw_neurons(ax, x, y, is_output, labels=graph.neuron_ids.numpy())
+    is_output = graph.roles.numpy()[neurons] == NCG.OUTPUT
+    draw_neurons(ax, x, y, is_output, labels=graph.neuron_ids.numpy()[neurons])
     ax.autoscale_view()
     ax.margins(x=0.03, y=0.05)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_yticks([])
     ax.set_xlabel("topological generation")
     ax.set_ylabel("position within generation (barycenter order)")
-    num_generations = int(x.max()) + 1
+    num_generations = int(generation.max()) + 1
     default = (f"FreeNet topology: {n:,} neurons ({graph.num_outputs:,} outputs), {num_edges:,} edges, "
                f"{num_generations:,} generations")
-    shown = (f"showing {keep.size:,} of {num_edges:,} edges (largest |w|)" if keep.size < num_edges
-             else f"all {num_edges:,} edges shown")
+    sampled = neurons.size < n
+    shown = _edges_shown(num_edges, among.size, keep.size, sampled)
+    if sampled:
+        shown = f"{sample_caption(neurons.size, n)}\n{shown}"
     ax.set_title(f"{title or default}\n{shown}", fontsize=11)
     handles = [
         Line2D([], [], linestyle="", markersize=6, **HIDDEN_STYLE),
