@@ -33,6 +33,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from PIL import Image
 
+from ncg.arrays import is_member
 from ncg.errors import NCGError
 from ncg.evolve.history import History, RoundRecord
 from ncg.schedule import topological_generations
@@ -130,7 +131,7 @@ def evolution_frames(history: History, neurons: np.ndarray | None = None) -> lis
     [[[0, 0, 2], [2, 3, 3]]]
     """
     base = _id_base(history)
-    drawn = np.ones(base, dtype=bool) if neurons is None else np.isin(np.arange(base), neurons)
+    drawn = np.ones(base, dtype=bool) if neurons is None else is_member(np.arange(base), neurons)
     frames, before_edges, before_neurons = [], None, None
     for record in history.rounds:
         edges = _edge_array(record)
@@ -243,7 +244,7 @@ def evolution_layout(
     """
     ids, generation, edges = _layout_graph(history)
     outputs = np.concatenate([np.asarray(r.outputs, dtype=np.int64) for r in history.rounds])
-    neurons = sample_neurons(ids.size, max_neurons, keep=np.flatnonzero(np.isin(ids, outputs)), seed=seed)
+    neurons = sample_neurons(ids.size, max_neurons, keep=np.flatnonzero(is_member(ids, outputs)), seed=seed)
     _, local = induced_edges(edges, ids.size, neurons)
     x, y = generation_layout(local, neurons.size, generation=generation[neurons], sweeps=sweeps)
     return dict(zip(ids[neurons].tolist(), zip(x.tolist(), y.tolist())))
@@ -362,7 +363,7 @@ def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int |
     added_width, added_alpha = edge_style(max(int(rates.get("added_drawn", added.shape[1])), 1))
     _draw_edges(ax, xy, added, ADDED_COLOR, float(np.clip(added_width, 0.7, 1.2)), max(added_alpha, 0.7), max_span,
                 zorder=4)
-    draw_neurons(ax, *_points(xy, frame.neurons), np.isin(frame.neurons, frame.outputs), labels=frame.neurons)
+    draw_neurons(ax, *_points(xy, frame.neurons), is_member(frame.neurons, frame.outputs), labels=frame.neurons)
     for neurons, color, marker in ((frame.removed_neurons, PRUNED_COLOR, "x"),
                                    (frame.added_neurons, ADDED_COLOR, "+")):
         if neurons.size:

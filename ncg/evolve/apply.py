@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ncg.arrays import is_member
 from ncg.errors import EditError
 from ncg.evolve.edits import Edit, EditSet
 from ncg.graph import NCG
@@ -168,11 +169,11 @@ def apply_edits(graph: NCG, edits: EditSet | Iterable[Edit], unreachable: str = 
     _, first = np.unique(add_keys, return_index=True)
     repeated = np.ones(add_keys.size, dtype=bool)
     repeated[first] = False
-    clash = np.isin(add_keys, kept_src * num_new + kept_dst) | repeated
+    clash = is_member(add_keys, kept_src * num_new + kept_dst) | repeated
     if clash.any():
         raise EditError(f"{adds[_first(clash)]} adds an edge that already exists")
     inputs = old_to_new[graph.inputs.numpy()]
-    into_input = np.isin(add_dst, inputs)
+    into_input = is_member(add_dst, inputs)
     if into_input.any():
         raise EditError(f"{adds[_first(into_input)]} enters an input node; input nodes take no incoming edges")
     backward = position[add_src] >= position[add_dst]

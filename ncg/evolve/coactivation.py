@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ncg.arrays import is_member
 from ncg.distributed import all_reduce, local_slice, world
 from ncg.errors import NCGError, NonFiniteError
 
@@ -218,7 +219,7 @@ def _sample_candidates(
     if not src_list:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     src, dst = np.concatenate(src_list), np.concatenate(dst_list)
-    keep = ~np.isin(src * num_neurons + dst, edge_keys)
+    keep = ~is_member(src * num_neurons + dst, edge_keys)
     return src[keep], dst[keep]
 
 
