@@ -59,6 +59,10 @@ __all__ = [
 DENSE_GRADIENT_MAX_NEURONS = 4096
 """Up to this many neurons the grow gradient of every pair is one ``[N, N]`` product per batch."""
 
+STATE_ELEMENTS = 1 << 27
+"""The most elements of one ``[N, batch]`` state tensor (512 MiB in float32) that gradient
+scoring holds: at a million neurons it scores 128 samples at a time."""
+
 
 @dataclass
 class ScoreContext:
@@ -163,7 +167,8 @@ def edge_gradients(
     (:meth:`~ncg.model.FreeNet.forward_states`). The loss is summed over ``(x, y)`` (and, with
     ``across_ranks``, over every data-parallel rank's ``(x, y)``: a collective call). Up to
     :data:`DENSE_GRADIENT_MAX_NEURONS` neurons, all pairs come from one ``h G^T`` product per
-    batch; above, from dot products of the candidates' rows only (:func:`ncg.kernels.sparse.pair_dots`).
+    batch (of at most ``batch_size`` samples, fewer where ``N x batch`` would pass
+    :data:`STATE_ELEMENTS`); above, from dot products of the candidates' rows only (:func:`ncg.kernels.sparse.pair_dots`).
 
     Examples
     --------
@@ -182,6 +187,7 @@ def edge_gradients(
     total = torch.zeros(len(sources), dtype=torch.float64, device=device)
     was_training = model.training
     model.eval()
+    batch_size = max(1, min(batch_size, STATE_ELEMENTS // max(1, model.num_neurons)))
     for start in range(0, x.shape[0], batch_size):
         xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
         output, u, h = model.forward_states(xb)
