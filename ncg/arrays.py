@@ -2,7 +2,9 @@
 
 Examples
 --------
->>> import numpy as np
+>>> from typing import Callable
+
+import numpy as np
 >>> unique_sorted(np.array([5, 1, 5, 3, 1]))
 array([1, 3, 5])
 >>> is_member(np.array([1, 2, 7]), np.array([7, 1, 1]))
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["unique_sorted", "is_member"]
+__all__ = ["unique_sorted", "index_in", "is_member"]
 
 
 def unique_sorted(values: np.ndarray) -> np.ndarray:
@@ -38,6 +40,30 @@ def unique_sorted(values: np.ndarray) -> np.ndarray:
     return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
 
 
+def index_in(pool: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A lookup into ``pool``, sorted once: ``find(values)`` is the index of each value in
+    ``pool`` (one of them where a value repeats), ``-1`` where absent. O(m log m) to build, O(n log m) a call.
+
+    Examples
+    --------
+    >>> find = index_in(np.array([40, 10, 30]))
+    >>> find(np.array([30, 20, 40]))
+    array([ 2, -1,  0])
+    """
+    pool = np.ravel(pool)
+    sorter = np.argsort(pool)
+    ordered = pool[sorter]
+
+    def find(values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values)
+        if ordered.size == 0:
+            return np.full(values.shape, -1, dtype=np.int64)
+        loc = np.minimum(np.searchsorted(ordered, values), ordered.size - 1)
+        return np.where(ordered[loc] == values, sorter[loc], -1)
+
+    return find
+
+
 def is_member(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """Bool array shaped like ``values``: whether each is in ``pool`` (``np.isin`` by a sort
     and a binary search, O((n + m) log m); see :func:`unique_sorted` for why).
@@ -52,9 +78,4 @@ def is_member(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
     np.ndarray
         Bool, ``values.shape``.
     """
-    pool = np.sort(np.ravel(pool))
-    values = np.asarray(values)
-    if pool.size == 0:
-        return np.zeros(values.shape, dtype=bool)
-    loc = np.minimum(np.searchsorted(pool, values), pool.size - 1)
-    return pool[loc] == values
+    return index_in(pool)(values) >= 0

@@ -22,14 +22,14 @@ Examples
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ncg.arrays import is_member
+from ncg.arrays import index_in, is_member
 from ncg.errors import EditError
 from ncg.evolve.edits import Edit, EditSet
 from ncg.graph import NCG
@@ -49,18 +49,10 @@ class EditMaps:
     neuron_map: Tensor
 
 
-def _indices_of(neuron_ids: np.ndarray, uids: np.ndarray) -> np.ndarray:
-    """Index of each stable id in ``neuron_ids``, ``-1`` where absent (vectorised lookup)."""
-    sorter = np.argsort(neuron_ids)
-    loc = np.minimum(np.searchsorted(neuron_ids[sorter], uids), max(neuron_ids.size - 1, 0))
-    found = neuron_ids[sorter][loc] == uids if neuron_ids.size else np.zeros(np.shape(uids), dtype=bool)
-    return np.where(found, sorter[loc], -1)
-
-
-def _lookup(neuron_ids: np.ndarray, uids: np.ndarray, edits: EditSet) -> np.ndarray:
-    """Indices of ``uids`` (a column of ``edits``) in ``neuron_ids``; an :class:`EditError`
-    naming the first edit whose id is not there."""
-    index = _indices_of(neuron_ids, uids)
+def _lookup(find: Callable[[np.ndarray], np.ndarray], uids: np.ndarray, edits: EditSet) -> np.ndarray:
+    """Indices of ``uids`` (a column of ``edits``) by ``find`` (:func:`ncg.arrays.index_in` of
+    the neuron ids); an :class:`EditError` naming the first edit whose id is not there."""
+    index = find(uids)
     if (index < 0).any():
         k = int(np.argmax(index < 0))
         raise EditError(f"{edits[k]} names neuron id {int(uids[k])}, which is not in the graph")
@@ -76,7 +68,7 @@ def _insert_neurons(added: EditSet, order: np.ndarray, new_ids: np.ndarray) -> n
     inserted right after its anchor (``source``; ``-1``: at the front), in edit order."""
     order_list = order.tolist()
     uid_to_new = {}
-    survivor_anchor = _indices_of(new_ids, added.source)
+    survivor_anchor = index_in(new_ids)(added.source)
     for k in range(len(added)):
         target = int(added.target[k])
         if target in uid_to_new:
@@ -118,11 +110,12 @@ def apply_edits(graph: NCG, edits: EditSet | Iterable[Edit], unreachable: str = 
     edits = EditSet.from_edits(edits)
     n = graph.num_neurons
     ids = graph.neuron_ids.numpy()
+    find_old = index_in(ids)
 
     keep_neuron = np.ones(n, dtype=bool)
     removed = edits.select(edits.mask("remove_neuron"))
     if len(removed):
-        v = _lookup(ids, removed.source, removed)
+        v = _lookup(find_old, removed.source, removed)
         roles = graph.roles.numpy()[v]
         if (roles != NCG.HIDDEN).any():
             k = _first(roles != NCG.HIDDEN)
@@ -134,15 +127,11 @@ def apply_edits(graph: NCG, edits: EditSet | Iterable[Edit], unreachable: str = 
     keep_edge = keep_neuron[src] & keep_neuron[dst]
     prunes = edits.select(edits.mask("prune_edge"))
     if len(prunes):
-        keys = src.astype(np.int64) * n + dst
-        sorter = np.argsort(keys)
-        sorted_keys = keys[sorter]
-        wanted = _lookup(ids, prunes.source, prunes) * n + _lookup(ids, prunes.target, prunes)
-        loc = np.minimum(np.searchsorted(sorted_keys, wanted), max(keys.size - 1, 0))
-        found = sorted_keys[loc] == wanted if keys.size else np.zeros(wanted.size, dtype=bool)
-        if not found.all():
-            raise EditError(f"{prunes[_first(~found)]} prunes an edge that is not in the graph")
-        keep_edge[sorter[loc]] = False
+        wanted = _lookup(find_old, prunes.source, prunes) * n + _lookup(find_old, prunes.target, prunes)
+        edge = index_in(src.astype(np.int64) * n + dst)(wanted)
+        if (edge < 0).any():
+            raise EditError(f"{prunes[_first(edge < 0)]} prunes an edge that is not in the graph")
+        keep_edge[edge] = False
 
     # New numbering: survivors in old index order, then added neurons in edit order.
     survivors = np.flatnonzero(keep_neuron)
@@ -152,7 +141,7 @@ def apply_edits(graph: NCG, edits: EditSet | Iterable[Edit], unreachable: str = 
     order = old_to_new[order[keep_neuron[order]]]
     added = edits.select(edits.mask("add_neuron"))
     if len(added):
-        clash = _indices_of(ids, added.target) >= 0
+        clash = find_old(added.target) >= 0
         if clash.any():
             raise EditError(f"{added[_first(clash)]} adds neuron id {int(added.target[_first(clash)])}, which already exists")
         order = _insert_neurons(added, order, ids[survivors])
@@ -163,7 +152,8 @@ def apply_edits(graph: NCG, edits: EditSet | Iterable[Edit], unreachable: str = 
 
     kept = np.flatnonzero(keep_edge)
     adds = edits.select(edits.mask("add_edge"))
-    add_src, add_dst = _lookup(new_ids, adds.source, adds), _lookup(new_ids, adds.target, adds)
+    find_new = index_in(new_ids)
+    add_src, add_dst = _lookup(find_new, adds.source, adds), _lookup(find_new, adds.target, adds)
     kept_src, kept_dst = old_to_new[src[kept]], old_to_new[dst[kept]]
     add_keys = add_src * num_new + add_dst
     _, first = np.unique(add_keys, return_index=True)
