@@ -141,7 +141,8 @@ def round_line(record: RoundRecord) -> str:
     return (
         f"round {record.round:2d} | {acc} | edges {record.num_edges:7,d} | neurons {record.num_neurons:4d} | "
         f"depth {record.depth:4d} | pruned {record.count('prune_edge'):6,d} | added {record.count('add_edge'):5,d} | "
-        f"neurons -{record.count('remove_neuron')} +{record.count('add_neuron')} | {record.seconds:5.1f}s"
+        f"neurons -{record.count('remove_neuron')} +{record.count('add_neuron')} | "
+        f"{1e3 * record.timing.get('seconds_per_step', 0.0):5.1f} ms/step | {record.seconds:5.1f}s"
     )
 
 
@@ -155,7 +156,7 @@ def write_metrics(out: Path, records: list[RoundRecord]) -> None:
     rows = [
         {"round": r.round, "edges": r.num_edges, "neurons": r.num_neurons, "depth": r.depth,
          "generations": r.num_generations, "pruned": r.count("prune_edge"), "added": r.count("add_edge"),
-         "seconds": round(r.seconds, 3), **r.metrics}
+         "seconds": round(r.seconds, 3), **{k: round(v, 6) for k, v in r.timing.items()}, **r.metrics}
         for r in records
     ]
     (out / "metrics.json").write_text(json.dumps(rows, indent=2))

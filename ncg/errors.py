@@ -22,6 +22,7 @@ __all__ = [
     "UnreachableNeuronWarning",
     "CheckpointError",
     "IDXError",
+    "ChecksumError",
     "GraphMLError",
     "EditError",
     "InconsistentRanksError",
@@ -66,6 +67,11 @@ class CheckpointError(NCGError):
 
 class IDXError(NCGError):
     """An IDX data file is malformed (magic number, truncation, counts)."""
+
+
+class ChecksumError(IDXError):
+    """A data file's digest differs from the published one; the message names the file, the
+    expected and the found digest, and where to get a good copy."""
 
 
 class GraphMLError(NCGError):

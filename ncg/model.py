@@ -16,6 +16,7 @@ torch.Size([8, 3])
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -23,19 +24,21 @@ from torch import Tensor, nn
 
 from ncg.errors import NCGError
 from ncg.graph import NCG
-from ncg.kernels.blocked import blocked_forward
+from ncg.kernels.blocked import blocked_forward, graph_input_forward
 from ncg.kernels.reference import reference_forward
+from ncg.kernels.sparse import csr_infer
 from ncg.kernels.sweep import ACTIVATION_CODES
 from ncg.schedule import MODES, Plan, build_plan
 
 __all__ = ["FreeNet", "SquareReLU", "EVALUATORS"]
 
-Evaluator = Callable[[Tensor, Tensor, Plan, Tensor], Tensor]
+Evaluator = Callable[[Tensor, Tensor, Plan, Tensor, int], Tensor]
 
 EVALUATORS: dict[str, Evaluator] = {
     "auto": blocked_forward, "dense": blocked_forward, "sparse": blocked_forward, "reference": reference_forward,
 }
-"""DAG evaluators by name; each maps ``(u [N, B], weight [E], plan, codes [N]) -> h [N, B]``.
+"""DAG evaluators by name; each maps ``(u [N, B], weight [E], plan, codes [N], push_from) -> h [N, B]``
+(``push_from``: leading rows whose gradient nobody reads, :func:`~ncg.kernels.blocked.blocked_forward`).
 ``auto``, ``dense`` and ``sparse`` are the blocked evaluator with each block's kind chosen from
 its density, or forced (:func:`ncg.schedule.block_kinds`); ``reference`` is the per-neuron loop."""
 
@@ -181,7 +184,7 @@ class FreeNet(nn.Module):
             with torch.no_grad():
                 self.decoder.weight.uniform_(-bound, bound, generator=gen)
                 self.decoder.bias.uniform_(-bound, bound, generator=gen)
-        self._plan_cache: tuple[tuple, Plan, Tensor] | None = None
+        self._plan_cache: tuple[tuple, Plan, Tensor, _Frozen] | None = None
         self.activation_hook: Callable[[Tensor], None] | None = None
         self.init_scale = (0.5 if activation == "square_relu" else 1.0) if init_scale is None else float(init_scale)
         self._load_graph(graph)
@@ -345,7 +348,8 @@ class FreeNet(nn.Module):
             codes = torch.full((self.num_neurons,), ACTIVATION_CODES[self.activation], dtype=torch.uint8)
             codes[self.outputs.cpu()] = ACTIVATION_CODES[self.output_activation]
             codes[self.inputs.cpu()] = ACTIVATION_CODES["identity"]
-            self._plan_cache = (key, plan.to(ei.device), codes[plan.perm].to(ei.device))
+            plan, codes = plan.to(ei.device), codes[plan.perm].to(ei.device)
+            self._plan_cache = (key, plan, codes, _Frozen.of(plan, self.inputs, self.outputs))
         return self._plan_cache[1], self._plan_cache[2]
 
     def order_position(self) -> Tensor:
@@ -363,21 +367,30 @@ class FreeNet(nn.Module):
             )
         return x
 
-    def _neuron_states(self, x: Tensor) -> tuple[Tensor, Tensor, Plan]:
+    def _neuron_states(self, x: Tensor, input_grads: bool = False) -> tuple[Tensor | None, Tensor, Plan]:
         """``(u, h, plan)``: external input ``u`` (encoder + bias) and activations ``h``, both
-        ``[N, B]`` in position order."""
+        ``[N, B]`` in position order. The backward skips the input nodes' gradient unless ``x``
+        needs it or ``input_grads`` asks for their rows of ``u.grad``; without ``input_grads``, a
+        network with input nodes builds no ``u`` (None is returned in its place)."""
         plan, codes = self.plan()
+        frozen = self._plan_cache[3]
         x = self._flatten(x)
+        push_from = 0 if input_grads or x.requires_grad else frozen.leading_inputs
         dtype = self.weight.dtype
         bias = self.bias if plan.identity else self.bias[plan.perm]
+        if self.encoder_kind == "graph" and not input_grads and self.evaluator != "reference":
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                h = graph_input_forward(x, bias, self.weight, plan, codes, frozen.input_pos, push_from,
+                                        frozen.inputs_in_order)
+            return None, h, plan
         if self.encoder_kind == "graph":  # input node f holds feature f; its bias is unused
             u = bias.unsqueeze(1).expand(-1, x.shape[0])
-            u = u.index_copy(0, plan.position[self.inputs], x.to(dtype).t().contiguous())
+            u = u.index_copy(0, frozen.input_pos, x.to(dtype).t().contiguous())
         else:
             enc = self.encoder.weight if plan.identity else self.encoder.weight[plan.perm]
             u = torch.addmm(bias.unsqueeze(1), enc, x.to(enc.dtype).t()).to(dtype)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            h = EVALUATORS[self.evaluator](u, self.weight, plan, codes)
+            h = EVALUATORS[self.evaluator](u, self.weight, plan, codes, push_from)
         return u, h, plan
 
     def forward_states(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -397,15 +410,42 @@ class FreeNet(nn.Module):
         >>> out.shape, u.shape, h.shape
         (torch.Size([5, 2]), torch.Size([4, 5]), torch.Size([4, 5]))
         """
-        u, h, plan = self._neuron_states(x)
+        u, h, plan = self._neuron_states(x, input_grads=True)
         return self.decoder(h[plan.position[self.outputs]].t()), u, h
 
     def forward(self, x: Tensor) -> Tensor:
-        """Map a batch ``[B, ...]`` (flattened to ``[B, in_features]``) to ``[B, out_features]``."""
+        """Map a batch ``[B, ...]`` (flattened to ``[B, in_features]``) to ``[B, out_features]``.
+
+        Without autograd (``torch.inference_mode()`` or ``torch.no_grad()``), a network whose
+        input nodes are graph nodes and whose plan is all sparse (a pruned whole-network
+        FreeNet) runs in one compiled call (:func:`~ncg.kernels.sparse.csr_infer`): its cost
+        follows its edges, with no ``[N, B]`` tensor and no Python per block.
+        """
+        if not torch.is_grad_enabled() and self.activation_hook is None:
+            out = self._infer(x)
+            if out is not None:
+                return self.decoder(out)
         _, h, plan = self._neuron_states(x)
         if self.activation_hook is not None:
             self.activation_hook(h.detach()[plan.position].t())
         return self.decoder(h[plan.position[self.outputs]].t())
+
+    def _infer(self, x: Tensor) -> Tensor | None:
+        """The output neurons' ``[B, K]`` from the one-call inference kernel, or None where it
+        does not apply (a dense encoder, dense blocks, another device or dtype)."""
+        if self.encoder_kind != "graph" or self.evaluator == "reference":
+            return None
+        plan, codes = self.plan()
+        frozen = self._plan_cache[3]
+        if not frozen.all_sparse:
+            return None
+        x = self._flatten(x)
+        if x.dtype != self.weight.dtype or not x.is_contiguous():
+            x = x.to(self.weight.dtype).contiguous()
+        bias, w_csr = frozen.parameters(self.bias, self.weight, plan)
+        out = csr_infer(x, plan, bias, w_csr, codes, frozen.input_pos, frozen.out_pos, check=not frozen.checked)
+        frozen.checked = frozen.checked or out is not None
+        return out
 
     @torch.no_grad()
     def neuron_activations(self, x: Tensor) -> Tensor:
@@ -515,6 +555,45 @@ class FreeNet(nn.Module):
             "evaluator": self.evaluator,
             "init_scale": self.init_scale,
         }
+
+
+@dataclass
+class _Frozen:
+    """What the fast paths need of one plan, computed once per topology: whether every block is
+    sparse, the rows of the input nodes and outputs, how many leading rows are input nodes
+    (whether they are rows ``0..F-1`` in feature order), and whether the compiled inference
+    kernel has validated the plan's structure."""
+
+    all_sparse: bool
+    input_pos: Tensor
+    out_pos: Tensor
+    leading_inputs: int
+    inputs_in_order: bool
+    checked: bool = False
+    _versions: tuple = ()
+    _parameters: tuple[Tensor, Tensor] | None = None
+
+    def parameters(self, bias: Tensor, weight: Tensor, plan: Plan) -> tuple[Tensor, Tensor]:
+        """``bias`` in position order and ``weight`` in CSR slot order, gathered again only after
+        either changed (an optimiser step bumps a tensor's version; an edit, ``.to()`` or
+        ``.double()`` replaces its storage): at batch 1
+        the gather of 40k weights costs more than the network's multiply-adds."""
+        versions = tuple((id(t), t._version, t.data_ptr(), t.dtype) for t in (bias, weight))
+        if self._versions != versions or self._parameters is None:
+            with torch.no_grad():
+                self._parameters = (bias.detach() if plan.identity else bias.detach()[plan.perm],
+                                    weight.detach()[plan.csr_edge])
+            self._versions = versions
+        return self._parameters
+
+    @classmethod
+    def of(cls, plan: Plan, inputs: Tensor, outputs: Tensor) -> _Frozen:
+        input_pos = plan.position[inputs].contiguous()
+        count = input_pos.numel()
+        lead = count if count and int(input_pos.max()) == count - 1 else 0
+        in_order = bool(lead) and torch.equal(input_pos, torch.arange(count, device=input_pos.device))
+        return cls(all(kind == "sparse" for kind in plan.kinds), input_pos, plan.position[outputs].contiguous(), lead,
+                   in_order)
 
 
 def _parse_mlp(mlp: nn.Sequential) -> list[tuple[nn.Linear, str]]:

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ncg import datasets
 from ncg.datasets import (
@@ -21,7 +23,7 @@ from ncg.datasets import (
     read_idx,
     write_idx,
 )
-from ncg.errors import IDXError, NCGError
+from ncg.errors import ChecksumError, IDXError, NCGError
 
 TRAIN = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 TEST = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -169,7 +171,7 @@ def test_mismatched_image_and_label_counts(tmp_path: Path) -> None:
     write_mnist_like(folder, n_train=12, n_test=4)
     write_idx(folder / TRAIN[1], np.zeros(11, dtype=np.uint8))
     with pytest.raises(IDXError, match=r"train-images.* holds 12 images but .*train-labels.* 11"):
-        mnist(root=tmp_path, val_size=2)
+        mnist(root=tmp_path, val_size=2, verify=False)
 
 
 def test_labels_out_of_range(tmp_path: Path) -> None:
@@ -177,7 +179,7 @@ def test_labels_out_of_range(tmp_path: Path) -> None:
     write_mnist_like(folder, n_train=12, n_test=4)
     write_idx(folder / TEST[1], np.array([0, 1, 10, 3], dtype=np.uint8))
     with pytest.raises(IDXError, match=r"t10k-labels.*\[0, 9\], found values from 0 to 10"):
-        mnist(root=tmp_path, val_size=2)
+        mnist(root=tmp_path, val_size=2, verify=False)
 
 
 def test_images_must_be_three_dimensional(tmp_path: Path) -> None:
@@ -185,7 +187,7 @@ def test_images_must_be_three_dimensional(tmp_path: Path) -> None:
     write_mnist_like(folder, n_train=12, n_test=4)
     write_idx(folder / TRAIN[0], np.zeros((12, 784), dtype=np.uint8))
     with pytest.raises(IDXError, match=r"train-images.*shape \[n, height, width\].*\(12, 784\)"):
-        mnist(root=tmp_path, val_size=2)
+        mnist(root=tmp_path, val_size=2, verify=False)
 
 
 # --- MNIST / Fashion-MNIST splits on synthetic files ----------------------------------------
@@ -194,7 +196,7 @@ def test_images_must_be_three_dimensional(tmp_path: Path) -> None:
 def test_mnist_split_order_on_synthetic_files(tmp_path: Path) -> None:
     write_mnist_like(tmp_path / "mnist", n_train=30, n_test=10)
 
-    splits = mnist(root=tmp_path, val_size=5)
+    splits = mnist(root=tmp_path, val_size=5, verify=False)
 
     assert (len(splits.train), len(splits.val), len(splits.test)) == (25, 5, 10)
     assert first_pixels(splits.train) == list(range(25))
@@ -208,13 +210,13 @@ def test_mnist_split_order_on_synthetic_files(tmp_path: Path) -> None:
 def test_mnist_rejects_bad_val_size(tmp_path: Path, val_size: int) -> None:
     write_mnist_like(tmp_path / "mnist", n_train=30, n_test=10)
     with pytest.raises(NCGError, match=rf"val_size.*{val_size}"):
-        mnist(root=tmp_path, val_size=val_size)
+        mnist(root=tmp_path, val_size=val_size, verify=False)
 
 
 def test_fashion_mnist_holds_out_end_of_train_without_t10k(tmp_path: Path) -> None:
     write_mnist_like(tmp_path / "fashion-mnist", n_train=30, n_test=None)
 
-    splits = fashion_mnist(root=tmp_path, val_size=5, test_size=10)
+    splits = fashion_mnist(root=tmp_path, val_size=5, test_size=10, verify=False)
 
     assert (len(splits.train), len(splits.val), len(splits.test)) == (15, 5, 10)
     assert first_pixels(splits.test) == list(range(20, 30))
@@ -227,7 +229,7 @@ def test_fashion_mnist_holds_out_end_of_train_without_t10k(tmp_path: Path) -> No
 def test_fashion_mnist_uses_t10k_when_present(tmp_path: Path) -> None:
     write_mnist_like(tmp_path / "fashion-mnist", n_train=30, n_test=8)
 
-    splits = fashion_mnist(root=tmp_path, val_size=5, test_size=10)
+    splits = fashion_mnist(root=tmp_path, val_size=5, test_size=10, verify=False)
 
     assert (len(splits.train), len(splits.val), len(splits.test)) == (25, 5, 8)
     assert splits.test_split == "official t10k test set"
@@ -236,7 +238,7 @@ def test_fashion_mnist_uses_t10k_when_present(tmp_path: Path) -> None:
 def test_fashion_mnist_held_out_sizes_must_leave_training_images(tmp_path: Path) -> None:
     write_mnist_like(tmp_path / "fashion-mnist", n_train=30, n_test=None)
     with pytest.raises(NCGError, match=r"val_size=20, test_size=10 leave no training images"):
-        fashion_mnist(root=tmp_path, val_size=20, test_size=10)
+        fashion_mnist(root=tmp_path, val_size=20, test_size=10, verify=False)
 
 
 # --- EMNIST on synthetic files --------------------------------------------------------------
@@ -334,7 +336,7 @@ def test_digits_rejects_bad_fractions(val: float, test: float) -> None:
 def test_load_dataset_dispatches_and_accepts_underscore_alias(tmp_path: Path) -> None:
     write_mnist_like(tmp_path / "fashion-mnist", n_train=30, n_test=None)
     for name in ("fashion-mnist", "fashion_mnist"):
-        splits = load_dataset(name, root=tmp_path, val_size=5, test_size=10)
+        splits = load_dataset(name, root=tmp_path, val_size=5, test_size=10, verify=False)
         assert splits.name == "fashion-mnist" and len(splits.test) == 10
     assert load_dataset("digits").name == "digits"
 
@@ -346,7 +348,7 @@ def test_load_dataset_unknown_name_lists_valid_names() -> None:
 
 def test_repr_is_short_and_names_the_splits(tmp_path: Path) -> None:
     write_mnist_like(tmp_path / "mnist", n_train=30, n_test=10)
-    splits = mnist(root=tmp_path, val_size=5)
+    splits = mnist(root=tmp_path, val_size=5, verify=False)
     assert isinstance(splits, DataSplits)
     assert repr(splits) == (
         "DataSplits('mnist', train=25, val=5, test=10, num_features=784, num_classes=10, "
@@ -369,7 +371,7 @@ def three_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Pa
 
 
 def loaded_train_size(**kwargs: object) -> int:
-    splits = mnist(val_size=1, **kwargs)
+    splits = mnist(val_size=1, verify=False, **kwargs)
     return len(splits.train) + len(splits.val)
 
 
@@ -496,3 +498,191 @@ def test_a_header_that_declares_terabytes_is_refused_without_allocating_them(tmp
     raw.write_bytes(bytes([0, 0, 0x08, 2]) + (1_000_000).to_bytes(4, "big") * 2 + bytes(10))
     with pytest.raises(IDXError, match="truncated data"):
         read_idx(raw)
+
+
+# --- checksums of the known files -----------------------------------------------------------
+
+SHIPPED_MNIST = datasets.SHIPPED_DATA_DIR / "mnist"
+LABELS = "train-labels-idx1-ubyte"
+
+
+def shipped(stem: str) -> bytes:
+    """The uncompressed bytes of a shipped MNIST file."""
+    return gzip.decompress((SHIPPED_MNIST / f"{stem}.gz").read_bytes())
+
+
+def mnist_copy(root: Path, stem: str, content: bytes, *, compressed: bool) -> Path:
+    """``root/mnist/`` linking to the shipped files, except ``stem``, which holds ``content``."""
+    folder = root / "mnist"
+    folder.mkdir(parents=True)
+    for name in TRAIN + TEST:
+        if not name.startswith(stem):
+            (folder / name).symlink_to(SHIPPED_MNIST / name)
+    path = folder / (f"{stem}.gz" if compressed else stem)
+    path.write_bytes(gzip.compress(content, mtime=0) if compressed else content)
+    return path
+
+
+def flip_first_label(content: bytes) -> bytes:
+    """MNIST's first training label 5 turned into 3: still a valid label, so only the checksum
+    can tell."""
+    assert content[8] == 5
+    return content[:8] + bytes([3]) + content[9:]
+
+
+@pytest.mark.parametrize("compressed", [True, False], ids=["gz", "raw"])
+def test_a_flipped_byte_in_a_known_file_is_a_checksum_error_naming_the_file(
+    tmp_path: Path, compressed: bool
+) -> None:
+    changed = flip_first_label(shipped(LABELS))
+    path = mnist_copy(tmp_path, LABELS, changed, compressed=compressed)
+
+    with pytest.raises(ChecksumError) as info:
+        mnist(root=tmp_path)
+
+    message = str(info.value)
+    assert message.startswith(f"{path}: checksum mismatch: ")
+    assert f"expected sha256 {datasets.IDX_SHA256['mnist/' + LABELS]} " in message
+    assert f"found {hashlib.sha256(changed).hexdigest()}" in message
+    assert "re-download it from https://ossci-datasets.s3.amazonaws.com/mnist/" in message
+    assert "pass verify=False" in message
+    assert isinstance(info.value, IDXError)
+
+
+def test_verify_false_loads_a_modified_copy(tmp_path: Path) -> None:
+    mnist_copy(tmp_path, LABELS, flip_first_label(shipped(LABELS)), compressed=True)
+
+    splits = mnist(root=tmp_path, verify=False)
+
+    assert splits.train.tensors[1][0] == 3
+    assert load_dataset("mnist", root=tmp_path, verify=False).train.tensors[1][0] == 3
+
+
+def test_a_truncated_known_file_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    path = mnist_copy(tmp_path, LABELS, shipped(LABELS)[:-100], compressed=False)
+    with pytest.raises(IDXError, match=rf"^{re.escape(str(path))}: truncated data: .*"
+                                       r"needs 60008 bytes .*found 59908\. .*re-download"):
+        mnist(root=tmp_path)
+
+
+def test_a_consistently_shortened_known_file_is_caught_by_its_checksum(tmp_path: Path) -> None:
+    """One label fewer, and a header that says so: valid IDX, but not the published file."""
+    content = shipped(LABELS)
+    shortened = content[:4] + (59_999).to_bytes(4, "big") + content[8:-1]
+    path = mnist_copy(tmp_path, LABELS, shortened, compressed=True)
+    with pytest.raises(ChecksumError, match=rf"^{re.escape(str(path))}: checksum mismatch"):
+        mnist(root=tmp_path)
+
+
+def test_a_damaged_shipped_copy_says_to_reinstall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_data_env: None
+) -> None:
+    mnist_copy(tmp_path / "pkg", LABELS, flip_first_label(shipped(LABELS)), compressed=True)
+    monkeypatch.setattr(datasets, "SHIPPED_DATA_DIR", tmp_path / "pkg")
+    with pytest.raises(ChecksumError, match=r"re-download it from .* or reinstall ncg"):
+        mnist()
+
+
+def test_fashion_mnist_t10k_is_checked_only_as_the_published_gz(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the md5 of the published t10k .gz files is known: a .gz that is not the published
+    one is refused, a raw t10k file (no published digest) is read unchecked."""
+    monkeypatch.setattr(datasets, "IDX_SHA256", {})  # synthetic training files pass unchecked
+    folder = tmp_path / "fashion-mnist"
+    write_mnist_like(folder, n_train=30, n_test=8)
+    with pytest.raises(ChecksumError) as info:
+        fashion_mnist(root=tmp_path, val_size=5)
+    message = str(info.value)
+    assert message.startswith(f"{folder / TEST[0]}: checksum mismatch: expected md5 ")
+    assert "bef4ecab320f06d8554ea6380940ec79 of the published .gz file" in message
+    assert "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/" in message
+
+    for name in TEST:
+        (folder / name).with_suffix("").write_bytes(gzip.decompress((folder / name).read_bytes()))
+        (folder / name).unlink()
+    assert len(fashion_mnist(root=tmp_path, val_size=5).test) == 8
+
+
+def test_files_of_unknown_name_are_read_unchecked(tmp_path: Path) -> None:
+    changed = tmp_path / "my-train-labels-idx1-ubyte"
+    changed.write_bytes(flip_first_label(shipped(LABELS)))
+    assert read_idx(changed)[0] == 3  # read_idx checks only when given a digest
+    write_emnist(tmp_path, "digits", numbered_images(3), np.array([0, 1, 9]))
+    assert len(emnist("digits", root=tmp_path, val_size=1).test) == 3  # no EMNIST digests
+
+
+def test_read_idx_checks_a_given_sha256(tmp_path: Path) -> None:
+    path = write_idx(tmp_path / "a-idx1-ubyte.gz", np.arange(5, dtype=np.uint8))
+    digest = hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest()
+
+    assert read_idx(path, sha256=digest.upper()).tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ChecksumError, match=rf"a-idx1-ubyte\.gz: checksum mismatch: expected "
+                                            rf"sha256 {'0' * 64} .*found {digest}$"):
+        read_idx(path, sha256="0" * 64)
+
+
+def test_known_digests_match_the_published_lists() -> None:
+    readme = (SHIPPED_MNIST.parent / "README.md").read_text()
+    listed = re.findall(r"^([0-9a-f]{64})  (\S+?)(?:\.gz)?$", readme, re.MULTILINE)
+    assert {name: digest for digest, name in listed} == datasets.IDX_SHA256
+    for name, md5 in datasets.IDX_GZ_MD5.items():
+        assert name.endswith(".gz") and f"`{md5}`" in readme
+    shared = Path("/work/shared/data/SHA256SUMS.txt")
+    if shared.is_file():
+        listed = dict(
+            (name, digest)
+            for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)\.gz \(uncompressed\)$",
+                                           shared.read_text(), re.MULTILINE)
+        )
+        assert listed == datasets.IDX_SHA256
+
+
+# --- declared sizes are checked before anything is allocated --------------------------------
+
+
+@pytest.mark.parametrize("compressed", [True, False], ids=["gz", "raw"])
+def test_a_header_declaring_2_31_items_in_a_tiny_file_fails_fast(
+    tmp_path: Path, compressed: bool
+) -> None:
+    import time
+    import tracemalloc
+
+    content = bytes([0, 0, 0x08, 1]) + (2**31).to_bytes(4, "big") + bytes(10)
+    path = tmp_path / ("huge-idx1-ubyte.gz" if compressed else "huge-idx1-ubyte")
+    path.write_bytes(gzip.compress(content) if compressed else content)
+
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(IDXError, match=rf"{path.name}: truncated data: the header declares "
+                                           r"shape \(2147483648,\) of uint8, which needs "
+                                           r"2147483656 bytes .*found 18$"):
+            read_idx(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - start < 1
+    assert peak < 2_000_000  # one read chunk (1 MiB) at most, not the declared 2 GiB
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    declared=st.integers(0, 2**32 - 1),
+    present=st.integers(0, 64),
+    compressed=st.booleans(),
+)
+def test_declared_and_present_sizes_must_agree(
+    tmp_path_factory: pytest.TempPathFactory, declared: int, present: int, compressed: bool
+) -> None:
+    """Any item count in the header, any number of bytes present: the array when they agree,
+    else an IDXError naming both, never a MemoryError."""
+    content = bytes([0, 0, 0x0C, 1]) + declared.to_bytes(4, "big") + bytes(present)
+    path = tmp_path_factory.mktemp("sizes") / "x-idx1-int"
+    path.write_bytes(gzip.compress(content) if compressed else content)
+    if present == 4 * declared:
+        assert read_idx(path).tolist() == [0] * declared
+    else:
+        with pytest.raises(IDXError, match=rf"needs {8 + 4 * declared} bytes .*found "
+                                           rf"{8 + present if present < 4 * declared else ''}"):
+            read_idx(path)

@@ -9,6 +9,7 @@ inputs tried are printed (``pytest -s tests/test_fuzz.py``).
 from __future__ import annotations
 
 import gzip
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -123,19 +124,23 @@ def test_mutated_idx_files_read_the_same_array_or_raise(files, tmp_path_factory)
     raw = (folder / "raw-idx3-ubyte").read_bytes()
     work = tmp_path_factory.mktemp("idx")
 
+    digest = hashlib.sha256(raw).hexdigest()
+
     @FUZZ
     @given(st.data())
     def run(data):
-        # gzip carries a CRC, so any byte may change; a raw file has none, so only its header
-        # (magic, dimensions) and its length are fair game: changed pixels are valid data.
+        # gzip carries a CRC and a checked file (sha256=, as the loaders pass for known files)
+        # a digest, so any byte may change; an unchecked raw file has neither, so only its
+        # header (magic, dimensions) and its length are fair game: changed pixels are valid data.
         compressed = data.draw(st.booleans())
+        checked = data.draw(st.booleans())
         source = packed if compressed else raw
-        edits = data.draw(mutations(len(source), None if compressed else (0, 16)))
+        edits = data.draw(mutations(len(source), None if compressed or checked else (0, 16)))
         if not compressed and data.draw(st.booleans()):
             edits = [("truncate", data.draw(st.integers(0, len(raw) - 1)), None)]
         path = work / ("x-idx3-ubyte.gz" if compressed else "x-idx3-ubyte")
         path.write_bytes(mutate(source, edits))
-        _attempt("idx", lambda: read_idx(path),
+        _attempt("idx", lambda: read_idx(path, sha256=digest if checked else None),
                  lambda array: array.shape == images.shape and np.array_equal(array, images))
 
     run()

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ncg.errors import NCGError
-from ncg.kernels import sweep
+from ncg.kernels import build, sweep
 from ncg.kernels.sweep import (
     ACTIVATION_CODES,
     activation_derivative,
@@ -392,10 +392,10 @@ def test_errors_are_value_errors():
 @pytest.fixture
 def fresh_build(monkeypatch):
     """Forget the cached build for one test, and again afterwards so later tests rebuild it."""
-    sweep._build_extension.cache_clear()
+    build._extension.cache_clear()
     yield monkeypatch
     monkeypatch.undo()
-    sweep._build_extension.cache_clear()
+    build._extension.cache_clear()
 
 
 def test_disable_cpp_uses_reference_silently(fresh_build):
@@ -427,18 +427,18 @@ def test_failed_build_warns_once_and_falls_back(fresh_build):
 
 
 def test_the_build_is_keyed_by_source_and_flags():
-    from ncg.kernels.sweep import extension_name
+    from ncg.kernels.build import extension_name
 
-    assert extension_name(b"x", ["-O3"]) == extension_name(b"x", ["-O3"])
-    assert extension_name(b"x", ["-O3"]) != extension_name(b"x", ["-O2"])
-    assert extension_name(b"x", ["-O3"]) != extension_name(b"y", ["-O3"])
+    assert extension_name("a", b"x", ["-O3"]) == extension_name("a", b"x", ["-O3"])
+    assert extension_name("a", b"x", ["-O3"]) != extension_name("a", b"x", ["-O2"])
+    assert extension_name("a", b"x", ["-O3"]) != extension_name("a", b"y", ["-O3"])
 
 
 def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path):
     import os
     import time
 
-    from ncg.kernels.sweep import clear_stale_lock
+    from ncg.kernels.build import clear_stale_lock
 
     lock = tmp_path / "lock"
     lock.write_text("")

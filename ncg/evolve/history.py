@@ -44,7 +44,9 @@ class RoundRecord:
     """One round of a Free-Evolve run (see the module docstring).
 
     ``phase`` is ``"start"`` (round 0), ``"evolve"`` (a train-record-edit round) or
-    ``"finetune"`` (the final training without edits).
+    ``"finetune"`` (the final training without edits). ``seconds`` is the whole round's wall
+    time; ``timing`` what its training cost (``train_seconds``, ``seconds_per_step``), kept apart
+    from ``metrics`` because a seed fixes the metrics bit for bit but not the clock.
     """
 
     round: int
@@ -59,6 +61,7 @@ class RoundRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     phase: str = "evolve"
+    timing: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.edges = np.asarray(self.edges, dtype=np.int64).reshape(2, -1)
@@ -105,8 +108,10 @@ class History:
         metrics: dict[str, float] | None = None,
         seconds: float = 0.0,
         phase: str = "evolve",
+        timing: dict[str, float] | None = None,
     ) -> RoundRecord:
-        """Record ``graph`` (after ``edits``) as the next round."""
+        """Record ``graph`` (after ``edits``) as the next round; ``timing`` holds what its
+        training cost (``train_seconds``, ``seconds_per_step``), apart from the metrics."""
         ids = graph.neuron_ids
         generation = topological_generations(graph.edge_index, graph.num_neurons)
         num_generations = int(generation.max()) + 1
@@ -123,6 +128,7 @@ class History:
             metrics=dict(metrics or {}),
             seconds=float(seconds),
             phase=phase,
+            timing=dict(timing or {}),
         )
         self.rounds.append(record)
         return record

@@ -25,15 +25,22 @@ Modules
 ``ncg.io.pyg``: :func:`to_pyg`, :func:`from_pyg`.
 ``ncg.io.summary``: :func:`summary`.
 ``ncg.io.graphml``: :func:`write_graphml`, :func:`read_graphml`, ``GRAPHML_FORMAT``, ``GRAPHML_VERSION``.
+``ncg.io.export``: :func:`to_module`, :func:`export_program`, :func:`export_onnx`, ``FreeNetModule``
+(a learned network for runtimes without ncg: torch.export and ONNX Runtime).
 """
 from __future__ import annotations
 
+from ncg.io.export import FreeNetModule, export_onnx, export_program, to_module
 from ncg.io.graphml import GRAPHML_FORMAT, GRAPHML_VERSION, read_graphml, write_graphml
 from ncg.io.nx import from_networkx, to_networkx
 from ncg.io.pyg import from_pyg, to_pyg
 from ncg.io.summary import summary
 
 __all__ = [
+    "to_module",
+    "export_program",
+    "export_onnx",
+    "FreeNetModule",
     "to_networkx",
     "from_networkx",
     "to_pyg",

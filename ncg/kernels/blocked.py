@@ -40,7 +40,7 @@ from ncg.kernels.sparse import csr_backward, csr_forward
 from ncg.kernels.sweep import sweep_backward, sweep_forward
 from ncg.schedule import Plan
 
-__all__ = ["blocked_forward"]
+__all__ = ["blocked_forward", "graph_input_forward"]
 
 
 def _slab(buffer: Tensor, plan: Plan, block: int) -> Tensor:
@@ -62,65 +62,114 @@ def _steps(plan: Plan) -> list[tuple[int, int, int]]:
     return steps
 
 
+def _evaluate(h: Tensor, weight: Tensor, codes: Tensor, plan: Plan) -> tuple[Tensor, Tensor, list]:
+    """Run the plan in place over ``h`` (``u`` in, ``h`` out); returns what the backward needs.
+
+    One buffer: row p holds z[p] until its block overwrites it with h[p] = act(z[p]); the
+    backward needs h alone (every activation's derivative is a function of its value)."""
+    dense = weight.new_zeros(plan.dense_cells)
+    dense.index_copy_(0, plan.dense_flat, weight if plan.dense_edge is None else weight[plan.dense_edge])
+    w_csr = weight.index_select(0, plan.csr_edge) if "sparse" in plan.kinds else weight.new_zeros(0)
+    steps = _steps(plan)
+    for k, start, end in steps:
+        if k < 0:
+            csr_forward(h, h, plan, w_csr, codes, start, end)
+            continue
+        lo = plan.blocks[k][2]
+        slab = _slab(dense, plan, k)
+        if lo < start:
+            h[start:end].addmm_(slab[: start - lo].t(), h[lo:start])
+        sweep_forward(h[start:end], slab[start - lo:], codes[start:end], out=h[start:end])
+    return dense, w_csr, steps
+
+
+def _propagate(ctx, g: Tensor, need_w: bool) -> Tensor | None:
+    """Turn ``g`` (``dL/dh`` in) into ``dL/dz`` in place, row by row in reverse; returns ``dL/dw``."""
+    h, dense, w_csr, codes = ctx.saved_tensors
+    plan, push_from = ctx.plan, ctx.push_from
+    dense_grad = torch.empty_like(dense) if need_w else None
+    csr_grad = torch.empty_like(w_csr) if need_w else None
+    for k, start, end in reversed(ctx.steps):
+        if k < 0:
+            slots = csr_grad[int(plan.indptr[start]):int(plan.indptr[end])] if need_w else None
+            csr_backward(h, g, g, plan, w_csr, codes, start, end, slots, push_from)
+            continue
+        lo = plan.blocks[k][2]
+        slab = _slab(dense, plan, k)
+        sweep_backward(h[start:end], slab[start - lo:], codes[start:end], g[start:end], out=g[start:end])
+        pushed = max(lo, push_from)
+        if pushed < start:
+            g[pushed:start].addmm_(slab[pushed - lo: start - lo], g[start:end])
+        if need_w:
+            torch.mm(h[lo:end], g[start:end].t(), out=_slab(dense_grad, plan, k))
+    if not need_w:
+        return None
+    from_dense = dense_grad.index_select(0, plan.dense_flat)
+    dw = from_dense if plan.dense_edge is None else dense_grad.new_zeros(ctx.num_edges)
+    if plan.dense_edge is not None:
+        dw[plan.dense_edge] = from_dense
+    if plan.sparse_slots is None:
+        dw.index_copy_(0, plan.csr_edge, csr_grad)
+    elif plan.sparse_slots.numel():
+        dw[plan.csr_edge[plan.sparse_slots]] = csr_grad[plan.sparse_slots]
+    return dw
+
+
+def _save(ctx, h: Tensor, weight: Tensor, codes: Tensor, plan: Plan, push_from: int, state: tuple) -> None:
+    dense, w_csr, steps = state
+    ctx.save_for_backward(h, dense, w_csr, codes)
+    ctx.plan, ctx.steps, ctx.num_edges, ctx.push_from = plan, steps, weight.shape[0], push_from
+
+
 class _BlockedDAG(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u: Tensor, weight: Tensor, codes: Tensor, plan: Plan) -> Tensor:
-        # One buffer: row p holds z[p] until its block overwrites it with h[p] = act(z[p]); the
-        # backward needs h alone (every activation's derivative is a function of its value).
+    def forward(ctx, u: Tensor, weight: Tensor, codes: Tensor, plan: Plan, push_from: int) -> Tensor:
         h = u.contiguous().clone()
-        dense = weight.new_zeros(plan.dense_cells)
-        dense.index_copy_(0, plan.dense_flat, weight if plan.dense_edge is None else weight[plan.dense_edge])
-        w_csr = weight.index_select(0, plan.csr_edge) if "sparse" in plan.kinds else weight.new_zeros(0)
-        steps = _steps(plan)
-        for k, start, end in steps:
-            if k < 0:
-                csr_forward(h, h, plan, w_csr, codes, start, end)
-                continue
-            lo = plan.blocks[k][2]
-            slab = _slab(dense, plan, k)
-            if lo < start:
-                h[start:end].addmm_(slab[: start - lo].t(), h[lo:start])
-            sweep_forward(h[start:end], slab[start - lo:], codes[start:end], out=h[start:end])
-        ctx.save_for_backward(h, dense, w_csr, codes)
-        ctx.plan, ctx.steps, ctx.num_edges = plan, steps, weight.shape[0]
+        _save(ctx, h, weight, codes, plan, push_from, _evaluate(h, weight, codes, plan))
         return h
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_h: Tensor):
-        h, dense, w_csr, codes = ctx.saved_tensors
-        plan = ctx.plan
         # One buffer: row p holds dL/dh[p] until its block turns it into g[p] = dL/dz[p] in place.
         g = grad_h.contiguous().clone()
-        need_w = ctx.needs_input_grad[1]
-        dense_grad = torch.empty_like(dense) if need_w else None
-        csr_grad = torch.empty_like(w_csr) if need_w else None
-        for k, start, end in reversed(ctx.steps):
-            if k < 0:
-                slots = csr_grad[int(plan.indptr[start]):int(plan.indptr[end])] if need_w else None
-                csr_backward(h, g, g, plan, w_csr, codes, start, end, slots)
-                continue
-            lo = plan.blocks[k][2]
-            slab = _slab(dense, plan, k)
-            sweep_backward(h[start:end], slab[start - lo:], codes[start:end], g[start:end], out=g[start:end])
-            if lo < start:
-                g[lo:start].addmm_(slab[: start - lo], g[start:end])
-            if need_w:
-                torch.mm(h[lo:end], g[start:end].t(), out=_slab(dense_grad, plan, k))
-        dw = None
-        if need_w:
-            from_dense = dense_grad.index_select(0, plan.dense_flat)
-            dw = from_dense if plan.dense_edge is None else dense_grad.new_zeros(ctx.num_edges)
-            if plan.dense_edge is not None:
-                dw[plan.dense_edge] = from_dense
-            if plan.sparse_slots is None:
-                dw.index_copy_(0, plan.csr_edge, csr_grad)
-            elif plan.sparse_slots.numel():
-                dw[plan.csr_edge[plan.sparse_slots]] = csr_grad[plan.sparse_slots]
-        return g, dw, None, None
+        dw = _propagate(ctx, g, ctx.needs_input_grad[1])
+        return g, dw, None, None, None
 
 
-def blocked_forward(u: Tensor, weight: Tensor, plan: Plan, codes: Tensor) -> Tensor:
+class _GraphInputDAG(torch.autograd.Function):
+    """The DAG of a network whose inputs are graph nodes, from the features themselves: ``h``
+    starts as the biases with the features in the input nodes' rows, so no ``u`` tensor is
+    built, copied or differentiated (a whole-network FreeNet's training step)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, bias: Tensor, weight: Tensor, codes: Tensor, plan: Plan, input_pos: Tensor,
+                in_order: bool, push_from: int) -> Tensor:
+        h = bias.new_empty(bias.shape[0], x.shape[0])  # never a view of bias (at batch 1 expand would be)
+        h.copy_(bias.unsqueeze(1))
+        if in_order:
+            h[:input_pos.numel()].copy_(x.t())  # a blocked transpose, 3x faster than index_copy_ of x.t()
+        else:
+            h.index_copy_(0, input_pos, x.t())
+        _save(ctx, h, weight, codes, plan, push_from, _evaluate(h, weight, codes, plan))
+        ctx.input_pos = input_pos
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h: Tensor):
+        g = grad_h.contiguous().clone()
+        need_x, need_bias, need_w = ctx.needs_input_grad[:3]
+        dw = _propagate(ctx, g, need_w)
+        dx = g.index_select(0, ctx.input_pos).t() if need_x else None
+        dbias = None
+        if need_bias:  # an input node's bias is unused: no gradient
+            dbias = g.sum(1)
+            dbias[ctx.input_pos] = 0
+        return dx, dbias, dw, None, None, None, None, None
+
+
+def blocked_forward(u: Tensor, weight: Tensor, plan: Plan, codes: Tensor, push_from: int = 0) -> Tensor:
     """Evaluate the DAG: ``h = act(z)``, ``z = u + W^T h``, in position order.
 
     Parameters
@@ -133,10 +182,58 @@ def blocked_forward(u: Tensor, weight: Tensor, plan: Plan, codes: Tensor) -> Ten
         From :func:`ncg.schedule.build_plan`; its ``kinds`` say which blocks are dense.
     codes : Tensor
         uint8 ``[N]`` activation code per position (:data:`ncg.kernels.sweep.ACTIVATION_CODES`).
+    push_from : int, default 0
+        The backward pushes no gradient into rows below it: set it to the number of leading input
+        nodes when nobody reads their gradient (the input needs none). Two thirds of a
+        whole-network FreeNet's edges leave its inputs, so this skips most of the push; the rows'
+        ``u.grad`` is then zero, and the weight gradients are unchanged.
 
     Returns
     -------
     Tensor
         ``[N, B]`` activations in position order.
     """
-    return _BlockedDAG.apply(u, weight.to(u.dtype), codes, plan)
+    return _BlockedDAG.apply(u, weight.to(u.dtype), codes, plan, push_from)
+
+
+def graph_input_forward(
+    x: Tensor, bias: Tensor, weight: Tensor, plan: Plan, codes: Tensor, input_pos: Tensor, push_from: int = 0,
+    in_order: bool = False,
+) -> Tensor:
+    """:func:`blocked_forward` for a network whose inputs are graph nodes, from the features.
+
+    Equal to ``blocked_forward(u, ...)`` with ``u = bias`` broadcast over the batch and the rows
+    ``input_pos`` replaced by ``x.t()``, without building ``u``: the input nodes' rows start as
+    the features (their biases are unused and get no gradient).
+
+    Parameters
+    ----------
+    x : Tensor
+        ``[B, F]`` features.
+    bias : Tensor
+        ``[N]`` biases in position order.
+    weight, plan, codes, push_from
+        As in :func:`blocked_forward`.
+    input_pos : Tensor
+        int64 ``[F]``: the row (position) of each input node.
+    in_order : bool, default False
+        Promise that ``input_pos`` is ``arange(F)`` (the inputs lead in feature order), so the
+        features arrive by one transposing copy.
+
+    Returns
+    -------
+    Tensor
+        ``[N, B]`` activations in position order.
+
+    Examples
+    --------
+    >>> from ncg.schedule import build_plan
+    >>> plan = build_plan(torch.tensor([[0], [1]]), 2, mode="sparse")      # input node 0 -> neuron 1
+    >>> codes = torch.tensor([0, 1], dtype=torch.uint8)
+    >>> graph_input_forward(torch.tensor([[3.0]]), torch.tensor([0.0, 0.5]), torch.tensor([2.0]), plan,
+    ...                     codes, torch.tensor([0]))
+    tensor([[3.0000],
+            [6.5000]])
+    """
+    dtype = bias.dtype
+    return _GraphInputDAG.apply(x.to(dtype), bias, weight.to(dtype), codes, plan, input_pos, in_order, push_from)

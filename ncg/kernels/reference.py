@@ -25,8 +25,9 @@ from ncg.schedule import Plan
 __all__ = ["reference_forward"]
 
 
-def reference_forward(u: Tensor, weight: Tensor, plan: Plan, codes: Tensor) -> Tensor:
-    """Per-neuron evaluation with the same contract as :func:`ncg.kernels.blocked.blocked_forward`."""
+def reference_forward(u: Tensor, weight: Tensor, plan: Plan, codes: Tensor, push_from: int = 0) -> Tensor:
+    """Per-neuron evaluation with the same contract as :func:`ncg.kernels.blocked.blocked_forward`
+    (``push_from`` is accepted and ignored: autograd computes every gradient)."""
     names = {code: name for name, code in ACTIVATION_CODES.items()}
     rows: list[Tensor] = []
     for p in range(u.shape[0]):

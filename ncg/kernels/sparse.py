@@ -36,7 +36,7 @@ from torch import Tensor
 from ncg.kernels.sweep import _ACTIVATION_NAMES, _call, _cpp_for, activation_derivative, activation_fn
 from ncg.schedule import Plan
 
-__all__ = ["csr_forward", "csr_backward", "pair_dots"]
+__all__ = ["csr_forward", "csr_backward", "csr_infer", "pair_dots"]
 
 _CHUNK_ELEMENTS = 1 << 24
 """The PyTorch backend gathers at most this many ``edges x batch`` elements at once."""
@@ -90,7 +90,7 @@ def csr_forward(z: Tensor, h: Tensor, plan: Plan, w_csr: Tensor, codes: Tensor, 
 
 def csr_backward(
     h: Tensor, dh: Tensor, g: Tensor, plan: Plan, w_csr: Tensor, codes: Tensor, start: int, end: int,
-    dw: Tensor | None = None,
+    dw: Tensor | None = None, push_from: int = 0,
 ) -> None:
     """Backward over rows ``start:end``: ``g`` written there, ``dh`` of their sources updated in
     place (``dh[start:end]`` must already hold every contribution from later rows).
@@ -98,12 +98,13 @@ def csr_backward(
     ``g`` may be ``dh`` itself: each row of ``dh`` is read before its ``g`` is written. With
     ``dw`` (``[plan.indptr[end] - plan.indptr[start]]``), ``dL/dw`` of the CSR slots of those
     rows, ``<h[src[e]], g[p]>``, is written there: the compiled kernel computes it in the same
-    pass, while it loads each source row for the push.
+    pass, while it loads each source row for the push. Rows below ``push_from`` (input nodes
+    whose gradient nobody reads) receive nothing: their ``dh`` is left as it was.
     """
     ext = _cpp_for((h, dh, g, w_csr), None)
     if ext is not None:
         return _call(ext.csr_sweep_backward, h, dh, g, plan.indptr, plan.csr_src, w_csr.contiguous(), codes,
-                     start, end, dw)
+                     start, end, dw, push_from)
     for a, b in reversed(_generations(plan, start, end)):
         for rows, name in _by_code(codes, a, b):
             r = a + rows
@@ -111,7 +112,9 @@ def csr_backward(
         first, last, dst = _slots(plan, a, b)
         for lo, hi in _chunks(first, last, h.shape[1]):
             src = plan.csr_src[lo:hi].long()
-            dh.index_add_(0, src, w_csr[lo:hi, None] * g[dst[lo - first:hi - first]])
+            pushed = src >= push_from
+            targets = dst[lo - first:hi - first][pushed]
+            dh.index_add_(0, src[pushed], w_csr[lo:hi][pushed, None] * g[targets])
     if dw is not None:
         _weight_grad(h, g, plan, start, end, dw)
     return None
@@ -146,3 +149,35 @@ def pair_dots(a: Tensor, b: Tensor, rows_a: Tensor, rows_b: Tensor) -> Tensor:
     for lo, hi in _chunks(0, rows_a.numel(), a.shape[1]):
         out[lo:hi] = (a[rows_a[lo:hi]] * b[rows_b[lo:hi]]).sum(1)
     return out
+
+
+def csr_infer(
+    x: Tensor, plan: Plan, bias: Tensor, w_csr: Tensor, codes: Tensor, input_pos: Tensor, out_pos: Tensor,
+    check: bool = True,
+) -> Tensor | None:
+    """Whole-network inference of an all-sparse plan in one compiled call, or None where the
+    compiled kernel does not run (another device or dtype, ``NCG_DISABLE_CPP=1``, a failed build).
+
+    ``x``: ``[B, F]`` features (batch-major, as a model receives them); ``bias``: ``[N]`` in position
+    order; ``w_csr``: weights in slot order; ``input_pos`` / ``out_pos``: int64 rows of the input
+    nodes (feature ``f`` enters row ``input_pos[f]``, its bias is ignored) and of the outputs.
+    Returns ``[B, K]``: ``h`` of the output rows. Each tile of the batch is evaluated in a
+    thread-private ``[N, tile]`` scratch that stays in the caches, so no ``[N, B]`` tensor and no
+    autograd state exist. ``check`` validates the CSR structure, O(E): a plan from
+    :func:`~ncg.schedule.build_plan` needs it once.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ncg.schedule import build_plan
+    >>> plan = build_plan(torch.tensor([[0], [1]]), 2, mode="sparse")      # input node 0 -> neuron 1
+    >>> out = csr_infer(torch.tensor([[3.0]]), plan, torch.tensor([0.0, 0.5]), torch.tensor([2.0]),
+    ...                 torch.tensor([0, 1], dtype=torch.uint8), torch.tensor([0]), torch.tensor([1]))
+    >>> out is None or out.tolist() == [[6.5]]
+    True
+    """
+    ext = _cpp_for((x, bias, w_csr), None)
+    if ext is None or x.requires_grad:
+        return None
+    return _call(ext.csr_infer, x, input_pos, bias.contiguous(), plan.indptr, plan.csr_src, w_csr.contiguous(),
+                 codes, out_pos, check)

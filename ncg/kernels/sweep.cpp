@@ -385,6 +385,7 @@ struct CsrArgs {
   const T* w;
   int64_t start, end;
   T* dw;  // backward: dL/dw of the slots indptr[start].. added here when not null
+  int64_t push_from;  // backward: rows below this need no dL/dh (input nodes): not pushed to
 };
 
 template <typename T, int64_t N>
@@ -433,8 +434,10 @@ NCG_INLINE void csr_backward_tile(const CsrArgs<T>& a, int64_t col) {
     for (int64_t e = a.indptr[p]; e < a.indptr[p + 1]; ++e) {
       const T wv = a.w[e];
       const int64_t s = a.src[e];
-      T* __restrict__ d = dh + s * a.lddh;
-      for (int64_t t = 0; t < N; ++t) d[t] += wv * gp[t];
+      if (s >= a.push_from) {
+        T* __restrict__ d = dh + s * a.lddh;
+        for (int64_t t = 0; t < N; ++t) d[t] += wv * gp[t];
+      }
       if constexpr (kGrad) dw[e] += dot_row<T, N>(h + s * a.ldh, gp);
     }
   }
@@ -449,6 +452,71 @@ NCG_INLINE void csr_backward_tile(const CsrArgs<T>& a, int64_t col) {
   }
 }
 
+// ---------------------------------------------------------------- whole-network inference
+
+// Inference over a plan whose blocks are all sparse, in one call: batch-major x in, batch-major
+// outputs out. Each tile of columns is evaluated in a thread-private [n, tile] scratch that
+// stays in the caches: rows start as the biases, the input nodes' rows take their features, the
+// CSR forward runs over every row, and the output rows are copied out. Nothing of size [N, B]
+// exists, and no autograd state is kept.
+template <typename T>
+struct InferArgs {
+  const T* x;                 // [B, F], row stride ldx
+  int64_t ldx, features;
+  const int64_t* input_pos;   // [F]: the row of input node f
+  const T* bias;              // [n], position order
+  const uint8_t* codes;
+  const int64_t* indptr;
+  const int32_t* src;
+  const T* w;
+  int64_t n;
+  const int64_t* out_pos;     // [K]
+  int64_t outputs;
+  T* out;                     // [B, K]
+};
+
+// Columns col..col+cols-1 (cols <= N) through the scratch s ([n, N]).
+template <typename T, int64_t N>
+NCG_INLINE void infer_tile(const InferArgs<T>& a, int64_t col, int64_t cols, T* __restrict__ s) {
+  for (int64_t p = 0; p < a.n; ++p) {
+    const T b = a.bias[p];
+    for (int64_t t = 0; t < N; ++t) s[p * N + t] = b;
+  }
+  for (int64_t t = 0; t < cols; ++t) {
+    const T* __restrict__ xr = a.x + (col + t) * a.ldx;
+    for (int64_t f = 0; f < a.features; ++f) s[a.input_pos[f] * N + t] = xr[f];
+  }
+  const CsrArgs<T> c{s, s, nullptr, nullptr, N, N, N, N, a.codes, a.indptr, a.src, a.w, 0, a.n, nullptr, 0};
+  csr_forward_tile<T, N>(c, 0);
+  for (int64_t t = 0; t < cols; ++t) {
+    T* __restrict__ o = a.out + (col + t) * a.outputs;
+    for (int64_t k = 0; k < a.outputs; ++k) o[k] = s[a.out_pos[k] * N + t];
+  }
+}
+
+// One column (a batch of one, or the columns past the last full tile): each row's sum runs in
+// four independent partial sums, so that it is not one chain of dependent adds.
+template <typename T>
+void infer_column(const InferArgs<T>& a, int64_t col, T* __restrict__ s) {
+  for (int64_t p = 0; p < a.n; ++p) s[p] = a.bias[p];
+  const T* __restrict__ xr = a.x + col * a.ldx;
+  for (int64_t f = 0; f < a.features; ++f) s[a.input_pos[f]] = xr[f];
+  for (int64_t p = 0; p < a.n; ++p) {
+    const int64_t end = a.indptr[p + 1];
+    int64_t e = a.indptr[p];
+    if (e == end && a.codes[p] == kIdentity) continue;
+    T part[4] = {T(0), T(0), T(0), T(0)};
+    for (; e + 4 <= end; e += 4) {
+      for (int64_t k = 0; k < 4; ++k) part[k] += a.w[e + k] * s[a.src[e + k]];
+    }
+    for (; e < end; ++e) part[0] += a.w[e] * s[a.src[e]];
+    T z = s[p] + ((part[0] + part[1]) + (part[2] + part[3]));
+    activate_row<T, 1>(a.codes[p], &z, s + p);
+  }
+  T* __restrict__ o = a.out + col * a.outputs;
+  for (int64_t k = 0; k < a.outputs; ++k) o[k] = s[a.out_pos[k]];
+}
+
 // ---------------------------------------------------------------- per-instruction-set entry points
 
 // Sweeps tiles [begin, end) of full width.
@@ -459,6 +527,10 @@ struct TileKernels {
   void (*backward)(const BackwardArgs<T>&, int64_t begin, int64_t end);
   void (*csr_forward)(const CsrArgs<T>&, int64_t begin, int64_t end);
   void (*csr_backward)(const CsrArgs<T>&, int64_t begin, int64_t end);
+  void (*infer)(const InferArgs<T>&, int64_t begin, int64_t end);
+  // The backward with the weight gradient over tiles of twice the width: each slot's dL/dw
+  // costs one horizontal reduction per tile, so wider tiles halve them.
+  void (*csr_backward_wide)(const CsrArgs<T>&, int64_t begin, int64_t end);
 };
 
 // One forward and one backward entry point for element type T and a tile of WIDTH_BYTES bytes
@@ -481,8 +553,19 @@ struct TileKernels {
       csr_backward_tile<T, NAME##_tile>(a, k * NAME##_tile);                                \
     }                                                                                       \
   }                                                                                         \
+  ATTRIBUTES void NAME##_infer(const InferArgs<T>& a, int64_t begin, int64_t end) {        \
+    std::unique_ptr<T[]> scratch(new T[a.n * NAME##_tile]);                                 \
+    for (int64_t k = begin; k < end; ++k) {                                                 \
+      infer_tile<T, NAME##_tile>(a, k * NAME##_tile, NAME##_tile, scratch.get());           \
+    }                                                                                       \
+  }                                                                                         \
+  ATTRIBUTES void NAME##_csr_backward_wide(const CsrArgs<T>& a, int64_t begin, int64_t end) { \
+    for (int64_t k = begin; k < end; ++k) {                                                 \
+      csr_backward_tile<T, 2 * NAME##_tile>(a, k * 2 * NAME##_tile);                        \
+    }                                                                                       \
+  }                                                                                         \
   constexpr TileKernels<T> NAME{NAME##_tile, NAME##_forward, NAME##_backward, NAME##_csr_forward, \
-                                NAME##_csr_backward};
+                                NAME##_csr_backward, NAME##_infer, NAME##_csr_backward_wide};
 
 #if NCG_X86_DISPATCH
 #define NCG_AVX2 __attribute__((target("avx2,fma")))
@@ -729,19 +812,19 @@ void csr_sweep_impl(const CsrArgs<T>& a, int64_t cols, bool forward) {
 template <typename T>
 void csr_backward_with_grad(const CsrArgs<T>& a, int64_t cols) {
   const TileKernels<T>& kern = kernels(T());
-  const int64_t tile = kern.tile;
-  const int64_t full = cols / tile;
+  const int64_t tile = kern.tile, wide = 2 * tile;
+  const int64_t full = cols / wide;
   const int64_t slots = a.indptr[a.end] - a.indptr[a.start];
   std::fill(a.dw, a.dw + slots, T(0));
   if (full > 0) {
-    const int64_t grain = grain_in_tiles(tile, a.end - a.start, slots);
+    const int64_t grain = grain_in_tiles(wide, a.end - a.start, slots);
     const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), full / grain));
     std::vector<T> partial((chunks - 1) * slots, T(0));
     at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c) {
         CsrArgs<T> mine = a;
         mine.dw = c == 0 ? a.dw : partial.data() + (c - 1) * slots;
-        kern.csr_backward(mine, c * full / chunks, (c + 1) * full / chunks);
+        kern.csr_backward_wide(mine, c * full / chunks, (c + 1) * full / chunks);
       }
     });
     for (int64_t c = 1; c < chunks; ++c) {
@@ -749,7 +832,13 @@ void csr_backward_with_grad(const CsrArgs<T>& a, int64_t cols) {
       for (int64_t e = 0; e < slots; ++e) a.dw[e] += part[e];
     }
   }
-  csr_columns(a, full * tile, cols, /*forward=*/false);
+  // What is left: at most one tile of the regular width, then single columns.
+  int64_t done = full * wide;
+  if (cols - done >= tile) {
+    kern.csr_backward(a, done / tile, done / tile + 1);
+    done += tile;
+  }
+  csr_columns(a, done, cols, /*forward=*/false);
 }
 
 // Rows [start, end) of an [n, B] matrix and a CSR whose slots there point at earlier rows.
@@ -803,9 +892,10 @@ void check_csr(const at::Tensor& z, const at::Tensor& indptr, const at::Tensor& 
 template <typename T>
 CsrArgs<T> csr_args(const at::Tensor& z, const at::Tensor& h, T* dh, T* g, int64_t ld,
                     const uint8_t* codes, const at::Tensor& indptr, const at::Tensor& src,
-                    const at::Tensor& w, int64_t start, int64_t end, T* dw = nullptr) {
+                    const at::Tensor& w, int64_t start, int64_t end, T* dw = nullptr, int64_t push_from = 0) {
   return CsrArgs<T>{z.data_ptr<T>(),           h.data_ptr<T>(),         dh, g, ld, ld, ld, ld, codes,
-                    indptr.data_ptr<int64_t>(), src.data_ptr<int32_t>(), w.data_ptr<T>(), start, end, dw};
+                    indptr.data_ptr<int64_t>(), src.data_ptr<int32_t>(), w.data_ptr<T>(), start, end, dw,
+                    push_from};
 }
 
 void check_full(const char* name, const at::Tensor& t, const at::Tensor& z, const char* ref = "z") {
@@ -829,9 +919,10 @@ void csr_sweep_forward(at::Tensor z, at::Tensor h, const at::Tensor& indptr, con
 // g may be dh itself: row p of dh is read before g[p] is written, and dh only receives pushes
 // to rows before p. With dw ([E] for all slots, or [slots of start:end]), dL/dw of the slots of
 // rows [start, end) is written there.
+// Rows below push_from (the input nodes, whose dL/dh nobody reads) receive no pushes.
 void csr_sweep_backward(const at::Tensor& h, at::Tensor dh, at::Tensor g, const at::Tensor& indptr,
                         const at::Tensor& src, const at::Tensor& w, const at::Tensor& codes, int64_t start,
-                        int64_t end, const std::optional<at::Tensor>& dw) {
+                        int64_t end, const std::optional<at::Tensor>& dw, int64_t push_from) {
   check_csr(h, indptr, src, w, codes, start, end, "h");
   check_full("dh", dh, h, "h");
   check_full("g", g, h, "h");
@@ -848,7 +939,7 @@ void csr_sweep_backward(const at::Tensor& h, at::Tensor dh, at::Tensor g, const 
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "csr_sweep_backward", [&] {
     const auto a = csr_args<scalar_t>(h, h, dh.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), ld,
                                       c.data_ptr<uint8_t>(), indptr, src, w, start, end,
-                                      dw.has_value() ? dw->data_ptr<scalar_t>() : nullptr);
+                                      dw.has_value() ? dw->data_ptr<scalar_t>() : nullptr, push_from);
     if (a.dw != nullptr) {
       csr_backward_with_grad<scalar_t>(a, ld);
     } else if (ld > 0) {
@@ -907,6 +998,53 @@ at::Tensor pair_dots(const at::Tensor& a, const at::Tensor& b, const at::Tensor&
   return out;
 }
 
+
+// Whole-network inference of a plan whose blocks are all sparse (see InferArgs). `check`
+// validates the CSR structure (O(E)); callers that hold a plan from build_plan check it once.
+at::Tensor csr_infer(const at::Tensor& x, const at::Tensor& input_pos, const at::Tensor& bias,
+                     const at::Tensor& indptr, const at::Tensor& src, const at::Tensor& w,
+                     const at::Tensor& codes, const at::Tensor& out_pos, bool check) {
+  TORCH_CHECK_VALUE(x.dim() == 2 && x.device().is_cpu() && x.stride(1) == 1 &&
+                        (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble),
+                    "x must be a float32/float64 CPU tensor [B, F] with contiguous rows, got ", x.sizes(), " ",
+                    x.scalar_type(), " strides ", x.strides());
+  const int64_t n = bias.dim() == 1 ? bias.size(0) : -1;
+  TORCH_CHECK_VALUE(bias.dim() == 1 && bias.is_contiguous() && bias.scalar_type() == x.scalar_type(),
+                    "bias must be a contiguous [N] tensor of dtype ", x.scalar_type(), ", got ", bias.sizes(), " ",
+                    bias.scalar_type());
+  TORCH_CHECK_VALUE(w.dim() == 1 && w.size(0) == src.size(0) && w.is_contiguous() &&
+                        w.scalar_type() == x.scalar_type(),
+                    "w must be a contiguous [", src.size(0), "] tensor of dtype ", x.scalar_type(), ", got ",
+                    w.sizes(), " ", w.scalar_type());
+  TORCH_CHECK_VALUE(codes.dim() == 1 && codes.size(0) == n && codes.scalar_type() == at::kByte &&
+                        codes.is_contiguous(),
+                    "codes must be contiguous uint8 of shape [", n, "], got ", codes.sizes(), " ", codes.scalar_type());
+  const int64_t features = x.size(1);
+  if (check) {
+    check_structure(n, indptr, src, 0, n);
+    checked_codes(codes);
+    check_rows("input_pos", input_pos, features, n);
+    check_rows("out_pos", out_pos, out_pos.dim() == 1 ? out_pos.size(0) : -1, n);
+  }
+  const int64_t cols = x.size(0), outputs = out_pos.size(0);
+  at::Tensor out = at::empty({cols, outputs}, x.options());
+  if (cols == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "csr_infer", [&] {
+    const InferArgs<scalar_t> a{x.data_ptr<scalar_t>(), x.stride(0), features, input_pos.data_ptr<int64_t>(),
+                                bias.data_ptr<scalar_t>(), codes.data_ptr<uint8_t>(), indptr.data_ptr<int64_t>(),
+                                src.data_ptr<int32_t>(), w.data_ptr<scalar_t>(), n, out_pos.data_ptr<int64_t>(),
+                                outputs, out.data_ptr<scalar_t>()};
+    const TileKernels<scalar_t>& kern = kernels(scalar_t());
+    const int64_t full = cols / kern.tile;
+    if (full > 0) {
+      const int64_t grain = grain_in_tiles(kern.tile, n, src.size(0));
+      at::parallel_for(0, full, grain, [&](int64_t begin, int64_t end) { kern.infer(a, begin, end); });
+    }
+    std::vector<scalar_t> scratch(n);
+    for (int64_t c = full * kern.tile; c < cols; ++c) infer_column<scalar_t>(a, c, scratch.data());
+  });
+  return out;
+}
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -924,6 +1062,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "dL/dw of their slots written into dw when given",
         pybind11::arg("h"), pybind11::arg("dh"), pybind11::arg("g"), pybind11::arg("indptr"),
         pybind11::arg("src"), pybind11::arg("w"), pybind11::arg("codes"), pybind11::arg("start"),
-        pybind11::arg("end"), pybind11::arg("dw") = pybind11::none());
+        pybind11::arg("end"), pybind11::arg("dw") = pybind11::none(), pybind11::arg("push_from") = 0);
+  m.def("csr_infer", &csr_infer,
+        "Whole-network inference of an all-sparse plan: x [B, F] -> the output rows [B, K]",
+        pybind11::arg("x"), pybind11::arg("input_pos"), pybind11::arg("bias"), pybind11::arg("indptr"),
+        pybind11::arg("src"), pybind11::arg("w"), pybind11::arg("codes"), pybind11::arg("out_pos"),
+        pybind11::arg("check") = true);
   m.def("pair_dots", &pair_dots, "out[k] = <a[rows_a[k]], b[rows_b[k]]> for [N, B] matrices a and b");
 }

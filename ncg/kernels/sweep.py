@@ -37,12 +37,6 @@ tensor([[2., 0.],
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
-import threading
-import time
-import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -50,6 +44,7 @@ import torch
 from torch import Tensor
 
 from ncg.errors import NCGError
+from ncg.kernels import build
 
 __all__ = [
     "ACTIVATION_CODES",
@@ -74,9 +69,6 @@ ACTIVATION_CODES: dict[str, int] = {
 
 _ACTIVATION_NAMES = {code: name for name, code in ACTIVATION_CODES.items()}
 
-EXTENSION_NAME = "ncg_sweep"
-STALE_LOCK_SECONDS = 600
-"""A build lock older than this was left by a killed build (a build takes 15-80 s): removed."""
 _SOURCE = Path(__file__).with_name("sweep.cpp")
 _CPP_DTYPES = (torch.float32, torch.float64)
 
@@ -316,81 +308,10 @@ def sweep_backward_reference(h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *,
 
 # ---------------------------------------------------------------------------- compiled kernel
 
-_build_lock = threading.Lock()
-
-# GCC flags that keep the tile loops of sweep.cpp vectorised, none of which changes results:
-# unroll-and-jam would fuse two edges into one scalar loop; complete peeling of loops of up to
-# 16 iterations (float64 tiles) would break them into scalar statements before vectorisation;
-# trapping math would keep the branch-free float32 tanh/sigmoid from being if-converted.
-_GCC_FLAGS = [
-    "-fno-loop-unroll-and-jam",
-    "--param=max-completely-peel-times=8",
-    "-fno-trapping-math",
-]
-
-
-def extension_name(source: bytes, flags: list[str]) -> str:
-    """The build's name: :data:`EXTENSION_NAME` plus a hash of the source, the flags and the
-    torch version, so two checkouts or versions on one machine never rebuild each other.
-
-    Examples
-    --------
-    >>> extension_name(b"a", ["-O3"]) == extension_name(b"b", ["-O3"])
-    False
-    """
-    digest = hashlib.sha256(source + "\0".join([*flags, torch.__version__]).encode()).hexdigest()
-    return f"{EXTENSION_NAME}_{digest[:12]}"
-
-
-def clear_stale_lock(build_directory: Path, max_age: float = STALE_LOCK_SECONDS) -> bool:
-    """Remove the ``lock`` file of ``build_directory`` if it is older than ``max_age`` seconds
-    (left by a build that was killed, which would block every later import); True if removed."""
-    lock = Path(build_directory) / "lock"
-    try:
-        if time.time() - lock.stat().st_mtime <= max_age:
-            return False
-        lock.unlink()
-    except FileNotFoundError:
-        return False
-    warnings.warn(f"ncg: removed a stale build lock {lock} left by an interrupted build", RuntimeWarning, stacklevel=2)
-    return True
-
-
-@functools.cache
-def _build_extension():
-    if os.environ.get("NCG_DISABLE_CPP") == "1":
-        return None
-    try:
-        from torch.utils import cpp_extension
-
-        cflags = ["-O3", "-fopenmp"]  # OpenMP: at::parallel_for is inlined from the headers
-        is_gcc = getattr(cpp_extension, "check_compiler_is_gcc", lambda compiler: False)
-        if is_gcc(os.environ.get("CXX", "c++")):
-            cflags += _GCC_FLAGS
-        name = extension_name(_SOURCE.read_bytes(), cflags)
-        build_directory = getattr(cpp_extension, "_get_build_directory", None)
-        if build_directory is not None:
-            clear_stale_lock(Path(build_directory(name, verbose=False)))
-        return cpp_extension.load(
-            name=name,
-            sources=[str(_SOURCE)],
-            extra_cflags=cflags,
-            extra_ldflags=["-fopenmp"],
-            verbose=False,
-        )
-    except Exception as exc:  # no compiler, no ninja, a read-only cache, ...: run in PyTorch
-        warnings.warn(
-            f"ncg: could not build the C++ sweep kernel ({type(exc).__name__}: {exc}); "
-            "falling back to the slower PyTorch reference",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None
-
 
 def _extension():
-    with _build_lock:
-        return _build_extension()
+    """The compiled kernel's module, built on first use (:mod:`ncg.kernels.build`), or None."""
+    return build.extension(_SOURCE)
 
 
 def cpp_available() -> bool:

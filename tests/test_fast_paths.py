@@ -1,0 +1,121 @@
+"""The paths that make a learned FreeNet's cost follow its edges: one-call inference
+(`csr_infer`), the graph-input training path that builds no `u`, and the backward that pushes
+nothing into input nodes. Each is held against the per-neuron reference evaluator."""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ncg import FreeNet
+from ncg.build import sparse_start
+from ncg.errors import NCGError
+from ncg.evolve import Edit, apply_edits
+from ncg.kernels.sparse import csr_infer
+from ncg.kernels.sweep import cpp_available
+from ncg.schedule import build_plan
+
+ACTIVATIONS = ["identity", "relu", "square_relu", "tanh", "sigmoid"]
+
+
+def _pair(graph, evaluator: str = "auto", **kwargs) -> tuple[FreeNet, FreeNet]:
+    net = FreeNet(graph, in_features=graph.num_inputs, evaluator=evaluator, **kwargs)
+    ref = FreeNet(graph, in_features=graph.num_inputs, evaluator="reference", **kwargs)
+    ref.load_state_dict(net.state_dict())
+    return net, ref
+
+
+def _edited(graph):
+    """The graph after a prune, an added input edge and a removed hidden neuron."""
+    src, dst = graph.edge_index
+    hidden = [v for v in range(graph.num_neurons) if v not in set(graph.inputs.tolist()) | set(graph.outputs.tolist())]
+    existing = set(zip(src.tolist(), dst.tolist()))
+    missing = next((i, o) for i in graph.inputs.tolist() for o in graph.outputs.tolist() if (i, o) not in existing)
+    edits = [Edit("prune_edge", int(src[0]), int(dst[0])), Edit("add_edge", *missing, 0.3),
+             Edit("remove_neuron", hidden[0], -1)]
+    return apply_edits(graph, edits, unreachable="ignore")[0]
+
+
+@given(seed=st.integers(0, 10_000), fan_in=st.integers(1, 6), batch=st.sampled_from([1, 2, 63, 64, 65, 130, 300]),
+       activation=st.sampled_from(ACTIVATIONS), edited=st.booleans())
+def test_inference_matches_the_reference(seed, fan_in, batch, activation, edited):
+    graph = sparse_start(9, 14, 3, fan_in=fan_in, seed=seed)
+    graph = _edited(graph) if edited else graph
+    net, ref = _pair(graph, "sparse", activation=activation)
+    net, ref = net.double(), ref.double()
+    x = torch.randn(batch, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        fast = net(x)
+    torch.testing.assert_close(fast, ref(x).detach(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.skipif(not cpp_available(), reason="needs the compiled kernel")
+def test_inference_runs_in_one_compiled_call_and_caches_its_gathers():
+    net = FreeNet(sparse_start(20, 30, 4, fan_in=5, seed=0), in_features=20, evaluator="sparse")
+    x = torch.randn(5, 20)
+    with torch.no_grad():
+        first = net(x)
+        frozen = net._plan_cache[3]
+        cached = frozen._parameters
+        assert frozen.checked and cached is not None
+        assert net(x).equal(first) and frozen._parameters is cached  # nothing changed: nothing gathered again
+        net.weight.mul_(2.0)  # an optimiser step bumps the version: gathered again
+        assert not net(x).equal(first) and frozen._parameters is not cached
+
+
+def test_graph_input_training_matches_the_reference_forward_and_backward():
+    for evaluator in ("sparse", "dense", "auto"):
+        for x_needs_grad in (False, True):
+            net, ref = _pair(sparse_start(12, 20, 3, fan_in=5, seed=1), evaluator)
+            net, ref = net.double(), ref.double()
+            x = torch.randn(130, 12, dtype=torch.float64, requires_grad=x_needs_grad)
+            grads = []
+            for model in (net, ref):
+                x.grad = None
+                model(x).square().sum().backward()
+                grads.append([model.weight.grad, model.bias.grad, x.grad])
+            for fast, slow in zip(*grads):
+                if slow is None:
+                    assert fast is None
+                else:
+                    torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-10)
+
+
+def test_a_batch_of_one_leaves_the_bias_untouched():
+    # at batch 1 `bias[:, None].expand(-1, 1)` is already contiguous: a view that must not be written
+    net, ref = _pair(sparse_start(5, 0, 3, fan_in=2, seed=0))
+    bias = net.bias.detach().clone()
+    for batch in (1, 3, 1):
+        x = torch.randn(batch, 5)
+        with torch.no_grad():
+            torch.testing.assert_close(net(x), ref(x))
+        net(x).sum().backward()
+    assert net.bias.detach().equal(bias)
+
+
+def test_forward_states_still_gives_the_input_rows_gradient():
+    # RigL-style scoring reads u.grad; an input node's row is sum over its out-edges of w * g[target]
+    net, _ = _pair(sparse_start(6, 8, 2, fan_in=3, seed=0), "sparse")
+    out, u, _ = net.forward_states(torch.randn(4, 6))
+    u.retain_grad()
+    out.sum().backward()
+    position = net.plan()[0].position
+    src, dst = net.edge_index
+    for node in net.inputs.tolist():
+        want = torch.zeros(4)
+        for e in (src == node).nonzero().flatten().tolist():
+            want += net.weight[e].detach() * u.grad[position[dst[e]]]
+        torch.testing.assert_close(u.grad[position[node]], want)
+
+
+@pytest.mark.skipif(not cpp_available(), reason="needs the compiled kernel")
+def test_csr_infer_checks_its_arguments():
+    plan = build_plan(torch.tensor([[0], [1]]), 2, mode="sparse")
+    codes = torch.tensor([0, 1], dtype=torch.uint8)
+    args = (plan, torch.tensor([0.0, 0.5]), torch.tensor([2.0]), codes, torch.tensor([0]))
+    with pytest.raises(NCGError, match="out_pos"):
+        csr_infer(torch.ones(1, 1), *args, torch.tensor([2]))
+    with pytest.raises(NCGError, match="bias must be"):
+        csr_infer(torch.ones(1, 1, dtype=torch.float64), *args, torch.tensor([1]))
+    assert csr_infer(torch.ones(1, 1, requires_grad=True), *args, torch.tensor([1])) is None
