@@ -343,13 +343,16 @@ class FreeNet(nn.Module):
         key = (id(ei), ei._version, id(self.outputs), self.outputs._version, id(self.inputs), ei.device,
                self.block_size, self.evaluator, self.activation, self.output_activation)
         if self._plan_cache is None or self._plan_cache[0] != key:
-            mode = self.evaluator if self.evaluator in MODES else "auto"
-            plan = build_plan(ei, self.num_neurons, self.block_size, tie_break=self.order_position(), mode=mode)
-            codes = torch.full((self.num_neurons,), ACTIVATION_CODES[self.activation], dtype=torch.uint8)
-            codes[self.outputs.cpu()] = ACTIVATION_CODES[self.output_activation]
-            codes[self.inputs.cpu()] = ACTIVATION_CODES["identity"]
-            plan, codes = plan.to(ei.device), codes[plan.perm].to(ei.device)
-            self._plan_cache = (key, plan, codes, _Frozen.of(plan, self.inputs, self.outputs))
+            # Normal tensors even under torch.inference_mode(): the plan outlives the call, and
+            # training after an inference-mode evaluation must be able to save them for backward.
+            with torch.inference_mode(False):
+                mode = self.evaluator if self.evaluator in MODES else "auto"
+                plan = build_plan(ei, self.num_neurons, self.block_size, tie_break=self.order_position(), mode=mode)
+                codes = torch.full((self.num_neurons,), ACTIVATION_CODES[self.activation], dtype=torch.uint8)
+                codes[self.outputs.cpu()] = ACTIVATION_CODES[self.output_activation]
+                codes[self.inputs.cpu()] = ACTIVATION_CODES["identity"]
+                plan, codes = plan.to(ei.device), codes[plan.perm].to(ei.device)
+                self._plan_cache = (key, plan, codes, _Frozen.of(plan, self.inputs, self.outputs))
         return self._plan_cache[1], self._plan_cache[2]
 
     def order_position(self) -> Tensor:

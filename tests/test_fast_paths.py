@@ -119,3 +119,14 @@ def test_csr_infer_checks_its_arguments():
     with pytest.raises(NCGError, match="bias must be"):
         csr_infer(torch.ones(1, 1, dtype=torch.float64), *args, torch.tensor([1]))
     assert csr_infer(torch.ones(1, 1, requires_grad=True), *args, torch.tensor([1])) is None
+
+
+def test_training_after_an_inference_mode_evaluation():
+    # the plan built inside torch.inference_mode() must not be made of inference tensors
+    for graph in (sparse_start(6, 8, 2, fan_in=3, seed=0), sparse_start(6, 8, 2, density=1.0, seed=0)):
+        net = FreeNet(graph, in_features=6)
+        x = torch.randn(3, 6)
+        with torch.inference_mode():
+            before = net(x)
+        net(x).sum().backward()
+        assert net.weight.grad is not None and torch.allclose(net(x), before)
