@@ -130,3 +130,50 @@ def test_training_after_an_inference_mode_evaluation():
             before = net(x)
         net(x).sum().backward()
         assert net.weight.grad is not None and torch.allclose(net(x), before)
+
+
+def _two_thread_forward(queue) -> None:
+    torch.set_num_threads(2)
+    net = FreeNet(sparse_start(30, 60, 4, fan_in=10, seed=0), in_features=30, evaluator="sparse")
+    with torch.no_grad():
+        queue.put(net(torch.ones(512, 30)).sum().item())
+
+
+@pytest.mark.skipif(not cpp_available(), reason="needs the compiled kernel")
+def test_kernel_threads_survive_a_fork():
+    # the kernels' thread pool lives in the parent; a forked child (DataLoader workers) gets none of
+    # its threads and must start its own instead of waiting for them
+    import multiprocessing
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        _two_thread_forward(queue)
+        expected = queue.get(timeout=5)
+        child = context.Process(target=_two_thread_forward, args=(queue,))
+        child.start()
+        child.join(timeout=60)
+        assert child.exitcode == 0, "the forked child hung or failed"
+        assert queue.get(timeout=5) == expected
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.skipif(not cpp_available(), reason="needs the compiled kernel")
+def test_results_do_not_depend_on_which_thread_runs_a_chunk():
+    net = FreeNet(sparse_start(30, 60, 4, fan_in=10, seed=0), in_features=30, evaluator="sparse")
+    x = torch.randn(700, 30)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs = []
+        for _ in range(5):
+            net.zero_grad()
+            out = net(x)
+            out.square().sum().backward()
+            runs.append((out.detach(), net.weight.grad.clone()))
+        assert all(o.equal(runs[0][0]) and g.equal(runs[0][1]) for o, g in runs)
+    finally:
+        torch.set_num_threads(threads)

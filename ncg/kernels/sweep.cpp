@@ -16,7 +16,7 @@
 // Rows are swept two at a time: while the first row of a pair accumulates a source row, the
 // second accumulates it too, so each loaded source row feeds two FMAs (the loop is bound by
 // loads, not arithmetic). Then the first row is finished, its edge into the second added, and the
-// second finished. Tiles are spread over threads with at::parallel_for; a partial last tile runs
+// second finished. Tiles are spread over threads with parallel_chunks; a partial last tile runs
 // through zero-padded scratch rows.
 //
 // Inner loops run over `tile` contiguous columns with compile-time trip counts so that the
@@ -32,12 +32,19 @@
 #include <ATen/ops/empty.h>
 #include <torch/csrc/utils/pybind.h>
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -607,6 +614,107 @@ const TileKernels<float>& kernels(float) { return generic_f32; }
 const TileKernels<double>& kernels(double) { return generic_f64; }
 #endif
 
+// ---------------------------------------------------------------- threads
+
+// Threads whose caller never waits for one that has not started. at::parallel_for (OpenMP) splits
+// a range statically and ends at a barrier, so on a machine where another process holds a core
+// the caller spins at the barrier for a thread that is not running: with two threads and one busy
+// process on two cores, steps were 25-80x slower than on one thread. Here the range is cut into
+// chunks that threads claim from a counter; the caller claims too, and at the end waits only for
+// chunks already claimed (being run). A helper that wakes late finds nothing left and sleeps again.
+// Chunk boundaries depend on the range and the thread count only, never on who runs a chunk, so
+// results do not depend on scheduling.
+class Pool {
+ public:
+  using Body = std::function<void(int64_t, int64_t)>;
+
+  static Pool& instance() {
+    static std::once_flag registered;
+    std::call_once(registered, [] { pthread_atfork(nullptr, nullptr, [] { current() = new Pool(); }); });
+    return *current();
+  }
+
+  // body(lo, hi) over [begin, end) in chunks of at least `grain`, on up to at::get_num_threads()
+  // threads, the caller included.
+  void run(int64_t begin, int64_t end, int64_t grain, const Body& body) {
+    const int64_t range = end - begin;
+    if (range <= 0) return;
+    const int threads = std::max(1, at::get_num_threads());
+    const int64_t most = (range + std::max<int64_t>(grain, 1) - 1) / std::max<int64_t>(grain, 1);
+    if (threads == 1 || most <= 1) {
+      body(begin, end);
+      return;
+    }
+    auto job = std::make_shared<Job>();
+    job->body = &body;
+    job->begin = begin;
+    job->end = end;
+    const int64_t chunks = std::min<int64_t>(most, 4 * static_cast<int64_t>(threads));
+    job->size = (range + chunks - 1) / chunks;
+    job->chunks = (range + job->size - 1) / job->size;
+    job->max_helpers = threads - 1;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (; workers_ < threads - 1; ++workers_) std::thread([this] { serve(); }).detach();
+      job_ = job;
+      ++generation_;
+    }
+    wake_.notify_all();
+    job->work();
+    while (job->done.load(std::memory_order_acquire) < job->chunks) std::this_thread::yield();
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (job_ == job) job_.reset();
+  }
+
+ private:
+  struct Job {
+    const Body* body = nullptr;  // the caller's: only called for chunks claimed before it returns
+    int64_t begin = 0, end = 0, size = 1, chunks = 0;
+    int max_helpers = 0;
+    std::atomic<int64_t> next{0}, done{0};
+    std::atomic<int> helpers{0};
+
+    void work() {
+      for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+        const int64_t lo = begin + c * size;
+        (*body)(lo, std::min(end, lo + size));
+        done.fetch_add(1, std::memory_order_release);
+      }
+    }
+  };
+
+  // Pools are never destroyed (detached workers hold `this`); a forked child, which has none of
+  // the parent's threads, starts a new one.
+  static Pool*& current() {
+    static Pool* pool = new Pool();
+    return pool;
+  }
+
+  void serve() {
+    uint64_t seen = 0;
+    for (;;) {
+      std::shared_ptr<Job> job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+        job = job_;
+      }
+      if (job && job->helpers.fetch_add(1) < job->max_helpers) job->work();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::shared_ptr<Job> job_;
+  uint64_t generation_ = 0;
+  int workers_ = 0;
+};
+
+void parallel_chunks(int64_t begin, int64_t end, int64_t grain, const Pool::Body& body) {
+  Pool::instance().run(begin, end, grain, body);
+}
+
 // ---------------------------------------------------------------- drivers
 
 // Tiles one thread takes at least, so that a chunk amortises waking a thread (a few
@@ -645,7 +753,7 @@ void forward_impl(at::Tensor& z, const at::Tensor& w, const uint8_t* codes, at::
   const int64_t full = cols / tile;
   if (full > 0) {
     const int64_t grain = grain_in_tiles(tile, b, lists.ptr.back());
-    at::parallel_for(0, full, grain, [&](int64_t begin, int64_t end) {
+    parallel_chunks(0, full, grain, [&](int64_t begin, int64_t end) {
       kern.forward(a, begin, end);
     });
   }
@@ -673,7 +781,7 @@ void backward_impl(const at::Tensor& h, const at::Tensor& w, const uint8_t* code
   const int64_t full = cols / tile;
   if (full > 0) {
     const int64_t grain = grain_in_tiles(tile, b, lists.ptr.back());
-    at::parallel_for(0, full, grain, [&](int64_t begin, int64_t end) {
+    parallel_chunks(0, full, grain, [&](int64_t begin, int64_t end) {
       kern.backward(a, begin, end);
     });
   }
@@ -799,7 +907,7 @@ void csr_sweep_impl(const CsrArgs<T>& a, int64_t cols, bool forward) {
   if (full > 0) {
     const int64_t rows = a.end - a.start;
     const int64_t grain = grain_in_tiles(tile, rows, a.indptr[a.end] - a.indptr[a.start]);
-    at::parallel_for(0, full, grain, [&](int64_t begin, int64_t end) {
+    parallel_chunks(0, full, grain, [&](int64_t begin, int64_t end) {
       (forward ? kern.csr_forward : kern.csr_backward)(a, begin, end);
     });
   }
@@ -820,7 +928,7 @@ void csr_backward_with_grad(const CsrArgs<T>& a, int64_t cols) {
     const int64_t grain = grain_in_tiles(wide, a.end - a.start, slots);
     const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), full / grain));
     std::vector<T> partial((chunks - 1) * slots, T(0));
-    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    parallel_chunks(0, chunks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c) {
         CsrArgs<T> mine = a;
         mine.dw = c == 0 ? a.dw : partial.data() + (c - 1) * slots;
@@ -990,7 +1098,7 @@ at::Tensor pair_dots(const at::Tensor& a, const at::Tensor& b, const at::Tensor&
   const int64_t cols = a.size(1);
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "pair_dots", [&] {
     const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, cols));
-    at::parallel_for(0, count, grain, [&](int64_t begin, int64_t end) {
+    parallel_chunks(0, count, grain, [&](int64_t begin, int64_t end) {
       pair_dots_impl<scalar_t>(a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(), cols, rows_a.data_ptr<int64_t>(),
                                rows_b.data_ptr<int64_t>(), out.data_ptr<scalar_t>(), begin, end);
     });
@@ -1038,7 +1146,7 @@ at::Tensor csr_infer(const at::Tensor& x, const at::Tensor& input_pos, const at:
     const int64_t full = cols / kern.tile;
     if (full > 0) {
       const int64_t grain = grain_in_tiles(kern.tile, n, src.size(0));
-      at::parallel_for(0, full, grain, [&](int64_t begin, int64_t end) { kern.infer(a, begin, end); });
+      parallel_chunks(0, full, grain, [&](int64_t begin, int64_t end) { kern.infer(a, begin, end); });
     }
     std::vector<scalar_t> scratch(n);
     for (int64_t c = full * kern.tile; c < cols; ++c) infer_column<scalar_t>(a, c, scratch.data());
