@@ -11,8 +11,9 @@ whole-main-job timing of section 3. Everything below is measured in this process
    outputs first): inference at batch 1, 256 and 10,000 (``torch.inference_mode``) and the
    training step at batch 256 (forward, cross-entropy, backward, Adam step), at one torch thread
    and at the default thread count. Real MNIST samples (test images for inference, a seeded draw of
-   training images for the step). Each repeat times every model once at each thread count in turn
-   (round-robin after warm-up); medians. GMAC/s counts multiply-adds per sample: the FreeNet's edges
+   training images for the step). Each repeat times every model in turn at each thread count
+   (round-robin after warm-up; at batch 1 and 256 the mean of a warm burst of calls, see
+   ``BURSTS``); medians. GMAC/s counts multiply-adds per sample: the FreeNet's edges
    (+ the weights of a linear encoder / decoder, if any), an MLP's weights; a step counts 3x the
    forward's.
 2. **Under load**: the batch-256 rows again while one other busy process spins on the machine;
@@ -230,12 +231,21 @@ def candidates(net: FreeNet, folder: Path) -> list[Model]:
 
 # ---------------------------------------------------------------------------- timing
 
+BURSTS = {1: 20, 256: 3}
+"""Consecutive calls timed together (after one untimed call) per inference batch size: one
+call at batch 1 takes tens of microseconds, and a single call after the other models have run
+would time a cold cache (MLP 784-512-10's 1.6 MB of weights fetched from memory: 0.4 ms instead
+of 0.05 ms here)."""
 
-def interleaved(calls: dict[tuple[str, int], Callable[[], object]], repeats: int, warmup: int
+
+def interleaved(calls: dict[tuple[str, int], Callable[[], object]], repeats: int, warmup: int, burst: int = 1
                 ) -> dict[tuple[str, int], float]:
     """Median seconds of each ``(model, threads)`` call. Each repeat visits the thread counts in
     turn, sets torch's (outside the timed region), makes one untimed call to wake the thread pool,
-    then times every model once."""
+    then times every model in turn over ``burst`` consecutive calls after one untimed call (their
+    mean; ``burst=1``: one call, nothing untimed): a model serving
+    small batches runs warm, with its weights in the caches, as it would in a serving loop, while
+    drift still hits every model alike."""
     blocks = {threads: [key for key in calls if key[1] == threads] for threads in sorted({t for _, t in calls})}
     before = torch.get_num_threads()
     times: dict[tuple[str, int], list[float]] = {key: [] for key in calls}
@@ -250,9 +260,12 @@ def interleaved(calls: dict[tuple[str, int], Callable[[], object]], repeats: int
                 torch.set_num_threads(threads)
                 calls[block[0]]()
                 for key in block:
+                    if burst > 1:
+                        calls[key]()
                     start = time.perf_counter()
-                    calls[key]()
-                    times[key].append(time.perf_counter() - start)
+                    for _ in range(burst):
+                        calls[key]()
+                    times[key].append((time.perf_counter() - start) / burst)
     finally:
         torch.set_num_threads(before)
     return {key: median(values) for key, values in times.items()}
@@ -294,7 +307,7 @@ def time_row(models: list[Model], row: str, data: dict[str, Tensor], counts: lis
             notes[m.name] = f"outputs differ at batch {batch}: {problem}"
             continue
         calls.update({(m.name, threads): (lambda call=call: call(x)) for threads, call in per_count.items()})
-    return interleaved(calls, repeats, warmup), notes
+    return interleaved(calls, repeats, warmup, burst=BURSTS.get(batch, 1)), notes
 
 
 @contextlib.contextmanager
