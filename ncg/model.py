@@ -370,11 +370,14 @@ class FreeNet(nn.Module):
             )
         return x
 
-    def _neuron_states(self, x: Tensor, input_grads: bool = False) -> tuple[Tensor | None, Tensor, Plan]:
+    def _neuron_states(
+        self, x: Tensor, input_grads: bool = False, outputs_only: bool = False,
+    ) -> tuple[Tensor | None, Tensor, Plan]:
         """``(u, h, plan)``: external input ``u`` (encoder + bias) and activations ``h``, both
         ``[N, B]`` in position order. The backward skips the input nodes' gradient unless ``x``
         needs it or ``input_grads`` asks for their rows of ``u.grad``; without ``input_grads``, a
-        network with input nodes builds no ``u`` (None is returned in its place)."""
+        network with input nodes builds no ``u`` (None is returned in its place), and with
+        ``outputs_only`` its ``h`` is the output neurons' rows alone (in decoder order)."""
         plan, codes = self.plan()
         frozen = self._plan_cache[3]
         x = self._flatten(x)
@@ -384,7 +387,7 @@ class FreeNet(nn.Module):
         if self.encoder_kind == "graph" and not input_grads and self.evaluator != "reference":
             with torch.autocast(device_type=x.device.type, enabled=False):
                 h = graph_input_forward(x, bias, self.weight, plan, codes, frozen.input_pos, push_from,
-                                        frozen.inputs_in_order)
+                                        frozen.inputs_in_order, frozen.out_pos if outputs_only else None)
             return None, h, plan
         if self.encoder_kind == "graph":  # input node f holds feature f; its bias is unused
             u = bias.unsqueeze(1).expand(-1, x.shape[0])
@@ -428,7 +431,10 @@ class FreeNet(nn.Module):
             out = self._infer(x)
             if out is not None:
                 return self.decoder(out)
-        _, h, plan = self._neuron_states(x)
+        outputs_only = self.activation_hook is None and self.encoder_kind == "graph" and self.evaluator != "reference"
+        _, h, plan = self._neuron_states(x, outputs_only=outputs_only)
+        if outputs_only:
+            return self.decoder(h.t())
         if self.activation_hook is not None:
             self.activation_hook(h.detach()[plan.position].t())
         return self.decoder(h[plan.position[self.outputs]].t())

@@ -144,7 +144,7 @@ class _GraphInputDAG(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, bias: Tensor, weight: Tensor, codes: Tensor, plan: Plan, input_pos: Tensor,
-                in_order: bool, push_from: int) -> Tensor:
+                in_order: bool, push_from: int, rows: Tensor | None) -> Tensor:
         h = bias.new_empty(bias.shape[0], x.shape[0])  # never a view of bias (at batch 1 expand would be)
         h.copy_(bias.unsqueeze(1))
         if in_order:
@@ -152,13 +152,17 @@ class _GraphInputDAG(torch.autograd.Function):
         else:
             h.index_copy_(0, input_pos, x.t())
         _save(ctx, h, weight, codes, plan, push_from, _evaluate(h, weight, codes, plan))
-        ctx.input_pos = input_pos
-        return h
+        ctx.input_pos, ctx.rows = input_pos, rows
+        return h if rows is None else h.index_select(0, rows)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_h: Tensor):
-        g = grad_h.contiguous().clone()
+    def backward(ctx, grad: Tensor):
+        if ctx.rows is None:
+            g = grad.contiguous().clone()
+        else:  # only the returned rows carry a gradient: one zeroed buffer, no [N, B] from autograd
+            g = grad.new_zeros(ctx.saved_tensors[0].shape)
+            g.index_copy_(0, ctx.rows, grad)
         need_x, need_bias, need_w = ctx.needs_input_grad[:3]
         dw = _propagate(ctx, g, need_w)
         dx = g.index_select(0, ctx.input_pos).t() if need_x else None
@@ -166,7 +170,7 @@ class _GraphInputDAG(torch.autograd.Function):
         if need_bias:  # an input node's bias is unused: no gradient
             dbias = g.sum(1)
             dbias[ctx.input_pos] = 0
-        return dx, dbias, dw, None, None, None, None, None
+        return dx, dbias, dw, None, None, None, None, None, None
 
 
 def blocked_forward(u: Tensor, weight: Tensor, plan: Plan, codes: Tensor, push_from: int = 0) -> Tensor:
@@ -198,7 +202,7 @@ def blocked_forward(u: Tensor, weight: Tensor, plan: Plan, codes: Tensor, push_f
 
 def graph_input_forward(
     x: Tensor, bias: Tensor, weight: Tensor, plan: Plan, codes: Tensor, input_pos: Tensor, push_from: int = 0,
-    in_order: bool = False,
+    in_order: bool = False, rows: Tensor | None = None,
 ) -> Tensor:
     """:func:`blocked_forward` for a network whose inputs are graph nodes, from the features.
 
@@ -219,11 +223,15 @@ def graph_input_forward(
     in_order : bool, default False
         Promise that ``input_pos`` is ``arange(F)`` (the inputs lead in feature order), so the
         features arrive by one transposing copy.
+    rows : Tensor, optional
+        int64 distinct positions (the outputs): return only their rows, ``[len(rows), B]``. The
+        backward then starts from one zeroed buffer instead of autograd's ``[N, B]`` gradient of
+        an indexing and a copy of it.
 
     Returns
     -------
     Tensor
-        ``[N, B]`` activations in position order.
+        ``[N, B]`` activations in position order, or the ``rows`` of them.
 
     Examples
     --------
@@ -236,4 +244,4 @@ def graph_input_forward(
             [6.5000]])
     """
     dtype = bias.dtype
-    return _GraphInputDAG.apply(x.to(dtype), bias, weight.to(dtype), codes, plan, input_pos, in_order, push_from)
+    return _GraphInputDAG.apply(x.to(dtype), bias, weight.to(dtype), codes, plan, input_pos, in_order, push_from, rows)
