@@ -585,8 +585,8 @@ class _Frozen:
     def parameters(self, bias: Tensor, weight: Tensor, plan: Plan) -> tuple[Tensor, Tensor]:
         """``bias`` in position order and ``weight`` in CSR slot order, gathered again only after
         either changed (an optimiser step bumps a tensor's version; an edit, ``.to()`` or
-        ``.double()`` replaces its storage): at batch 1
-        the gather of 40k weights costs more than the network's multiply-adds."""
+        ``.double()`` replaces its storage): at batch 1 the gather of 40k weights costs more
+        than the network's multiply-adds."""
         versions = tuple((id(t), t._version, t.data_ptr(), t.dtype) for t in (bias, weight))
         if self._versions != versions or self._parameters is None:
             with torch.no_grad():
