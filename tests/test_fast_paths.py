@@ -177,3 +177,16 @@ def test_results_do_not_depend_on_which_thread_runs_a_chunk():
         assert all(o.equal(runs[0][0]) and g.equal(runs[0][1]) for o, g in runs)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("batch", [128, 300, 520])
+def test_edge_gradients_of_wide_rows_match_the_reference(batch):
+    # rows with 16+ incoming edges take the batched edge-gradient path of the compiled kernel
+    # (sixteen sums at once); float32 against the float64 reference
+    net, ref = _pair(sparse_start(40, 60, 3, fan_in=35, seed=2), "sparse")
+    ref = ref.double()
+    x = torch.randn(batch, 40, generator=torch.Generator().manual_seed(batch))
+    net(x).square().sum().backward()
+    ref(x.double()).square().sum().backward()
+    torch.testing.assert_close(net.weight.grad, ref.weight.grad.float(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(net.bias.grad, ref.bias.grad.float(), rtol=1e-4, atol=1e-4)
