@@ -179,10 +179,11 @@ def test_results_do_not_depend_on_which_thread_runs_a_chunk():
         torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("batch", [128, 300, 520])
+@pytest.mark.parametrize("batch", [128, 300, 320, 520])
 def test_edge_gradients_of_wide_rows_match_the_reference(batch):
-    # rows with 16+ incoming edges take the batched edge-gradient path of the compiled kernel
-    # (sixteen sums at once); float32 against the float64 reference
+    # rows with 16+ incoming edges take the batched edge-gradient paths of the compiled kernel
+    # (sixteen sums at once over 128-column tiles; eight over the 64 columns left at batch 320);
+    # float32 against the float64 reference
     net, ref = _pair(sparse_start(40, 60, 3, fan_in=35, seed=2), "sparse")
     ref = ref.double()
     x = torch.randn(batch, 40, generator=torch.Generator().manual_seed(batch))

@@ -427,17 +427,38 @@ NCG_INLINE T dot_row(const T* __restrict__ x, const T* __restrict__ y) {
 }
 
 #if NCG_X86_DISPATCH
-// Sixteen edge gradients at once (float32 tiles of 128 columns, the AVX-512 width): each edge's
-// products accumulate in one 16-lane vector, and the sixteen vectors are summed lane-wise by a
-// butterfly of shuffles (15 shuffle pairs and a final bit-reversal for 16 sums), where folding
-// each vector alone takes four shuffle-and-add steps per edge.
+// Edge gradients sixteen (eight) at a time for float32 tiles of 128 (64) columns, the AVX-512
+// (AVX2) wide tiles: each edge's products accumulate in one 16-lane (8-lane) vector, and the
+// vectors are summed lane-wise by a butterfly of shuffles ending in a bit-reversal, where folding
+// each vector alone takes four (three) shuffle-and-add steps per edge.
 typedef float v16f __attribute__((vector_size(64)));
 typedef int v16i __attribute__((vector_size(64)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
 
-NCG_INLINE v16f load16(const float* x) {
-  v16f v;
+template <typename V>
+NCG_INLINE V load_vec(const float* x) {
+  V v;
   std::memcpy(&v, x, sizeof(v));
   return v;
+}
+
+NCG_INLINE v16f load16(const float* x) { return load_vec<v16f>(x); }
+
+// out[k] = sum_l a[k][l].
+NCG_INLINE v8f sum8(const v8f* a) {
+  v8f b[4], c[2];
+  for (int j = 0; j < 4; ++j) {  // b[j] = [4-lane sums of a[j], of a[j + 4]]
+    b[j] = __builtin_shuffle(a[j], a[j + 4], (v8i){0, 1, 2, 3, 8, 9, 10, 11}) +
+           __builtin_shuffle(a[j], a[j + 4], (v8i){4, 5, 6, 7, 12, 13, 14, 15});
+  }
+  for (int j = 0; j < 2; ++j) {  // 2-lane sums of rows j, j + 4, j + 2, j + 6
+    c[j] = __builtin_shuffle(b[j], b[j + 2], (v8i){0, 1, 4, 5, 8, 9, 12, 13}) +
+           __builtin_shuffle(b[j], b[j + 2], (v8i){2, 3, 6, 7, 10, 11, 14, 15});
+  }
+  const v8f r = __builtin_shuffle(c[0], c[1], (v8i){0, 2, 4, 6, 8, 10, 12, 14}) +
+                __builtin_shuffle(c[0], c[1], (v8i){1, 3, 5, 7, 9, 11, 13, 15});
+  return __builtin_shuffle(r, (v8i){0, 4, 2, 6, 1, 5, 3, 7});  // r is bit-reversed
 }
 
 // out[k] = sum_l a[k][l].
@@ -494,6 +515,20 @@ NCG_INLINE void csr_backward_tile(const CsrArgs<T>& a, int64_t col) {
           acc[j] = lanes;
         }
         const v16f sums = load16(dw + e) + sum16(acc);
+        std::memcpy(dw + e, &sums, sizeof(sums));
+      }
+    } else if constexpr (kGrad && std::is_same_v<T, float> && N == 64) {
+      for (; e + 8 <= last; e += 8) {
+        v8f acc[8];
+        for (int j = 0; j < 8; ++j) {
+          const int64_t s = a.src[e + j];
+          if (s >= a.push_from) push_row<T, N>(dh + s * a.lddh, a.w[e + j], gp);
+          const float* x = h + s * a.ldh;
+          v8f lanes = load_vec<v8f>(x) * load_vec<v8f>(gp);
+          for (int64_t t = 8; t < N; t += 8) lanes += load_vec<v8f>(x + t) * load_vec<v8f>(gp + t);
+          acc[j] = lanes;
+        }
+        const v8f sums = load_vec<v8f>(dw + e) + sum8(acc);
         std::memcpy(dw + e, &sums, sizeof(sums));
       }
     }
