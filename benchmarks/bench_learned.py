@@ -43,7 +43,6 @@ import importlib
 import importlib.util
 import inspect
 import json
-import math
 import os
 import platform
 import subprocess
@@ -63,6 +62,7 @@ from bench_forward import training_step  # noqa: E402
 
 import ncg.evolve.loop as evolve_loop  # noqa: E402
 from ncg import FreeNet, load_freenet  # noqa: E402
+from ncg.batches import Batches, as_batches  # noqa: E402
 from ncg.build import sparse_start  # noqa: E402
 from ncg.datasets import mnist  # noqa: E402
 from ncg.io import summary as graph_summary  # noqa: E402
@@ -107,8 +107,8 @@ class Epoch:
     """One ``train_epoch`` call of the main job."""
 
     phase: str
-    x: Tensor
-    y: Tensor
+    x: Tensor | Batches
+    y: Tensor | None
     batch_size: int
     optimizer: type
     hyper: dict
@@ -116,7 +116,7 @@ class Epoch:
 
     @property
     def steps(self) -> int:
-        return math.ceil(self.x.shape[0] / self.batch_size)
+        return as_batches(self.x, self.y).num_batches(self.batch_size)
 
 
 @dataclass

@@ -4,8 +4,12 @@ The graph below is a small hand-made DAG: two "feature" neurons feed a chain tha
 generations, and every hidden neuron feeds the ten outputs. It shows the three things a user does
 in code: construct (``NCG``), wrap (``FreeNet``) and inspect (generations, plan, summary).
 
-    python examples/custom_ncg.py            # a few seconds
+    python examples/custom_ncg.py            # 30 epochs, test accuracy 0.985
     python examples/custom_ncg.py --quick    # smoke run used by the tests
+
+Measured with ``OMP_NUM_THREADS=1`` on a 2-core AMD EPYC (torch 2.13 CPU, other jobs running):
+4.9-7.2 s wall for the whole command over five runs, 2-4 s of it starting Python and importing
+torch; ``--quick`` takes about 3 s.
 """
 from __future__ import annotations
 

@@ -9,11 +9,14 @@ best variant of docs/results.md on MNIST; ``--grow-score coactivation`` regrows 
 that fire together instead). Then it fine-tunes; about a minute on 2 CPU cores. ``--start complete`` runs the first main job (a complete DAG of neurons
 behind a dense encoder, coactivation pruning), ``--start sparse`` a sparse random start.
 
-The run folder (``--out``, default ``runs/<dataset>-seed<seed>``) receives: ``config.json``,
-``metrics.csv`` / ``metrics.json`` (one row per round), ``history.json`` (every edit, replayable),
-``model.pt`` (checkpoint, rewritten atomically after every round with the optimiser and RNG state,
-so ``--resume`` continues an interrupted run), ``graph.graphml`` (+ ``graph.weights.npz``),
-``coactivation.npz``, the figures, and ``summary.json``.
+The run folder (``--out``, default ``runs/<dataset>-seed<seed>``, ``runs/<dataset>-seed<seed>-quick``
+with ``--quick``) receives: ``config.json``, ``metrics.csv`` / ``metrics.json`` (one row per round),
+``history.json`` (every edit, replayable), ``model.pt`` (checkpoint, rewritten atomically after
+every round with the optimiser and RNG state, so ``--resume`` continues an interrupted run),
+``graph.graphml`` (+ ``graph.weights.npz``), ``coactivation.npz``, the figures, and
+``summary.json``. A folder holds one run: a new run refuses a folder with another run's
+checkpoint unless ``--overwrite``, and ``--resume`` refuses flags other than the stored ones
+unless ``--allow-config-change``; nothing is written before these checks pass.
 
     python examples/evolve_mnist.py                 # the main job
     python examples/evolve_mnist.py --start complete   # the first main job (dense encoder)
@@ -32,14 +35,16 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ncg import NCG, FreeNet, distributed, load_freenet, save_freenet
 from ncg.build import sparse_start
 from ncg.errors import NCGError
-from ncg.datasets import load_dataset
+from ncg.datasets import load_dataset, load_table
 from ncg.evolve import EditBudget, EvolveConfig, FreeEvolve, RoundRecord, record_coactivation
+from ncg.evolve.loop import config_changes
 from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES
 from ncg.io import summary as graph_summary
 from ncg.io import write_graphml
@@ -59,50 +64,135 @@ RULES = {
 }
 """Rule defaults of each ``--start`` (``whole``: the best variant of docs/results.md's sparse table
 under the time limit; ``complete``: the first main job); explicit flags win."""
+QUICK_RULES = {"whole": {"target_parameters": 4_000}}
+"""Rule defaults that ``--quick`` replaces, per ``--start``."""
+RUN_FILES = ("config.json", "metrics.csv", "metrics.json", "history.json", "model.pt", "graph.graphml",
+             "graph.weights.npz", "coactivation.npz", "summary.json")
+"""The files of a run folder besides the figures; ``--overwrite`` deletes them before the new run."""
+WHERE_NOT_WHAT = ("out", "resume", "overwrite", "allow_config_change", "no_figures", "device", "data_root")
+"""Flags that say where or how a run is computed, not what: they may differ on ``--resume``."""
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (mnist ships with ncg)")
-    p.add_argument("--data-root", default=None, help="folder holding <dataset>/ IDX files (else NCG_DATA_DIR, then the shipped copy)")
-    p.add_argument("--neurons", type=int, default=None, help="hidden neurons of the initial DAG [512; --quick: 48]")
+def _rules_epilog() -> str:
+    """The help's epilog: the rule defaults of each ``--start`` and the run folder's rules."""
+    flags = list(RULES["whole"])
+    rows = [["--start", *(f"--{f.replace('_', '-')}" for f in flags)]]
+    for start, rules in RULES.items():
+        quick = QUICK_RULES.get(start, {})
+        cells = []
+        for flag in flags:
+            value = rules[flag]
+            shown = "none" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+            cells.append(shown + (f" (--quick: {quick[flag]:,})" if flag in quick else ""))
+        rows.append([start, *cells])
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    table = "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+    return (
+        "RULES: the defaults of the rule flags for each --start (an explicit flag wins):\n" + table + "\n\n"
+        "run folder: --out (default runs/<dataset>-seed<seed>, runs/<dataset>-seed<seed>-quick with --quick) holds\n"
+        "one run. A new run refuses a folder that holds another run's checkpoint (model.pt): pass --resume to\n"
+        "continue that run, --overwrite to start over, or another --out. --resume refuses flags that differ from\n"
+        "the run's stored ones (config.json and the checkpoint) unless --allow-config-change is given."
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this script; every flag's help names its default."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=_rules_epilog(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", choices=DATASETS, default="mnist",
+                   help="data set; mnist ships with ncg (default: %(default)s)")
+    p.add_argument("--data-root", default=None,
+                   help="folder holding <dataset>/ IDX files (default: $NCG_DATA_DIR, then the shipped copy)")
+    p.add_argument("--data", default=None,
+                   help="train on your own table instead of --dataset: a .csv (needs --target) or an .npz / .pt "
+                        "holding x and y, split 70/15/15 by --seed; classification or regression is read from the "
+                        "target (default: none)")
+    p.add_argument("--target", default=None, help="target column of a --data CSV (default: none)")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="also log every round to TensorBoard in DIR: metrics, graph size, edits, step time, "
+                        "weight histograms and the topology figure (needs pip install \"ncg[tensorboard]\"; "
+                        "default: off)")
+    p.add_argument("--standardize", action="store_true",
+                   help="scale --data features to mean 0 and std 1 over the training split (default: off)")
+    p.add_argument("--neurons", type=int, default=None,
+                   help=f"hidden neurons of the initial DAG (default: {FULL['neurons']}; --quick: {QUICK['neurons']})")
     p.add_argument("--start", choices=sorted(RULES), default="whole",
                    help="whole: complete DAG over input nodes and neurons (input connections are edges); complete: "
-                        "complete DAG of neurons behind a dense encoder; sparse: random sparse DAG with input nodes")
-    p.add_argument("--fan-in", type=int, default=75, help="incoming edges per neuron of the sparse start")
-    p.add_argument("--activation", default="relu", choices=["relu", "square_relu", "tanh", "sigmoid"])
-    p.add_argument("--epochs", type=int, default=None, help="training epochs per evolve round [2; --quick: 1]")
-    p.add_argument("--rounds", type=int, default=None, help="evolve rounds (train -> record -> edit) [4; --quick: 2]")
-    p.add_argument("--final-epochs", type=int, default=None, help="fine-tuning epochs after the last round [3; --quick: 1]")
-    p.add_argument("--tau", type=float, default=0.25, help="Hebbian threshold: prune below, augment above")
-    p.add_argument("--measure", choices=["phi", "joint"], default="phi", help="coactivation measure")
-    p.add_argument("--prune-score", choices=sorted(PRUNE_SCORES), default=None, help="prune rule [RULES of --start]")
-    p.add_argument("--grow-score", choices=sorted(GROW_SCORES), default=None, help="grow rule for new edges [RULES]")
-    p.add_argument("--prune-fraction", type=float, default=None, help="max fraction of edges pruned per round [RULES]")
-    p.add_argument("--add-fraction", type=float, default=None, help="max edges added per round, as a fraction of edges [RULES]")
+                        "complete DAG of neurons behind a dense encoder; sparse: random sparse DAG with input nodes "
+                        "(default: %(default)s). It sets the RULES defaults below")
+    p.add_argument("--fan-in", type=int, default=75,
+                   help="incoming edges per neuron of --start sparse (default: %(default)s)")
+    p.add_argument("--activation", default="relu", choices=["relu", "square_relu", "tanh", "sigmoid"],
+                   help="activation of every neuron (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"training epochs per evolve round (default: {FULL['epochs']}; --quick: {QUICK['epochs']})")
+    p.add_argument("--rounds", type=int, default=None,
+                   help=f"evolve rounds, train -> record -> edit (default: {FULL['rounds']}; "
+                        f"--quick: {QUICK['rounds']})")
+    p.add_argument("--final-epochs", type=int, default=None,
+                   help=f"fine-tuning epochs after the last round (default: {FULL['final_epochs']}; "
+                        f"--quick: {QUICK['final_epochs']})")
+    p.add_argument("--tau", type=float, default=0.25,
+                   help="Hebbian threshold of the coactivation rules: prune below, grow above (default: %(default)s)")
+    p.add_argument("--measure", choices=["phi", "joint"], default="phi",
+                   help="coactivation measure of the coactivation rules (default: %(default)s)")
+    p.add_argument("--prune-score", choices=sorted(PRUNE_SCORES), default=None,
+                   help="prune rule (default: per --start, see RULES below)")
+    p.add_argument("--grow-score", choices=sorted(GROW_SCORES), default=None,
+                   help="grow rule for new edges (default: per --start, see RULES below)")
+    p.add_argument("--prune-fraction", type=float, default=None,
+                   help="largest fraction of the edges pruned per round (default: per --start, see RULES below)")
+    p.add_argument("--add-fraction", type=float, default=None,
+                   help="most edges added per round, as a fraction of the edges (default: per --start, see RULES "
+                        "below)")
     p.add_argument("--target-parameters", type=int, default=None,
-                   help="stop pruning at this many parameters (edges + neuron biases) [whole: 40,000; else none]")
-    p.add_argument("--grow", type=int, default=0, help="new neurons proposed per round")
+                   help="stop pruning at this many parameters, edges + neuron biases (default: per --start and "
+                        "--quick, see RULES below)")
+    p.add_argument("--grow", type=int, default=0, help="new neurons proposed per round (default: %(default)s)")
     p.add_argument("--constant-budget", action="store_true", help="grow as many edges as pruned each round")
-    p.add_argument("--decay", choices=["constant", "cosine"], default="constant", help="decay of the edit fractions")
+    p.add_argument("--decay", choices=["constant", "cosine"], default="constant",
+                   help="decay of the edit fractions over the rounds (default: %(default)s)")
     p.add_argument("--no-evolve", action="store_true", help="control run: the same epochs and learning rates, no edits")
     p.add_argument("--keep-dead", action="store_true", help="do not remove neurons that never fire")
     p.add_argument("--keep-going", action="store_true", help="train every round even after a round without edits")
-    p.add_argument("--record-samples", type=int, default=None, help="samples streamed to record coactivation [10,000; --quick: 500]")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--finetune-lr", type=float, default=2e-4, help="learning rate of the final fine-tuning epochs")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
-    p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-seed<seed>)")
-    p.add_argument("--no-figures", action="store_true", help="skip rendering figures")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out after a crash or stop")
+    p.add_argument("--record-samples", type=int, default=None,
+                   help=f"samples streamed to record coactivation and gradient scores (default: "
+                        f"{FULL['record_samples']:,}; --quick: {QUICK['record_samples']:,})")
+    p.add_argument("--lr", type=float, default=1e-3,
+                   help="Adam learning rate of the evolve rounds (default: %(default)s)")
+    p.add_argument("--finetune-lr", type=float, default=2e-4,
+                   help="learning rate of the final fine-tuning epochs (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="training batch size, the global batch under torchrun (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the graph, the weights, the batch order and the edits; it names the default --out "
+                        "(default: %(default)s)")
+    p.add_argument("--device", default="auto",
+                   help="cpu, cuda, cuda:K, or auto: this rank's GPU if any (default: %(default)s)")
+    p.add_argument("--out", default=None,
+                   help="run folder (default: runs/<dataset>-seed<seed>; --quick: runs/<dataset>-seed<seed>-quick)")
+    p.add_argument("--no-figures", action="store_true", help="skip rendering the figures")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run saved in --out (after a crash or a stop) with its stored flags")
+    again.add_argument("--overwrite", action="store_true",
+                       help="start a new run in an --out that holds another run, deleting that run's files")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: continue the run under flags other than its stored ones (it prints them)")
     p.add_argument("--quick", action="store_true",
-                   help="seconds-long smoke run: small net, data subset, 2 short rounds (explicit flags still win)")
+                   help="seconds-long smoke run: small net, 2,000 training samples, 2 short rounds, its own default "
+                        "--out (explicit flags still win)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv`` and fill the defaults that depend on ``--quick`` and ``--start``."""
+    p = build_parser()
     args = p.parse_args(argv)
     defaults = {**(QUICK if args.quick else FULL), **RULES[args.start]}
-    if args.quick and args.start == "whole":
-        defaults["target_parameters"] = 4_000
+    if args.quick:
+        defaults.update(QUICK_RULES.get(args.start, {}))
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -112,19 +202,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("epochs", "rounds", "final_epochs"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if args.target is not None and args.data is None:
+        p.error("--target names a column of a --data CSV; pass --data FILE too")
+    if args.out is None:
+        name = Path(args.data).stem if args.data else args.dataset
+        args.out = f"runs/{name}-seed{args.seed}" + ("-quick" if args.quick else "")
     return args
 
 
-def target_edges(parameters: int | None, model: FreeNet) -> int | None:
-    """The edge count at which ``parameters`` (edges + the biases of the non-input neurons) are
-    reached, or None for no target."""
+def target_edges(parameters: int | None, biases: int) -> int | None:
+    """The edge count at which ``parameters`` (edges + ``biases``, one per non-input neuron of
+    the initial graph) are reached, or None for no target."""
     if parameters is None:
         return None
-    edges = parameters - (model.num_neurons - model.inputs.numel())
-    if edges < 0:
-        raise NCGError(f"--target-parameters {parameters} is below the {model.num_neurons - model.inputs.numel()} "
-                       "neuron biases alone")
-    return edges
+    if parameters < biases:
+        raise NCGError(f"--target-parameters {parameters} is below the {biases} neuron biases alone")
+    return parameters - biases
+
+
+def stored_args(out: Path) -> dict[str, Any]:
+    """The flags stored in ``out/config.json`` (empty when there is none or it is unreadable)."""
+    try:
+        return dict(json.loads((out / "config.json").read_text())["args"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def check_new_run(out: Path, args: argparse.Namespace) -> None:
+    """Refuse to start a new run in a folder that holds another run's checkpoint, unless
+    ``--resume`` or ``--overwrite``."""
+    if args.resume or args.overwrite or not (out / "model.pt").is_file():
+        return
+    kind = {True: " of a --quick run", False: " of a full run"}.get(stored_args(out).get("quick"), "")
+    raise NCGError(f"--out {out} already holds a run: {out / 'model.pt'} is the checkpoint{kind}; pass --resume to "
+                   "continue it, --overwrite to start over (deleting its files), or another --out")
+
+
+def resume_changes(out: Path, args: argparse.Namespace, config: EvolveConfig, saved: dict | None) -> list[str]:
+    """How ``args`` differ from the flags stored in ``out/config.json``, as ``--flag: stored
+    (stored) vs given (given)``; when they agree (or none are stored), how ``config`` differs from
+    the checkpoint's EvolveConfig ``saved``. Flags that only say where or how to compute
+    (:data:`WHERE_NOT_WHAT`) may differ."""
+    stored = stored_args(out)
+    given = json.loads(json.dumps(vars(args)))
+    shown = [f"--{name.replace('_', '-')}: {stored[name]!r} (stored) vs {given[name]!r} (given)"
+             for name in given if name in stored and name not in WHERE_NOT_WHAT and stored[name] != given[name]]
+    if not shown and saved is not None:
+        shown = [f"EvolveConfig.{name}: {old!r} (stored) vs {new!r} (given)"
+                 for name, (old, new) in config_changes(saved, config.to_dict()).items()]
+    return shown
 
 
 def pick_device(name: str) -> torch.device:
@@ -137,7 +263,9 @@ def pick_device(name: str) -> torch.device:
 
 def round_line(record: RoundRecord) -> str:
     m = record.metrics
-    acc = f"val {m['val_accuracy']:.4f}" if "val_accuracy" in m else f"train {m.get('train_accuracy', 0):.4f}"
+    key = next((f"{split}_{name}" for split in ("val", "train") for name in ("accuracy", "mse") if f"{split}_{name}" in m),
+               None)
+    acc = f"{key.replace('_accuracy', '').replace('_', ' ')} {m[key]:.4f}" if key else "no metrics"
     return (
         f"round {record.round:2d} | {acc} | edges {record.num_edges:7,d} | neurons {record.num_neurons:4d} | "
         f"depth {record.depth:4d} | pruned {record.count('prune_edge'):6,d} | added {record.count('add_edge'):5,d} | "
@@ -173,20 +301,26 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
     _, processes = distributed.init_from_env(device)
-    out = Path(args.out or f"runs/{args.dataset}-seed{args.seed}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    check_new_run(out, args)
 
-    data = load_dataset(args.dataset, root=args.data_root)
+    if args.data:
+        data = load_table(args.data, target=args.target, standardize=args.standardize, seed=args.seed)
+    else:
+        data = load_dataset(args.dataset, root=args.data_root)
+    task = getattr(data, "task", "classification")
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = (s.tensors for s in (data.train, data.val, data.test))
     if args.quick:
         x_train, y_train = x_train[:2000], y_train[:2000]
     say(f"{data}\n{len(x_train):,} training samples on {device}" + (f" x {processes} processes" if processes > 1 else ""))
 
     resume_state = None
-    if args.resume and (out / "model.pt").is_file():
+    resuming = args.resume and (out / "model.pt").is_file()  # else --resume starts the run
+    if resuming:
         model, extra = load_freenet(out / "model.pt", map_location=device)
         resume_state = extra.get("evolve")
-        say(f"resuming {out / 'model.pt'} after round {extra.get('round')}")
+        initial = resume_state["history"]["rounds"][0] if resume_state else None  # the target counts its biases
+        biases = (initial["num_neurons"] if initial else model.num_neurons) - model.inputs.numel()
     else:
         if args.start in ("sparse", "whole"):
             wiring = {"fan_in": args.fan_in} if args.start == "sparse" else {"density": 1.0}
@@ -194,16 +328,30 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             graph = NCG.complete(args.neurons + data.num_classes, num_outputs=data.num_classes, seed=args.seed)
         model = FreeNet(graph, in_features=data.num_features, activation=args.activation, seed=args.seed).to(device)
+        biases = model.num_neurons - model.inputs.numel()
     config = EvolveConfig(
         rounds=args.rounds, epochs_per_round=args.epochs, final_epochs=args.final_epochs, tau=args.tau,
         measure=args.measure, prune_score=args.prune_score, grow_score=args.grow_score,
         evolve=not args.no_evolve, remove_dead=not args.keep_dead, stop_when_unchanged=not args.keep_going,
         budget=EditBudget(prune_fraction=args.prune_fraction, add_fraction=args.add_fraction, grow_neurons=args.grow,
                           regrow=args.constant_budget, decay=args.decay,
-                          target_edges=target_edges(args.target_parameters, model)),
+                          target_edges=target_edges(args.target_parameters, biases)),
         record_samples=args.record_samples, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr, seed=args.seed, progress=True,
+        task=task,
     )
+    if resuming:
+        changes = resume_changes(out, args, config, (resume_state or {}).get("config"))
+        if changes and not args.allow_config_change:
+            raise NCGError(f"--resume: {out} holds a run with other flags ({'; '.join(changes)}); resume it with its "
+                           "stored flags, pass --allow-config-change to continue it under the new ones, or "
+                           "--overwrite to start over")
+        say(f"resuming {out / 'model.pt'} after round {extra.get('round')}"
+            + (f" under changed flags: {'; '.join(changes)}" if changes else ""))
     if distributed.is_main():
+        if args.overwrite:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps({"args": vars(args), "evolve": config.to_dict(), "model": model.config()}, indent=2))
     say(f"start: {model}")
 
@@ -216,11 +364,17 @@ def main(argv: list[str] | None = None) -> dict:
             save_freenet(model, out / "model.pt", extra=extra)
         distributed.barrier()
 
-    evolve = FreeEvolve(model, config, callbacks=[checkpoint])
+    callbacks = [checkpoint]
+    if args.tensorboard and distributed.is_main():
+        from ncg.tensorboard import TensorBoardCallback
+        from viz import draw_topology
+
+        callbacks.append(TensorBoardCallback(args.tensorboard, figure=draw_topology))
+    evolve = FreeEvolve(model, config, callbacks=callbacks)
     if resume_state is not None:
         evolve.load_state_dict(resume_state)
     history = evolve.run((x_train, y_train), (x_val, y_val))
-    test = evaluate(model, x_test, y_test)
+    test = evaluate(model, x_test, y_test, task=task)
     if distributed.is_main():  # statistics of the final graph (the last round's recording predates its edits)
         coactivation = record_coactivation(model, x_val, max_samples=args.record_samples, progress=True)
         coactivation.save(out / "coactivation.npz")
@@ -232,9 +386,8 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {
         "dataset": data.name,
         "test_split": data.test_split,
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "val_accuracy": final.metrics.get("val_accuracy"),
+        **{f"test_{name}": value for name, value in test.items()},
+        **{name: value for name, value in final.metrics.items() if name.startswith("val_")},
         "edges": final.num_edges,
         "initial_edges": history.rounds[0].num_edges,
         "neurons": final.num_neurons,

@@ -24,6 +24,7 @@ Examples
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -43,9 +44,14 @@ def _mse(output: Tensor, target: Tensor) -> Tensor:
     return nn.functional.mse_loss(output, target.reshape(output.shape).to(output.dtype))
 
 
+def _cross_entropy(output: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Cross-entropy over class labels of any integer dtype (converted to ``torch.long``)."""
+    return nn.functional.cross_entropy(output, target.long(), reduction=reduction)
+
+
 def _classification_sums(output: Tensor, target: Tensor) -> dict[str, float]:
     return {
-        "loss": float(nn.functional.cross_entropy(output, target, reduction="sum")),
+        "loss": float(_cross_entropy(output, target, reduction="sum")),
         "accuracy": float((output.argmax(1) == target).sum()),
     }
 
@@ -112,35 +118,119 @@ class Task:
         """Metrics of one batch."""
         return self.reduce(self.metric_sums(output, target), output.shape[0])
 
-    def check(self, x: Tensor, y: Tensor, argument: str = "data", num_outputs: int | None = None) -> None:
-        """Raise :class:`~ncg.errors.NCGError` naming ``argument`` if ``(x, y)`` cannot be
-        trained on: not tensors, lengths that differ, class labels that are not integers or lie
-        outside ``[0, num_outputs)``, regression targets that are not floating point.
+    def check(
+        self,
+        x: Tensor,
+        y: Tensor,
+        argument: str = "data",
+        num_outputs: int | None = None,
+        device: torch.device | None = None,
+    ) -> None:
+        """Check that a model with ``num_outputs`` outputs on ``device`` can be trained on or
+        evaluated on ``(x, y)``, before any batch is drawn.
+
+        Data on another device than the model is fine (each batch is copied to the model's
+        device); a tensor or model on the ``meta`` device (shapes without values) is not. Class
+        labels may have any integer dtype (the loss converts them to ``torch.long``).
+
+        Parameters
+        ----------
+        x, y : Tensor
+            Inputs ``[N, ...]`` (one row per sample) and targets: class labels ``[N]`` for
+            classification, ``[N]`` or ``[N, num_outputs]`` real values for regression.
+        argument : str
+            What the data is called in error messages (e.g. ``"training data"``).
+        num_outputs : int, optional
+            The model's outputs (``out_features``); labels and target widths are checked
+            against it when given.
+        device : torch.device, optional
+            The device of the model's parameters.
+
+        Raises
+        ------
+        NCGError
+            Naming ``argument``, what was expected, what was found, and the fix: not a pair of
+            tensors, no sample dimension, lengths that differ, meta tensors or a meta model,
+            class labels that are not integers, not 1-D or outside ``[0, num_outputs)``,
+            regression targets that are not floating point or whose width differs from
+            ``num_outputs``.
 
         Examples
         --------
         >>> TASKS["classification"].check(torch.zeros(3, 2), torch.tensor([0.0, 1.0, 1.0]), "train")
+        ... # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ncg.errors.NCGError: train: class labels must be integers (torch.long), got torch.float32
+        ncg.errors.NCGError: train: class labels must be integers (torch.long), got torch.float32; for \
+real-valued targets pass task="regression" (EvolveConfig(task="regression"), fit(..., task="regression")), ...
+        >>> TASKS["regression"].check(torch.zeros(4, 2), torch.zeros(4, 2), "train", num_outputs=1)
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ncg.errors.NCGError: train: targets have shape [4, 2] (2 values per sample) but the model has 1 output; \
+build it with out_features=2 ...
         """
         if not isinstance(x, Tensor) or not isinstance(y, Tensor):
             raise NCGError(f"{argument} must be a pair of tensors (x, y), got ({type(x).__name__}, {type(y).__name__})")
+        for name, tensor in (("x", x), ("y", y)):
+            if tensor.dim() == 0:
+                raise NCGError(f"{argument}: {name} must have one row per sample, got a scalar (shape [])")
+            if tensor.is_meta:
+                raise NCGError(f"{argument}: {name} is on the meta device (shape {list(tensor.shape)} without "
+                               "values); pass tensors that hold data, e.g. on 'cpu' or 'cuda'")
+        if device is not None and torch.device(device).type == "meta":
+            raise NCGError(f"{argument}: the model's parameters are on the meta device (shapes without values); "
+                           "build or load the model on a real device, e.g. load_freenet(path, map_location='cpu')")
         if x.shape[0] != y.shape[0]:
             raise NCGError(f"{argument}: x has {x.shape[0]} samples but y has {y.shape[0]}")
+        if x.dim() == 1:
+            raise NCGError(f"{argument}: x must be [samples, features], got shape {list(x.shape)}; "
+                           "for one feature per sample pass x.unsqueeze(1)")
         if self.primary == "accuracy":
-            if y.dtype.is_floating_point or y.dtype == torch.bool or y.dtype.is_complex:
-                raise NCGError(f"{argument}: class labels must be integers (torch.long), got {y.dtype}")
-            if y.dim() != 1:
-                raise NCGError(f"{argument}: class labels must be 1-D, got shape {list(y.shape)}")
-            if y.numel():
-                low, high = int(y.min()), int(y.max())
-                if low < 0 or (num_outputs is not None and high >= num_outputs):
-                    bad = low if low < 0 else high
-                    raise NCGError(f"{argument}: label {bad} is outside [0, {num_outputs}) for a model with "
-                                   f"{num_outputs} outputs")
-        elif not y.dtype.is_floating_point:
-            raise NCGError(f"{argument}: regression targets must be floating point, got {y.dtype}")
+            self._check_labels(y, argument, num_outputs)
+        else:
+            self._check_targets(y, argument, num_outputs)
+
+    def _check_labels(self, y: Tensor, argument: str, num_outputs: int | None) -> None:
+        """:meth:`check` for class labels: integers, 1-D, in ``[0, num_outputs)``."""
+        if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+            one_hot = " (for one-hot rows, y.argmax(1))" if y.dim() == 2 and y.shape[1] > 1 else ""
+            raise NCGError(
+                f"{argument}: class labels must be integers (torch.long), got {y.dtype}; for real-valued targets "
+                'pass task="regression" (EvolveConfig(task="regression"), fit(..., task="regression")), '
+                f"for class labels stored as {'bools' if y.dtype == torch.bool else 'floats'} pass y.long(){one_hot}"
+            )
+        if y.dim() != 1:
+            fix = "y.reshape(-1)" if math.prod(y.shape[1:]) == 1 else "y.argmax(1) for one-hot rows"
+            raise NCGError(f"{argument}: class labels must be 1-D (one class index per sample), "
+                           f"got shape {list(y.shape)}; pass {fix}")
+        if not y.numel():
+            return
+        low, high = int(y.min()), int(y.max())
+        classes = "num_classes" if num_outputs is None else str(num_outputs)
+        if low < 0:
+            raise NCGError(f"{argument}: label {low} is outside [0, {classes}): class labels are 0-based "
+                           "indices; relabel them to start at 0")
+        if num_outputs is not None and high >= num_outputs:
+            raise NCGError(
+                f"{argument}: label {high} is outside [0, {num_outputs}) for a model with {num_outputs} "
+                f"output{'s' if num_outputs != 1 else ''}; build it with out_features={high + 1} (one output per "
+                f"class), or relabel the classes to 0..{num_outputs - 1}"
+            )
+
+    def _check_targets(self, y: Tensor, argument: str, num_outputs: int | None) -> None:
+        """:meth:`check` for regression targets: floating point, ``num_outputs`` values per sample."""
+        if not y.dtype.is_floating_point:
+            raise NCGError(f"{argument}: regression targets must be floating point, got {y.dtype}; pass y.float(), "
+                           'or task="classification" for class labels')
+        width = math.prod(y.shape[1:])
+        if num_outputs is not None and width != num_outputs:
+            raise NCGError(
+                f"{argument}: targets have shape {list(y.shape)} ({width} value{'s' if width != 1 else ''} per "
+                f"sample) but the model has {num_outputs} output{'s' if num_outputs != 1 else ''}; build it with "
+                f"out_features={width} (e.g. FreeNet(graph, in_features, out_features={width})), or pass targets "
+                f"of shape [{y.shape[0]}, {num_outputs}]"
+            )
 
     def better(self, a: float, b: float) -> bool:
         """Whether primary value ``a`` beats ``b``."""
@@ -148,7 +238,7 @@ class Task:
 
 
 TASKS: dict[str, Task] = {
-    "classification": Task("classification", nn.functional.cross_entropy, _classification_sums, "accuracy", True),
+    "classification": Task("classification", _cross_entropy, _classification_sums, "accuracy", True),
     "regression": Task("regression", _mse, _regression_sums, "mse", False),
     "regression_linf": Task("regression_linf", _linf, _regression_sums, "mse", False, loss_is_mean=False),
 }

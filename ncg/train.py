@@ -1,11 +1,15 @@
-"""Minimal, fast training helpers over in-memory tensors.
+"""Minimal, fast training helpers over tensors, Datasets or DataLoaders.
 
-Data sets here fit in memory, so batches are index slices of one tensor (no DataLoader worker
-overhead). A ``torch.Generator`` fixes the shuffling, so a seed fixes a run. The loss and the
+The data is tensors ``(x, y)`` (batches are index slices, no DataLoader worker overhead), a
+map-style Dataset of ``(x, y)`` items (a batch reads only its items), or a DataLoader, streamed
+with its own batching and shuffling (:mod:`ncg.batches`). A ``torch.Generator`` fixes the
+shuffling of tensors and Datasets, so a seed fixes a run, and a Dataset gives the same batches,
+and the same results, as its tensors. The loss and the
 metrics come from a :class:`~ncg.tasks.Task` (cross-entropy and accuracy by default).
 
 Under ``torchrun`` (:mod:`ncg.distributed`) training is data-parallel and :func:`train_epoch`
-and :func:`evaluate` are collective: every rank calls them with the same data and seed, draws
+and :func:`evaluate` are collective: every rank calls them with the same data (tensors or a
+Dataset; a DataLoader raises) and seed, draws
 the same permutation, and works on its slice of each global batch of ``batch_size``; the
 gradients are summed over the ranks before each step, so the run follows the one-process run
 with the same ``batch_size`` (up to float rounding). Metrics are summed over the ranks.
@@ -25,6 +29,9 @@ Examples
 (['accuracy', 'loss'], True)
 >>> fit(net, (x, y), epochs=[(1, 1e-2), (1, 1e-3)], seed=0)["epochs"]
 2
+>>> from torch.utils.data import DataLoader, TensorDataset
+>>> sorted(evaluate(net, DataLoader(TensorDataset(x, y), batch_size=32)))
+['accuracy', 'loss']
 """
 from __future__ import annotations
 
@@ -34,7 +41,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ncg.distributed import all_gather, all_reduce_gradients, local_slice, world
+from ncg.batches import Check, Data, as_batches
+from ncg.distributed import all_gather, all_reduce_gradients, world
 from ncg.errors import NCGError, NonFiniteError
 from ncg.tasks import Task, get_task
 
@@ -44,8 +52,8 @@ __all__ = ["train_epoch", "evaluate", "fit"]
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    x: Tensor,
-    y: Tensor,
+    x: Tensor | Data,
+    y: Tensor | None = None,
     batch_size: int = 256,
     generator: torch.Generator | None = None,
     progress: bool = False,
@@ -54,39 +62,47 @@ def train_epoch(
 ) -> dict[str, float]:
     """One pass over ``(x, y)`` in shuffled mini-batches, minimising ``task``'s loss.
 
+    ``x`` may also be the whole data: ``(x, y)``, a Dataset or a DataLoader (``y`` omitted;
+    a DataLoader's own batches and order are used, ``batch_size`` and ``generator`` ignored).
     Returns the task's metrics over the epoch (e.g. mean loss and accuracy). Raises
-    :class:`~ncg.errors.NonFiniteError` at the end of the epoch if the loss is NaN or infinite.
+    :class:`~ncg.errors.NonFiniteError` at the end of the epoch if the loss is NaN or infinite,
+    and :class:`~ncg.errors.NCGError` if the data yields no batch.
     """
     task = get_task(task)
-    task.check(x, y, "training data", _num_outputs(model))
+    device = next(model.parameters()).device
+    data = as_batches(x, y, "training data")
     rank, size = world()
-    if size > 1 and min(batch_size, x.shape[0]) < size:
-        raise NCGError(f"batch_size={batch_size} and {x.shape[0]} samples leave some of the {size} ranks "
+    n = data.num_samples
+    if size > 1 and n is not None and min(batch_size, n) < size:
+        raise NCGError(f"batch_size={batch_size} and {n} samples leave some of the {size} ranks "
                        "without a sample of the first batch; use a batch of at least one sample per rank")
     model.train()
-    device = next(model.parameters()).device
-    order = torch.randperm(x.shape[0], generator=generator)
+    batches = data.shuffled(batch_size, generator, check=_checker(task, model, device))
     totals: dict[str, float] = {}
-    for start in tqdm(range(0, x.shape[0], batch_size), desc=desc, disable=not progress or rank > 0, leave=False):
-        index = order[start:start + batch_size]
-        lo, hi = local_slice(index.numel(), rank, size)
+    seen = 0
+    for batch in tqdm(batches, total=data.num_batches(batch_size), desc=desc, disable=not progress or rank > 0,
+                      leave=False):
         optimizer.zero_grad(set_to_none=True)
         output = loss = None
-        if hi > lo:
-            xb, yb = x[index[lo:hi]].to(device), y[index[lo:hi]].to(device)
+        if batch.x is not None:
+            xb, yb = batch.x.to(device), batch.y.to(device)
             output = model(xb)
             loss = task.loss(output, yb)
         if size == 1:
             loss.backward()
         else:
-            share = _loss_share(task, loss, hi - lo, index.numel())
+            share = _loss_share(task, loss, 0 if batch.x is None else batch.x.shape[0], batch.total)
             if loss is not None:
                 (loss * share).backward()
             all_reduce_gradients(model.parameters())
         optimizer.step()
         if output is not None:
             task.merge(totals, task.metric_sums(output.detach(), yb))
-    metrics = task.reduce(_merge_ranks(task, totals), x.shape[0])
+        seen += batch.total
+    if not seen:
+        raise NCGError("training data yielded no batch: it is empty, or a one-shot iterator that an earlier "
+                       "epoch used up (pass a Dataset or a DataLoader, which start over every epoch)")
+    metrics = task.reduce(_merge_ranks(task, totals), seen)
     loss = metrics.get("loss", 0.0)
     if loss != loss or loss in (float("inf"), float("-inf")):
         raise NonFiniteError(f"training loss became {loss}; lower the learning rate")
@@ -95,24 +111,35 @@ def train_epoch(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 2048, task: str | Task = "classification"
+    model: nn.Module, x: Tensor | Data, y: Tensor | None = None, batch_size: int = 2048,
+    task: str | Task = "classification",
 ) -> dict[str, float]:
-    """``task``'s metrics of ``model`` on ``(x, y)`` (by default mean cross-entropy and accuracy)."""
+    """``task``'s metrics of ``model`` on ``(x, y)`` (by default mean cross-entropy and accuracy);
+    ``x`` may also be the whole data as :func:`train_epoch` takes it."""
     task = get_task(task)
-    task.check(x, y, "evaluation data", _num_outputs(model))
+    device = next(model.parameters()).device
+    data = as_batches(x, y, "evaluation data")
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    rank, size = world()
-    shared = x.shape[0] >= size  # else every rank evaluates everything: the same result, no exchange
-    lo, hi = local_slice(x.shape[0], rank, size) if shared else (0, x.shape[0])
+    size = world()[1]
+    n = data.num_samples
+    shared = size > 1 and (n is None or n >= size)  # else every rank evaluates everything: no exchange
     totals: dict[str, float] = {}
-    for start in range(lo, hi, batch_size):
-        stop = min(start + batch_size, hi)
-        xb, yb = x[start:stop].to(device), y[start:stop].to(device)
-        task.merge(totals, task.metric_sums(model(xb), yb))
-    model.train(was_training)
-    return task.reduce(_merge_ranks(task, totals) if shared else totals, x.shape[0])
+    seen = 0
+    try:
+        for xb, yb in (data.local() if shared else data).in_order(batch_size, check=_checker(task, model, device)):
+            task.merge(totals, task.metric_sums(model(xb.to(device)), yb.to(device)))
+            seen += xb.shape[0]
+    finally:
+        model.train(was_training)
+    return task.reduce(_merge_ranks(task, totals) if shared else totals, n if shared else seen)
+
+
+def _checker(task: Task, model: nn.Module, device: torch.device) -> Check:
+    """``task``'s check of ``(x, y, label)`` against ``model``'s outputs and device, as
+    :class:`~ncg.batches.Batches` runs it (once on tensors, on every batch of streamed data)."""
+    outputs = _num_outputs(model)
+    return lambda x, y, label: task.check(x, y, label, outputs, device)
 
 
 def _loss_share(task: Task, loss: Tensor | None, local: int, total: int) -> float:
@@ -149,8 +176,8 @@ def _num_outputs(model: nn.Module) -> int | None:
 
 def fit(
     model: nn.Module,
-    train: tuple[Tensor, Tensor],
-    val: tuple[Tensor, Tensor] | None = None,
+    train: Data,
+    val: Data | None = None,
     epochs: Sequence[tuple[int, float]] = ((1, 1e-3),),
     batch_size: int = 256,
     seed: int = 0,
@@ -162,6 +189,7 @@ def fit(
     """Train ``model`` with Adam through stages of ``(epochs, learning_rate)``.
 
     The plain-training baseline: ``epochs=[(8, 1e-3), (3, 2e-4)]`` is the main job's budget.
+    ``train`` and ``val`` are tensors ``(x, y)``, Datasets or DataLoaders (:mod:`ncg.batches`).
     Shuffling is fixed by ``seed`` (or continues ``generator``, and an ``optimizer`` passed in
     keeps its state, so two calls can make one run). Returns the last epoch's training metrics (prefixed
     ``train_``), the validation metrics (``val_``) if ``val`` is given, and ``epochs``.
@@ -178,9 +206,9 @@ def fit(
             group["lr"] = lr
         for _ in range(count):
             done += 1
-            stats = train_epoch(model, optimizer, *train, batch_size=batch_size, generator=generator,
+            stats = train_epoch(model, optimizer, train, batch_size=batch_size, generator=generator,
                                 progress=progress, desc=f"epoch {done}", task=task)
             metrics = {f"train_{k}": v for k, v in stats.items()}
     if val is not None:
-        metrics.update({f"val_{k}": v for k, v in evaluate(model, *val, task=task).items()})
+        metrics.update({f"val_{k}": v for k, v in evaluate(model, val, task=task).items()})
     return {**metrics, "epochs": done}

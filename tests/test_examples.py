@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import networkx as nx
 import pytest
+import torch
 from PIL import Image
+
+from ncg.errors import NCGError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -51,13 +56,52 @@ def test_evolve_mnist_quick_writes_a_complete_run_folder(quick_run):
 def test_evolve_mnist_help_lists_the_knobs():
     result = subprocess.run([sys.executable, str(EXAMPLES / "evolve_mnist.py"), "--help"],
                             capture_output=True, text=True, check=True)
-    for flag in ("--dataset", "--neurons", "--epochs", "--rounds", "--tau", "--seed", "--device", "--out", "--quick"):
+    for flag in ("--dataset", "--neurons", "--epochs", "--rounds", "--tau", "--seed", "--device", "--out", "--quick",
+                 "--resume", "--overwrite", "--allow-config-change"):
         assert flag in result.stdout
+    assert "(default: None)" not in result.stdout and "(default: False)" not in result.stdout
+    assert "(default: 512; --quick: 48)" in " ".join(result.stdout.split())
+    module = _load("evolve_mnist")
+    epilog = result.stdout.split("RULES: ", 1)[1]  # the rule placeholders are explained in the help
+    for start, rules in module.RULES.items():
+        line = next(row for row in epilog.splitlines() if row.split()[:1] == [start])
+        assert rules["prune_score"] in line and rules["grow_score"] in line, start
+    for action in module.build_parser()._actions:
+        assert action.help and action.help.strip(), action.option_strings
 
 
 def test_evolve_mnist_runs_on_digits(tmp_path):
     summary = _load("evolve_mnist").main(["--quick", "--dataset", "digits", "--out", str(tmp_path), "--no-figures"])
     assert summary["dataset"] == "digits" and summary["neurons"] <= 64 + 58  # 64 input nodes, 48 + 10 neurons
+
+
+def test_evolve_mnist_trains_on_your_own_table(tmp_path):
+    rng = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 5, generator=rng)
+    rows = ["a,b,c,d,e,label"] + [",".join(f"{v:.4f}" for v in r) + f",{int(r[0] + r[1] > 0)}" for r in x.tolist()]
+    (tmp_path / "table.csv").write_text("\n".join(rows) + "\n")
+    main = _load("evolve_mnist").main
+    summary = main(["--quick", "--data", str(tmp_path / "table.csv"), "--target", "label", "--standardize",
+                    "--out", str(tmp_path / "run"), "--no-figures"])
+    assert summary["dataset"] == "table" and 0.0 <= summary["test_accuracy"] <= 1.0
+    assert (tmp_path / "run" / "model.pt").is_file()
+    torch.save({"x": x, "y": x[:, :1] * 2.0}, tmp_path / "reg.pt")
+    summary = main(["--quick", "--data", str(tmp_path / "reg.pt"), "--out", str(tmp_path / "reg"), "--no-figures"])
+    assert "test_mse" in summary and "test_accuracy" not in summary
+    with pytest.raises(NCGError, match="no column 'nope'"):
+        main(["--quick", "--data", str(tmp_path / "table.csv"), "--target", "nope", "--out", str(tmp_path / "x")])
+
+
+def test_evolve_mnist_logs_to_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _load("evolve_mnist").main(["--quick", "--rounds", "1", "--out", str(tmp_path / "run"), "--no-figures",
+                                "--tensorboard", str(tmp_path / "tb")])
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+    events.Reload()
+    assert {"graph/edges", "val/accuracy", "timing/seconds_per_step"} <= set(events.Tags()["scalars"])
+    assert "topology" in events.Tags()["images"]
 
 
 def test_custom_ncg_quick():
@@ -74,9 +118,60 @@ def test_export_graphml_on_a_run(quick_run, tmp_path):
 
 def test_evolve_mnist_resume_continues_a_saved_run(quick_run):
     out, summary = quick_run
-    again = _load("evolve_mnist").main(["--quick", "--out", str(out), "--seed", "1", "--resume", "--no-figures"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "different EvolveConfig": the target counts the initial biases
+        again = _load("evolve_mnist").main(["--quick", "--out", str(out), "--seed", "1", "--resume", "--no-figures"])
     for key in ("test_accuracy", "edges", "neurons", "edges_pruned", "edges_added"):
         assert again[key] == summary[key], key
+
+
+def test_quick_and_full_runs_get_their_own_default_folders():
+    parse = _load("evolve_mnist").parse_args
+    assert parse([]).out == "runs/mnist-seed0"
+    assert parse(["--quick"]).out == "runs/mnist-seed0-quick"
+    assert parse(["--quick", "--dataset", "digits", "--seed", "3"]).out == "runs/digits-seed3-quick"
+    assert parse(["--quick", "--out", "elsewhere"]).out == "elsewhere"
+
+
+@pytest.fixture
+def quick_copy(quick_run, tmp_path):
+    """A copy of the quick run's folder, for tests that change it."""
+    out = tmp_path / "copy"
+    shutil.copytree(quick_run[0], out)
+    return out
+
+
+def test_a_new_run_refuses_a_folder_holding_another_run(quick_copy):
+    config = (quick_copy / "config.json").read_bytes()
+    command = [sys.executable, str(EXAMPLES / "evolve_mnist.py"), "--no-figures", "--out", str(quick_copy)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"error: --out {quick_copy} already holds a run")
+    for hint in ("a --quick run", "--resume", "--overwrite", "another --out"):
+        assert hint in result.stderr, hint
+    assert (quick_copy / "config.json").read_bytes() == config  # nothing written before the check
+    summary = _load("evolve_mnist").main(["--quick", "--rounds", "1", "--out", str(quick_copy), "--overwrite",
+                                          "--no-figures", "--seed", "1"])
+    assert json.loads((quick_copy / "config.json").read_text())["args"]["rounds"] == 1
+    assert summary["rounds"] <= 1 and json.loads((quick_copy / "summary.json").read_text()) == summary
+
+
+def test_resume_refuses_other_flags_unless_allowed(quick_copy):
+    from ncg.errors import NCGError
+
+    main = _load("evolve_mnist").main
+    config = (quick_copy / "config.json").read_bytes()
+    resume = ["--quick", "--seed", "1", "--out", str(quick_copy), "--resume", "--no-figures", "--record-samples", "400"]
+    with pytest.raises(NCGError, match=r"--record-samples: 500 \(stored\) vs 400 \(given\)") as error:
+        main(resume)
+    assert "--allow-config-change" in str(error.value) and "--overwrite" in str(error.value)
+    assert (quick_copy / "config.json").read_bytes() == config
+    with pytest.warns(UserWarning, match=r"different EvolveConfig \(changed: record_samples: 500 -> 400\)"):
+        main([*resume, "--allow-config-change"])
+    assert json.loads((quick_copy / "config.json").read_text())["args"]["record_samples"] == 400
+    (quick_copy / "config.json").unlink()  # no stored flags: the checkpoint's EvolveConfig is compared
+    with pytest.raises(NCGError, match=r"EvolveConfig.rounds: 2 \(stored\) vs 4 \(given\)"):
+        main(["--seed", "1", "--out", str(quick_copy), "--resume", "--no-figures"])
 
 
 def test_explicit_flags_win_over_quick_and_bad_values_are_refused(capsys):

@@ -144,3 +144,41 @@ def test_variants_change_one_config_field_and_run(tmp_path):
         check_methods(["sparse-rigl[taux=1]"])
     with pytest.raises(NCGError, match="mlp-neurons is not trained by Free-Evolve"):
         check_methods(["mlp-neurons[tau=1]"])
+
+
+def test_cli_help_explains_every_flag(capsys):
+    import argparse
+
+    from ncg.experiments.__main__ import _parser
+
+    parser = _parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, sub in [("", parser), *commands.choices.items()]:
+        for action in sub._actions:
+            assert action.help and action.help.strip(), (name, action.option_strings or action.dest)
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: None)" not in text and "--quick" in text
+    assert "(default: 0 1 2 3 4; --quick: 0 1)" in " ".join(text.split())
+
+
+def test_quick_sweep_runs_and_reports_each_cell(tmp_path, capsys):
+    out = tmp_path / "quick"
+    assert main(["run", "--quick", "--datasets", "digits", "--methods", "mlp-neurons", "--neurons", "8",
+                 "--out", str(out)]) == 0
+    rows = json.loads((out / "runs.json").read_text())
+    assert [r["seed"] for r in rows] == [0, 1]
+    assert rows[0]["budget"]["neurons"] == 8 and rows[0]["budget"]["record_samples"] == 500  # explicit flags win
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"2 of 2 cells to run into {out}"
+    for seed, line in zip((0, 1), lines[1:3]):
+        assert line.startswith(f"digits mlp-neurons seed {seed}: test_accuracy 0.") and line.endswith(" s"), line
+
+
+def test_report_names_a_missing_docs_page(sweep, tmp_path, capsys):
+    out, _ = sweep
+    missing = tmp_path / "docs" / "results.md"
+    assert main(["report", str(out), "--docs", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --docs {missing}: no such file") and len(err.splitlines()) == 1

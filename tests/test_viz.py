@@ -121,6 +121,24 @@ def test_draw_topology_writes_png_and_svg(tmp_path, net, suffix):
         assert "<svg" in path.read_text()[:1000]
 
 
+def test_input_nodes_get_their_own_marker_and_legend_entry(tmp_path):
+    from ncg.build import sparse_start
+    from viz.topology import INPUT_STYLE
+
+    graph = sparse_start(num_inputs=6, num_hidden=5, num_outputs=2, fan_in=3, seed=0)
+    ax = viz.draw_topology(graph, tmp_path / "inputs.png", figsize=FIGSIZE, dpi=DPI).axes[0]
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels[:3] == ["input node", "hidden neuron", "output neuron"]
+    squares = [c for c in ax.collections if c.get_label() == INPUT_STYLE["label"]]
+    assert len(squares) == 1 and len(squares[0].get_offsets()) == 6
+    hidden = [c for c in ax.collections if c.get_label() == "hidden neuron"]
+    assert len(hidden[0].get_offsets()) == 5
+    assert "6 input nodes" in ax.get_title()
+    assert_image(tmp_path / "inputs.png", PIXELS)
+    plain = viz.draw_topology(NCG.complete(6, num_outputs=2, seed=0), figsize=FIGSIZE, dpi=DPI).axes[0]
+    assert "input node" not in [text.get_text() for text in plain.get_legend().get_texts()]
+
+
 def test_draw_topology_caps_edges_and_says_so(tmp_path):
     graph = NCG.random_dag(300, num_edges=3000, num_outputs=5, seed=1)
     fig = viz.draw_topology(graph, tmp_path / "big.png", max_edges=500, figsize=FIGSIZE, dpi=DPI)
@@ -149,8 +167,9 @@ def test_draw_topology_samples_a_large_graph(tmp_path, big):
     ax = fig.axes[0]
     title = ax.get_title().splitlines()
     assert title[1] == "a fixed random sample of 2,000 of 100,794 neurons is drawn (all outputs included)"
-    lines, hidden, outputs = ax.collections[:3]
-    assert len(hidden.get_offsets()) + len(outputs.get_offsets()) == 2000
+    lines, hidden, outputs, inputs = ax.collections[:4]
+    assert inputs.get_label() == "input node" and len(inputs.get_offsets()) > 0
+    assert len(hidden.get_offsets()) + len(outputs.get_offsets()) + len(inputs.get_offsets()) == 2000
     assert len(outputs.get_offsets()) == 10  # every output is drawn
     drawn = int(title[2].split()[2].replace(",", ""))
     assert title[2] == f"showing all {drawn:,} edges among them, of 1,015,424 in all"

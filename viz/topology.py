@@ -30,10 +30,14 @@ from viz.figure import HIDDEN_STYLE, OUTPUT_STYLE, as_graph, edge_cmap, new_figu
 from viz.layout import edge_paths, generation_layout
 from viz.sample import MAX_NEURONS, induced_edges, sample_caption, sample_neurons
 
-__all__ = ["draw_topology", "draw_neurons", "edge_style"]
+__all__ = ["draw_topology", "draw_neurons", "neuron_handles", "edge_style", "INPUT_STYLE"]
 
 LABEL_MAX_NEURONS = 40
 """Graphs up to this size get their neuron ids written beside the markers."""
+
+INPUT_STYLE = {"marker": "s", "color": "#59a14f", "label": "input node"}
+"""Marker of an input node (a graph node that holds an input feature), beside
+:data:`~viz.figure.HIDDEN_STYLE` and :data:`~viz.figure.OUTPUT_STYLE`."""
 
 
 def edge_style(num_edges: int) -> tuple[float, float]:
@@ -44,19 +48,39 @@ def edge_style(num_edges: int) -> tuple[float, float]:
 
 
 def draw_neurons(
-    ax: Axes, x: np.ndarray, y: np.ndarray, is_output: np.ndarray, labels: np.ndarray | None = None
+    ax: Axes,
+    x: np.ndarray,
+    y: np.ndarray,
+    is_output: np.ndarray,
+    labels: np.ndarray | None = None,
+    is_input: np.ndarray | None = None,
 ) -> None:
-    """Scatter hidden neurons as dots and outputs as diamonds, sized for the neuron count."""
+    """Scatter hidden neurons as dots, outputs as diamonds and input nodes (where ``is_input``)
+    as squares, sized for the neuron count."""
     n = x.size
     size = float(np.clip(3000 / max(n, 1), 3, 60))
-    hidden = ~is_output
+    is_input = np.zeros(n, dtype=bool) if is_input is None else np.asarray(is_input, dtype=bool)
+    hidden = ~is_output & ~is_input
     ax.scatter(x[hidden], y[hidden], s=size, c=HIDDEN_STYLE["color"], marker=HIDDEN_STYLE["marker"],
                linewidths=0, zorder=3, label=HIDDEN_STYLE["label"])
     ax.scatter(x[is_output], y[is_output], s=2.5 * size, c=OUTPUT_STYLE["color"], marker=OUTPUT_STYLE["marker"],
                edgecolors="black", linewidths=0.5, zorder=4, label=OUTPUT_STYLE["label"])
+    if is_input.any():
+        ax.scatter(x[is_input], y[is_input], s=size, c=INPUT_STYLE["color"], marker=INPUT_STYLE["marker"],
+                   linewidths=0, zorder=3, label=INPUT_STYLE["label"])
     if labels is not None and n <= LABEL_MAX_NEURONS:
         for xi, yi, label in zip(x, y, labels):
             ax.annotate(str(label), (xi, yi), xytext=(3, 3), textcoords="offset points", fontsize=7, zorder=5)
+
+
+def neuron_handles(with_inputs: bool) -> list[Line2D]:
+    """Legend entries for the markers of :func:`draw_neurons`: input nodes (if ``with_inputs``),
+    hidden and output neurons."""
+    handles = [Line2D([], [], linestyle="", markersize=6, **INPUT_STYLE)] if with_inputs else []
+    return handles + [
+        Line2D([], [], linestyle="", markersize=6, **HIDDEN_STYLE),
+        Line2D([], [], linestyle="", markersize=7, markeredgecolor="black", **OUTPUT_STYLE),
+    ]
 
 
 def _edges_shown(num_edges: int, among: int, shown: int, sampled: bool) -> str:
@@ -118,7 +142,9 @@ def draw_topology(
     colormap centred on zero (red positive, blue negative, without the pale middle so weak edges
     keep their sign; scaled to the 99th percentile of ``|weight|``), width and opacity growing
     with ``|weight|``, the strongest drawn on top; edges that skip generations are arcs
-    (:func:`~viz.layout.edge_paths`). Neuron ids are written beside the markers up to 40 neurons.
+    (:func:`~viz.layout.edge_paths`). Input nodes (graph nodes that hold the input features, in
+    generation 0) are squares, hidden neurons dots, outputs diamonds; the legend has an entry for
+    input nodes when some are drawn. Neuron ids are written beside the markers up to 40 neurons.
     Time and memory are O(N + E) for the generations and the sample, plus the drawing of at most
     ``max_neurons`` neurons and ``max_edges`` edges: a million neurons take seconds.
 
@@ -160,8 +186,9 @@ def draw_topology(
             colors=colors, linewidths=width * (0.4 + 1.1 * magnitude), zorder=2, capstyle="round",
         )
         ax.add_collection(lines)
-    is_output = graph.roles.numpy()[neurons] == NCG.OUTPUT
-    draw_neurons(ax, x, y, is_output, labels=graph.neuron_ids.numpy()[neurons])
+    roles = graph.roles.numpy()[neurons]
+    is_input = roles == NCG.INPUT
+    draw_neurons(ax, x, y, roles == NCG.OUTPUT, labels=graph.neuron_ids.numpy()[neurons], is_input=is_input)
     ax.autoscale_view()
     ax.margins(x=0.03, y=0.05)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -169,16 +196,15 @@ def draw_topology(
     ax.set_xlabel("topological generation")
     ax.set_ylabel("position within generation (barycenter order)")
     num_generations = int(generation.max()) + 1
-    default = (f"FreeNet topology: {n:,} neurons ({graph.num_outputs:,} outputs), {num_edges:,} edges, "
+    inputs = f"{graph.num_inputs:,} input nodes, " if graph.num_inputs else ""
+    default = (f"FreeNet topology: {n:,} neurons ({inputs}{graph.num_outputs:,} outputs), {num_edges:,} edges, "
                f"{num_generations:,} generations")
     sampled = neurons.size < n
     shown = _edges_shown(num_edges, among.size, keep.size, sampled)
     if sampled:
         shown = f"{sample_caption(neurons.size, n)}\n{shown}"
     ax.set_title(f"{title or default}\n{shown}", fontsize=11)
-    handles = [
-        Line2D([], [], linestyle="", markersize=6, **HIDDEN_STYLE),
-        Line2D([], [], linestyle="", markersize=7, markeredgecolor="black", **OUTPUT_STYLE),
+    handles = neuron_handles(bool(is_input.any())) + [
         Line2D([], [], color=cmap(0.9), lw=2, label="positive weight"),
         Line2D([], [], color=cmap(0.1), lw=2, label="negative weight"),
     ]

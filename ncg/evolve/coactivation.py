@@ -34,7 +34,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -43,7 +43,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ncg.arrays import is_member
-from ncg.distributed import all_reduce, local_slice, world
+from ncg.batches import Data, as_batches
+from ncg.distributed import all_reduce, world
 from ncg.errors import NCGError, NonFiniteError
 
 __all__ = [
@@ -196,15 +197,6 @@ class Coactivation:
             )
 
 
-def _batches(data: Tensor | Iterable, batch_size: int) -> Iterable[Tensor]:
-    if isinstance(data, Tensor):
-        for start in range(0, data.shape[0], batch_size):
-            yield data[start:start + batch_size]
-        return
-    for item in data:
-        yield item[0] if isinstance(item, (tuple, list)) else item
-
-
 def _sample_candidates(
     num_neurons: int, position: np.ndarray, edge_keys: np.ndarray, k: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -341,7 +333,7 @@ class CoactivationRecorder:
 @torch.no_grad()
 def record_coactivation(
     model,
-    data: Tensor | Iterable,
+    data: Data,
     batch_size: int = 2048,
     threshold: float | None = None,
     max_samples: int | None = None,
@@ -357,10 +349,12 @@ def record_coactivation(
     ----------
     model : FreeNet
         The network; put in eval mode for the recording and restored afterwards.
-    data : Tensor or iterable
-        Inputs ``[S, ...]``, or an iterable of batches ``x`` or ``(x, y)``.
+    data : Tensor, tuple of Tensor, Dataset, DataLoader or iterable
+        Inputs ``[S, ...]``, tensors ``(x, y)``, a Dataset of ``(x, y)`` items, or a DataLoader
+        or other iterable of batches ``x`` or ``(x, y)``, streamed in its order
+        (:mod:`ncg.batches`); targets are ignored.
     batch_size : int
-        Batch size when ``data`` is a tensor.
+        Batch size of tensors and Datasets (a DataLoader keeps its own).
     threshold : float, optional
         A neuron fires when its activation is ``> threshold``; by default each neuron's
         threshold comes from its activation (:func:`firing_thresholds`).
@@ -376,31 +370,26 @@ def record_coactivation(
     progress : bool
         Show a tqdm progress bar.
     across_ranks : bool
-        Data-parallel recording (:mod:`ncg.distributed`): every rank passes the same tensor
-        ``data``, streams its slice of ``data[:max_samples]`` and gets the statistics of all of
-        it; a collective call, so every rank must make it.
+        Data-parallel recording (:mod:`ncg.distributed`): every rank passes the same tensors or
+        Dataset ``data`` (a DataLoader raises), streams its slice of the first ``max_samples``
+        samples and gets the statistics of all of them; a collective call, so every rank must
+        make it.
 
     Raises
     ------
     NonFiniteError
         If any activation is NaN or infinite (the statistics would be silently wrong).
     """
+    data = as_batches(data, argument="coactivation data").first(max_samples)
     if across_ranks:
-        if not isinstance(data, Tensor):
-            raise NCGError(f"across_ranks needs the data as one tensor, got {type(data).__name__}")
-        data = data[:max_samples]
-        data, max_samples = data[slice(*local_slice(data.shape[0]))], None
+        data = data.local()
     recorder = CoactivationRecorder(model, threshold, dense_max_neurons, candidates_per_neuron, seed)
     device = model.bias.device
     was_training = model.training
     model.eval()
-    bar = tqdm(total=max_samples, desc="coactivation", unit="sample", disable=not progress or world()[0] > 0, leave=False)
+    bar = tqdm(total=data.num_samples, desc="coactivation", unit="sample", disable=not progress or world()[0] > 0, leave=False)
     try:
-        for x in _batches(data, batch_size):
-            if max_samples is not None:
-                if recorder.num_samples >= max_samples:
-                    break
-                x = x[: max_samples - recorder.num_samples]
+        for x, _ in data.in_order(batch_size):
             recorder.update(model.neuron_activations(x.to(device)))
             bar.update(x.shape[0])
     finally:

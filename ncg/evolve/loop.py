@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ncg.batches import Batches, Data, as_batches
 from ncg.distributed import check_consistent, local_samples_before
 from ncg.errors import NCGError
 from ncg.evolve.apply import apply_edits, rewire
@@ -238,6 +239,26 @@ class EvolveConfig:
         return asdict(self)
 
 
+def config_changes(saved: dict, given: dict) -> dict[str, tuple[object, object]]:
+    """The fields whose values differ between two config dicts (such as
+    :meth:`EvolveConfig.to_dict`), nested fields dotted, each mapped to ``(saved, given)``; a
+    field that one side lacks counts as None there.
+
+    Examples
+    --------
+    >>> config_changes({"rounds": 2, "budget": {"target_edges": 10}}, {"rounds": 2, "budget": {"target_edges": 12}})
+    {'budget.target_edges': (10, 12)}
+    """
+    changes: dict[str, tuple[object, object]] = {}
+    for name in dict.fromkeys([*saved, *given]):
+        old, new = saved.get(name), given.get(name)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes.update({f"{name}.{key}": pair for key, pair in config_changes(old, new).items()})
+        elif old != new:
+            changes[name] = (old, new)
+    return changes
+
+
 def _within_edge_budget(grown: EditSet, max_edges: int) -> EditSet:
     """The whole new neurons of ``grown`` (each an ``add_neuron`` and its ``add_edge`` edits)
     whose edges fit in ``max_edges``, so growth never exceeds the round's edge budget."""
@@ -250,6 +271,11 @@ def _within_edge_budget(grown: EditSet, max_edges: int) -> EditSet:
             fits[k] = True
             used += c
     return grown.select(fits[group]) if len(grown) else grown
+
+
+def _as_data(train: Data, val: Data | None) -> tuple[Batches, Batches | None]:
+    """The training and validation data as :class:`~ncg.batches.Batches`."""
+    return as_batches(train, argument="training data"), None if val is None else as_batches(val, argument="validation data")
 
 
 class FreeEvolve:
@@ -304,9 +330,10 @@ class FreeEvolve:
         if missing:
             raise NCGError(f"FreeEvolve state lacks {sorted(missing)}")
         saved = state.get("config")
-        if saved is not None and saved != self.config.to_dict():
-            changed = sorted(k for k in saved if saved[k] != self.config.to_dict().get(k))
-            warnings.warn(f"resuming with a different EvolveConfig (changed: {changed})", stacklevel=2)
+        changes = {} if saved is None else config_changes(saved, self.config.to_dict())
+        if changes:
+            shown = ", ".join(f"{name}: {old!r} -> {new!r}" for name, (old, new) in changes.items())
+            warnings.warn(f"resuming with a different EvolveConfig (changed: {shown})", stacklevel=2)
         self.history = History.from_dict(state["history"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
@@ -314,15 +341,15 @@ class FreeEvolve:
 
     def _train(
         self,
-        train: tuple[Tensor, Tensor],
-        val: tuple[Tensor, Tensor] | None,
+        train: Batches,
+        val: Batches | None,
         epochs: int,
         label: str,
         last_epoch_hook: Callable[[Tensor], None] | None = None,
     ) -> tuple[dict, dict]:
         """Train ``epochs`` epochs; returns the metrics and the timing (``train_seconds`` and
         ``seconds_per_step``: what a step cost this round, which follows the edges left by the
-        edits). The timing is kept apart from the metrics, which a seed fixes bit for bit."""
+        edits; 0 for a loader of unknown length). The timing is kept apart from the metrics, which a seed fixes bit for bit."""
         metrics: dict[str, float] = {}
         seconds = 0.0
         for epoch in range(epochs):
@@ -331,7 +358,7 @@ class FreeEvolve:
             start = time.perf_counter()
             try:
                 stats = train_epoch(
-                    self.model, self.optimizer, *train, batch_size=self.config.batch_size,
+                    self.model, self.optimizer, train, batch_size=self.config.batch_size,
                     generator=self.generator, progress=self.config.progress,
                     desc=f"{label} epoch {epoch + 1}/{epochs}", task=self.config.task,
                 )
@@ -340,11 +367,11 @@ class FreeEvolve:
             seconds += time.perf_counter() - start
             metrics = {f"train_{k}": v for k, v in stats.items()}
         if val is not None:
-            metrics.update({f"val_{k}": v for k, v in evaluate(self.model, *val, task=self.config.task).items()})
-        steps = epochs * -(-train[0].shape[0] // self.config.batch_size)
+            metrics.update({f"val_{k}": v for k, v in evaluate(self.model, val, task=self.config.task).items()})
+        steps = epochs * (train.num_batches(self.config.batch_size) or 0)
         return metrics, {"train_seconds": seconds, "seconds_per_step": seconds / steps if steps else 0.0}
 
-    def propose(self, coactivation: Coactivation | None, train: tuple[Tensor, Tensor]) -> EditSet:
+    def propose(self, coactivation: Coactivation | None, train: Data) -> EditSet:
         """The edits of one round for the model's current graph.
 
         Neuron removals come first; pruning and growing are then proposed on the graph *after*
@@ -400,10 +427,14 @@ class FreeEvolve:
         bound = 1.0 / np.sqrt(np.maximum(in_degree[targets], 1))
         return rng.uniform(-1.0, 1.0, targets.size) * bound
 
-    def _tail_recorder(self, num_samples: int) -> tuple[CoactivationRecorder, Callable[[Tensor], None]]:
-        """A recorder and a hook that feeds it the last ``record_samples`` of an epoch (this
-        rank's share of them when data-parallel)."""
+    def _tail_recorder(self, num_samples: int | None) -> tuple[CoactivationRecorder, Callable[[Tensor], None]]:
+        """A recorder and a hook that feeds it the last ``record_samples`` of an epoch of
+        ``num_samples`` samples (this rank's share of them when data-parallel)."""
         cfg = self.config
+        if num_samples is None:
+            raise NCGError("EvolveConfig.record_during_training=True records the last record_samples samples of "
+                           "each round, so it needs the samples per epoch, but the training data does not tell "
+                           "(a loader without a sized sampler); pass record_during_training=False")
         recorder = CoactivationRecorder(self.model, cfg.firing_threshold, seed=cfg.seed + len(self.history))
         skip = local_samples_before(num_samples, cfg.batch_size, max(0, num_samples - cfg.record_samples))
         seen = 0
@@ -416,9 +447,11 @@ class FreeEvolve:
 
         return recorder, hook
 
-    def step(self, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor] | None = None) -> RoundRecord:
-        """One round: train, record, edit, rewire; returns the round's record."""
+    def step(self, train: Data, val: Data | None = None) -> RoundRecord:
+        """One round: train, record, edit, rewire; returns the round's record. The data is as
+        :meth:`run` takes it."""
         cfg = self.config
+        train, val = _as_data(train, val)
         start = time.perf_counter()
         label = f"round {len(self.history)}"
         needs_recording = cfg.evolve and (
@@ -429,14 +462,14 @@ class FreeEvolve:
         if not needs_recording:
             metrics, timing = self._train(train, val, cfg.epochs_per_round, label)
         elif cfg.record_during_training and cfg.epochs_per_round > 0:
-            recorder, hook = self._tail_recorder(train[0].shape[0])
+            recorder, hook = self._tail_recorder(train.num_samples)
             metrics, timing = self._train(train, val, cfg.epochs_per_round, label, last_epoch_hook=hook)
             recorder.sum_over_ranks()
             coactivation = recorder.result()
         else:
             metrics, timing = self._train(train, val, cfg.epochs_per_round, label)
             coactivation = record_coactivation(
-                self.model, train[0], threshold=cfg.firing_threshold, max_samples=cfg.record_samples,
+                self.model, train, threshold=cfg.firing_threshold, max_samples=cfg.record_samples,
                 seed=cfg.seed + len(self.history), progress=cfg.progress, across_ranks=True,
             )
         edits = self.propose(coactivation, train) if cfg.evolve else EditSet.empty()
@@ -454,8 +487,14 @@ class FreeEvolve:
         stopped = last.phase == "finetune" or (unchanged and self.config.stop_when_unchanged)
         return not stopped and len(self.history) <= self.config.rounds
 
-    def run(self, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor] | None = None) -> History:
+    def run(self, train: Data, val: Data | None = None) -> History:
         """Evolve for up to ``config.rounds`` rounds, then fine-tune ``config.final_epochs``.
+
+        ``train`` and ``val`` are tensors ``(x, y)``, Datasets of ``(x, y)`` items or DataLoaders
+        (:mod:`ncg.batches`): tensors and Datasets are shuffled by ``config.seed`` in the same
+        order, so they give the same run; a DataLoader's own batches and order are used as they
+        come (``config.batch_size`` is then unused), and under ``torchrun`` a DataLoader
+        raises (pass its Dataset). Nothing of size samples x neurons is held.
 
         With ``stop_when_unchanged``, stops evolving early after a round that proposed no edit
         (never for ``evolve=False``, which trains every round). A finished history is
@@ -466,6 +505,7 @@ class FreeEvolve:
         if self.history.rounds[-1].phase == "finetune":
             return self.history
         check_consistent(self.model, f"at round {len(self.history)} before training", self.optimizer)
+        train, val = _as_data(train, val)
         while self._evolving():
             self.step(train, val)
         start = time.perf_counter()

@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ncg.distributed import all_reduce, local_slice
+from ncg.batches import Batches, Data, as_batches
+from ncg.distributed import all_reduce
 from ncg.errors import NCGError
 from ncg.evolve.coactivation import Coactivation
 from ncg.evolve.operators import coactivation_scores, coactive_pairs, forward_non_edges
@@ -77,8 +78,8 @@ class ScoreContext:
     model : FreeNet
         The model (its graph may still include the removed neurons: rules that need the model
         map through ``neuron_map``).
-    train : tuple of Tensor
-        Training data ``(x, y)``; gradient rules use its first ``samples`` samples.
+    train : tensors, Dataset or DataLoader
+        Training data (:mod:`ncg.batches`); gradient rules use its first ``samples`` samples.
     task : Task
     tau : float
     measure : str
@@ -91,7 +92,7 @@ class ScoreContext:
     graph: NCG
     coactivation: Coactivation | None
     model: nn.Module
-    train: tuple[Tensor, Tensor]
+    train: Data
     task: Task = field(default_factory=lambda: get_task("classification"))
     tau: float = 0.25
     measure: str = "phi"
@@ -109,20 +110,10 @@ class ScoreContext:
         """Indices in ``model`` of ``graph``'s neurons ``neurons``."""
         return neurons if self.neuron_map is None else self.neuron_map[neurons]
 
-    def gradient_samples(self) -> tuple[Tensor, Tensor]:
+    def gradient_samples(self) -> Batches:
         """This rank's slice of the first ``samples`` training samples (all of them in one
-        process); gradient rules sum their gradients over the ranks' slices."""
-        x, y = self.train
-        start, stop = local_slice(min(self.samples, x.shape[0]))
-        return x[start:stop], y[start:stop]
-
-
-def _batches(ctx: ScoreContext, batch_size: int = 1024):
-    x, y = ctx.train
-    count = min(ctx.samples, x.shape[0])
-    device = next(ctx.model.parameters()).device
-    for start in range(0, count, batch_size):
-        yield x[start:min(start + batch_size, count)].to(device), y[start:min(start + batch_size, count)].to(device)
+        process), streamed; gradient rules sum their gradients over the ranks' slices."""
+        return as_batches(self.train, argument="training data").first(self.samples).local()
 
 
 def _summed_loss(task: Task, output: Tensor, target: Tensor) -> Tensor:
@@ -131,17 +122,17 @@ def _summed_loss(task: Task, output: Tensor, target: Tensor) -> Tensor:
 
 
 def saliency_scores(
-    model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024, task: str | Task = "classification",
-    across_ranks: bool = False,
+    model: nn.Module, x: Tensor | Data, y: Tensor | None = None, batch_size: int = 1024,
+    task: str | Task = "classification", across_ranks: bool = False,
 ) -> np.ndarray:
     """``|w * dL/dw|`` of every edge, with the gradient of ``task``'s loss summed over ``(x, y)``
-    (and, with ``across_ranks``, over every data-parallel rank's ``(x, y)``: a collective call)."""
+    (and, with ``across_ranks``, over every data-parallel rank's ``(x, y)``: a collective call).
+    ``x`` may also be the whole data: ``(x, y)``, a Dataset or a DataLoader (:mod:`ncg.batches`)."""
     task = get_task(task)
     model.zero_grad(set_to_none=True)
     device = model.weight.device
-    for start in range(0, x.shape[0], batch_size):
-        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
-        _summed_loss(task, model(xb), yb).backward()
+    for xb, yb in as_batches(x, y, "saliency data").in_order(batch_size):
+        _summed_loss(task, model(xb.to(device)), yb.to(device)).backward()
     grad = model.weight.grad if model.weight.grad is not None else torch.zeros_like(model.weight)
     if across_ranks:
         grad = all_reduce(grad, kind="statistics")
@@ -152,8 +143,8 @@ def saliency_scores(
 
 def edge_gradients(
     model: nn.Module,
-    x: Tensor,
-    y: Tensor,
+    x: Tensor | Data,
+    y: Tensor | None,
     sources: np.ndarray,
     targets: np.ndarray,
     task: str | Task = "classification",
@@ -164,8 +155,10 @@ def edge_gradients(
 
     With ``z = u + W^T h``, an edge ``i -> j`` of weight ``w`` adds ``w h_i`` to ``z_j``, so
     ``dL/dw = sum_b h_i(b) dL/dz_j(b)``; ``dL/dz`` is read from the external input ``u``
-    (:meth:`~ncg.model.FreeNet.forward_states`). The loss is summed over ``(x, y)`` (and, with
-    ``across_ranks``, over every data-parallel rank's ``(x, y)``: a collective call). Up to
+    (:meth:`~ncg.model.FreeNet.forward_states`). ``x`` may also be the whole data (``y`` then
+    ``None``): ``(x, y)``, a Dataset or a DataLoader (:mod:`ncg.batches`, which keeps its own
+    batches). The loss is summed over ``(x, y)`` (and, with ``across_ranks``, over every
+    data-parallel rank's ``(x, y)``: a collective call). Up to
     :data:`DENSE_GRADIENT_MAX_NEURONS` neurons, all pairs come from one ``h G^T`` product per
     batch (of at most ``batch_size`` samples, fewer where ``N x batch`` would pass
     :data:`STATE_ELEMENTS`); above, from dot products of the candidates' rows only (:func:`ncg.kernels.sparse.pair_dots`).
@@ -188,9 +181,9 @@ def edge_gradients(
     was_training = model.training
     model.eval()
     batch_size = max(1, min(batch_size, STATE_ELEMENTS // max(1, model.num_neurons)))
-    for start in range(0, x.shape[0], batch_size):
-        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
-        output, u, h = model.forward_states(xb)
+    for xb, yb in as_batches(x, y, "gradient data").in_order(batch_size):
+        output, u, h = model.forward_states(xb.to(device))
+        yb = yb.to(device)
         u.retain_grad()
         model.zero_grad(set_to_none=True)
         _summed_loss(task, output, yb).backward()
@@ -223,7 +216,7 @@ def _magnitude_prune(ctx: ScoreContext) -> np.ndarray:
 
 
 def _saliency_prune(ctx: ScoreContext) -> np.ndarray:
-    scores = saliency_scores(ctx.model, *ctx.gradient_samples(), task=ctx.task, across_ranks=True)
+    scores = saliency_scores(ctx.model, ctx.gradient_samples(), task=ctx.task, across_ranks=True)
     return scores if ctx.edge_map is None else scores[ctx.edge_map]
 
 
@@ -257,7 +250,7 @@ def _random_grow(ctx: ScoreContext) -> Candidates:
 
 def _gradient_scores(ctx: ScoreContext, src: np.ndarray, dst: np.ndarray) -> Candidates:
     grad = edge_gradients(
-        ctx.model, *ctx.gradient_samples(), ctx.model_neurons(src), ctx.model_neurons(dst), task=ctx.task,
+        ctx.model, ctx.gradient_samples(), None, ctx.model_neurons(src), ctx.model_neurons(dst), task=ctx.task,
         across_ranks=True,
     )
     return src, dst, np.abs(grad)

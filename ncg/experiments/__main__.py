@@ -1,12 +1,13 @@
 """``python -m ncg.experiments``: run comparisons and rebuild their tables.
 
     python -m ncg.experiments run --datasets mnist fashion-mnist --seeds 0 1 2 3 4 --methods main
+    python -m ncg.experiments run --quick          # a sweep of seconds to a minute, into results/quick
     python -m ncg.experiments report results/main --docs docs/results.md
     python -m ncg.experiments polynomial --out results/polynomial
 
-``run`` trains every missing cell (data set x method x seed) into ``--out`` and then writes the
-report; under ``torchrun`` or in a SLURM array each process runs its share of the cells
-(``--shard``, taken from the environment by default) and rank 0 (every array task) reports
+``run`` trains every missing cell (data set x method x seed) into ``--out``, printing a line per
+finished cell, and then writes the report; under ``torchrun`` or in a SLURM array each process
+runs its share of the cells (``--shard``, taken from the environment by default) and rank 0 (every array task) reports
 (docs/scaling.md). ``report`` rebuilds ``table.md`` (and for the runner's results
 ``aggregates.json`` and one Pareto figure per data set) from ``runs.json`` alone, and with
 ``--docs`` the table between the markers ``<!-- results:<name>:begin -->`` and
@@ -34,38 +35,90 @@ def _shard(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+FULL = {"seeds": [0, 1, 2, 3, 4], "out": "results/main", "neurons": 512, "epochs": 8, "finetune_epochs": 3,
+        "rounds": 4, "train_samples": None, "record_samples": 10_000, "sparse_parameters": 40_000}
+QUICK = {"seeds": [0, 1], "out": "results/quick", "neurons": 32, "epochs": 4, "finetune_epochs": 1, "rounds": 2,
+         "train_samples": 5_000, "record_samples": 500, "sparse_parameters": 4_000}
+"""Defaults of ``run`` and of ``run --quick`` where they differ; a flag given explicitly wins."""
+
+
+def _default(name: str) -> str:
+    """``(default: FULL; --quick: QUICK)`` for the flag ``name`` (a list as its items, None as 'all')."""
+    def show(value: object) -> str:
+        if isinstance(value, list):
+            return " ".join(map(str, value))
+        return "all" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+    return f"(default: {show(FULL[name])}; --quick: {show(QUICK[name])})"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ncg.experiments", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="train every missing cell, then write the report",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    run.add_argument("--datasets", nargs="+", default=["mnist"], help="data set names (ncg.datasets)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="run: train a sweep; report: rebuild its tables; polynomial: the polynomial experiment")
+    run = sub.add_parser("run", help="train every missing cell (data set x method x seed), then write the report",
+                         description="Train every missing cell (data set x method x seed) into --out, one line per "
+                                     "finished cell, then write runs.json, runs.csv, table.md and the figures. A cell "
+                                     "already done under the same budget is skipped, so a killed sweep resumes.")
+    run.add_argument("--datasets", nargs="+", default=["mnist"],
+                     help="data set names of ncg.datasets (default: mnist)")
     run.add_argument("--methods", nargs="+", default=["main"],
-                     help=f"'all', a preset ({', '.join(PRESETS)}) or some of: {' '.join(METHODS)}")
-    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    run.add_argument("--out", default="results/main", help="results folder (cells/, runs.json, table.md, figures)")
-    run.add_argument("--neurons", type=int, default=512, help="hidden neurons of the FreeNets")
-    run.add_argument("--epochs", type=int, default=8, help="epochs of the first (evolve) stage")
-    run.add_argument("--lr", type=float, default=1e-3, help="learning rate of the first stage")
-    run.add_argument("--finetune-epochs", type=int, default=3, help="epochs of the fine-tuning stage (0: none)")
-    run.add_argument("--finetune-lr", type=float, default=2e-4)
-    run.add_argument("--rounds", type=int, default=4, help="Free-Evolve rounds in the first stage")
-    run.add_argument("--batch-size", type=int, default=256)
-    run.add_argument("--density", type=float, default=0.38, help="target edges of the sparse baselines (fraction of the complete DAG)")
-    run.add_argument("--train-samples", type=int, default=None, help="train on the first samples only")
-    run.add_argument("--record-samples", type=int, default=10_000)
-    run.add_argument("--imp-cycles", type=int, default=2)
-    run.add_argument("--sparse-parameters", type=int, default=40_000, help="parameter budget of the sparse-* methods")
+                     help=f"'all', a preset ({', '.join(PRESETS)}) or some of: {' '.join(METHODS)} (default: main)")
+    run.add_argument("--seeds", nargs="+", type=int, default=None,
+                     help=f"seeds; every data set x method trains once per seed {_default('seeds')}")
+    run.add_argument("--out", default=None,
+                     help=f"results folder: cells/, runs.json, table.md, figures {_default('out')}")
+    run.add_argument("--neurons", type=int, default=None, help=f"hidden neurons of the FreeNets {_default('neurons')}")
+    run.add_argument("--epochs", type=int, default=None,
+                     help=f"epochs of the first (evolve) stage {_default('epochs')}")
+    run.add_argument("--lr", type=float, default=1e-3, help="learning rate of the first stage (default: %(default)s)")
+    run.add_argument("--finetune-epochs", type=int, default=None,
+                     help=f"epochs of the fine-tuning stage, 0 for none {_default('finetune_epochs')}")
+    run.add_argument("--finetune-lr", type=float, default=2e-4,
+                     help="learning rate of the fine-tuning stage (default: %(default)s)")
+    run.add_argument("--rounds", type=int, default=None,
+                     help=f"Free-Evolve rounds in the first stage; they must divide --epochs {_default('rounds')}")
+    run.add_argument("--batch-size", type=int, default=256, help="training batch size (default: %(default)s)")
+    run.add_argument("--density", type=float, default=0.38,
+                     help="target edges of the sparse baselines, a fraction of the complete DAG (default: %(default)s)")
+    run.add_argument("--train-samples", type=int, default=None,
+                     help=f"train on the first samples only {_default('train_samples')}")
+    run.add_argument("--record-samples", type=int, default=None,
+                     help="samples of each round's coactivation recording and gradient scores "
+                          + _default("record_samples"))
+    run.add_argument("--imp-cycles", type=int, default=2,
+                     help="train-prune-rewind cycles of IMP (default: %(default)s)")
+    run.add_argument("--sparse-parameters", type=int, default=None,
+                     help=f"parameter budget of the sparse-* methods {_default('sparse_parameters')}")
     run.add_argument("--shard", type=_shard, default=None,
-                     help="INDEX/COUNT: run every COUNT-th cell from INDEX [torchrun's RANK/WORLD_SIZE, a SLURM "
-                          "array's task/count, else 0/1]")
-    run.add_argument("--data-root", default=None)
-    report = sub.add_parser("report", help="rebuild table.md, aggregates.json and figures from runs.json")
+                     help="INDEX/COUNT: run every COUNT-th cell from INDEX (default: torchrun's RANK/WORLD_SIZE, a "
+                          "SLURM array's task/count, else 0/1)")
+    run.add_argument("--data-root", default=None,
+                     help="folder holding <dataset>/ IDX files (default: $NCG_DATA_DIR, then the shipped copy)")
+    run.add_argument("--quick", action="store_true",
+                     help="a sweep of seconds to a minute: 5,000 training samples, 32 neurons, 5 epochs, two "
+                          "seeds, into results/quick (explicit flags still win)")
+    report = sub.add_parser("report", help="rebuild table.md, aggregates.json and figures from runs.json",
+                            description="Rebuild table.md (and aggregates.json and the figures) from runs.json, "
+                                        "and with --docs the results section of a Markdown page.")
     report.add_argument("results", help="results folder holding runs.json")
-    report.add_argument("--docs", default=None, help="Markdown page whose marked results section is replaced")
-    poly = sub.add_parser("polynomial", help="the FreeNets authors' polynomial experiment", add_help=False)
-    poly.add_argument("rest", nargs=argparse.REMAINDER)
+    report.add_argument("--docs", default=None,
+                        help="Markdown page whose section between <!-- results:NAME:begin --> and "
+                             "<!-- results:NAME:end --> (NAME: the results folder's name) is replaced "
+                             "(default: no page)")
+    poly = sub.add_parser("polynomial", help="the FreeNets authors' polynomial experiment (polynomial --help)",
+                          add_help=False)
+    poly.add_argument("rest", nargs=argparse.REMAINDER,
+                      help="the flags of the polynomial experiment (polynomial --help)")
     return p
+
+
+def _run_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the flags of ``run`` left unset with the full or the ``--quick`` defaults."""
+    for name, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
 
 
 def _budget(args: argparse.Namespace) -> Budget:
@@ -88,8 +141,18 @@ def section(page: str, name: str) -> tuple[str, str, str]:
 
 
 def report(results: str | Path, docs: str | Path | None = None) -> dict[str, Path]:
-    """Rebuild the report of ``results`` from its ``runs.json`` (and the section in ``docs``)."""
+    """Rebuild the report of ``results`` from its ``runs.json`` (and the section in ``docs``).
+
+    Raises
+    ------
+    NCGError
+        If ``docs`` is given but is no file (checked before anything is written), or
+        ``runs.json`` or the page's marked section is missing.
+    """
     results = Path(results)
+    if docs is not None and not Path(docs).is_file():
+        raise NCGError(f"--docs {docs}: no such file; pass the path of the Markdown page holding the marked section "
+                       "(such as docs/results.md in the ncg repository), or leave --docs out")
     rows = load_runs(results)
     if rows and "polynomial" in rows[0]:
         from ncg.experiments.polynomial import write_outputs
@@ -118,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return polynomial_main(argv[1:])
         if args.command == "run":
+            args = _run_defaults(args)
             methods = list(METHODS) if args.methods == ["all"] else args.methods
             shard = args.shard or shard_from_env()
             rows = run_sweep(args.datasets, methods, args.seeds, _budget(args), args.out, shard, args.data_root)

@@ -758,7 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     parser = argparse.ArgumentParser(
-        prog="python -m ncg.experiments.polynomial",
+        prog="python -m ncg.experiments polynomial",
         description="FreeNet vs MLP with the same neurons on polynomials (the FreeNets authors' experiment).",
     )
     parser.add_argument("--out", default=None,

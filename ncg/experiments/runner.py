@@ -14,7 +14,7 @@ Examples
 >>> import tempfile
 >>> from ncg.experiments.methods import Budget
 >>> budget = Budget(neurons=8, stages=((1, 1e-2),), rounds=1, train_samples=200)
->>> rows = run_sweep(["digits"], ["mlp-neurons"], [0], budget, tempfile.mkdtemp())
+>>> rows = run_sweep(["digits"], ["mlp-neurons"], [0], budget, tempfile.mkdtemp(), progress=False)
 >>> rows[0]["method"], rows[0]["epochs"], 0.0 <= rows[0]["test_accuracy"] <= 1.0
 ('mlp-neurons', 1, True)
 """
@@ -24,7 +24,6 @@ import csv
 import io
 import json
 import os
-import sys
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -117,7 +116,9 @@ def run_sweep(
         other rank returns its own cells' rows. The cells train in one process each (the group
         does not exist while they run).
     progress : bool, optional
-        Show a progress bar; by default only when standard error is a terminal.
+        ``None`` (default): print one line per finished cell (its name, metric and seconds) and
+        show a tqdm bar over the cells when standard error is a terminal; ``True``: the lines and
+        the bar; ``False``: nothing.
     """
     budget.validate()
     chosen = check_methods(list(methods))
@@ -126,9 +127,10 @@ def run_sweep(
         raise NCGError(f"shard must be (index, count) with 0 <= index < count, got {shard}")
     cells = [(d, m, s) for d in datasets for m in chosen for s in seeds][index::count]
     todo = [c for c in cells if not _finished(cell_path(out, c[0], c[1].name, c[2]), budget)]
-    show = sys.stderr.isatty() if progress is None else progress
+    if progress is not False:
+        print(f"{len(todo)} of {len(cells)} cells to run into {out}", flush=True)
     loaded: dict[str, DataSplits] = {}
-    bar = tqdm(todo, desc="cells", disable=not show)
+    bar = tqdm(todo, desc="cells", unit="cell", disable=None if progress is None else not progress)
     for dataset, method, seed in bar:
         bar.set_postfix_str(f"{dataset} {method.name} seed {seed}")
         if dataset not in loaded:
@@ -136,6 +138,10 @@ def run_sweep(
         row = run_cell(loaded[dataset], method, seed, budget)
         row["dataset"] = dataset
         _write_json(cell_path(out, dataset, method.name, seed), row)
+        if progress is not False:
+            with tqdm.external_write_mode():  # above the bar, flushed for logs
+                print(f"{dataset} {method.name} seed {seed}: {row['metric']} {row[row['metric']]:.4f}, "
+                      f"{row['wall_seconds']:.1f} s", flush=True)
     if _shards_are_ranks(shard):
         distributed.init_from_env("cpu", timeout=SHARD_WAIT_SECONDS)
         distributed.barrier()

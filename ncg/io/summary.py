@@ -18,9 +18,24 @@ def summary(graph_or_model: NCG | FreeNet) -> dict[str, int | float]:
         ``neurons``, ``edges``, ``outputs``; ``complete_edges`` = ``N (N - 1) / 2`` (the complete
         DAG's edge count); ``density`` = ``edges / complete_edges`` (1.0 for a single neuron,
         which is its own complete DAG) and ``sparsity`` = ``1 - density``; ``depth`` (edges on
-        the longest path) and ``generations`` (``depth + 1``); ``graph_parameters`` = edges +
-        biases; ``parameters``: the same for an NCG, every trainable parameter of the model
-        (encoder, decoder included; :meth:`FreeNet.num_parameters`) for a FreeNet.
+        the longest path) and ``generations`` (``depth + 1``); ``graph_parameters`` and
+        ``parameters``, described below.
+
+    The two parameter counts answer different questions:
+
+    * ``graph_parameters`` = ``edges + neurons``: the graph's own numbers, one weight per edge
+      and one bias per node, *input nodes included* (an NCG stores a bias for every node, even
+      though an input node's bias is never used: its value is the input feature).
+    * ``parameters``: for an NCG, the same number. For a FreeNet, what the optimiser trains
+      (:meth:`FreeNet.num_parameters`): the edge weights and the biases of the non-input
+      neurons, plus a learned dense encoder's ``neurons x in_features`` weights and a linear
+      decoder's weights and biases; neither the input nodes' unused biases nor a fixed
+      ``encoder="random"`` projection is counted.
+
+    So for a FreeNet whose inputs are graph nodes and whose decoder is the identity,
+    ``graph_parameters - parameters`` is the number of input nodes (e.g. 49 vs 46 with 3 input
+    nodes); with a learned dense encoder (no input nodes) ``parameters`` is the larger, by the
+    encoder's weights; a linear decoder adds its weights and biases to ``parameters`` alone.
 
     Examples
     --------
@@ -28,8 +43,12 @@ def summary(graph_or_model: NCG | FreeNet) -> dict[str, int | float]:
     >>> summary(NCG.complete(5, num_outputs=2))
     {'neurons': 5, 'edges': 10, 'outputs': 2, 'complete_edges': 10, 'density': 1.0, 'sparsity': 0.0,
      'depth': 4, 'generations': 5, 'graph_parameters': 15, 'parameters': 15}
-    >>> summary(FreeNet(NCG.complete(5, num_outputs=2), in_features=3))["parameters"]
+    >>> summary(FreeNet(NCG.complete(5, num_outputs=2), in_features=3))["parameters"]   # + 5 x 3 encoder
     30
+    >>> from ncg.build import sparse_start
+    >>> numbers = summary(FreeNet(sparse_start(3, 2, 1, fan_in=2, seed=0), in_features=3))
+    >>> numbers["graph_parameters"], numbers["parameters"]   # 7 edges + 6 biases; minus 3 input biases
+    (13, 10)
     """
     if isinstance(graph_or_model, FreeNet):
         graph = graph_or_model.graph
