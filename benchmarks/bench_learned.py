@@ -38,13 +38,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import datetime
 import importlib
 import importlib.util
 import inspect
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -59,11 +56,13 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_forward import training_step  # noqa: E402
+from common import machine  # noqa: E402
 
 import ncg.evolve.loop as evolve_loop  # noqa: E402
 from ncg import FreeNet, load_freenet  # noqa: E402
 from ncg.batches import Batches, as_batches  # noqa: E402
 from ncg.build import sparse_start  # noqa: E402
+from ncg.experiments.report import write_marked_section  # noqa: E402
 from ncg.datasets import mnist  # noqa: E402
 from ncg.io import summary as graph_summary  # noqa: E402
 from ncg.train import train_epoch  # noqa: E402
@@ -414,22 +413,6 @@ def phases(job: MainJob) -> list[tuple[str, list[int]]]:
 # ---------------------------------------------------------------------------- report
 
 
-def machine() -> dict:
-    """What the run's tables were measured on."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        cpuinfo = ""
-    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return {"cpu": models[0] if models else platform.processor() or "unknown CPU", "isa": isa,
-            "cores": os.cpu_count(), "torch": torch.__version__,
-            "python": platform.python_version(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
-            "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
-            "date": datetime.date.today().isoformat()}
-
-
 def _ms(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds * 1e3:,.3f}" if seconds < 1e-2 else f"{seconds * 1e3:,.1f}"
 
@@ -527,15 +510,8 @@ def render(args: argparse.Namespace, info: dict, models: list[Model], medians: d
 
 
 def write_section(path: Path, body: str) -> None:
-    """Replace the text between the markers of ``path`` (appended under :data:`TITLE` when absent)."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + f"\n\n{TITLE}\n\n{block}\n"
-    path.write_text(text)
+    """Replace this benchmark's marked section of ``path`` (appended under :data:`TITLE` when absent)."""
+    write_marked_section(path, "bench_learned", body, heading=TITLE, new_page="# Benchmarks\n")
 
 
 def summarise(models: list[Model], medians: dict, counts: dict[str, int], job: MainJob | None) -> dict:

@@ -22,10 +22,7 @@ the last line is JSON whose keys name the rows.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -39,12 +36,14 @@ from torch_geometric.nn import MessagePassing
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_forward import count_parameters, training_step  # noqa: E402
+from common import machine  # noqa: E402
 from common import interleaved_medians  # noqa: E402
 
 from ncg import NCG, FreeNet  # noqa: E402
 from ncg.build import layered_start  # noqa: E402
+from ncg.experiments.report import write_marked_section  # noqa: E402
 from ncg.kernels.blocked import blocked_forward  # noqa: E402
-from ncg.kernels.sweep import ACTIVATION_CODES, backend  # noqa: E402
+from ncg.kernels.sweep import ACTIVATION_CODES  # noqa: E402
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
@@ -381,22 +380,6 @@ def scale_rows(names: list[str], repeats: int, threads: int) -> list[dict]:
 # ---------------------------------------------------------------------------- report
 
 
-def machine() -> dict:
-    """What the run's tables were measured on."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        cpuinfo = ""
-    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
-    cpu = models[0] if models else platform.processor() or "unknown CPU"
-    isa = next((f for f in ("avx512f", "avx2") if f" {f} " in cpuinfo), "no AVX2")
-    return {"cpu": cpu, "isa": isa, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "backend": backend(),
-            "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
-            "date": datetime.date.today().isoformat()}
-
-
 def _ms(seconds: float | None) -> str:
     return "" if seconds is None or seconds != seconds else f"{seconds * 1e3:,.1f}"
 
@@ -464,15 +447,8 @@ def render(args, info: dict, complete: list[dict], sparse: list[dict], scale: li
 
 
 def write_section(path: Path, body: str) -> None:
-    """Replace the text between the markers of ``path`` (appended, with them, when absent)."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
+    """Replace this benchmark's marked section of ``path`` (appended, with its markers, when absent)."""
+    write_marked_section(path, "bench_scale", body, new_page="# Benchmarks\n")
 
 
 def main(argv: list[str] | None = None) -> dict:

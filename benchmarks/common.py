@@ -1,9 +1,18 @@
-"""Shared timing helper for the benchmarks: interleaved runs, median per candidate."""
+"""Shared helpers of the benchmarks: interleaved runs with a median per candidate, and the
+description of the machine every table names."""
 from __future__ import annotations
 
+import datetime
+import os
+import platform
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
+
+import torch
+
+from ncg.kernels.sweep import backend
 
 
 def interleaved_medians(
@@ -24,3 +33,21 @@ def interleaved_medians(
             fn()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def machine() -> dict:
+    """What a run's tables were measured on: CPU model and vector ISA (AVX-512 / AVX2), cores,
+    torch threads and version, Python, the sweep backend, OMP_WAIT_POLICY, load average, date."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        cpuinfo = ""
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return {"cpu": models[0] if models else platform.processor() or "unknown CPU",
+            "isa": "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2",
+            "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "backend": backend(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+            "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
+            "date": datetime.date.today().isoformat()}

@@ -45,6 +45,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ncg.experiments.report import write_marked_section
 from ncg.sklearn import FreeNetClassifier, FreeNetRegressor
 
 DATASETS: dict[str, tuple[Callable, str]] = {
@@ -179,16 +180,8 @@ def section(rows: list[dict]) -> str:
 
 
 def write_section(path: Path, body: str) -> None:
-    """Replace the text between :data:`BEGIN` and :data:`END` of ``path`` with ``body`` (the
-    markers and the body appended when the page has none)."""
-    text = path.read_text() if path.exists() else ""
-    block = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
-    path.write_text(text)
+    """Replace the marked section of ``path`` with ``body`` (appended, with its markers, when absent)."""
+    write_marked_section(path, "sklearn", body)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -49,6 +49,42 @@ SIGNIFICANCE = 0.05
 _REQUIRED = ("dataset", "method", "seed", "metric", "higher_is_better", "candidate")
 
 
+def write_marked_section(
+    path: str | os.PathLike, name: str, body: str, heading: str | None = None, new_page: str = "",
+) -> None:
+    """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` of the Markdown
+    page ``path`` with ``body``, keeping everything outside the markers; a page without them gets
+    them appended (under ``heading`` when given), a missing page starts as ``new_page``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> page = Path(tempfile.mkdtemp()) / "page.md"
+    >>> write_marked_section(page, "demo", "first", heading="## Demo", new_page="# Page")
+    >>> write_marked_section(page, "demo", "second")
+    >>> print(page.read_text())
+    # Page
+    <BLANKLINE>
+    ## Demo
+    <BLANKLINE>
+    <!-- demo:begin -->
+    second
+    <!-- demo:end -->
+    <BLANKLINE>
+    """
+    path = Path(path)
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = path.read_text() if path.exists() else new_page
+    block = f"{begin}\n{body}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        lead = f"{heading}\n\n" if heading else ""
+        text = text.rstrip("\n") + ("\n\n" if text.strip() else "") + lead + block + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
 def load_runs(path: str | os.PathLike) -> list[dict]:
     """Read the run rows of an experiment: ``runs.json``, or a folder holding one.
 
