@@ -40,6 +40,7 @@ from typing import Any
 import torch
 
 from ncg import NCG, FreeNet, distributed, load_freenet, save_freenet
+from ncg.activations import ACTIVATIONS
 from ncg.build import sparse_start
 from ncg.errors import NCGError
 from ncg.datasets import load_dataset, load_table
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s). It sets the RULES defaults below")
     p.add_argument("--fan-in", type=int, default=75,
                    help="incoming edges per neuron of --start sparse (default: %(default)s)")
-    p.add_argument("--activation", default="relu", choices=["relu", "square_relu", "tanh", "sigmoid"],
+    p.add_argument("--activation", default="relu", choices=[name for name in ACTIVATIONS if name != "identity"],
                    help="activation of every neuron (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"training epochs per evolve round (default: {FULL['epochs']}; --quick: {QUICK['epochs']})")
@@ -212,7 +213,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def target_edges(parameters: int | None, biases: int) -> int | None:
     """The edge count at which ``parameters`` (edges + ``biases``, one per non-input neuron of
-    the initial graph) are reached, or None for no target."""
+    the initial graph: PyTorch's ``sum(p.numel() for p in model.parameters())`` of a FreeNet whose
+    inputs are graph nodes) are reached, or None for no target.
+
+    Examples
+    --------
+    >>> target_edges(40_000, 522), target_edges(None, 522)
+    (39478, None)
+    """
     if parameters is None:
         return None
     if parameters < biases:
@@ -328,7 +336,7 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             graph = NCG.complete(args.neurons + data.num_classes, num_outputs=data.num_classes, seed=args.seed)
         model = FreeNet(graph, in_features=data.num_features, activation=args.activation, seed=args.seed).to(device)
-        biases = model.num_neurons - model.inputs.numel()
+        biases = model.bias.numel()
     config = EvolveConfig(
         rounds=args.rounds, epochs_per_round=args.epochs, final_epochs=args.final_epochs, tau=args.tau,
         measure=args.measure, prune_score=args.prune_score, grow_score=args.grow_score,

@@ -1,13 +1,15 @@
 """Save and load a FreeNet with its graph as one file, written atomically.
 
-The file is a ``torch.save`` dict: ``{"format": "ncg.freenet", "version": 2, "config": ...,
+The file is a ``torch.save`` dict: ``{"format": "ncg.freenet", "version": 3, "config": ...,
 "graph": ..., "state_dict": ..., "extra": ..., "checksum": ...}``. It is first written to a
 temporary file in the same folder and then renamed over the target, so a crash never leaves a
 half-written checkpoint. ``checksum`` is the SHA-256 of everything else in the payload (every
 tensor's dtype, shape and bytes, every key and value), so a flipped byte anywhere is caught on
 load; the loaded model is then checked against its graph section (buffers, shapes, finite
 values, a float32 or float64 dtype). Version 1 files (no checksum) still load, with every check
-but the checksum.
+but the checksum. Versions 1 and 2 stored ``state_dict["bias"]`` with an entry for every neuron;
+from version 3 it holds the non-input neurons' alone (:attr:`FreeNet.bias_neurons`), and older
+files are converted on load (an input node's bias was never used).
 
 Examples
 --------
@@ -39,8 +41,8 @@ from ncg.model import FreeNet
 __all__ = ["FORMAT", "VERSION", "save_freenet", "load_freenet", "atomic_save"]
 
 FORMAT = "ncg.freenet"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 DTYPES = ("float32", "float64")
 _GRAPH_FIELDS = ("edge_index", "outputs", "weight", "bias", "order", "neuron_ids", "inputs")
 

@@ -22,12 +22,12 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from ncg.activations import ACTIVATIONS, SquareReLU
 from ncg.errors import NCGError
 from ncg.graph import NCG
 from ncg.kernels.blocked import blocked_forward, graph_input_forward
 from ncg.kernels.reference import reference_forward
 from ncg.kernels.sparse import csr_infer
-from ncg.kernels.sweep import ACTIVATION_CODES
 from ncg.schedule import MODES, Plan, build_plan
 
 __all__ = ["FreeNet", "SquareReLU", "EVALUATORS"]
@@ -46,31 +46,12 @@ ENCODERS = ("auto", "linear", "random", "graph")
 DECODERS = ("auto", "identity", "linear")
 
 
-class SquareReLU(nn.Module):
-    """``relu(x) ** 2``: with it, k neurons of a complete DAG represent any degree-k polynomial.
-
-    Examples
-    --------
-    >>> SquareReLU()(torch.tensor([-1.0, 3.0]))
-    tensor([0., 9.])
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.relu(x).square()
-
-
-_MODULE_ACTIVATIONS: dict[type, str] = {
-    nn.ReLU: "relu",
-    nn.Tanh: "tanh",
-    nn.Sigmoid: "sigmoid",
-    nn.Identity: "identity",
-    SquareReLU: "square_relu",
-}
+_MODULE_ACTIVATIONS: dict[type[nn.Module], str] = {a.module: a.name for a in ACTIVATIONS.values()}
 
 
 def _check_activation(argument: str, name: str) -> None:
-    if name not in ACTIVATION_CODES:
-        raise NCGError(f"{argument} must be one of {sorted(ACTIVATION_CODES)}, got {name!r}")
+    if name not in ACTIVATIONS:
+        raise NCGError(f"{argument} must be one of {sorted(ACTIVATIONS)}, got {name!r}")
 
 
 class FreeNet(nn.Module):
@@ -85,7 +66,8 @@ class FreeNet(nn.Module):
     out_features : int, optional
         Size of the output; defaults to the number of output neurons.
     activation : str, default "relu"
-        Hidden neurons' activation: one of ``identity, relu, square_relu, tanh, sigmoid``.
+        Hidden neurons' activation, a key of :data:`ncg.activations.ACTIVATIONS`: ``identity``,
+        ``relu``, ``square_relu``, ``tanh`` or ``sigmoid``.
     output_activation : str, default "identity"
         Output neurons' activation.
     encoder : {"auto", "linear", "random", "graph"}, default "auto"
@@ -176,7 +158,10 @@ class FreeNet(nn.Module):
         if encoder != "graph":
             self.encoder = nn.Linear(in_features, graph.num_neurons, bias=False)
             self._init_encoder_rows(self.encoder.weight.data, gen)
-            self.encoder.weight.requires_grad_(encoder == "linear")
+            if encoder == "random":  # fixed: a buffer, so parameters() holds only what is trained
+                rows = self.encoder.weight.detach()
+                del self.encoder.weight
+                self.encoder.register_buffer("weight", rows)
         self.decoder: nn.Module = nn.Identity()
         if decoder == "linear":
             self.decoder = nn.Linear(num_outputs, out_features)
@@ -186,7 +171,7 @@ class FreeNet(nn.Module):
                 self.decoder.bias.uniform_(-bound, bound, generator=gen)
         self._plan_cache: tuple[tuple, Plan, Tensor, _Frozen] | None = None
         self.activation_hook: Callable[[Tensor], None] | None = None
-        self.init_scale = (0.5 if activation == "square_relu" else 1.0) if init_scale is None else float(init_scale)
+        self.init_scale = ACTIVATIONS[activation].init_scale if init_scale is None else float(init_scale)
         self._load_graph(graph)
         if self.init_scale != 1.0:
             with torch.no_grad():
@@ -223,7 +208,7 @@ class FreeNet(nn.Module):
         device = reference.device if reference is not None else torch.device("cpu")
         dtype = reference.dtype if reference is not None else torch.get_default_dtype()
         self.weight = nn.Parameter(graph.weight.to(device, dtype).clone())
-        self.bias = nn.Parameter(graph.bias.to(device, dtype).clone())
+        self.bias = nn.Parameter(graph.bias[_non_inputs(graph.num_neurons, graph.inputs)].to(device, dtype))
         for name in ("edge_index", "outputs", "order", "neuron_ids", "inputs"):
             self.register_buffer(name, getattr(graph, name).to(device).clone())
         self._plan_cache = None
@@ -231,7 +216,35 @@ class FreeNet(nn.Module):
     @property
     def num_neurons(self) -> int:
         """Number of neurons ``N``."""
-        return int(self.bias.numel())
+        return int(self.order.numel())
+
+    @property
+    def bias_neurons(self) -> Tensor:
+        """LongTensor ``[N - F]``: the neuron of each entry of the parameter ``bias``, the
+        non-input neurons in increasing id. An input node has no bias (its value is its feature),
+        so ``bias[k]`` is the bias of neuron ``bias_neurons[k]``; with no input nodes it is
+        ``arange(N)``.
+
+        Examples
+        --------
+        >>> from ncg.build import sparse_start
+        >>> net = FreeNet(sparse_start(3, 2, 1, fan_in=2, seed=0), in_features=3)
+        >>> net.inputs.tolist(), net.bias_neurons.tolist(), net.bias.shape
+        ([0, 1, 2], [3, 4, 5], torch.Size([3]))
+        """
+        return _non_inputs(self.num_neurons, self.inputs)
+
+    def neuron_bias(self) -> Tensor:
+        """``[N]``: every neuron's bias in neuron-id order, 0 at the input nodes; differentiable
+        (its gradient flows into the parameter ``bias``).
+
+        Examples
+        --------
+        >>> from ncg.build import sparse_start
+        >>> FreeNet(sparse_start(3, 2, 1, fan_in=2, seed=0), in_features=3).neuron_bias().shape
+        torch.Size([6])
+        """
+        return self.bias.new_zeros(self.num_neurons).index_put((self.bias_neurons,), self.bias)
 
     @property
     def graph(self) -> NCG:
@@ -241,7 +254,7 @@ class FreeNet(nn.Module):
             self.num_neurons,
             self.outputs.cpu().clone(),
             weight=self.weight.detach().cpu().clone(),
-            bias=self.bias.detach().cpu().clone(),
+            bias=self.neuron_bias().detach().cpu(),
             order=self.order.cpu().clone(),
             neuron_ids=self.neuron_ids.cpu().clone(),
             validate=False,
@@ -263,7 +276,7 @@ class FreeNet(nn.Module):
         Notes
         -----
         The parameters ``weight`` and ``bias`` (and the encoder's weight when neurons change)
-        become new tensors: rebuild or remap the optimiser (see :mod:`ncg.evolve.apply`).
+        become new tensors: rebuild or remap the optimiser (see :func:`ncg.evolve.apply.rewire`).
         """
         if not isinstance(graph, NCG):
             raise NCGError(f"graph must be an NCG, got {type(graph).__name__}")
@@ -290,7 +303,7 @@ class FreeNet(nn.Module):
             self._init_encoder_rows(rows, None)
             kept = neuron_map >= 0
             rows[kept.to(old.device)] = old[neuron_map[kept].to(old.device)]
-            self.encoder.weight = nn.Parameter(rows, requires_grad=self.encoder_kind == "linear")
+            self.encoder.weight = nn.Parameter(rows) if self.encoder_kind == "linear" else rows
             self.encoder.out_features = graph.num_neurons
         self._load_graph(graph)
 
@@ -307,20 +320,29 @@ class FreeNet(nn.Module):
         >>> _ = net.load_state_dict(evolved.state_dict())
         >>> net.num_neurons, net.edge_index.shape[1]
         (4, 6)
+
+        Files of versions that stored a bias for every neuron, input nodes included, load too:
+        their input nodes' (unused) entries are dropped.
         """
+        order, inputs = state_dict.get("order", self.order), state_dict.get("inputs", self.inputs)
+        bias = state_dict.get("bias")
+        if isinstance(bias, Tensor) and inputs.numel() and bias.shape == order.shape:  # the older [N] bias
+            state_dict = {**state_dict, "bias": bias[_non_inputs(order.numel(), inputs.to(bias.device))]}
         stored = state_dict.get("edge_index"), state_dict.get("bias")
         if all(isinstance(t, Tensor) for t in stored) and (
             stored[0].shape != self.edge_index.shape or stored[1].shape != self.bias.shape
             or not torch.equal(stored[0].cpu(), self.edge_index.cpu())
         ):
             try:
+                num_neurons, inputs = int(state_dict["order"].numel()), state_dict.get("inputs", self.inputs).cpu()
+                bias = torch.zeros(num_neurons, dtype=stored[1].dtype)
+                bias[_non_inputs(num_neurons, inputs)] = stored[1].detach().cpu()
                 graph = NCG(
-                    state_dict["edge_index"].cpu(), int(state_dict["bias"].numel()), state_dict["outputs"].cpu(),
-                    weight=state_dict["weight"].detach().cpu(), bias=state_dict["bias"].detach().cpu(),
-                    order=state_dict["order"].cpu(), neuron_ids=state_dict["neuron_ids"].cpu(),
-                    inputs=state_dict["inputs"].cpu() if "inputs" in state_dict else None, unreachable="ignore",
+                    state_dict["edge_index"].cpu(), num_neurons, state_dict["outputs"].cpu(),
+                    weight=state_dict["weight"].detach().cpu(), bias=bias, order=state_dict["order"].cpu(),
+                    neuron_ids=state_dict["neuron_ids"].cpu(), inputs=inputs, unreachable="ignore",
                 )
-            except (KeyError, NCGError) as exc:
+            except (KeyError, RuntimeError, NCGError) as exc:
                 raise NCGError(
                     f"this state_dict holds another topology that cannot be rebuilt ({exc}); "
                     "save and load whole models with ncg.save_freenet / ncg.load_freenet"
@@ -348,9 +370,9 @@ class FreeNet(nn.Module):
             with torch.inference_mode(False):
                 mode = self.evaluator if self.evaluator in MODES else "auto"
                 plan = build_plan(ei, self.num_neurons, self.block_size, tie_break=self.order_position(), mode=mode)
-                codes = torch.full((self.num_neurons,), ACTIVATION_CODES[self.activation], dtype=torch.uint8)
-                codes[self.outputs.cpu()] = ACTIVATION_CODES[self.output_activation]
-                codes[self.inputs.cpu()] = ACTIVATION_CODES["identity"]
+                codes = torch.full((self.num_neurons,), ACTIVATIONS[self.activation].code, dtype=torch.uint8)
+                codes[self.outputs.cpu()] = ACTIVATIONS[self.output_activation].code
+                codes[self.inputs.cpu()] = ACTIVATIONS["identity"].code
                 plan, codes = plan.to(ei.device), codes[plan.perm].to(ei.device)
                 self._plan_cache = (key, plan, codes, _Frozen.of(plan, self.inputs, self.outputs))
         return self._plan_cache[1], self._plan_cache[2]
@@ -383,7 +405,10 @@ class FreeNet(nn.Module):
         x = self._flatten(x)
         push_from = 0 if input_grads or x.requires_grad else frozen.leading_inputs
         dtype = self.weight.dtype
-        bias = self.bias if plan.identity else self.bias[plan.perm]
+        if self.inputs.numel():  # input nodes have no bias: 0 in their rows
+            bias = self.bias.new_zeros(self.num_neurons).index_put((frozen.bias_pos,), self.bias)
+        else:
+            bias = self.bias if plan.identity else self.bias[plan.perm]
         if self.encoder_kind == "graph" and not input_grads and self.evaluator != "reference":
             with torch.autocast(device_type=x.device.type, enabled=False):
                 h = graph_input_forward(x, bias, self.weight, plan, codes, frozen.input_pos, push_from,
@@ -531,16 +556,20 @@ class FreeNet(nn.Module):
         return net
 
     def num_parameters(self) -> int:
-        """Trainable weights and biases, encoder and decoder included. A fixed (random or
-        graph) encoder is not counted, nor are input nodes' biases (their value is the input).
+        """PyTorch's count, ``sum(p.numel() for p in self.parameters())``: the edge weights, the
+        biases of the non-input neurons (an input node has none: its value is its feature), a
+        learned dense encoder's ``N x in_features`` weights and a linear decoder's weights and
+        biases. A fixed encoder (``random``, a buffer; ``graph``, nothing stored) adds nothing.
 
         Examples
         --------
-        >>> FreeNet(NCG.complete(5, num_outputs=2), in_features=3).num_parameters()
+        >>> FreeNet(NCG.complete(5, num_outputs=2), in_features=3).num_parameters()  # 10 + 5 + 5 x 3
         30
+        >>> from ncg.build import sparse_start
+        >>> FreeNet(sparse_start(3, 2, 1, fan_in=2, seed=0), in_features=3).num_parameters()  # 7 + 3
+        10
         """
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return trainable - int(self.inputs.numel())
+        return sum(p.numel() for p in self.parameters())
 
     def extra_repr(self) -> str:
         return (
@@ -575,6 +604,7 @@ class _Frozen:
 
     all_sparse: bool
     input_pos: Tensor
+    bias_pos: Tensor
     out_pos: Tensor
     leading_inputs: int
     inputs_in_order: bool
@@ -583,15 +613,16 @@ class _Frozen:
     _parameters: tuple[Tensor, Tensor] | None = None
 
     def parameters(self, bias: Tensor, weight: Tensor, plan: Plan) -> tuple[Tensor, Tensor]:
-        """``bias`` in position order and ``weight`` in CSR slot order, gathered again only after
-        either changed (an optimiser step bumps a tensor's version; an edit, ``.to()`` or
+        """``bias`` (the parameter: one entry per non-input neuron) as ``[N]`` in position order,
+        0 at the input nodes, and ``weight`` in CSR slot order, gathered again only after either
+        changed (an optimiser step bumps a tensor's version; an edit, ``.to()`` or
         ``.double()`` replaces its storage): at batch 1 the gather of 40k weights costs more
         than the network's multiply-adds."""
         versions = tuple((id(t), t._version, t.data_ptr(), t.dtype) for t in (bias, weight))
         if self._versions != versions or self._parameters is None:
             with torch.no_grad():
-                self._parameters = (bias.detach() if plan.identity else bias.detach()[plan.perm],
-                                    weight.detach()[plan.csr_edge])
+                by_position = bias.new_zeros(plan.perm.numel()).index_put_((self.bias_pos,), bias.detach())
+                self._parameters = (by_position, weight.detach()[plan.csr_edge])
             self._versions = versions
         return self._parameters
 
@@ -601,8 +632,16 @@ class _Frozen:
         count = input_pos.numel()
         lead = count if count and int(input_pos.max()) == count - 1 else 0
         in_order = bool(lead) and torch.equal(input_pos, torch.arange(count, device=input_pos.device))
-        return cls(all(kind == "sparse" for kind in plan.kinds), input_pos, plan.position[outputs].contiguous(), lead,
-                   in_order)
+        bias_pos = plan.position[_non_inputs(plan.perm.numel(), inputs)].contiguous()
+        return cls(all(kind == "sparse" for kind in plan.kinds), input_pos, bias_pos, plan.position[outputs].contiguous(),
+                   lead, in_order)
+
+
+def _non_inputs(num_neurons: int, inputs: Tensor) -> Tensor:
+    """The neurons other than ``inputs``, in increasing id: those that hold a bias."""
+    keep = torch.ones(num_neurons, dtype=torch.bool, device=inputs.device)
+    keep[inputs] = False
+    return keep.nonzero().squeeze(1)
 
 
 def _parse_mlp(mlp: nn.Sequential) -> list[tuple[nn.Linear, str]]:

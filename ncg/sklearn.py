@@ -161,13 +161,14 @@ class _FreeNetEstimator(BaseEstimator):
         graph = sparse_start(num_inputs=X.shape[1], num_hidden=int(self.n_hidden), num_outputs=num_outputs,
                              density=float(self.start_density), seed=seed)
         net = FreeNet(graph, in_features=X.shape[1], activation=self.activation, seed=seed)
-        start = sum(p.numel() for p in net.parameters())
+        start = net.num_parameters()  # sum(p.numel() for p in net.parameters())
         budget = self.max_parameters
         self.max_parameters_ = int(budget) if isinstance(budget, numbers.Integral) else max(1, round(budget * start))
-        target_edges = self.max_parameters_ - net.num_neurons  # every neuron, input nodes too, holds a bias
+        biases = net.bias.numel()  # one per non-input neuron: an input node holds its feature, no bias
+        target_edges = self.max_parameters_ - biases
         if target_edges < 1:
-            raise NCGError(f"max_parameters must leave room for edges beside the {net.num_neurons} neuron biases "
-                           f"(> {net.num_neurons} parameters), got {budget!r} ({self.max_parameters_} parameters)")
+            raise NCGError(f"max_parameters must leave room for edges beside the {biases} neuron biases "
+                           f"(> {biases} parameters), got {budget!r} ({self.max_parameters_} parameters)")
         config = EvolveConfig(
             rounds=int(self.rounds), epochs_per_round=int(self.epochs_per_round), final_epochs=int(self.final_epochs),
             tau=float(self.tau), prune_score=self.prune_score, grow_score=self.grow_score,
@@ -179,7 +180,7 @@ class _FreeNetEstimator(BaseEstimator):
         )
         self.history_ = FreeEvolve(net, config).run((x, targets))
         self.net_ = net.eval()
-        self.n_parameters_ = sum(p.numel() for p in net.parameters())
+        self.n_parameters_ = net.num_parameters()
         if self.n_parameters_ > self.max_parameters_:
             warnings.warn(f"max_parameters: the FreeNet holds {self.n_parameters_} parameters after rounds="
                           f"{self.rounds}, above the budget of {self.max_parameters_}; raise rounds or "
@@ -212,7 +213,7 @@ class FreeNetClassifier(ClassifierMixin, _FreeNetEstimator):
     n_hidden : int, default 32
         Hidden neurons of the starting graph.
     max_parameters : int or float, default 0.3
-        Parameter budget (PyTorch's count: edges + one bias per node, input nodes included). An
+        Parameter budget (PyTorch's count: edges + one bias per non-input neuron). An
         int is a count; a float in (0, 1] a fraction of the start's count. The edits prune
         towards it and never below (neurons removed as dead take their biases along); a warning
         says when ``rounds`` and ``prune_fraction`` were too few to reach it.

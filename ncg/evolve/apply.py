@@ -240,14 +240,20 @@ def rewire(model, graph: NCG, maps: EditMaps, optimizer: torch.optim.Optimizer |
 
     Encoder rows and biases follow their neurons, edge weights their edges; Adam moments (or
     SGD momentum) of surviving parameters are kept, those of new edges and neurons start at 0
-    (Adam's second moment at the surviving entries' mean, see :func:`remap_optimizer`).
+    (Adam's second moment at the surviving entries' mean, see :func:`remap_optimizer`). The
+    parameter ``bias`` holds the non-input neurons alone (:attr:`FreeNet.bias_neurons`), so its
+    entries are remapped through those neurons.
     """
     old_params = dict(model.named_parameters())
+    old_slot = torch.full((model.num_neurons,), -1, dtype=torch.long)
+    old_slot[model.bias_neurons.cpu()] = torch.arange(model.bias.numel())
     model.set_graph(graph, neuron_map=maps.neuron_map)
     if optimizer is not None:
+        source = maps.neuron_map[model.bias_neurons.cpu()]
+        bias_map = torch.where(source >= 0, old_slot[source.clamp(min=0)], -1)
         remap_optimizer(
             optimizer,
             old_params,
             dict(model.named_parameters()),
-            {"weight": maps.edge_map, "bias": maps.neuron_map, "encoder.weight": maps.neuron_map},
+            {"weight": maps.edge_map, "bias": bias_map, "encoder.weight": maps.neuron_map},
         )

@@ -1,8 +1,9 @@
 """Coactivation statistics: which neurons fire together, streamed over data.
 
 A neuron *fires* on a sample when its activation exceeds a threshold that depends on its
-activation function (:data:`FIRING_THRESHOLDS`: 0 for relu, square_relu, tanh and identity, 0.5
-for sigmoid), or a single ``threshold`` given by the caller. The recorder streams batches under ``torch.no_grad()`` and keeps, for a set of
+activation function (:data:`FIRING_THRESHOLDS`, from :data:`ncg.activations.ACTIVATIONS`: 0 for
+relu, square_relu, tanh and identity, 0.5 for sigmoid), or a single ``threshold`` given by the
+caller. The recorder streams batches under ``torch.no_grad()`` and keeps, for a set of
 *tracked pairs* ``i -> j`` (``i`` before ``j`` in the topological order), the number of samples on
 which both fire, plus each neuron's firing count. Nothing of size ``samples x neurons`` is kept.
 
@@ -42,6 +43,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ncg.activations import ACTIVATIONS, firing_thresholds
 from ncg.arrays import is_member
 from ncg.batches import Data, as_batches
 from ncg.distributed import all_reduce, world
@@ -56,30 +58,9 @@ __all__ = [
     "record_coactivation",
 ]
 
-FIRING_THRESHOLDS: dict[str, float] = {
-    "relu": 0.0,
-    "square_relu": 0.0,
-    "tanh": 0.0,
-    "identity": 0.0,
-    "sigmoid": 0.5,
-}
-"""Default firing threshold per activation: a neuron fires when its activation is above it."""
-
-
-def firing_thresholds(model) -> Tensor:
-    """Per-neuron firing thresholds ``[N]`` of a FreeNet, from each neuron's activation.
-
-    Examples
-    --------
-    >>> from ncg import NCG, FreeNet
-    >>> net = FreeNet(NCG.complete(3), in_features=2, activation="sigmoid")
-    >>> firing_thresholds(net).tolist()
-    [0.5, 0.5, 0.0]
-    """
-    thresholds = torch.full((model.num_neurons,), FIRING_THRESHOLDS[model.activation])
-    thresholds[model.outputs.cpu()] = FIRING_THRESHOLDS[model.output_activation]
-    thresholds[model.inputs.cpu()] = FIRING_THRESHOLDS["identity"]  # input nodes hold the input as it is
-    return thresholds
+FIRING_THRESHOLDS: dict[str, float] = {name: a.firing_threshold for name, a in ACTIVATIONS.items()}
+"""Default firing threshold per activation: a neuron fires when its activation is above it (a view
+of :data:`ncg.activations.ACTIVATIONS`; :func:`firing_thresholds` gives them per neuron)."""
 
 
 def _joint(p_ij: np.ndarray, p_i: np.ndarray, p_j: np.ndarray) -> np.ndarray:

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ncg.activations import ACTIVATIONS
 from ncg.batches import Batches, Data, as_batches
 from ncg.distributed import check_consistent, local_samples_before
 from ncg.errors import NCGError
@@ -56,8 +57,8 @@ __all__ = ["EditBudget", "EvolveConfig", "FreeEvolve", "saliency_scores"]
 
 Callback = Callable[["FreeEvolve", RoundRecord], None]
 
-RELU_LIKE = ("relu", "square_relu")
-"""Activations whose neurons output exactly 0 when they do not fire."""
+RELU_LIKE = tuple(name for name, a in ACTIVATIONS.items() if a.zero_when_silent)
+"""Activations whose neurons output exactly 0 when they do not fire (``relu``, ``square_relu``)."""
 
 
 DECAYS = ("constant", "cosine")

@@ -122,10 +122,11 @@ def iterative_magnitude_pruning(
         pruned, maps = apply_edits(graph, edits, unreachable="ignore")
         rewind_weight = rewind_weight[maps.edge_map]
         ticket = NCG(pruned.edge_index, pruned.num_neurons, pruned.outputs, weight=rewind_weight,
-                     bias=rewind["bias"], order=pruned.order, neuron_ids=pruned.neuron_ids, validate=False,
+                     bias=pruned.bias, order=pruned.order, neuron_ids=pruned.neuron_ids, validate=False,
                      inputs=pruned.inputs)
         model.set_graph(ticket)
         with torch.no_grad():
+            model.bias.copy_(rewind["bias"])  # edges alone were pruned: the same neurons hold biases
             if model.encoder is not None:
                 model.encoder.weight.copy_(rewind["encoder.weight"])
             for name, value in model.decoder.state_dict().items():

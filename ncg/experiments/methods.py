@@ -85,7 +85,8 @@ class Budget:
         Train-prune-rewind cycles of IMP.
     sparse_parameters : int
         Parameter budget of the ``sparse-*`` methods (whole-network sparse FreeNets whose input
-        connections are edges, and ``mlp-sparse``): 40,000 is under 10% of MLP 784-512-10.
+        connections are edges, and ``mlp-sparse``), in PyTorch's count (edges + one bias per
+        non-input neuron): 40,000 is under 10% of MLP 784-512-10.
     """
 
     neurons: int = 512
@@ -481,11 +482,10 @@ def check_methods(names: list[str]) -> list[Method]:
 
 
 def parameters(model: nn.Module) -> int:
-    """Trainable weights and biases, encoder and decoder included (input nodes' biases are
-    unused, since their value is the input, and not counted)."""
-    if isinstance(model, FreeNet):
-        return model.num_parameters()
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """PyTorch's count, ``sum(p.numel() for p in model.parameters())``: the trainable weights and
+    biases, encoder and decoder included (a FreeNet's input nodes hold no bias, a fixed random
+    encoder is a buffer: neither is counted, see :meth:`FreeNet.num_parameters`)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def structure(model: nn.Module) -> dict[str, int]:

@@ -73,6 +73,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ncg.activations import ACTIVATIONS
 from ncg.errors import NCGError
 from ncg.model import FreeNet
 from ncg.schedule import topological_generations
@@ -81,13 +82,8 @@ __all__ = ["FreeNetModule", "to_module", "export_program", "export_onnx"]
 
 Activation = Callable[[Tensor], Tensor]
 
-_ACTIVATIONS: dict[str, Activation] = {  # the names of ncg.kernels.sweep.ACTIVATION_CODES
-    "identity": lambda z: z,
-    "relu": torch.relu,
-    "square_relu": lambda z: torch.relu(z).square(),
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-}
+_ACTIVATIONS: dict[str, Activation] = {name: a.module() for name, a in ACTIVATIONS.items()}
+"""Each activation's ``torch.nn`` module (standard ops only; identity returns its input as it is)."""
 
 _EXAMPLE_BATCH = 2
 """Batch of the example input given to the exporters (0 and 1 would be specialised)."""
@@ -211,7 +207,7 @@ def to_module(net: FreeNet) -> FreeNetModule:
     """
     net = _check_net(net)
     edge_index = net.edge_index.detach().cpu()
-    weight, bias = net.weight.detach().cpu(), net.bias.detach().cpu()
+    weight, bias = net.weight.detach().cpu(), net.neuron_bias().detach().cpu()
     n = net.num_neurons
     is_input = torch.zeros(n, dtype=torch.bool)
     is_input[net.inputs.cpu()] = True

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ncg.activations import firing_thresholds
 from ncg.atomic import atomic_write
 from ncg.checkpoint import payload_checksum
 from ncg.errors import GraphMLError, NCGError
@@ -119,9 +120,10 @@ def write_graphml(
         (e.g. :attr:`Coactivation.firing_rate <ncg.evolve.coactivation.Coactivation.firing_rate>`).
     activations : Tensor ``[B, N]``, optional
         Neuron activations (e.g. from :meth:`FreeNet.neuron_activations`); the firing rate is the
-        fraction of the ``B`` samples on which each neuron is ``> 0``. Give at most one of
-        ``firing_rate`` and ``activations``; with neither, nodes carry no ``firing_rate``
-        attribute (its key is not declared).
+        fraction of the ``B`` samples on which each neuron is above its activation's firing
+        threshold (:func:`ncg.activations.firing_thresholds`, as the coactivation recorder).
+        Give at most one of ``firing_rate`` and ``activations``; with neither, nodes carry no
+        ``firing_rate`` attribute (its key is not declared).
 
     Returns
     -------
@@ -168,7 +170,7 @@ def write_graphml(
     path.parent.mkdir(parents=True, exist_ok=True)
     graph = model.graph
     n = graph.num_neurons
-    rate = _firing_rate_argument(firing_rate, activations, n)
+    rate = _firing_rate_argument(firing_rate, activations, model)
     dtype = str(model.weight.dtype).removeprefix("torch.")
     if dtype not in _DTYPES:
         raise GraphMLError(f"write_graphml supports float32 and float64 models, got {dtype}")
@@ -201,7 +203,7 @@ def write_graphml(
     else:
         graph_data["dense_file"] = side_file.name
     # Parameters are read in the model's own dtype so doubles keep every bit.
-    biases = model.bias.detach().cpu().double().tolist()
+    biases = model.neuron_bias().detach().cpu().double().tolist()  # input nodes: 0, they hold no bias
     nodes = node_attributes(graph)
     for v, attrs in enumerate(nodes):
         attrs["bias"] = biases[v]
@@ -254,15 +256,16 @@ def write_graphml(
 
 
 def _firing_rate_argument(
-    firing_rate: np.ndarray | Tensor | None, activations: Tensor | None, n: int
+    firing_rate: np.ndarray | Tensor | None, activations: Tensor | None, model: FreeNet
 ) -> list[float] | None:
+    n = model.num_neurons
     if firing_rate is not None and activations is not None:
         raise GraphMLError("give at most one of firing_rate and activations")
     if activations is not None:
         activations = torch.as_tensor(activations)
         if activations.dim() != 2 or activations.shape[1] != n:
             raise GraphMLError(f"activations must have shape [B, {n}], got {list(activations.shape)}")
-        firing_rate = (activations > 0).double().mean(0)
+        firing_rate = (activations.cpu() > firing_thresholds(model)).double().mean(0)
     if firing_rate is None:
         return None
     rate = np.asarray(torch.as_tensor(firing_rate).detach().cpu(), dtype=np.float64)
@@ -619,7 +622,9 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
     except NCGError as exc:
         raise GraphMLError(f"{path}: the nodes and edges do not form a valid NCG: {exc}") from exc
     model = _model_from_attributes(path, attrs, graph, weight, bias, torch_dtype)
-    if "checksum" in attrs and attrs["checksum"] != payload_checksum(model.state_dict()):
+    # files of versions that stored a bias for every node summed the bias column, input nodes included
+    sums = {payload_checksum(model.state_dict()), payload_checksum({**model.state_dict(), "bias": bias})}
+    if "checksum" in attrs and attrs["checksum"] not in sums:
         raise GraphMLError(
             f"{path}: the model read differs from the one written (checksum mismatch): the file was "
             "altered or damaged; delete the graph attribute 'checksum' to accept deliberate edits"
@@ -662,7 +667,7 @@ def _model_from_attributes(
             raise GraphMLError(f"{path}: {name} has shape {list(arrays[name].shape)}, the model needs {list(shape)}")
     with torch.no_grad():
         model.weight.copy_(weight)
-        model.bias.copy_(bias)
+        model.bias.copy_(bias[model.bias_neurons.cpu()])  # an input node's bias attribute is not used
         if model.encoder is not None:
             model.encoder.weight.copy_(torch.from_numpy(arrays["encoder_weight"]))
         if isinstance(model.decoder, torch.nn.Linear):

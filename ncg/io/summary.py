@@ -24,16 +24,16 @@ def summary(graph_or_model: NCG | FreeNet) -> dict[str, int | float]:
     The two parameter counts answer different questions:
 
     * ``graph_parameters`` = ``edges + neurons``: the graph's own numbers, one weight per edge
-      and one bias per node, *input nodes included* (an NCG stores a bias for every node, even
-      though an input node's bias is never used: its value is the input feature).
-    * ``parameters``: for an NCG, the same number. For a FreeNet, what the optimiser trains
-      (:meth:`FreeNet.num_parameters`): the edge weights and the biases of the non-input
-      neurons, plus a learned dense encoder's ``neurons x in_features`` weights and a linear
-      decoder's weights and biases; neither the input nodes' unused biases nor a fixed
-      ``encoder="random"`` projection is counted.
+      and one bias per node, *input nodes included* (an NCG stores a bias for every node, though
+      an input node's is never used: its value is the input feature; ``FreeNet.graph`` holds 0).
+    * ``parameters``: for an NCG, the same number. For a FreeNet, PyTorch's count
+      ``sum(p.numel() for p in model.parameters())`` (:meth:`FreeNet.num_parameters`): the edge
+      weights and the biases of the non-input neurons (input nodes hold no bias parameter),
+      plus a learned dense encoder's ``neurons x in_features`` weights and a linear decoder's
+      weights and biases; a fixed ``encoder="random"`` projection is a buffer, not counted.
 
     So for a FreeNet whose inputs are graph nodes and whose decoder is the identity,
-    ``graph_parameters - parameters`` is the number of input nodes (e.g. 49 vs 46 with 3 input
+    ``graph_parameters - parameters`` is the number of input nodes (e.g. 13 vs 10 with 3 input
     nodes); with a learned dense encoder (no input nodes) ``parameters`` is the larger, by the
     encoder's weights; a linear decoder adds its weights and biases to ``parameters`` alone.
 

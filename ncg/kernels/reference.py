@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ncg.kernels.sweep import ACTIVATION_CODES, activation_fn
+from ncg.activations import BY_CODE
 from ncg.schedule import Plan
 
 __all__ = ["reference_forward"]
@@ -28,12 +28,11 @@ __all__ = ["reference_forward"]
 def reference_forward(u: Tensor, weight: Tensor, plan: Plan, codes: Tensor, push_from: int = 0) -> Tensor:
     """Per-neuron evaluation with the same contract as :func:`ncg.kernels.blocked.blocked_forward`
     (``push_from`` is accepted and ignored: autograd computes every gradient)."""
-    names = {code: name for name, code in ACTIVATION_CODES.items()}
     rows: list[Tensor] = []
     for p in range(u.shape[0]):
         incoming = torch.nonzero(plan.dst_pos == p).flatten()
         z = u[p]
         for e in incoming.tolist():
             z = z + weight[e] * rows[int(plan.src_pos[e])]
-        rows.append(activation_fn(names[int(codes[p])])(z))
+        rows.append(BY_CODE[int(codes[p])].fn(z))
     return torch.stack(rows) if rows else u.clone()

@@ -43,6 +43,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ncg.activations import ACTIVATIONS, BY_CODE, get_activation
 from ncg.errors import NCGError
 from ncg.kernels import build
 
@@ -58,73 +59,17 @@ __all__ = [
     "backend",
 ]
 
-ACTIVATION_CODES: dict[str, int] = {
-    "identity": 0,
-    "relu": 1,
-    "square_relu": 2,
-    "tanh": 3,
-    "sigmoid": 4,
-}
-"""Activation name -> the uint8 code that ``codes`` tensors hold (the C++ kernel uses the same)."""
+ACTIVATION_CODES: dict[str, int] = {name: a.code for name, a in ACTIVATIONS.items()}
+"""Activation name -> the uint8 code that ``codes`` tensors hold (the C++ kernel uses the same);
+a view of :data:`ncg.activations.ACTIVATIONS`."""
 
-_ACTIVATION_NAMES = {code: name for name, code in ACTIVATION_CODES.items()}
+_ACTIVATION_NAMES = {a.code: a.name for a in BY_CODE}
 
 _SOURCE = Path(__file__).with_name("sweep.cpp")
 _CPP_DTYPES = (torch.float32, torch.float64)
 
 
 # ---------------------------------------------------------------------------- activations
-
-
-def _identity(x: Tensor) -> Tensor:
-    # A copy, so that later in-place updates of the block's z never reach an h row (autograd).
-    return x.clone()
-
-
-def _square_relu(x: Tensor) -> Tensor:
-    return torch.relu(x).square()
-
-
-def _identity_derivative(h: Tensor) -> Tensor:
-    return torch.ones_like(h)
-
-
-def _relu_derivative(h: Tensor) -> Tensor:
-    return (h > 0).to(h.dtype)
-
-
-def _square_relu_derivative(h: Tensor) -> Tensor:
-    return 2 * torch.sqrt(h)
-
-
-def _tanh_derivative(h: Tensor) -> Tensor:
-    return 1 - h * h
-
-
-def _sigmoid_derivative(h: Tensor) -> Tensor:
-    return h * (1 - h)
-
-
-_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "identity": _identity,
-    "relu": torch.relu,
-    "square_relu": _square_relu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-}
-
-_DERIVATIVES: dict[str, Callable[[Tensor], Tensor]] = {
-    "identity": _identity_derivative,
-    "relu": _relu_derivative,
-    "square_relu": _square_relu_derivative,
-    "tanh": _tanh_derivative,
-    "sigmoid": _sigmoid_derivative,
-}
-
-
-def _check_activation_name(name: str) -> None:
-    if name not in ACTIVATION_CODES:
-        raise NCGError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATION_CODES)}")
 
 
 def activation_fn(name: str) -> Callable[[Tensor], Tensor]:
@@ -151,8 +96,7 @@ def activation_fn(name: str) -> Callable[[Tensor], Tensor]:
     >>> activation_fn("square_relu")(torch.tensor([-1.0, 3.0]))
     tensor([0., 9.])
     """
-    _check_activation_name(name)
-    return _ACTIVATIONS[name]
+    return get_activation(name).fn
 
 
 def activation_derivative(name: str) -> Callable[[Tensor], Tensor]:
@@ -187,8 +131,7 @@ def activation_derivative(name: str) -> Callable[[Tensor], Tensor]:
     >>> activation_derivative("square_relu")(torch.relu(z) ** 2)
     tensor([0., 0., 4.])
     """
-    _check_activation_name(name)
-    return _DERIVATIVES[name]
+    return get_activation(name).derivative
 
 
 # ---------------------------------------------------------------------------- argument checks
@@ -270,7 +213,7 @@ def sweep_forward_reference(
     b = z.shape[0]
     rows = []
     for j, name in enumerate(names):
-        h_j = _ACTIVATIONS[name](z[j])
+        h_j = ACTIVATIONS[name].fn(z[j])
         rows.append(h_j)
         if j + 1 < b:
             z[j + 1 :].addr_(w[j, j + 1 :], h_j)
@@ -300,7 +243,7 @@ def sweep_backward_reference(h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *,
     names = _activation_names(codes)
     g = torch.empty_like(h, memory_format=torch.contiguous_format) if out is None else out
     for j in reversed(range(len(names))):
-        g[j] = dh[j] * _DERIVATIVES[names[j]](h[j])
+        g[j] = dh[j] * ACTIVATIONS[names[j]].derivative(h[j])
         if j > 0:
             dh[:j].addr_(w[:j, j], g[j])
     return g
