@@ -2,8 +2,8 @@
 
 :class:`TensorBoardCallback` is a :class:`~ncg.evolve.loop.FreeEvolve` callback: after every round
 (and after the fine-tuning) it writes the round's scalars, a histogram of every parameter and,
-if given a ``figure`` function, a figure of the model. The loop calls callbacks once per round,
-so the scalars are per round, not per epoch (a round's metrics are those of its last epoch).
+if given a ``figure`` function, a figure of the model; after every epoch, the epoch's training
+metrics (``epoch/train_*``, step = the epoch's number in the run).
 
 The figure is a function passed in, not drawn here, because nothing under ``ncg/`` imports the
 plotting package ``viz/``; pass ``figure=viz.draw_topology`` for the topology of every round
@@ -122,6 +122,11 @@ class TensorBoardCallback:
         if self.figure is not None:
             self.writer.add_figure("topology", self.figure(evolve.model), step, close=True)
         self.writer.flush()
+
+    def on_epoch(self, evolve: FreeEvolve, epoch: int, stats: dict[str, float]) -> None:
+        """Write one epoch's training metrics as ``epoch/train_*`` at step ``epoch``."""
+        for name, value in stats.items():
+            self.writer.add_scalar(f"epoch/train_{name}", value, epoch)
 
     def close(self) -> None:
         """Flush and close the event file."""

@@ -49,3 +49,13 @@ def test_figure_per_round(tmp_path):
     history, events = _run(tmp_path, histograms=False, figure=draw_topology)
     assert [e.step for e in events.Images("topology")] == [r.round for r in history.rounds[1:]]
     assert events.Tags()["histograms"] == []
+
+
+def test_training_metrics_per_epoch(tmp_path):
+    history, events = _run(tmp_path)
+    read = events.Scalars("epoch/train_loss")
+    per_round, final = EvolveConfig().epochs_per_round, EvolveConfig().final_epochs
+    ends = [per_round, 2 * per_round, 2 * per_round + final]  # two rounds, then the fine-tuning
+    assert [e.step for e in read] == list(range(1, ends[-1] + 1))
+    by_step = {e.step: e.value for e in read}  # a round's training metric is its last epoch's
+    assert [by_step[end] for end in ends] == pytest.approx([r.metrics["train_loss"] for r in history.rounds[1:]])

@@ -289,7 +289,9 @@ class FreeEvolve:
     optimizer : torch.optim.Optimizer, optional
         Adam with ``config.lr`` and ``config.weight_decay`` if omitted. Its state survives edits.
     callbacks : list of callables
-        ``callback(evolve, record)`` after every round (e.g. to checkpoint or log).
+        ``callback(evolve, record)`` after every round (e.g. to checkpoint or log); one that also
+        has a method ``on_epoch(evolve, epoch, stats)`` gets every epoch's training metrics too
+        (``epoch`` counts from 1 over the whole run, fine-tuning included).
 
     Notes
     -----
@@ -350,7 +352,8 @@ class FreeEvolve:
     ) -> tuple[dict, dict]:
         """Train ``epochs`` epochs; returns the metrics and the timing (``train_seconds`` and
         ``seconds_per_step``: what a step cost this round, which follows the edges left by the
-        edits; 0 for a loader of unknown length). The timing is kept apart from the metrics, which a seed fixes bit for bit."""
+        edits; 0 for a loader of unknown length). The timing is kept apart from the metrics,
+        which a seed fixes bit for bit."""
         metrics: dict[str, float] = {}
         seconds = 0.0
         for epoch in range(epochs):
@@ -367,6 +370,10 @@ class FreeEvolve:
                 self.model.activation_hook = None
             seconds += time.perf_counter() - start
             metrics = {f"train_{k}": v for k, v in stats.items()}
+            epoch_of_run = (len(self.history) - 1) * self.config.epochs_per_round + epoch + 1
+            for callback in self.callbacks:
+                if hasattr(callback, "on_epoch"):
+                    callback.on_epoch(self, epoch_of_run, stats)
         if val is not None:
             metrics.update({f"val_{k}": v for k, v in evaluate(self.model, val, task=self.config.task).items()})
         steps = epochs * (train.num_batches(self.config.batch_size) or 0)
