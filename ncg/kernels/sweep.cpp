@@ -444,8 +444,6 @@ NCG_INLINE V load_vec(const float* x) {
   return v;
 }
 
-NCG_INLINE v16f load16(const float* x) { return load_vec<v16f>(x); }
-
 // out[k] = sum_l a[k][l].
 NCG_INLINE v8f sum8(const v8f* a) {
   v8f b[4], c[2];
@@ -488,6 +486,34 @@ NCG_INLINE void push_row(T* __restrict__ d, T wv, const T* gp) {
   for (int64_t t = 0; t < N; ++t) d[t] += wv * gp[t];
 }
 
+#if NCG_X86_DISPATCH
+NCG_INLINE v16f lane_sums(const v16f* a) { return sum16(a); }
+NCG_INLINE v8f lane_sums(const v8f* a) { return sum8(a); }
+
+// The slots e.. of one row in groups of as many edges as V has lanes: each edge pushed as in the
+// one-at-a-time loop, its products with gp kept in one lane vector, the group's vectors summed
+// together into dw; returns the first slot left for that loop.
+template <typename V, int64_t N>
+NCG_INLINE int64_t grouped_edge_gradients(const CsrArgs<float>& a, int64_t e, int64_t last, const float* h,
+                                          float* dh, const float* gp, float* dw) {
+  constexpr int kLanes = sizeof(V) / sizeof(float);
+  for (; e + kLanes <= last; e += kLanes) {
+    V acc[kLanes];
+    for (int j = 0; j < kLanes; ++j) {
+      const int64_t s = a.src[e + j];
+      if (s >= a.push_from) push_row<float, N>(dh + s * a.lddh, a.w[e + j], gp);
+      const float* x = h + s * a.ldh;
+      V lanes = load_vec<V>(x) * load_vec<V>(gp);
+      for (int64_t t = kLanes; t < N; t += kLanes) lanes += load_vec<V>(x + t) * load_vec<V>(gp + t);
+      acc[j] = lanes;
+    }
+    const V sums = load_vec<V>(dw + e) + lane_sums(acc);
+    std::memcpy(dw + e, &sums, sizeof(sums));
+  }
+  return e;
+}
+#endif
+
 // With kGrad, each slot's dL/dw over this tile's columns, <h[src[e]], g[p]>, is added to
 // a.dw[e - indptr[start]] while the slot's source rows are loaded for the push anyway.
 template <typename T, int64_t N, bool kGrad>
@@ -505,33 +531,9 @@ NCG_INLINE void csr_backward_tile(const CsrArgs<T>& a, int64_t col) {
     const int64_t last = a.indptr[p + 1];
 #if NCG_X86_DISPATCH
     if constexpr (kGrad && std::is_same_v<T, float> && N == 128) {
-      for (; e + 16 <= last; e += 16) {
-        v16f acc[16];
-        for (int j = 0; j < 16; ++j) {
-          const int64_t s = a.src[e + j];
-          if (s >= a.push_from) push_row<T, N>(dh + s * a.lddh, a.w[e + j], gp);
-          const float* x = h + s * a.ldh;
-          v16f lanes = load16(x) * load16(gp);
-          for (int64_t t = 16; t < N; t += 16) lanes += load16(x + t) * load16(gp + t);
-          acc[j] = lanes;
-        }
-        const v16f sums = load16(dw + e) + sum16(acc);
-        std::memcpy(dw + e, &sums, sizeof(sums));
-      }
+      e = grouped_edge_gradients<v16f, N>(a, e, last, h, dh, gp, dw);
     } else if constexpr (kGrad && std::is_same_v<T, float> && N == 64) {
-      for (; e + 8 <= last; e += 8) {
-        v8f acc[8];
-        for (int j = 0; j < 8; ++j) {
-          const int64_t s = a.src[e + j];
-          if (s >= a.push_from) push_row<T, N>(dh + s * a.lddh, a.w[e + j], gp);
-          const float* x = h + s * a.ldh;
-          v8f lanes = load_vec<v8f>(x) * load_vec<v8f>(gp);
-          for (int64_t t = 8; t < N; t += 8) lanes += load_vec<v8f>(x + t) * load_vec<v8f>(gp + t);
-          acc[j] = lanes;
-        }
-        const v8f sums = load_vec<v8f>(dw + e) + sum8(acc);
-        std::memcpy(dw + e, &sums, sizeof(sums));
-      }
+      e = grouped_edge_gradients<v8f, N>(a, e, last, h, dh, gp, dw);
     }
 #endif
     for (; e < last; ++e) {
