@@ -405,10 +405,7 @@ class FreeNet(nn.Module):
         x = self._flatten(x)
         push_from = 0 if input_grads or x.requires_grad else frozen.leading_inputs
         dtype = self.weight.dtype
-        if self.inputs.numel():  # input nodes have no bias: 0 in their rows
-            bias = self.bias.new_zeros(self.num_neurons).index_put((frozen.bias_pos,), self.bias)
-        else:
-            bias = self.bias if plan.identity else self.bias[plan.perm]
+        bias = frozen.position_bias(self.bias, plan)
         if self.encoder_kind == "graph" and not input_grads and self.evaluator != "reference":
             with torch.autocast(device_type=x.device.type, enabled=False):
                 h = graph_input_forward(x, bias, self.weight, plan, codes, frozen.input_pos, push_from,
@@ -621,10 +618,16 @@ class _Frozen:
         versions = tuple((id(t), t._version, t.data_ptr(), t.dtype) for t in (bias, weight))
         if self._versions != versions or self._parameters is None:
             with torch.no_grad():
-                by_position = bias.new_zeros(plan.perm.numel()).index_put_((self.bias_pos,), bias.detach())
-                self._parameters = (by_position, weight.detach()[plan.csr_edge])
+                self._parameters = (self.position_bias(bias.detach(), plan), weight.detach()[plan.csr_edge])
             self._versions = versions
         return self._parameters
+
+    def position_bias(self, bias: Tensor, plan: Plan) -> Tensor:
+        """The parameter ``bias`` (one entry per non-input neuron) as ``[N]`` in position order,
+        0 in the input nodes' rows; differentiable."""
+        if self.input_pos.numel():
+            return bias.new_zeros(plan.perm.numel()).index_put((self.bias_pos,), bias)
+        return bias if plan.identity else bias[plan.perm]
 
     @classmethod
     def of(cls, plan: Plan, inputs: Tensor, outputs: Tensor) -> _Frozen:
