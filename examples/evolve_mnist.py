@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s). It sets the RULES defaults below")
     p.add_argument("--fan-in", type=int, default=75,
                    help="incoming edges per neuron of --start sparse (default: %(default)s)")
+    p.add_argument("--layers", type=int, nargs="+", default=None, metavar="SIZE",
+                   help="hidden layer sizes summing to --neurons: the layered control of --start whole or sparse "
+                        "(edges only between consecutive layers, kept by every edit; docs/evolve.md) (default: "
+                        "layer-free)")
     p.add_argument("--activation", default="relu", choices=[name for name in ACTIVATIONS if name != "identity"],
                    help="activation of every neuron (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None,
@@ -332,9 +336,15 @@ def main(argv: list[str] | None = None) -> dict:
         initial = resume_state["history"]["rounds"][0] if resume_state else None  # the target counts its biases
         biases = (initial["num_neurons"] if initial else model.num_neurons) - model.inputs.numel()
     else:
+        if args.layers and sum(args.layers) != args.neurons:
+            raise NCGError(f"--layers {' '.join(map(str, args.layers))} sum to {sum(args.layers)}, but --neurons is "
+                           f"{args.neurons}; give hidden layer sizes that sum to --neurons")
         if args.start in ("sparse", "whole"):
             wiring = {"fan_in": args.fan_in} if args.start == "sparse" else {"density": 1.0}
-            graph = sparse_start(data.num_features, args.neurons, data.num_classes, seed=args.seed, **wiring)
+            graph = sparse_start(data.num_features, args.neurons, data.num_classes, seed=args.seed,
+                                 layers=args.layers, **wiring)
+        elif args.layers:
+            raise NCGError("--layers needs --start whole or sparse (input nodes in layer 0)")
         else:
             graph = NCG.complete(args.neurons + data.num_classes, num_outputs=data.num_classes, seed=args.seed)
         model = FreeNet(graph, in_features=data.num_features, activation=args.activation, seed=args.seed).to(device)

@@ -16,11 +16,14 @@ NCG(neurons=26, edges=42, outputs=2, inputs=16)
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import torch
 
 from ncg.errors import NCGError
 from ncg.graph import NCG, init_edge_weights
+from ncg.layers import allowed_layers, layer_of_sizes
 
 __all__ = ["sparse_start", "layered_start"]
 
@@ -32,8 +35,10 @@ def sparse_start(
     fan_in: int | None = None,
     density: float | None = None,
     seed: int | None = None,
+    layers: Sequence[int] | None = None,
+    connect: str = "consecutive",
 ) -> NCG:
-    """A random sparse DAG over input nodes, hidden neurons and outputs.
+    """A random sparse DAG over input nodes, hidden neurons and outputs, layer-free or layered.
 
     Nodes ``0 .. F-1`` are the inputs, then ``H`` hidden neurons, then ``K`` outputs (the
     topological order). A hidden neuron may take edges from any input and any earlier hidden
@@ -48,11 +53,18 @@ def sparse_start(
     that has one, so every neuron descends from the inputs and reaches an output. Weights are
     fan-in scaled (:func:`~ncg.graph.init_edge_weights`).
 
+    ``layers`` (hidden layer sizes summing to ``num_hidden``) makes the graph layered: inputs in
+    layer 0, the hidden layers 1, 2, ..., the outputs last, and a neuron takes sources only from
+    the layers ``connect`` allows into its own (``consecutive``: the layer before it, so
+    ``density=1.0`` is the MLP of that shape; ``skips``: every earlier layer). The graph carries
+    the constraint (:mod:`ncg.layers`), so every later edit keeps it.
+
     Raises
     ------
     NCGError
         A size is not positive (``num_hidden`` may be 0), or not exactly one of ``fan_in`` and
-        ``density`` is given, or it is out of range.
+        ``density`` is given, or it is out of range, or ``layers`` has a size below 1 or does
+        not sum to ``num_hidden``, or ``connect`` is unknown.
 
     Examples
     --------
@@ -72,12 +84,13 @@ def sparse_start(
     rng = np.random.default_rng(seed)
     f, h = num_inputs, num_hidden
     n = f + h + num_outputs
+    constraint = {} if layers is None else _layer_constraint(f, h, num_outputs, layers, connect)
+    may_feed = _may_feed(n, f + h, constraint)
     sources, targets = [], []
     for j in range(f, n):
-        allowed = min(j, f + h)  # earlier inputs and hidden neurons; outputs do not feed outputs
-        count = min(fan_in, allowed) if fan_in is not None else max(1, rng.binomial(allowed, density))
-        chosen = rng.choice(allowed, size=count, replace=False)
-        sources.append(chosen)
+        pool = may_feed(j)
+        count = min(fan_in, pool.size) if fan_in is not None else max(1, rng.binomial(pool.size, density))
+        sources.append(pool[rng.choice(pool.size, size=count, replace=False)])
         targets.append(np.full(count, j))
     src, dst = np.concatenate(sources), np.concatenate(targets)
     reaches = np.zeros(n, dtype=bool)
@@ -88,11 +101,12 @@ def sparse_start(
     for s, d in zip(src.tolist(), dst.tolist()):
         if s >= f:
             successors.setdefault(s, []).append(d)
+    fed_by = _fed_by(n, constraint)
     for v in range(f + h - 1, f - 1, -1):
         if any(reaches[w] for w in successors.get(v, ())):
             reaches[v] = True
             continue
-        later = np.flatnonzero(reaches[v + 1:]) + v + 1
+        later = np.flatnonzero(reaches[v + 1:] & fed_by(v)[v + 1:]) + v + 1
         target = int(rng.choice(later))
         extra_src.append(v)
         extra_dst.append(target)
@@ -103,8 +117,35 @@ def sparse_start(
     generator = None if seed is None else torch.Generator().manual_seed(seed)
     return NCG(
         edge_index, n, outputs=torch.arange(f + h, n), weight=init_edge_weights(edge_index, n, generator),
-        order=torch.arange(n), inputs=torch.arange(f),
+        order=torch.arange(n), inputs=torch.arange(f), **constraint,
     )
+
+
+def _layer_constraint(f: int, h: int, k: int, layers: Sequence[int], connect: str) -> dict[str, torch.Tensor]:
+    """``layer`` and ``allowed_layers`` of inputs, hidden ``layers`` and outputs."""
+    layers = list(layers)
+    if not layers or any(not isinstance(s, int) or s < 1 for s in layers) or sum(layers) != h:
+        raise NCGError(f"layers must be hidden layer sizes >= 1 summing to num_hidden = {h}, got {layers}")
+    sizes = [f, *layers, k]
+    return {"layer": layer_of_sizes(sizes), "allowed_layers": allowed_layers(len(sizes), connect)}
+
+
+def _may_feed(n: int, last_source: int, constraint: dict) -> Callable[[int], np.ndarray]:
+    """``pool(j)``: the nodes that may feed node ``j``, ascending: every earlier input and hidden
+    neuron (outputs do not feed outputs), or, under a constraint, those of the layers allowed
+    into ``j``'s layer."""
+    if not constraint:
+        return lambda j: np.arange(min(j, last_source))
+    layer, allowed = constraint["layer"].numpy(), constraint["allowed_layers"].numpy()
+    return lambda j: np.flatnonzero(allowed[layer, layer[j]])
+
+
+def _fed_by(n: int, constraint: dict) -> Callable[[int], np.ndarray]:
+    """``mask(v)``: bool ``[n]``, the nodes node ``v`` may feed (all, without a constraint)."""
+    if not constraint:
+        return lambda v: np.ones(n, dtype=bool)
+    layer, allowed = constraint["layer"].numpy(), constraint["allowed_layers"].numpy()
+    return lambda v: allowed[layer[v], layer]
 
 
 def layered_start(

@@ -93,7 +93,8 @@ def save_freenet(model: FreeNet, path: str | os.PathLike, extra: dict | None = N
         "format": FORMAT,
         "version": VERSION,
         "config": model.config(),
-        "graph": {"num_neurons": graph.num_neurons, **{k: getattr(graph, k) for k in _GRAPH_FIELDS}},
+        "graph": {"num_neurons": graph.num_neurons, **{k: getattr(graph, k) for k in _GRAPH_FIELDS},
+                  **({} if graph.allowed_layers is None else graph.constraint)},
         "dtype": str(model.weight.dtype).removeprefix("torch."),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": extra or {},
@@ -146,6 +147,7 @@ def load_freenet(path: str | os.PathLike, map_location: str | torch.device = "cp
         graph = NCG(
             g["edge_index"], int(g["num_neurons"]), g["outputs"], weight=g["weight"], bias=g["bias"],
             order=g["order"], neuron_ids=g["neuron_ids"], unreachable="ignore", inputs=g.get("inputs"),
+            layer=g.get("layer"), allowed_layers=g.get("allowed_layers"),
         )
         model = FreeNet(graph, **payload["config"]).to(dtype)
     except (NCGError, KeyError, TypeError) as exc:

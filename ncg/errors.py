@@ -20,6 +20,7 @@ __all__ = [
     "NonFiniteError",
     "UnreachableNeuronError",
     "UnreachableNeuronWarning",
+    "TargetMissedWarning",
     "CheckpointError",
     "IDXError",
     "ChecksumError",
@@ -59,6 +60,10 @@ class UnreachableNeuronError(NCGError):
 
 class UnreachableNeuronWarning(UserWarning):
     """A hidden neuron has no path to any output neuron: it cannot affect the result."""
+
+
+class TargetMissedWarning(UserWarning):
+    """A Free-Evolve run ended its evolve phase above its budget's edge target."""
 
 
 class CheckpointError(NCGError):

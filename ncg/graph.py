@@ -10,6 +10,9 @@ neurons are the ones the decoder reads; a *hidden* neuron is any other neuron. O
 nodes are *input nodes* (``inputs``): node ``inputs[f]`` carries input feature ``f`` and has no
 incoming edge, so every input connection is an edge of the graph with its own weight and the
 whole network is one sparse DAG (a FreeNet built on such a graph uses ``encoder="graph"``).
+Optionally a graph carries a topology constraint (:mod:`ncg.layers`): a layer per neuron
+(``layer``) and the layer pairs an edge may join (``allowed_layers``); edits keep it, and an
+edge it forbids is an error.
 
 Examples
 --------
@@ -39,6 +42,7 @@ from ncg.errors import (
     UnreachableNeuronError,
     UnreachableNeuronWarning,
 )
+from ncg.layers import allows
 from ncg.schedule import topological_generations
 
 __all__ = ["NCG", "init_edge_weights"]
@@ -98,6 +102,12 @@ class NCG:
     inputs : Tensor, optional
         LongTensor ``[F]``: the input nodes, ``inputs[f]`` carrying feature ``f`` (none if
         omitted). Input nodes have no incoming edges and are neither hidden nor outputs.
+    layer : Tensor, optional
+        LongTensor ``[N]``: each neuron's layer (input nodes in layer 0); give it together with
+        ``allowed_layers`` (see :mod:`ncg.layers`).
+    allowed_layers : Tensor, optional
+        Bool ``[L, L]``: ``allowed_layers[a, b]`` permits edges from layer ``a`` to layer ``b``.
+        Omitted (with ``layer``): no constraint, the graph is layer-free.
     validate : bool, default True
         Run :meth:`validate` on construction.
     unreachable : {"warn", "raise", "ignore"}, default "warn"
@@ -127,6 +137,8 @@ class NCG:
         validate: bool = True,
         unreachable: str = "warn",
         inputs: Tensor | None = None,
+        layer: Tensor | None = None,
+        allowed_layers: Tensor | None = None,
     ) -> None:
         if not isinstance(num_neurons, int) or num_neurons < 1:
             raise NCGError(f"num_neurons must be a positive int, got {num_neurons!r}")
@@ -134,6 +146,11 @@ class NCG:
         self.edge_index = torch.as_tensor(edge_index)
         self.outputs = torch.as_tensor(outputs)
         self.inputs = torch.zeros(0, dtype=torch.long) if inputs is None else torch.as_tensor(inputs)
+        if (layer is None) != (allowed_layers is None):
+            raise NCGError("give layer and allowed_layers together (a layer per neuron and the allowed layer "
+                           "pairs), or neither for a layer-free graph")
+        self.layer = None if layer is None else torch.as_tensor(layer)
+        self.allowed_layers = None if allowed_layers is None else torch.as_tensor(allowed_layers)
         if validate:
             self._validate_structure()
         self.weight = (
@@ -267,6 +284,25 @@ class NCG:
         position[self.order] = torch.arange(self.num_neurons)
         return position
 
+    @property
+    def constraint(self) -> dict[str, Tensor | None]:
+        """``{"layer": ..., "allowed_layers": ...}`` (None for a layer-free graph): the keyword
+        arguments that give another :class:`NCG` over the same neurons this graph's constraint."""
+        return {"layer": self.layer, "allowed_layers": self.allowed_layers}
+
+    def allows(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Bool per candidate edge ``src[k] -> dst[k]`` (neuron indices): whether the topology
+        constraint permits it (always, for a layer-free graph); see :func:`ncg.layers.allows`.
+
+        Examples
+        --------
+        >>> from ncg.build import sparse_start
+        >>> g = sparse_start(2, 2, 1, density=1.0, layers=(1, 1), seed=0)
+        >>> g.allows(np.array([0, 0]), np.array([2, 3])).tolist()
+        [True, False]
+        """
+        return allows(self.layer, self.allowed_layers, src, dst)
+
     def clone(self) -> NCG:
         """A deep copy (tensors cloned, no re-validation)."""
         return NCG(
@@ -279,11 +315,14 @@ class NCG:
             neuron_ids=self.neuron_ids.clone(),
             validate=False,
             inputs=self.inputs.clone(),
+            **{k: None if v is None else v.clone() for k, v in self.constraint.items()},
         )
 
     def __repr__(self) -> str:
         inputs = f", inputs={self.num_inputs}" if self.num_inputs else ""
-        return f"NCG(neurons={self.num_neurons}, edges={self.num_edges}, outputs={self.num_outputs}{inputs})"
+        layers = "" if self.allowed_layers is None else f", layers={self.allowed_layers.shape[0]}"
+        return (f"NCG(neurons={self.num_neurons}, edges={self.num_edges}, outputs={self.num_outputs}"
+                f"{inputs}{layers})")
 
     # ------------------------------------------------------------------ validation
     def _validate_structure(self) -> None:
@@ -323,6 +362,30 @@ class NCG:
             if entering.any():
                 s, t = ei[:, int(torch.nonzero(entering)[0])].tolist()
                 raise EdgeIndexError(f"edge {s} -> {t} enters input node {t}; input nodes take no incoming edges")
+        if self.allowed_layers is not None:
+            self._validate_constraint()
+
+    def _validate_constraint(self) -> None:
+        """``layer`` and ``allowed_layers`` well formed, input nodes in layer 0, every edge allowed."""
+        layer, allowed, n = self.layer, self.allowed_layers, self.num_neurons
+        if allowed.dtype != torch.bool or allowed.dim() != 2 or allowed.shape[0] != allowed.shape[1]:
+            raise NCGError(f"allowed_layers must be a square bool tensor [L, L], got dtype {allowed.dtype} "
+                           f"and shape {list(allowed.shape)}")
+        if layer.dtype != torch.long or layer.shape != (n,):
+            raise NCGError(f"layer must be a LongTensor of shape [{n}], got dtype {layer.dtype} and shape "
+                           f"{list(layer.shape)}")
+        if n and (int(layer.min()) < 0 or int(layer.max()) >= allowed.shape[0]):
+            raise NCGError(f"layer values must be in [0, {allowed.shape[0]}) (the rows of allowed_layers), got "
+                           f"[{int(layer.min())}, {int(layer.max())}]")
+        if self.inputs.numel() and (layer[self.inputs] != 0).any():
+            v = int(self.inputs[layer[self.inputs] != 0][0])
+            raise NCGError(f"input node {v} is in layer {int(layer[v])}; input nodes are in layer 0")
+        src, dst = self.edge_index.numpy()
+        forbidden = ~self.allows(src, dst)
+        if forbidden.any():
+            k = int(np.argmax(forbidden))
+            raise NCGError(f"edge {src[k]} -> {dst[k]} joins layer {int(layer[src[k]])} to layer "
+                           f"{int(layer[dst[k]])}, which allowed_layers forbids")
 
     def validate(self, unreachable: str = "warn") -> NCG:
         """Check every invariant; raise a specific :class:`~ncg.errors.NCGError` on failure.

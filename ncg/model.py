@@ -66,8 +66,8 @@ class FreeNet(nn.Module):
     out_features : int, optional
         Size of the output; defaults to the number of output neurons.
     activation : str, default "relu"
-        Hidden neurons' activation, a key of :data:`ncg.activations.ACTIVATIONS`: ``identity``,
-        ``relu``, ``square_relu``, ``tanh`` or ``sigmoid``.
+        Hidden neurons' activation, a key of :data:`ncg.activations.ACTIVATIONS` (``relu``,
+        ``tanh``, ``gelu``, ...).
     output_activation : str, default "identity"
         Output neurons' activation.
     encoder : {"auto", "linear", "random", "graph"}, default "auto"
@@ -211,6 +211,9 @@ class FreeNet(nn.Module):
         self.bias = nn.Parameter(graph.bias[_non_inputs(graph.num_neurons, graph.inputs)].to(device, dtype))
         for name in ("edge_index", "outputs", "order", "neuron_ids", "inputs"):
             self.register_buffer(name, getattr(graph, name).to(device).clone())
+        # The topology constraint (ncg.layers) is read by the graph edits alone, on the CPU; it is
+        # not in the state_dict (checkpoints and GraphML store it with the graph).
+        self.layer, self.allowed_layers = (None if t is None else t.cpu().clone() for t in graph.constraint.values())
         self._plan_cache = None
 
     @property
@@ -259,6 +262,8 @@ class FreeNet(nn.Module):
             neuron_ids=self.neuron_ids.cpu().clone(),
             validate=False,
             inputs=self.inputs.cpu().clone(),
+            layer=self.layer,
+            allowed_layers=self.allowed_layers,
         )
 
     def set_graph(self, graph: NCG, neuron_map: Tensor | None = None) -> None:
@@ -498,7 +503,9 @@ class FreeNet(nn.Module):
         """A FreeNet that computes exactly what a layered MLP computes.
 
         ``mlp`` is an ``nn.Sequential`` of ``nn.Linear`` layers, each optionally followed by one
-        activation module (ReLU, Tanh, Sigmoid, Identity or :class:`SquareReLU`). Every unit
+        activation module of :data:`ncg.activations.ACTIVATIONS` (ReLU, Tanh, GELU, ... or
+        :class:`SquareReLU`) with its default arguments (GELU's exact form, ELU's alpha 1,
+        LeakyReLU's slope 0.01). Every unit
         becomes a neuron; layer ``l`` feeds layer ``l + 1`` through edges carrying the weights;
         the encoder holds the first layer's weights (zero rows for deeper neurons); the last
         layer's units are the outputs.
@@ -660,7 +667,14 @@ def _parse_mlp(mlp: nn.Sequential) -> list[tuple[nn.Linear, str]]:
                 )
             layers.append((module, "identity"))
         elif type(module) in _MODULE_ACTIVATIONS and layers and layers[-1][1] == "identity":
-            layers[-1] = (layers[-1][0], _MODULE_ACTIVATIONS[type(module)])
+            name = _MODULE_ACTIVATIONS[type(module)]
+            probe = torch.linspace(-3, 3, 13)
+            if not torch.equal(module(probe.clone()), ACTIVATIONS[name].fn(probe)):
+                raise NCGError(
+                    f"mlp[{i}] is {module!r}: ncg's {name!r} is {type(module).__name__} with its default "
+                    f"arguments, {type(module).__name__}()"
+                )
+            layers[-1] = (layers[-1][0], name)
         else:
             raise NCGError(
                 f"mlp[{i}] is {type(module).__name__}: expected nn.Linear, each optionally followed by "

@@ -237,7 +237,8 @@ class FreeNetClassifier(ClassifierMixin, _FreeNetEstimator):
     tau : float, default 0.25
         Hebbian threshold of the ``coactivation`` rules (the others ignore it).
     activation : str, default "relu"
-        Hidden neurons' activation (``relu``, ``tanh``, ``sigmoid``, ``square_relu``, ``identity``).
+        Hidden neurons' activation, a key of :data:`ncg.activations.ACTIVATIONS` (``relu``,
+        ``tanh``, ``gelu``, ...).
     lr : float, default 1e-2
         Adam's learning rate during the rounds.
     finetune_lr : float or None, default 2e-3

@@ -3,6 +3,7 @@ the firing rules all agree with it."""
 from __future__ import annotations
 
 import ast
+import math
 import re
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from ncg import NCG, FreeNet
-from ncg.activations import ACTIVATIONS, BY_CODE, firing_thresholds
+from ncg.activations import ACTIVATIONS, BY_CODE, firing_thresholds, needs_preactivation
 from ncg.evolve import record_coactivation
 from ncg.io import write_graphml
 
@@ -31,12 +32,22 @@ def _cpp_enum() -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"(k\w+)\s*=\s*(\d+)", body[1])}
 
 
-def _cpp_switch_labels(function: str) -> list[str]:
-    """The enumerators a switch in ``function`` handles: ``case kX:`` and ``default:  // kX``."""
+def _cpp_switch(function: str) -> str:
     start = SWEEP_CPP.index(f" {function}(")
     body = SWEEP_CPP[SWEEP_CPP.index("switch (code)", start):]
-    body = body[: body.index("\n  }\n")]
-    return [case or default for case, default in re.findall(r"case (k\w+):|default:\s*//\s*(k\w+)", body)]
+    return body[: body.index("\n  }\n")]
+
+
+def _cpp_switch_labels(function: str) -> list[str]:
+    """The enumerators a switch in ``function`` handles: ``case kX:`` and ``default:  // kX``."""
+    labels = re.findall(r"case (k\w+):|default:\s*//\s*(k\w+)", _cpp_switch(function))
+    return [case or default for case, default in labels]
+
+
+def _cpp_switch_cases(function: str) -> dict[str, str]:
+    """Each enumerator of a switch in ``function`` and the code of its case."""
+    parts = re.split(r"(?:case (k\w+):|default:\s*//\s*(k\w+))", _cpp_switch(function))
+    return {case or default: code for case, default, code in zip(parts[1::3], parts[2::3], parts[3::3])}
 
 
 def test_codes_are_zero_to_n_minus_one_and_names_are_keys():
@@ -56,13 +67,30 @@ def test_cpp_switches_handle_every_activation_once(function):
     assert sorted(labels) == sorted(_enumerator(name) for name in ACTIVATIONS)
 
 
+def test_cpp_reads_z_exactly_where_the_table_needs_the_preactivation():
+    predicate = re.search(r"bool needs_preactivation\(uint8_t code\) \{ return (.*?); \}", SWEEP_CPP)
+    assert predicate, "sweep.cpp has no `constexpr bool needs_preactivation(uint8_t code) { return ...; }`"
+    declared = set(re.findall(r"code == (k\w+)", predicate[1]))
+    reads_z = {label for label, code in _cpp_switch_cases("derivative_row").items() if re.search(r"\bz\[t\]", code)}
+    wanted = {_enumerator(a.name) for a in ACTIVATIONS.values() if a.needs_preactivation}
+    assert declared == wanted
+    assert reads_z == wanted
+
+
+def test_needs_preactivation_of_codes():
+    for a in ACTIVATIONS.values():
+        codes = torch.tensor([ACTIVATIONS["relu"].code, a.code], dtype=torch.uint8)
+        assert needs_preactivation(codes) == a.needs_preactivation
+    assert not needs_preactivation(torch.zeros(0, dtype=torch.uint8))
+
+
 def _docs_numpy_activations() -> dict:
     """The ``acts`` dict of the numpy evaluator in docs/graphml.md, evaluated."""
     text = (ROOT / "docs" / "graphml.md").read_text()
     code = "\n".join(re.findall(r"```python\n(.*?)```", text, re.S))
     for node in ast.walk(ast.parse(code)):
         if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["acts"]:
-            return eval(compile(ast.Expression(node.value), "docs/graphml.md", "eval"), {"np": np})
+            return eval(compile(ast.Expression(node.value), "docs/graphml.md", "eval"), {"np": np, "math": math})
     raise AssertionError("docs/graphml.md has no `acts = {...}` in a python block")
 
 
@@ -75,13 +103,15 @@ def test_the_graphml_page_evaluates_every_activation():
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_derivative_of_the_output_matches_autograd(name):
+def test_derivative_matches_autograd(name):
     a = ACTIVATIONS[name]
     z = torch.cat([torch.linspace(-5, 5, 101, dtype=torch.float64), torch.tensor([0.0, 1e-3, -1e-3], dtype=torch.float64)])
     z.requires_grad_(True)
     h = a.fn(z)
     (expected,) = torch.autograd.grad(h.sum(), z)
-    torch.testing.assert_close(a.derivative(h.detach()), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(a.derivative_at(h.detach(), z.detach()), expected, rtol=1e-12, atol=1e-12)
+    if not a.needs_preactivation:  # a function of h alone: z is not read
+        torch.testing.assert_close(a.derivative_at(h.detach(), None), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))

@@ -63,6 +63,7 @@ def test_tutorial_code_runs(tmp_path, monkeypatch, capsys):
 def test_results_tables_are_rebuilt_from_the_committed_runs(tmp_path):
     """Every marked table of docs/results.md equals the one rebuilt from results/<name>/runs.json."""
     from ncg.experiments.__main__ import section
+    from ncg.experiments.layer_pairs import pairs_table
     from ncg.experiments.polynomial import polynomial_table
     from ncg.experiments.report import load_runs, write_report
 
@@ -78,7 +79,7 @@ def test_results_tables_are_rebuilt_from_the_committed_runs(tmp_path):
         if "polynomial" in rows[0]:
             table = polynomial_table(rows)
         else:
-            table = write_report(rows, tmp_path / name)["table"].read_text()
+            table = write_report(rows, tmp_path / name, lead=pairs_table(rows))["table"].read_text()
         assert section(page, name)[1] == table.strip(), f"docs/results.md section {name!r} is stale"
 
 
@@ -104,3 +105,35 @@ def test_the_graphml_page_evaluates_a_network_without_ncg(tmp_path):
             write_graphml(model, path, inline_dense=inline)
             expected = model(torch.tensor(x, dtype=torch.float32)).detach().numpy()
             assert np.allclose(namespace["evaluate_graphml"](path, x), expected, atol=1e-5)
+
+
+def table_names(page: str, header: str) -> list[str]:
+    """The backticked names in the first column of the Markdown table of ``page`` whose first
+    header cell is ``header``."""
+    match = re.search(rf"^\| {re.escape(header)} \|.*\n\|[-| ]+\|\n((?:\|.*\n?)*)", page, re.M)
+    assert match, f"no table headed {header!r}"
+    return re.findall(r"^\| `([^`]+)` \|", match.group(1), re.M)
+
+
+def test_the_evolve_page_describes_every_registered_rule():
+    """docs/evolve.md has one table row per prune rule and per grow rule of ncg/evolve/rules.py, and no other."""
+    from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES
+
+    page = (DOCS / "evolve.md").read_text()
+    assert sorted(table_names(page, "prune rule")) == sorted(PRUNE_SCORES), "docs/evolve.md: prune rule table"
+    assert sorted(table_names(page, "grow rule")) == sorted(GROW_SCORES), "docs/evolve.md: grow rule table"
+
+
+def test_the_methods_table_names_every_method():
+    """The table of ncg/experiments/methods.py's docstring has a row per method (the layered
+    controls as ``layered<d>-<family>`` with every family listed), and no other."""
+    from ncg.experiments import methods
+
+    doc = methods.__doc__
+    rows = re.findall(r"^``([a-z0-9<>-]+)``", doc, re.M)
+    assert rows == list(dict.fromkeys(rows)), "a method has two rows"
+    plain = {name for name in methods.METHODS if not name.startswith("layered")}
+    assert set(rows) - {"layered<d>-<family>"} == plain
+    families = {name.split("-", 1)[1] for name in methods.METHODS if name.startswith("layered")}
+    pattern_row = doc[doc.index("``layered<d>-<family>``"):].split("\n=")[0]
+    assert families == set(re.findall(r"``([a-z-]+)``", pattern_row)) - {"d"}

@@ -579,12 +579,30 @@ def test_history_stores_compressed_arrays_and_reads_format_1(tmp_path):
     history.append_graph(graph)
     history.append_graph(graph, prune_edges(graph, graph.weight.abs().numpy(), tau=None, max_edits=100))
     history.save(tmp_path / "h.json")
-    listed = json.dumps({"version": 1, "rounds": [
-        {**r.__dict__, "edges": r.edges.tolist(), "outputs": r.outputs.tolist(), "order": r.order.tolist(),
-         "edits": [e.to_dict() for e in r.edits]} for r in history.rounds]})
+    listed = json.dumps({"version": 1, "rounds": [  # format 1 predates recording input nodes
+        {**{k: v for k, v in r.__dict__.items() if k != "inputs"}, "edges": r.edges.tolist(),
+         "outputs": r.outputs.tolist(), "order": r.order.tolist(), "edits": [e.to_dict() for e in r.edits]}
+        for r in history.rounds]})
     assert (tmp_path / "h.json").stat().st_size < len(listed) / 2
     for loaded in (History.load(tmp_path / "h.json"), History.from_dict(json.loads(listed))):
         assert [r.edits for r in loaded.rounds] == [r.edits for r in history.rounds]
         assert all(np.array_equal(a.edges, b.edges) and np.array_equal(a.order, b.order)
                    for a, b in zip(loaded.rounds, history.rounds))
         assert loaded.totals() == {"prune_edge": 100}
+
+
+def test_history_keeps_input_nodes_and_reads_records_without_them(tmp_path):
+    from ncg.build import sparse_start
+
+    graph = sparse_start(num_inputs=5, num_hidden=4, num_outputs=2, fan_in=3, seed=0)
+    history = History()
+    history.append_graph(graph)
+    history.append_graph(NCG.complete(4, seed=0))
+    assert history.rounds[0].inputs.tolist() == graph.neuron_ids[graph.inputs].tolist() == [0, 1, 2, 3, 4]
+    history.save(tmp_path / "h.json")
+    loaded = History.load(tmp_path / "h.json")
+    assert [r.inputs.tolist() for r in loaded.rounds] == [[0, 1, 2, 3, 4], []]
+    old = history.to_dict()
+    for record in old["rounds"]:
+        del record["inputs"]
+    assert [r.inputs.tolist() for r in History.from_dict(old).rounds] == [[], []]

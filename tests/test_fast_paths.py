@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ncg import FreeNet
+from ncg.activations import ACTIVATIONS as TABLE
 from ncg.build import sparse_start
 from ncg.errors import NCGError
 from ncg.evolve import Edit, apply_edits
@@ -16,7 +17,7 @@ from ncg.kernels.sparse import csr_infer
 from ncg.kernels.sweep import cpp_available
 from ncg.schedule import build_plan
 
-ACTIVATIONS = ["identity", "relu", "square_relu", "tanh", "sigmoid"]
+ACTIVATIONS = sorted(TABLE)
 
 
 def _pair(graph, evaluator: str = "auto", **kwargs) -> tuple[FreeNet, FreeNet]:

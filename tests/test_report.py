@@ -19,7 +19,7 @@ from ncg.experiments.report import (
     paired_comparison,
     write_report,
 )
-from viz import pareto_figure
+from ncg.experiments.pareto import pareto_figure
 
 SEEDS = range(5)
 
@@ -219,3 +219,25 @@ def test_pareto_figure_png(tmp_path, dataset):
     assert "Pareto front (method means)" in labels and any("(candidate)" in label for label in labels)
     with pytest.raises(NCGError, match="cifar"):
         pareto_figure(experiment_rows(), "cifar")
+
+
+def test_layer_pairs_pick_the_best_control_and_test_against_it():
+    from ncg.experiments.layer_pairs import pair_rows, pairs_table
+
+    def rows_of(method, base, budget=40_000):
+        return [{"dataset": "toy", "method": method, "seed": s, "metric": "test_accuracy", "higher_is_better": True,
+                 "candidate": False, "test_accuracy": base + 0.001 * s * s, "train_flops": 2e9,
+                 "budget": {"sparse_parameters": budget}} for s in range(5)]
+
+    rows = (rows_of("sparse-granet@10000", 0.95) + rows_of("layered1-granet@10000", 0.90)
+            + rows_of("layered2-granet@10000", 0.93) + rows_of("mlp-sparse@10000", 0.80)
+            + rows_of("sparse-set", 0.90) + rows_of("layered3-set", 0.92) + rows_of("mlp-neurons", 0.99))
+    for row in rows:  # noise, so the paired differences vary
+        row["test_accuracy"] += 0.002 * (len(row["method"]) * row["seed"] % 3)
+    pairs = pair_rows(rows)
+    assert [(p["rule"], p["parameters"], p["best"], p["mlp"]) for p in pairs] == [
+        ("granet", 10_000, "layered2-granet@10000", "mlp-sparse@10000"), ("set", 40_000, "layered3-set", None)]
+    table = pairs_table(rows).splitlines()
+    assert "layer-free wins" in table[2] and "(2)" in table[2] and table[2].count("–") == 1
+    assert "layered wins" in table[3]
+    assert pairs_table(rows_of("mlp-neurons", 0.9)) == ""

@@ -13,6 +13,7 @@ from ncg.errors import NCGError
 from ncg.evolve.coactivation import Coactivation, record_coactivation
 from ncg.evolve.edits import Edit
 from ncg.evolve.history import History
+from ncg.figure import new_figure
 from ncg.io import write_graphml
 from viz.evolution import _extent, draw_frame, evolution_frames
 from viz.sample import sample_neurons
@@ -123,7 +124,7 @@ def test_draw_topology_writes_png_and_svg(tmp_path, net, suffix):
 
 def test_input_nodes_get_their_own_marker_and_legend_entry(tmp_path):
     from ncg.build import sparse_start
-    from viz.topology import INPUT_STYLE
+    from viz.figure import INPUT_STYLE
 
     graph = sparse_start(num_inputs=6, num_hidden=5, num_outputs=2, fan_in=3, seed=0)
     ax = viz.draw_topology(graph, tmp_path / "inputs.png", figsize=FIGSIZE, dpi=DPI).axes[0]
@@ -148,7 +149,7 @@ def test_draw_topology_caps_edges_and_says_so(tmp_path):
 
 
 def test_draw_topology_into_given_axes(net):
-    fig, ax = viz.figure.new_figure(FIGSIZE, DPI)
+    fig, ax = new_figure(FIGSIZE, DPI)
     assert viz.draw_topology(net.graph, ax=ax, title="mine") is fig
     assert ax.get_title().startswith("mine")
 
@@ -192,7 +193,7 @@ def test_evolution_of_a_large_graph_draws_a_sample(tmp_path, big):
     frames = evolution_frames(history, neurons=np.array(list(layout)))
     assert frames[1].num_pruned == big.num_edges - history.rounds[1].num_edges and frames[1].num_added == 0
     assert frames[1].neurons.size == 1500 and set(np.unique(frames[1].kept).tolist()) <= set(layout)
-    fig, ax = viz.figure.new_figure(FIGSIZE, DPI)
+    fig, ax = new_figure(FIGSIZE, DPI)
     draw_frame(ax, frames[1], layout, _extent(frames, layout))
     assert f"{frames[1].num_pruned:,} edges pruned" in ax.get_title()
     assert "a fixed random sample of 1,500 of 100,794 neurons is drawn" in ax.get_title()
@@ -225,6 +226,28 @@ def test_frames_mark_pruned_and_added_edges(history):
     assert [f.added.shape[1] for f in frames] == [0, 0, 1, 0]
     assert frames[2].added.tolist() == [[0], [7]]
     assert frames[3].removed_neurons.tolist() == [3]
+
+
+def test_evolution_frames_draw_input_nodes_as_topology_does(history):
+    from ncg.build import sparse_start
+    from viz.figure import INPUT_STYLE
+
+    graph = sparse_start(num_inputs=6, num_hidden=5, num_outputs=2, fan_in=3, seed=0)
+    with_inputs = history_of([graph, pruned(graph, 0.5, seed=0)])
+    layout = viz.evolution_layout(with_inputs)
+    frames = evolution_frames(with_inputs)
+    assert [frame.inputs.tolist() for frame in frames] == [list(range(6))] * 2
+    fig, ax = new_figure(FIGSIZE, DPI)
+    draw_frame(ax, frames[1], layout, _extent(frames, layout))
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels[3:6] == ["input node", "hidden neuron", "output neuron"]
+    squares = [c for c in ax.collections if c.get_label() == INPUT_STYLE["label"]]
+    assert len(squares) == 1 and len(squares[0].get_offsets()) == 6
+    assert len([c for c in ax.collections if c.get_label() == "hidden neuron"][0].get_offsets()) == 5
+    fig, ax = new_figure(FIGSIZE, DPI)
+    plain, plain_layout = evolution_frames(history), viz.evolution_layout(history)
+    draw_frame(ax, plain[0], plain_layout, _extent(plain, plain_layout))
+    assert "input node" not in [text.get_text() for text in ax.get_legend().get_texts()]
 
 
 def test_render_evolution_gif_and_strip(tmp_path, history):
@@ -269,7 +292,7 @@ def test_frames_sample_each_edge_kind_at_one_rate(history):
     for before, after, frame in zip(drawn, drawn[1:], frames[1:]):  # a drawn edge stays drawn or turns red
         gone = _subsample(frame.pruned, rates["pruned"])
         assert set(map(tuple, before.T.tolist())) <= set(map(tuple, np.concatenate([after, gone], 1).T.tolist()))
-    fig, ax = viz.figure.new_figure(FIGSIZE, DPI)
+    fig, ax = new_figure(FIGSIZE, DPI)
     draw_frame(ax, frames[1], viz.evolution_layout(history), (-1, 8, -1, 2, 6), rates=rates)
     labels = [text.get_text() for text in ax.get_legend().get_texts()]
     assert labels[:3] == ["kept edge (50% drawn)", "pruned this round (50% drawn)", "added this round (all drawn)"]

@@ -4,7 +4,8 @@ Everything draws on matplotlib ``Figure`` objects with the Agg canvas (no displa
 returns the figure; give ``path`` to save it (PNG, SVG, ... by extension). ``python -m viz RUN_DIR``
 renders every figure of a run folder (:func:`render_run`). Graphs of more than a few thousand
 neurons (up to millions) are drawn from a fixed random sample of neurons, outputs included, and the
-edges among them (:func:`sample_neurons`); each figure says so.
+edges among them (:func:`sample_neurons`); each figure says so. :func:`pareto_figure` (accuracy
+against size for an experiment report) lives in :mod:`ncg.experiments.pareto` and is re-exported here.
 
 Examples
 --------
@@ -14,10 +15,10 @@ Examples
 >>> fig.canvas.get_width_height()
 (300, 180)
 """
+from ncg.experiments.pareto import pareto_figure
 from viz.analysis import plot_coactivation, plot_degree_histograms, plot_receptive_fields, plot_weight_histogram
 from viz.evolution import evolution_frames, evolution_layout, plot_evolution_summary, render_evolution
 from viz.layout import edge_paths, generation_layout
-from viz.pareto import pareto_figure
 from viz.run import render_run
 from viz.sample import sample_neurons
 from viz.topology import draw_topology

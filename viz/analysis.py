@@ -31,7 +31,8 @@ from ncg.evolve.coactivation import Coactivation
 from ncg.graph import NCG
 from ncg.model import FreeNet
 from ncg.schedule import topological_generations
-from viz.figure import OUTPUT_STYLE, WEIGHT_CMAP, as_graph, new_figure, save_figure
+from ncg.figure import new_figure, save_figure
+from viz.figure import OUTPUT_STYLE, WEIGHT_CMAP, as_graph
 from viz.sample import MAX_NEURONS, sample_caption, sample_neurons
 
 __all__ = ["plot_coactivation", "plot_degree_histograms", "plot_weight_histogram", "plot_receptive_fields", "input_weights"]

@@ -36,11 +36,11 @@ from PIL import Image
 from ncg.arrays import is_member
 from ncg.errors import NCGError
 from ncg.evolve.history import History, RoundRecord
+from ncg.figure import new_figure, save_figure
 from ncg.schedule import topological_generations
-from viz.figure import HIDDEN_STYLE, OUTPUT_STYLE, new_figure, save_figure
 from viz.layout import arc_y_range, edge_paths, generation_layout
 from viz.sample import MAX_NEURONS, induced_edges, sample_caption, sample_neurons
-from viz.topology import draw_neurons, edge_style
+from viz.topology import draw_neurons, edge_style, neuron_handles
 
 __all__ = ["Frame", "evolution_frames", "evolution_layout", "draw_frame", "render_evolution", "plot_evolution_summary"]
 
@@ -53,7 +53,8 @@ class Frame:
 
     ``kept``, ``pruned`` and ``added`` are ``[2, *]`` edge arrays: edges present before and
     after the round, present before only, present after only (round 0 keeps every edge).
-    ``neurons``, ``outputs``, ``removed_neurons`` and ``added_neurons`` are id arrays. Frames of
+    ``neurons``, ``outputs``, ``inputs`` (input nodes), ``removed_neurons`` and ``added_neurons``
+    are id arrays. Frames of
     a neuron sample hold only those neurons and the edges among them; the ``num_*`` counts are
     those of the whole graph.
     """
@@ -64,6 +65,7 @@ class Frame:
     added: np.ndarray
     neurons: np.ndarray
     outputs: np.ndarray
+    inputs: np.ndarray
     removed_neurons: np.ndarray
     added_neurons: np.ndarray
     num_pruned: int
@@ -145,6 +147,7 @@ def evolution_frames(history: History, neurons: np.ndarray | None = None) -> lis
         removed_neurons = before_neurons[~_in_sorted(before_neurons, neurons_now)]
         added_neurons = neurons_now[~_in_sorted(neurons_now, before_neurons)]
         outputs = np.asarray(record.outputs, dtype=np.int64)
+        inputs = np.asarray(record.inputs, dtype=np.int64)
         frames.append(Frame(
             record=record,
             kept=_drawn_edges(before_edges[stays], base, drawn),
@@ -152,6 +155,7 @@ def evolution_frames(history: History, neurons: np.ndarray | None = None) -> lis
             added=_drawn_edges(added, base, drawn),
             neurons=order[drawn[order]],
             outputs=outputs[drawn[outputs]],
+            inputs=inputs[drawn[inputs]],
             removed_neurons=removed_neurons[drawn[removed_neurons]],
             added_neurons=added_neurons[drawn[added_neurons]],
             num_pruned=pruned.size,
@@ -339,7 +343,8 @@ def _extent(frames: list[Frame], xy: dict) -> tuple[float, float, float, float, 
 
 def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int | None = 3000,
                rates: dict[str, float] | None = None) -> None:
-    """Draw one round: kept edges grey, pruned red dashed, added green, neurons by role.
+    """Draw one round: kept edges grey, pruned red dashed, added green, neurons by role (input
+    nodes, hidden and output neurons marked as in :func:`~viz.topology.draw_topology`).
 
     ``extent`` is ``(x_min, x_max, y_min, y_max, max_span)`` shared by all frames. ``rates``
     gives, per kind (``"kept"``, ``"pruned"``, ``"added"``), the fraction of edges drawn, a fixed
@@ -363,7 +368,9 @@ def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int |
     added_width, added_alpha = edge_style(max(int(rates.get("added_drawn", added.shape[1])), 1))
     _draw_edges(ax, xy, added, ADDED_COLOR, float(np.clip(added_width, 0.7, 1.2)), max(added_alpha, 0.7), max_span,
                 zorder=4)
-    draw_neurons(ax, *_points(xy, frame.neurons), is_member(frame.neurons, frame.outputs), labels=frame.neurons)
+    is_input = is_member(frame.neurons, frame.inputs)
+    draw_neurons(ax, *_points(xy, frame.neurons), is_member(frame.neurons, frame.outputs), labels=frame.neurons,
+                 is_input=is_input)
     for neurons, color, marker in ((frame.removed_neurons, PRUNED_COLOR, "x"),
                                    (frame.added_neurons, ADDED_COLOR, "+")):
         if neurons.size:
@@ -392,8 +399,7 @@ def draw_frame(ax: Axes, frame: Frame, xy: dict, extent: tuple, max_edges: int |
         Line2D([], [], color=PRUNED_COLOR, lw=1.5, linestyle="--",
                label=f"pruned this round ({_rate_text(rates['pruned'])} drawn)"),
         Line2D([], [], color=ADDED_COLOR, lw=1.5, label=f"added this round ({_rate_text(rates['added'])} drawn)"),
-        Line2D([], [], linestyle="", markersize=6, **HIDDEN_STYLE),
-        Line2D([], [], linestyle="", markersize=7, markeredgecolor="black", **OUTPUT_STYLE),
+        *neuron_handles(bool(is_input.any())),
         Line2D([], [], linestyle="", marker="x", color=PRUNED_COLOR, markersize=7, label="neuron removed"),
     ]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=8,

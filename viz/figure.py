@@ -1,32 +1,25 @@
-"""Figure plumbing shared by the drawing functions: Agg figures, saving, and input coercion.
+"""What the drawing functions share: node markers, the edge colormap, and input coercion.
 
-Figures are built with :class:`matplotlib.figure.Figure` on an Agg canvas, never through
-``pyplot``: nothing needs a display, no global figure list grows, and the caller's backend is left
-alone.
+The figures themselves come from :func:`ncg.figure.new_figure` (an Agg canvas, no pyplot) and are
+saved by :func:`ncg.figure.save_figure`.
 
 Examples
 --------
->>> fig, ax = new_figure((4, 3), dpi=50)
->>> fig.canvas.get_width_height()
-(200, 150)
+>>> from ncg import NCG
+>>> as_graph(NCG.complete(3)).num_edges
+3
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Colormap, ListedColormap
-from matplotlib.figure import Figure
 
 from ncg.errors import NCGError
 from ncg.graph import NCG
 from ncg.model import FreeNet
 
-__all__ = ["new_figure", "save_figure", "as_graph", "edge_cmap", "HIDDEN_STYLE", "OUTPUT_STYLE", "WEIGHT_CMAP"]
+__all__ = ["as_graph", "edge_cmap", "HIDDEN_STYLE", "OUTPUT_STYLE", "INPUT_STYLE", "WEIGHT_CMAP"]
 
 WEIGHT_CMAP = "RdBu_r"
 """Diverging colormap for signed values: blue negative, white zero, red positive."""
@@ -38,30 +31,11 @@ def edge_cmap() -> Colormap:
     return ListedColormap(base(np.concatenate([np.linspace(0.0, 0.3, 128), np.linspace(0.7, 1.0, 128)])),
                           name="edge_weight")
 
+
+# The markers of the node roles, drawn by viz.topology.draw_neurons in every graph figure.
 HIDDEN_STYLE = {"marker": "o", "color": "#3b3b3b", "label": "hidden neuron"}
 OUTPUT_STYLE = {"marker": "D", "color": "#f28e2b", "label": "output neuron"}
-
-
-def new_figure(
-    figsize: tuple[float, float], dpi: int = 100, nrows: int = 1, ncols: int = 1, **subplot_kw
-) -> tuple[Figure, Axes | np.ndarray]:
-    """A constrained-layout figure on an Agg canvas and its axes (``Figure.subplots`` style)."""
-    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(nrows, ncols, **subplot_kw)
-
-
-def save_figure(fig: Figure, path: str | os.PathLike | None) -> Path | None:
-    """Save ``fig`` to ``path`` (format from the extension: ``.png``, ``.svg``, ...) if given.
-
-    The canvas keeps the figure's size: an image is ``figsize * dpi`` pixels.
-    """
-    if path is None:
-        return None
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=fig.dpi)
-    return path
+INPUT_STYLE = {"marker": "s", "color": "#59a14f", "label": "input node"}  # holds an input feature
 
 
 def as_graph(graph_or_model: NCG | FreeNet) -> NCG:

@@ -26,18 +26,15 @@ from matplotlib.ticker import MaxNLocator
 from ncg.graph import NCG
 from ncg.model import FreeNet
 from ncg.schedule import topological_generations
-from viz.figure import HIDDEN_STYLE, OUTPUT_STYLE, as_graph, edge_cmap, new_figure, save_figure
+from ncg.figure import new_figure, save_figure
+from viz.figure import HIDDEN_STYLE, INPUT_STYLE, OUTPUT_STYLE, as_graph, edge_cmap
 from viz.layout import edge_paths, generation_layout
 from viz.sample import MAX_NEURONS, induced_edges, sample_caption, sample_neurons
 
-__all__ = ["draw_topology", "draw_neurons", "neuron_handles", "edge_style", "INPUT_STYLE"]
+__all__ = ["draw_topology", "draw_neurons", "neuron_handles", "edge_style"]
 
 LABEL_MAX_NEURONS = 40
 """Graphs up to this size get their neuron ids written beside the markers."""
-
-INPUT_STYLE = {"marker": "s", "color": "#59a14f", "label": "input node"}
-"""Marker of an input node (a graph node that holds an input feature), beside
-:data:`~viz.figure.HIDDEN_STYLE` and :data:`~viz.figure.OUTPUT_STYLE`."""
 
 
 def edge_style(num_edges: int) -> tuple[float, float]:
@@ -56,7 +53,8 @@ def draw_neurons(
     is_input: np.ndarray | None = None,
 ) -> None:
     """Scatter hidden neurons as dots, outputs as diamonds and input nodes (where ``is_input``)
-    as squares, sized for the neuron count."""
+    as squares (the styles of :mod:`viz.figure`), sized for the neuron count; the one marker
+    drawing shared by :func:`draw_topology` and the evolution frames."""
     n = x.size
     size = float(np.clip(3000 / max(n, 1), 3, 60))
     is_input = np.zeros(n, dtype=bool) if is_input is None else np.asarray(is_input, dtype=bool)

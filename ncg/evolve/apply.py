@@ -63,9 +63,13 @@ def _first(mask: np.ndarray) -> int:
     return int(np.argmax(mask))
 
 
-def _insert_neurons(added: EditSet, order: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
+def _insert_neurons(added: EditSet, order: np.ndarray, new_ids: np.ndarray,
+                    layer: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """The order with each ``add_neuron`` edit's neuron (numbered from ``len(new_ids)`` on)
-    inserted right after its anchor (``source``; ``-1``: at the front), in edit order."""
+    inserted right after its anchor (``source``; ``-1``: at the front), in edit order; and, on
+    a layered graph (``layer`` of the survivors given), the layers extended with each new
+    neuron in the layer after its anchor's."""
+    layer_list = None if layer is None else layer.tolist()
     order_list = order.tolist()
     uid_to_new = {}
     survivor_anchor = index_in(new_ids)(added.source)
@@ -75,14 +79,19 @@ def _insert_neurons(added: EditSet, order: np.ndarray, new_ids: np.ndarray) -> n
             raise EditError(f"{added[k]} adds neuron id {target}, which already exists")
         slot = new_ids.size + k
         if added.source[k] == -1:
+            if layer_list is not None:
+                raise EditError(f"{added[k]} inserts at the front of a layered graph; insert after a neuron, "
+                                "whose next layer the new one joins")
             order_list.insert(0, slot)
         else:
             anchor = uid_to_new.get(int(added.source[k]), int(survivor_anchor[k]))
             if anchor < 0:
                 raise EditError(f"{added[k]} inserts after neuron {int(added.source[k])}, which is not in the graph")
             order_list.insert(order_list.index(anchor) + 1, slot)
+            if layer_list is not None:
+                layer_list.append(layer_list[anchor] + 1)
         uid_to_new[target] = slot
-    return np.array(order_list, dtype=np.int64)
+    return np.array(order_list, dtype=np.int64), None if layer_list is None else np.array(layer_list, dtype=np.int64)
 
 
 def apply_edits(graph: NCG, edits: EditSet | Iterable[Edit], unreachable: str = "warn") -> tuple[NCG, EditMaps]:
@@ -104,8 +113,14 @@ def apply_edits(graph: NCG, edits: EditSet | Iterable[Edit], unreachable: str = 
     ------
     EditError
         An edit names an unknown neuron, removes an output or input node, prunes a missing
-        edge, adds an existing edge, adds an edge into an input node, or adds an edge that goes
-        backward in the topological order (which could close a cycle).
+        edge, adds an existing edge, adds an edge into an input node, adds an edge that goes
+        backward in the topological order (which could close a cycle) or that the graph's
+        topology constraint forbids, or adds a neuron a layered graph has no layer for.
+
+    Notes
+    -----
+    On a graph with a topology constraint (:mod:`ncg.layers`) a new neuron joins the layer
+    after its anchor's (the neuron it is inserted after).
     """
     edits = EditSet.from_edits(edits)
     n = graph.num_neurons
@@ -139,12 +154,13 @@ def apply_edits(graph: NCG, edits: EditSet | Iterable[Edit], unreachable: str = 
     old_to_new[survivors] = np.arange(survivors.size)
     order = graph.order.numpy()
     order = old_to_new[order[keep_neuron[order]]]
+    layer = None if graph.layer is None else graph.layer.numpy()[survivors]
     added = edits.select(edits.mask("add_neuron"))
     if len(added):
         clash = find_old(added.target) >= 0
         if clash.any():
             raise EditError(f"{added[_first(clash)]} adds neuron id {int(added.target[_first(clash)])}, which already exists")
-        order = _insert_neurons(added, order, ids[survivors])
+        order, layer = _insert_neurons(added, order, ids[survivors], layer)
     new_ids = np.concatenate([ids[survivors], added.target])
     num_new = new_ids.size
     position = np.empty(num_new, dtype=np.int64)
@@ -172,6 +188,17 @@ def apply_edits(graph: NCG, edits: EditSet | Iterable[Edit], unreachable: str = 
             f"{adds[_first(backward)]} goes backward in the topological order and could close a "
             "cycle; edges may only be added from earlier to later neurons"
         )
+    constraint = {"layer": None, "allowed_layers": None}
+    if layer is not None:
+        constraint = {"layer": torch.from_numpy(layer), "allowed_layers": graph.allowed_layers}
+        if (layer >= graph.allowed_layers.shape[0]).any():
+            k = _first(layer[survivors.size:] >= graph.allowed_layers.shape[0])
+            raise EditError(f"{added[k]} would put a neuron after the last layer of the topology constraint")
+        forbidden = ~graph.allowed_layers.numpy()[layer[add_src], layer[add_dst]]
+        if forbidden.any():
+            k = _first(forbidden)
+            raise EditError(f"{adds[k]} joins layer {layer[add_src[k]]} to layer {layer[add_dst[k]]}, which the "
+                            "graph's topology constraint (allowed_layers) forbids")
 
     bias = graph.bias.new_zeros(num_new)
     bias[: survivors.size] = graph.bias[torch.from_numpy(survivors)]
@@ -186,6 +213,7 @@ def apply_edits(graph: NCG, edits: EditSet | Iterable[Edit], unreachable: str = 
         neuron_ids=torch.from_numpy(new_ids),
         unreachable=unreachable,
         inputs=torch.from_numpy(inputs),
+        **constraint,
     )
     edge_map = torch.from_numpy(np.concatenate([kept, np.full(len(adds), -1, dtype=np.int64)]))
     neuron_map = torch.from_numpy(np.concatenate([survivors, np.full(len(added), -1, dtype=np.int64)]))

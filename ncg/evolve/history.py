@@ -2,8 +2,8 @@
 
 Round 0 is the starting graph. Round ``k >= 1`` holds the metrics measured after that round's
 training, the edits applied at its end (an :class:`~ncg.evolve.edits.EditSet`), and a snapshot
-of the graph after those edits (edges, outputs and topological order in stable neuron ids, as
-arrays), so a viewer can draw each frame with the pruned edges (from the previous frame) and the
+of the graph after those edits (edges, outputs, input nodes and topological order in stable
+neuron ids, as arrays), so a viewer can draw each frame with the pruned edges (from the previous frame) and the
 added ones marked. Saved, every array is zlib-compressed (:func:`~ncg.evolve.edits.encode_array`):
 a round of a 1M-edge graph costs a few MB, not a JSON list of millions of numbers.
 
@@ -16,6 +16,10 @@ Examples
 (3, 2)
 >>> History.from_dict(history.to_dict()).rounds[0].edges.tolist()
 [[0, 0, 1], [1, 2, 2]]
+>>> from ncg.build import sparse_start
+>>> record = history.append_graph(sparse_start(num_inputs=2, num_hidden=1, num_outputs=1, fan_in=2, seed=0))
+>>> History.from_dict(history.to_dict()).rounds[1].inputs.tolist()
+[0, 1]
 """
 from __future__ import annotations
 
@@ -34,9 +38,10 @@ from ncg.schedule import topological_generations
 __all__ = ["RoundRecord", "History"]
 
 HISTORY_VERSION = 2
-"""2: arrays compressed, edits as columns; version 1 files (JSON lists) are still read."""
+"""2: arrays compressed, edits as columns (rounds without ``inputs``, written before input nodes
+were recorded, are read as having none); version 1 files (JSON lists) are still read."""
 
-_ARRAYS = ("edges", "outputs", "order")
+_ARRAYS = ("edges", "outputs", "order", "inputs")
 
 
 @dataclass
@@ -44,7 +49,9 @@ class RoundRecord:
     """One round of a Free-Evolve run (see the module docstring).
 
     ``phase`` is ``"start"`` (round 0), ``"evolve"`` (a train-record-edit round) or
-    ``"finetune"`` (the final training without edits). ``seconds`` is the whole round's wall
+    ``"finetune"`` (the final training without edits). ``inputs`` holds the input nodes
+    (:attr:`NCG.inputs <ncg.graph.NCG.inputs>`), empty when the inputs reach the neurons through
+    an encoder and in files written before it was recorded. ``seconds`` is the whole round's wall
     time; ``timing`` what its training cost (``train_seconds``, ``seconds_per_step``), kept apart
     from ``metrics`` because a seed fixes the metrics bit for bit but not the clock.
     """
@@ -57,6 +64,7 @@ class RoundRecord:
     edges: np.ndarray
     outputs: np.ndarray
     order: np.ndarray
+    inputs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     edits: EditSet = field(default_factory=EditSet.empty)
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
@@ -67,6 +75,7 @@ class RoundRecord:
         self.edges = np.asarray(self.edges, dtype=np.int64).reshape(2, -1)
         self.outputs = np.asarray(self.outputs, dtype=np.int64).reshape(-1)
         self.order = np.asarray(self.order, dtype=np.int64).reshape(-1)
+        self.inputs = np.asarray(self.inputs, dtype=np.int64).reshape(-1)
         self.edits = EditSet.from_edits(self.edits)
 
     def count(self, op: str) -> int:
@@ -82,9 +91,10 @@ class RoundRecord:
 
     @classmethod
     def from_dict(cls, data: dict) -> RoundRecord:
-        """Inverse of :meth:`to_dict`; also reads the JSON lists of format version 1."""
+        """Inverse of :meth:`to_dict`; also reads the JSON lists of format version 1, and
+        records without ``inputs`` (written before input nodes were recorded) as having none."""
         data = dict(data)
-        data.update({name: decode_array(data[name]) for name in _ARRAYS})
+        data.update({name: decode_array(data[name]) for name in _ARRAYS if name in data})
         data["edits"] = EditSet.from_dict(data["edits"])
         return cls(**data)
 
@@ -124,6 +134,7 @@ class History:
             edges=ids[graph.edge_index].numpy(),
             outputs=ids[graph.outputs].numpy(),
             order=ids[graph.order].numpy(),
+            inputs=ids[graph.inputs].numpy(),
             edits=EditSet.empty() if edits is None else edits,
             metrics=dict(metrics or {}),
             seconds=float(seconds),

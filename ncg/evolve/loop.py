@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from ncg.activations import ACTIVATIONS
 from ncg.batches import Batches, Data, as_batches
 from ncg.distributed import check_consistent, local_samples_before
-from ncg.errors import NCGError
+from ncg.errors import NCGError, TargetMissedWarning
 from ncg.evolve.apply import apply_edits, rewire
 from ncg.evolve.coactivation import MEASURES, Coactivation, CoactivationRecorder, record_coactivation
 from ncg.evolve.edits import EditSet
@@ -53,7 +53,7 @@ from ncg.graph import NCG
 from ncg.tasks import get_task
 from ncg.train import evaluate, train_epoch
 
-__all__ = ["EditBudget", "EvolveConfig", "FreeEvolve", "saliency_scores"]
+__all__ = ["EditBudget", "EvolveConfig", "FreeEvolve", "prune_fraction_to_reach", "saliency_scores"]
 
 Callback = Callable[["FreeEvolve", RoundRecord], None]
 
@@ -137,20 +137,33 @@ class EditBudget:
             return 0.0
         return 0.5 * (1.0 + math.cos(math.pi * progress / self.decay_end))
 
-    def for_graph(self, graph: NCG, progress: float = 0.0) -> tuple[int, int]:
+    def for_graph(self, graph: NCG, progress: float = 0.0, rounds_left: int | None = None) -> tuple[int, int]:
         """``(max_prune, max_add)`` for one round on ``graph`` at round progress ``progress``.
 
         With ``regrow`` the round grows as many edges as it pruned, so ``max_add`` is
-        ``max_prune`` here (the loop grows exactly the number it pruned).
+        ``max_prune`` here (the loop grows exactly the number it pruned). Given ``rounds_left``
+        (this round included) and a target, the round prunes at least the fraction that reaches
+        the target in those rounds (:func:`prune_fraction_to_reach`), so a schedule reaches any
+        target it is given, whatever ``prune_fraction`` says.
+
+        Examples
+        --------
+        >>> from ncg import NCG
+        >>> g = NCG.complete(101, num_outputs=1)  # 5,050 edges
+        >>> EditBudget(prune_fraction=0.2, add_fraction=0.0, target_edges=50).for_graph(g, rounds_left=2)
+        (4547, 0)
         """
         self.validate()
         e = graph.num_edges
         factor = self.scale(progress)
-        max_prune = int(self.prune_fraction * factor * e)
+        target = self.target(graph)
+        fraction = self.prune_fraction * factor
+        if rounds_left and target is not None and not self.regrow:
+            fraction = max(fraction, prune_fraction_to_reach(e, target, rounds_left, self.add_fraction * factor))
+        max_prune = int(fraction * e)
         if self.regrow:
             return max_prune, max_prune
         max_add = int(self.add_fraction * factor * e)
-        target = self.target(graph)
         if target is not None:  # prune no further than the adds can bring back; never grow above the target
             max_prune = min(max_prune, max(0, e - target + max_add))
             max_add = min(max_add, max(max_prune, target - e + max_prune))
@@ -163,6 +176,23 @@ class EditBudget:
             n = graph.num_neurons
             targets.append(round(self.target_density * n * (n - 1) / 2))
         return min(targets) if targets else None
+
+
+def prune_fraction_to_reach(edges: int, target: int, rounds: int, add_fraction: float = 0.0) -> float:
+    """The fraction to prune per round so that ``rounds`` rounds, each pruning that fraction of
+    the edges and adding ``add_fraction`` of them back, go from ``edges`` to ``target``:
+    ``1 + add_fraction - (target / edges) ** (1 / rounds)``, in [0, 1].
+
+    Examples
+    --------
+    >>> round(prune_fraction_to_reach(545_000, 19_300, rounds=4, add_fraction=0.1), 3)
+    0.666
+    >>> prune_fraction_to_reach(100, 200, rounds=2)
+    0.0
+    """
+    if edges <= 0 or target >= edges:
+        return 0.0
+    return float(min(1.0, max(0.0, 1.0 + add_fraction - (max(target, 0) / edges) ** (1.0 / max(rounds, 1)))))
 
 
 GROW_INITS = ("zero", "uniform")
@@ -408,7 +438,8 @@ class FreeEvolve:
             graph, coactivation, self.model, train, get_task(cfg.task), cfg.tau, cfg.measure,
             cfg.record_samples, rng, neuron_map, edge_map,
         )
-        max_prune, max_add = cfg.budget.for_graph(graph, progress=(len(self.history) - 1) / max(1, cfg.rounds))
+        max_prune, max_add = cfg.budget.for_graph(graph, progress=(len(self.history) - 1) / max(1, cfg.rounds),
+                                                  rounds_left=max(1, cfg.rounds - (len(self.history) - 1)))
         src, dst, score = GROW_SCORES[cfg.grow_score](ctx) if max_add else GROW_SCORES["none"](ctx)
         if cfg.budget.regrow:  # hold the edge count: never prune more than the grow rule can replace
             max_prune = min(max_prune, src.size)
@@ -495,6 +526,17 @@ class FreeEvolve:
         stopped = last.phase == "finetune" or (unchanged and self.config.stop_when_unchanged)
         return not stopped and len(self.history) <= self.config.rounds
 
+    def _check_target(self) -> None:
+        """Warn when the evolve phase ended above the budget's edge target (a thresholded prune
+        rule found too few edges below ``tau``, or the run stopped early)."""
+        budget, graph = self.config.budget, self.model.graph
+        target = budget.target(graph)
+        if self.config.evolve and not budget.regrow and target is not None and graph.num_edges > target:
+            warnings.warn(f"Free-Evolve ended its {len(self.history) - 1} rounds at {graph.num_edges:,} edges, above "
+                          f"the target of {target:,}: the prune rule {self.config.prune_score!r} found too few "
+                          "edges to prune or the rounds stopped early; give more rounds or a lower tau",
+                          TargetMissedWarning, stacklevel=3)
+
     def run(self, train: Data, val: Data | None = None) -> History:
         """Evolve for up to ``config.rounds`` rounds, then fine-tune ``config.final_epochs``.
 
@@ -516,6 +558,7 @@ class FreeEvolve:
         train, val = _as_data(train, val)
         while self._evolving():
             self.step(train, val)
+        self._check_target()
         start = time.perf_counter()
         if self.config.finetune_lr is not None:
             for group in self.optimizer.param_groups:

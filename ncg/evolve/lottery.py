@@ -123,7 +123,7 @@ def iterative_magnitude_pruning(
         rewind_weight = rewind_weight[maps.edge_map]
         ticket = NCG(pruned.edge_index, pruned.num_neurons, pruned.outputs, weight=rewind_weight,
                      bias=pruned.bias, order=pruned.order, neuron_ids=pruned.neuron_ids, validate=False,
-                     inputs=pruned.inputs)
+                     inputs=pruned.inputs, **pruned.constraint)
         model.set_graph(ticket)
         with torch.no_grad():
             model.bias.copy_(rewind["bias"])  # edges alone were pruned: the same neurons hold biases

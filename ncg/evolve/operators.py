@@ -139,7 +139,8 @@ def forward_non_edges(
     graph: NCG, max_pairs: int = 4_000_000, rng: np.random.Generator | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs ``i -> j`` that are not edges, ``i`` before ``j`` in ``graph.order`` (so adding any
-    of them keeps the graph acyclic): the candidates of random and gradient regrowth.
+    of them keeps the graph acyclic) and allowed by its topology constraint: the candidates of
+    random and gradient regrowth.
 
     All of them when the complete DAG has at most ``max_pairs`` pairs; otherwise a uniform
     sample of about ``max_pairs`` pairs (without repeats), so memory stays bounded.
@@ -164,7 +165,7 @@ def forward_non_edges(
         pairs = unique_sorted(a[keep].astype(np.int64) * n + b[keep])
         a, b = pairs // n, pairs % n
     src, dst = order[a], order[b]
-    missing = ~_is_edge(graph, src, dst) & ~graph.is_input[dst].numpy()
+    missing = ~_is_edge(graph, src, dst) & ~graph.is_input[dst].numpy() & graph.allows(src, dst)
     return src[missing], dst[missing]
 
 
@@ -177,15 +178,37 @@ def coactive_pairs(
     return coactivation.src[candidate], coactivation.dst[candidate], coactivation.score(measure)[candidate]
 
 
-def _coactive_mask(graph: NCG, coactivation: Coactivation, tau: float, measure: str) -> np.ndarray:
+def _coactive_mask(graph: NCG, coactivation: Coactivation, tau: float, measure: str,
+                   bridges: bool = False) -> np.ndarray:
     """Bool over the tracked pairs: not an edge, forward in the order, not into an input node,
-    and firing together above ``tau``."""
+    firing together above ``tau``, and allowed by the topology constraint: as an edge ``i -> j``,
+    or with ``bridges`` as a path ``i -> v -> j`` through a new neuron ``v`` in the layer after
+    ``i``'s (where :func:`ncg.evolve.apply.apply_edits` puts a neuron inserted after ``i``)."""
     src, dst = coactivation.src, coactivation.dst
     position = graph.position.numpy()
+    if not bridges:
+        allowed = graph.allows(src, dst)
+    elif graph.allowed_layers is None:
+        allowed = np.ones(src.size, dtype=bool)
+    else:
+        layer, pairs = graph.layer.numpy(), graph.allowed_layers.numpy()
+        middle = layer[src] + 1
+        inside = middle < pairs.shape[0]
+        middle = np.minimum(middle, pairs.shape[0] - 1)
+        allowed = inside & pairs[layer[src], middle] & pairs[middle, layer[dst]]
     return (
         (coactivation.score(measure) > tau) & ~_is_edge(graph, src, dst)
-        & (position[src] < position[dst]) & ~graph.is_input[dst].numpy()
+        & (position[src] < position[dst]) & ~graph.is_input[dst].numpy() & allowed
     )
+
+
+def _feeds_layer(graph: NCG, sources: np.ndarray, anchor: int) -> np.ndarray:
+    """Bool per source: whether it may feed a new neuron inserted after ``anchor`` (in the layer
+    after the anchor's, under a topology constraint)."""
+    if graph.allowed_layers is None:
+        return np.ones(sources.size, dtype=bool)
+    layer = graph.layer.numpy()
+    return graph.allowed_layers.numpy()[layer[sources], layer[anchor] + 1]
 
 
 def grow_edges(
@@ -279,8 +302,10 @@ def grow_neurons(
     """Propose ``num_new`` neurons, each bridging a strongly coactive, unconnected pair.
 
     For each of the ``num_new`` best unconnected pairs ``i -> j`` (score ``> tau``, at most one
-    new neuron per target ``j``), a neuron ``v`` is inserted right after ``i`` in the order, fed
-    by ``i`` and the ``fan_in - 1`` other predecessors most coactive with ``j`` (random
+    new neuron per target ``j``), a neuron ``v`` is inserted right after ``i`` in the order (on a
+    layered graph in the layer after ``i``'s, so only pairs that the constraint lets ``v``
+    bridge are taken), fed by ``i`` and the ``fan_in - 1`` other predecessors most coactive with
+    ``j`` that may feed ``v`` (random
     ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` weights), and feeding ``j`` with weight 0.
     New neurons get stable ids from ``first_id`` on (default: one past the largest id in
     ``graph``; pass one past the largest id ever used so removed ids are never reused).
@@ -290,7 +315,8 @@ def grow_neurons(
     score = coactivation.score(measure)
     position = graph.position.numpy()
     src, dst = coactivation.src, coactivation.dst
-    ranked = np.flatnonzero(_coactive_mask(graph, coactivation, tau, measure))
+    bridged = _coactive_mask(graph, coactivation, tau, measure, bridges=True)
+    ranked = np.flatnonzero(bridged)
     ranked = ranked[np.argsort(-score[ranked], kind="stable")]
     ids = graph.neuron_ids.numpy()
     rng = np.random.default_rng(seed)
@@ -303,7 +329,7 @@ def grow_neurons(
         if j in used_targets:
             continue
         used_targets.add(j)
-        feeders = np.flatnonzero((dst == j) & (position[src] <= position[i]) & (src != i))
+        feeders = np.flatnonzero((dst == j) & (position[src] <= position[i]) & (src != i) & _feeds_layer(graph, src, i))
         feeders = feeders[np.argsort(-score[feeders], kind="stable")][: fan_in - 1]
         new_id = next_id + len(used_targets) - 1
         edits.append(Edit("add_neuron", int(ids[i]), new_id, float(score[p])))

@@ -160,9 +160,10 @@ def report(results: str | Path, docs: str | Path | None = None) -> dict[str, Pat
         write_outputs(results, rows)
         paths = {"table": results / "table.md"}
     else:
-        from viz.pareto import pareto_figure
+        from ncg.experiments.layer_pairs import pairs_table
+        from ncg.experiments.pareto import pareto_figure
 
-        paths = write_report(rows, results)
+        paths = write_report(rows, results, lead=pairs_table(rows))
         for dataset in dict.fromkeys(r["dataset"] for r in rows):
             paths[f"pareto-{dataset}"] = results / f"pareto-{dataset}.png"
             pareto_figure(rows, dataset, paths[f"pareto-{dataset}"])

@@ -5,27 +5,40 @@ a *builder* (an MLP of a matched width, the complete DAG, a random sparse DAG) a
 (plain training, Free-Evolve with an :class:`~ncg.evolve.EvolveConfig`, iterative magnitude
 pruning). :data:`METHODS` holds the standard set:
 
-==================  ==================================  ==========================================
-name                model                               training
-==================  ==================================  ==========================================
-``mlp-neurons``     MLP, one hidden layer of N units    plain
-``mlp-params``      MLP with the sparse nets' params    plain
-``dense``           complete DAG of N (+ K outputs)     plain (Free-Evolve loop, ``evolve=False``)
-``free-evolve``     complete DAG                        Free-Evolve (the main job's rules)
-``magnitude``       complete DAG                        the same loop, magnitude pruning
-``saliency``        complete DAG                        the same loop, saliency pruning
-``imp``             complete DAG                        IMP with rewinding to the target edges
-``set``             random DAG at the target edges      SET: drop smallest, regrow random
-``rigl``            random DAG at the target edges      RigL: drop smallest, regrow by gradient
-``static-random``   random DAG at the target edges      plain
-``mlp-sparse``      MLP with ``Budget.sparse_parameters`` plain
-``sparse-static``   sparse start, input edges in graph  plain
-``sparse-set``      sparse start                        SET rules
-``sparse-rigl``     sparse start                        RigL rules
-``sparse-hebbian``  sparse start                        magnitude drop, Hebbian regrowth, constant
-``sparse-coactive-  sparse start                        coactivation-weighted magnitude drop,
-rigl``                                                  gradient regrowth among coactive pairs
-==================  ==================================  ==========================================
+=============================  ==================================  ===============================================
+name                           model                               training
+=============================  ==================================  ===============================================
+``mlp-neurons``                MLP, one hidden layer of N units    plain
+``mlp-params``                 MLP with the sparse nets' params    plain
+``dense``                      complete DAG of N (+ K outputs)     plain (Free-Evolve loop, ``evolve=False``)
+``free-evolve``                complete DAG                        Free-Evolve (the main job's rules)
+``magnitude``                  complete DAG                        the same loop, magnitude pruning
+``saliency``                   complete DAG                        the same loop, saliency pruning
+``imp``                        complete DAG                        IMP with rewinding to the target edges
+``set``                        random DAG at the target edges      SET: drop smallest, regrow random
+``rigl``                       random DAG at the target edges      RigL: drop smallest, regrow by gradient
+``static-random``              random DAG at the target edges      plain
+``mlp-sparse``                 MLP with ``Budget.sparse_parameters`` plain
+``sparse-static``              sparse start, input edges in graph  plain
+``sparse-magnitude``           whole-network complete DAG          gradual magnitude pruning to the budget
+``sparse-imp``                 whole-network complete DAG          IMP with rewinding to the budget
+``sparse-granet``              whole-network complete DAG          GraNet: gradual magnitude pruning, gradient
+                                                                   regrowth
+``sparse-gradual-hebbian``     whole-network complete DAG          gradual magnitude pruning, Hebbian regrowth
+``sparse-gradual-coactive``    whole-network complete DAG          gradual coactivation-weighted magnitude
+                                                                   pruning, Hebbian regrowth
+``sparse-set``                 sparse start                        SET rules
+``sparse-rigl``                sparse start                        RigL rules
+``sparse-hebbian``             sparse start                        magnitude drop, Hebbian regrowth, constant
+``sparse-coactive-rigl``       sparse start                        coactivation-weighted magnitude drop,
+                                                                   gradient regrowth among coactive pairs
+``layered<d>-<family>``        the same start with ``d`` = 1, 2,   the rule of ``sparse-<family>`` (``static``,
+                               3 hidden layers, consecutive        ``magnitude``, ``imp``, ``granet``,
+                               layers only (an MLP's topology)     ``gradual-hebbian``, ``set``, ``rigl``)
+=============================  ==================================  ===============================================
+
+Any name takes a :func:`variant` (``name[key=value,...]``: a field of its Free-Evolve config
+changed) and a parameter budget (``name@parameters``, :func:`at_parameters`).
 
 Every method trains for the same epochs at the same learning rates (``Budget.stages``); IMP
 alone retrains, and its extra epochs are counted in its cost. The target edge count of the
@@ -217,6 +230,31 @@ def _whole_complete(setting: Setting, seed: int) -> FreeNet:
     return FreeNet(graph, in_features=setting.in_features, seed=seed)
 
 
+def hidden_layers(neurons: int, depth: int) -> tuple[int, ...]:
+    """``neurons`` hidden neurons cut into ``depth`` layers of near-equal size, larger first.
+
+    Examples
+    --------
+    >>> hidden_layers(512, 1), hidden_layers(512, 2), hidden_layers(512, 3)
+    ((512,), (256, 256), (171, 171, 170))
+    """
+    if not 1 <= depth <= neurons:
+        raise NCGError(f"depth must be in [1, {neurons}] for {neurons} hidden neurons, got {depth}")
+    return tuple(neurons // depth + (k < neurons % depth) for k in range(depth))
+
+
+def _layered_whole(depth: int, wiring: Callable[[Setting], dict]) -> Builder:
+    """A whole-network FreeNet on a layered graph: ``depth`` hidden layers of the budget's hidden
+    neurons, consecutive layers only (an MLP's topology), wired by ``wiring(setting)``."""
+    def build(setting: Setting, seed: int) -> FreeNet:
+        layers = hidden_layers(setting.budget.neurons, depth)
+        graph = sparse_start(setting.in_features, setting.budget.neurons, setting.num_classes, seed=seed,
+                             layers=layers, **wiring(setting))
+        return FreeNet(graph, in_features=setting.in_features, seed=seed)
+
+    return build
+
+
 def _random(setting: Setting, seed: int) -> FreeNet:
     graph = NCG.random_dag(setting.total_neurons, num_edges=setting.target_edges, num_outputs=setting.num_classes, seed=seed)
     return FreeNet(graph, in_features=setting.in_features, seed=seed)
@@ -284,12 +322,14 @@ def _evolving(configure: Callable[[Setting, int], EvolveConfig]) -> Trainer:
 
 
 def _imp(target: Callable[[Setting], int]) -> Trainer:
-    """IMP with rewinding down to ``target(setting)`` edges."""
+    """IMP with rewinding down to ``target(setting)`` edges (or none pruned when a start, such as a
+    small layered one, is already below it)."""
 
     def train_(model: FreeNet, setting: Setting, train: tuple, val: tuple, seed: int) -> Trained:
         b = setting.budget
+        edges = min(target(setting), int(model.edge_index.shape[1]))
         result = iterative_magnitude_pruning(
-            model, train, val, target_edges=target(setting), cycles=b.imp_cycles, epochs=b.stages,
+            model, train, val, target_edges=edges, cycles=b.imp_cycles, epochs=b.stages,
             rewind_epochs=1 if b.epochs > 1 else 0, batch_size=b.batch_size, seed=seed, task=setting.task,
         )
         segments = [(epochs, _freenet_macs(model, model.num_neurons, edges)) for epochs, edges in result.pop("segments")]
@@ -410,14 +450,50 @@ METHODS: dict[str, Method] = {
 }
 """The methods by name."""
 
+LAYERED_DEPTHS = (1, 2, 3)
+"""Hidden layers of the layered controls: 784-512-10, 784-256-256-10, 784-171-171-170-10 at the
+main job's 512 hidden neurons."""
+_LAYERED_FAMILIES = {"sparse-static": "static", "sparse-magnitude": "magnitude", "sparse-imp": "imp",
+                     "sparse-granet": "granet", "sparse-gradual-hebbian": "gradual-hebbian", "sparse-set": "set",
+                     "sparse-rigl": "rigl"}
+"""The layer-free methods that have layered controls, and the family name the controls share."""
+_WIRINGS = {_whole_complete: lambda s: {"density": 1.0}, _sparse_start: lambda s: {"fan_in": s.sparse_fan_in}}
+"""How a layer-free builder wires its start, for the layered control of the same method."""
+
+
+def layered(method: Method, depth: int) -> Method:
+    """The layered control of a whole-network ``method``: the same rule, budget, epochs and
+    seeds on a graph whose ``depth`` hidden layers (the same hidden neurons) connect only
+    consecutively, so that every start, prune and regrowth keeps an MLP's topology
+    (:mod:`ncg.layers`). It is named ``layered<depth>-<family>``, the pair of ``sparse-<family>``.
+
+    Examples
+    --------
+    >>> layered(METHODS["sparse-granet"], 2).name
+    'layered2-granet'
+    """
+    if method.build not in _WIRINGS:
+        raise NCGError(f"{method.name} does not start from a whole-network graph; it has no layered control")
+    family = _LAYERED_FAMILIES.get(method.name, method.name.removeprefix("sparse-"))
+    return replace(method, name=f"layered{depth}-{family}", build=_layered_whole(depth, _WIRINGS[method.build]),
+                   candidate=False, description=f"{method.description}; layered, {depth} hidden layer(s), "
+                                                "consecutive layers only")
+
+
+METHODS.update({m.name: m for depth in LAYERED_DEPTHS for name in _LAYERED_FAMILIES
+                for m in [layered(METHODS[name], depth)]})
+
 PRESETS: dict[str, list[str]] = {
     "main": ["mlp-neurons", "mlp-params", "dense", "free-evolve", "magnitude", "saliency", "imp", "set", "rigl",
              "static-random"],
     "sparse": ["mlp-sparse", "sparse-static", "sparse-magnitude", "sparse-imp", "sparse-granet", "sparse-set",
                "sparse-rigl", "sparse-hebbian", "sparse-coactive-rigl", "sparse-gradual-hebbian", "sparse-gradual-coactive"],
+    "layers": ["mlp-sparse", *[name for family in _LAYERED_FAMILIES.values() if family != "static"
+                               for name in (f"sparse-{family}", *[f"layered{d}-{family}" for d in LAYERED_DEPTHS])]],
 }
 """Named method lists: ``main`` compares at the main job's size (the dense encoder kept),
-``sparse`` at ``Budget.sparse_parameters`` with input connections as edges."""
+``sparse`` at ``Budget.sparse_parameters`` with input connections as edges, ``layers`` every
+whole-network rule family layer-free and on its three layered controls."""
 
 
 def flops(trained: Trained, train_samples: int) -> float:
@@ -471,14 +547,56 @@ def _parse_variant(name: str) -> Method:
     return variant(METHODS[base], overrides)
 
 
+def at_parameters(method: Method, parameters: int) -> Method:
+    """``method`` with the sparse parameter budget ``parameters`` (``Budget.sparse_parameters``)
+    whatever the sweep's budget, named ``name@parameters``: one sweep, and one Pareto figure,
+    holds every budget.
+
+    Examples
+    --------
+    >>> at_parameters(METHODS["sparse-granet"], 20_000).name
+    'sparse-granet@20000'
+    """
+    if not isinstance(parameters, int) or parameters < 1:
+        raise NCGError(f"{method.name}: the parameter budget after '@' must be a positive int, got {parameters!r}")
+
+    def at(setting: Setting) -> Setting:
+        return replace(setting, budget=replace(setting.budget, sparse_parameters=parameters))
+
+    configure = None if method.configure is None else (lambda setting, seed: method.configure(at(setting), seed))
+    return replace(
+        method, name=f"{method.name}@{parameters}", description=f"{method.description}; {parameters:,} parameters",
+        build=lambda setting, seed: method.build(at(setting), seed),
+        train=lambda model, setting, train, val, seed: method.train(model, at(setting), train, val, seed),
+        configure=configure,
+    )
+
+
+def _parse(name: str) -> Method:
+    """A method name: ``base``, ``base[key=value,...]`` (:func:`variant`), either followed by
+    ``@parameters`` (:func:`at_parameters`)."""
+    base, at, parameters = name.rpartition("@") if "@" in name else (name, "", "")
+    if at:
+        if not parameters.isdigit():
+            raise NCGError(f"{name!r}: the parameter budget after '@' must be a positive int, got {parameters!r}")
+        return at_parameters(_parse(base), int(parameters))
+    if name in METHODS:
+        return METHODS[name]
+    if name.endswith("]"):
+        return _parse_variant(name)
+    raise NCGError(f"unknown method {name!r}; expected some of {list(METHODS)}, optionally as name[key=value,...] "
+                   "and/or name@parameters")
+
+
 def check_methods(names: list[str]) -> list[Method]:
     """The methods named (a preset name expands to its list; ``name[key=value,...]`` is a
-    :func:`variant`), or an :class:`~ncg.errors.NCGError` listing the valid names."""
+    :func:`variant`, ``name@parameters`` the method at that parameter budget), or an
+    :class:`~ncg.errors.NCGError` listing the valid names."""
     names = [m for name in names for m in PRESETS.get(name, [name])]
-    unknown = [n for n in names if n not in METHODS and not n.endswith("]")]
+    unknown = [n for n in names if n.partition("@")[0].partition("[")[0] not in METHODS]
     if unknown:
         raise NCGError(f"unknown method(s) {unknown}; expected some of {list(METHODS)}")
-    return [METHODS[n] if n in METHODS else _parse_variant(n) for n in names]
+    return [_parse(n) for n in names]
 
 
 def parameters(model: nn.Module) -> int:

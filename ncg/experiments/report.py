@@ -462,7 +462,7 @@ def _json_safe(value: object) -> object:
     return value
 
 
-def write_report(rows: Sequence[dict], out_dir: str | os.PathLike) -> dict[str, Path]:
+def write_report(rows: Sequence[dict], out_dir: str | os.PathLike, lead: str = "") -> dict[str, Path]:
     """Aggregate ``rows`` and write ``table.md`` and ``aggregates.json`` into ``out_dir``, atomically.
 
     Parameters
@@ -471,6 +471,9 @@ def write_report(rows: Sequence[dict], out_dir: str | os.PathLike) -> dict[str, 
         Run rows (see :func:`aggregate`).
     out_dir : str or path-like
         Folder to write into; created if needed.
+    lead : str, optional
+        Markdown put in ``table.md`` before the per-method tables (such as
+        :func:`ncg.experiments.layer_pairs.pairs_table`).
 
     Returns
     -------
@@ -490,7 +493,7 @@ def write_report(rows: Sequence[dict], out_dir: str | os.PathLike) -> dict[str, 
     out_dir = Path(out_dir)
     aggregates = aggregate(rows)
     paths = {"table": out_dir / "table.md", "aggregates": out_dir / "aggregates.json"}
-    table = markdown_table(aggregates).encode("utf-8")
+    table = ((lead.rstrip() + "\n\n" if lead.strip() else "") + markdown_table(aggregates)).encode("utf-8")
     document = (json.dumps(_json_safe(aggregates), indent=2, allow_nan=False) + "\n").encode("utf-8")
     atomic_write(paths["table"], lambda handle: handle.write(table))
     atomic_write(paths["aggregates"], lambda handle: handle.write(document))

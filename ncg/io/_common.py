@@ -37,6 +37,9 @@ def node_attributes(graph: NCG) -> list[dict[str, Any]]:
     if graph.num_inputs:  # only graphs with input nodes carry the attribute
         for v, attrs in enumerate(attributes):
             attrs["input_index"] = input_index[v]
+    if graph.layer is not None:  # only graphs with a topology constraint carry the attribute
+        for attrs, layer in zip(attributes, graph.layer.tolist()):
+            attrs["layer"] = layer
     return attributes
 
 

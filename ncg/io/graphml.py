@@ -69,12 +69,14 @@ _KEYS = [
     ("graph", "decoder_bias", "string"),
     ("graph", "config", "string"),
     ("graph", "checksum", "string"),
+    ("graph", "allowed_layers", "string"),
     ("node", "role", "string"),
     ("node", "output_index", "int"),
     ("node", "input_index", "int"),
     ("node", "generation", "int"),
     ("node", "topo_index", "int"),
     ("node", "neuron_id", "long"),
+    ("node", "layer", "int"),
     ("node", "bias", "double"),
     ("node", "activation", "string"),
     ("node", "firing_rate", "double"),
@@ -196,6 +198,8 @@ def write_graphml(
         "config": json.dumps(model.config(), sort_keys=True),
         "checksum": payload_checksum(model.state_dict()),
     }
+    if graph.allowed_layers is not None:  # the topology constraint: row a, column b is 1 if a -> b is allowed
+        graph_data["allowed_layers"] = json.dumps(graph.allowed_layers.int().tolist())
     little_endian = _DTYPES[dtype][1]
     if inline_dense:
         for name, array in arrays.items():
@@ -343,9 +347,10 @@ def _append(column: array, value: Any, where: str, name: str) -> None:
         raise GraphMLError(f"{where}: attribute {name!r} is {value!r}, not a 64-bit number") from None
 
 
-_NODE_COLUMNS = {"output_index": "q", "input_index": "q", "topo_index": "q", "neuron_id": "q", "bias": "d"}
+_NODE_COLUMNS = {"output_index": "q", "input_index": "q", "topo_index": "q", "neuron_id": "q", "bias": "d",
+                 "layer": "q"}
 """The numeric node attributes :func:`read_graphml` gathers, with their :mod:`array` type codes
-(``input_index`` is ``-1`` where absent)."""
+(``input_index`` and ``layer`` are ``-1`` where absent)."""
 
 
 class _Streamed:
@@ -618,6 +623,7 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
             neuron_ids=torch.from_numpy(columns["neuron_id"]),
             unreachable="ignore",
             inputs=torch.from_numpy(inputs),
+            **_constraint(path, attrs, columns["layer"]),
         )
     except NCGError as exc:
         raise GraphMLError(f"{path}: the nodes and edges do not form a valid NCG: {exc}") from exc
@@ -630,6 +636,27 @@ def read_graphml(path: str | os.PathLike) -> FreeNet:
             "altered or damaged; delete the graph attribute 'checksum' to accept deliberate edits"
         )
     return model
+
+
+def _constraint(path: Path, attrs: dict, layer: np.ndarray) -> dict[str, Tensor | None]:
+    """The topology constraint stored as the graph attribute ``allowed_layers`` (a JSON ``L x L``
+    matrix of 0 and 1, row ``a`` column ``b`` for edges from layer ``a`` to layer ``b``) and the
+    node attribute ``layer``; none if the file has neither."""
+    if "allowed_layers" not in attrs:
+        if (layer >= 0).any():
+            raise GraphMLError(f"{path}: nodes carry a layer but the graph attribute allowed_layers is missing")
+        return {"layer": None, "allowed_layers": None}
+    try:
+        matrix = np.array(json.loads(attrs["allowed_layers"]), dtype=np.int64)
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise GraphMLError(f"{path}: graph attribute allowed_layers is not a JSON matrix of 0 and 1: {exc}") from None
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or not np.isin(matrix, (0, 1)).all():
+        raise GraphMLError(f"{path}: graph attribute allowed_layers must be a square matrix of 0 and 1, got shape "
+                           f"{list(matrix.shape)}")
+    if (layer < 0).any():
+        raise GraphMLError(f"{path}: the graph has allowed_layers but node number {int(np.argmax(layer < 0))} "
+                           "has no layer")
+    return {"layer": torch.from_numpy(layer), "allowed_layers": torch.from_numpy(matrix.astype(bool))}
 
 
 def _model_from_attributes(

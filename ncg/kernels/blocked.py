@@ -14,7 +14,10 @@ and every block is evaluated one of two ways, chosen per block by the plan (``pl
 The backward pass runs the recurrence in reverse with an explicit
 :class:`torch.autograd.Function`, so autograd records one node for the whole DAG. Both kinds
 *push* gradients to earlier positions, so blocks of either kind compose in any order.
-Activations are neuron-major (``[N, B]``): one edge updates one contiguous row.
+Activations are neuron-major (``[N, B]``): one edge updates one contiguous row. The backward
+needs ``h`` only, unless an activation's derivative is no function of it (``gelu``, ``silu``:
+:attr:`~ncg.activations.Activation.needs_preactivation`); then ``z`` is kept as well, one more
+``[N, B]`` buffer.
 
 Examples
 --------
@@ -36,6 +39,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ncg.activations import needs_preactivation
 from ncg.kernels.sparse import csr_backward, csr_forward
 from ncg.kernels.sweep import sweep_backward, sweep_forward
 from ncg.schedule import Plan
@@ -62,41 +66,46 @@ def _steps(plan: Plan) -> list[tuple[int, int, int]]:
     return steps
 
 
-def _evaluate(h: Tensor, weight: Tensor, codes: Tensor, plan: Plan) -> tuple[Tensor, Tensor, list]:
-    """Run the plan in place over ``h`` (``u`` in, ``h`` out); returns what the backward needs.
+def _evaluate(z: Tensor, weight: Tensor, codes: Tensor, plan: Plan) -> tuple[Tensor, Tensor | None, tuple]:
+    """Run the plan over ``z`` (``u`` in, the pre-activations out); returns ``h``, ``z`` if the
+    backward needs it (else None) and what else the backward needs.
 
-    One buffer: row p holds z[p] until its block overwrites it with h[p] = act(z[p]); the
-    backward needs h alone (every activation's derivative is a function of its value)."""
+    Where every derivative is a function of ``h``, one buffer: row p holds z[p] until its block
+    overwrites it with h[p] = act(z[p]), and ``h`` is ``z``. Otherwise ``h`` is a second buffer
+    and ``z`` is kept."""
+    keep_z = needs_preactivation(codes)
+    h = torch.empty_like(z) if keep_z else z
     dense = weight.new_zeros(plan.dense_cells)
     dense.index_copy_(0, plan.dense_flat, weight if plan.dense_edge is None else weight[plan.dense_edge])
     w_csr = weight.index_select(0, plan.csr_edge) if "sparse" in plan.kinds else weight.new_zeros(0)
     steps = _steps(plan)
     for k, start, end in steps:
         if k < 0:
-            csr_forward(h, h, plan, w_csr, codes, start, end)
+            csr_forward(z, h, plan, w_csr, codes, start, end)
             continue
         lo = plan.blocks[k][2]
         slab = _slab(dense, plan, k)
         if lo < start:
-            h[start:end].addmm_(slab[: start - lo].t(), h[lo:start])
-        sweep_forward(h[start:end], slab[start - lo:], codes[start:end], out=h[start:end])
-    return dense, w_csr, steps
+            z[start:end].addmm_(slab[: start - lo].t(), h[lo:start])
+        sweep_forward(z[start:end], slab[start - lo:], codes[start:end], out=h[start:end])
+    return h, z if keep_z else None, (dense, w_csr, steps)
 
 
 def _propagate(ctx, g: Tensor, need_w: bool) -> Tensor | None:
     """Turn ``g`` (``dL/dh`` in) into ``dL/dz`` in place, row by row in reverse; returns ``dL/dw``."""
-    h, dense, w_csr, codes = ctx.saved_tensors
+    h, z, dense, w_csr, codes = ctx.saved_tensors
     plan, push_from = ctx.plan, ctx.push_from
     dense_grad = torch.empty_like(dense) if need_w else None
     csr_grad = torch.empty_like(w_csr) if need_w else None
     for k, start, end in reversed(ctx.steps):
         if k < 0:
             slots = csr_grad[int(plan.indptr[start]):int(plan.indptr[end])] if need_w else None
-            csr_backward(h, g, g, plan, w_csr, codes, start, end, slots, push_from)
+            csr_backward(h, g, g, plan, w_csr, codes, start, end, slots, push_from, z)
             continue
         lo = plan.blocks[k][2]
         slab = _slab(dense, plan, k)
-        sweep_backward(h[start:end], slab[start - lo:], codes[start:end], g[start:end], out=g[start:end])
+        sweep_backward(h[start:end], slab[start - lo:], codes[start:end], g[start:end], out=g[start:end],
+                       z=None if z is None else z[start:end])
         pushed = max(lo, push_from)
         if pushed < start:
             g[pushed:start].addmm_(slab[pushed - lo: start - lo], g[start:end])
@@ -115,18 +124,18 @@ def _propagate(ctx, g: Tensor, need_w: bool) -> Tensor | None:
     return dw
 
 
-def _save(ctx, h: Tensor, weight: Tensor, codes: Tensor, plan: Plan, push_from: int, state: tuple) -> None:
-    dense, w_csr, steps = state
-    ctx.save_for_backward(h, dense, w_csr, codes)
+def _run(ctx, z: Tensor, weight: Tensor, codes: Tensor, plan: Plan, push_from: int) -> Tensor:
+    """:func:`_evaluate`, saving what the backward needs; returns ``h``."""
+    h, z, (dense, w_csr, steps) = _evaluate(z, weight, codes, plan)
+    ctx.save_for_backward(h, z, dense, w_csr, codes)
     ctx.plan, ctx.steps, ctx.num_edges, ctx.push_from = plan, steps, weight.shape[0], push_from
+    return h
 
 
 class _BlockedDAG(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u: Tensor, weight: Tensor, codes: Tensor, plan: Plan, push_from: int) -> Tensor:
-        h = u.contiguous().clone()
-        _save(ctx, h, weight, codes, plan, push_from, _evaluate(h, weight, codes, plan))
-        return h
+        return _run(ctx, u.contiguous().clone(), weight, codes, plan, push_from)
 
     @staticmethod
     @once_differentiable
@@ -145,13 +154,13 @@ class _GraphInputDAG(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, bias: Tensor, weight: Tensor, codes: Tensor, plan: Plan, input_pos: Tensor,
                 in_order: bool, push_from: int, rows: Tensor | None) -> Tensor:
-        h = bias.new_empty(bias.shape[0], x.shape[0])  # never a view of bias (at batch 1 expand would be)
-        h.copy_(bias.unsqueeze(1))
+        z = bias.new_empty(bias.shape[0], x.shape[0])  # never a view of bias (at batch 1 expand would be)
+        z.copy_(bias.unsqueeze(1))
         if in_order:
-            h[:input_pos.numel()].copy_(x.t())  # a blocked transpose, 3x faster than index_copy_ of x.t()
+            z[:input_pos.numel()].copy_(x.t())  # a blocked transpose, 3x faster than index_copy_ of x.t()
         else:
-            h.index_copy_(0, input_pos, x.t())
-        _save(ctx, h, weight, codes, plan, push_from, _evaluate(h, weight, codes, plan))
+            z.index_copy_(0, input_pos, x.t())
+        h = _run(ctx, z, weight, codes, plan, push_from)
         ctx.input_pos, ctx.rows = input_pos, rows
         return h if rows is None else h.index_select(0, rows)
 

@@ -5,7 +5,8 @@ incoming edges of position ``p`` in the CSR slots ``plan.indptr[p]:plan.indptr[p
 (sources ``plan.csr_src``, weights ``w_csr``):
 
 * forward: ``z[p] += sum_e w[e] h[src[e]]``, then ``h[p] = act_p(z[p])``, for ``p`` ascending;
-* backward: ``g[p] = dh[p] act_p'(z[p])`` (from ``h[p]``), then ``dh[src[e]] += w[e] g[p]``, for ``p``
+* backward: ``g[p] = dh[p] act_p'(z[p])`` (from ``h[p]``, or from ``z[p]`` where the activation
+  needs it), then ``dh[src[e]] += w[e] g[p]``, for ``p``
   descending (pushed, so the rows after ``end`` must already have pushed theirs);
 * weight gradient: ``dw[e] = <h[src[e]], g[p]>`` for the existing edges only, in the same pass
   as the backward.
@@ -33,7 +34,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ncg.kernels.sweep import _ACTIVATION_NAMES, _call, _cpp_for, activation_derivative, activation_fn
+from ncg.activations import ACTIVATIONS
+from ncg.kernels.sweep import _ACTIVATION_NAMES, _call, _cpp_for, activation_fn
 from ncg.schedule import Plan
 
 __all__ = ["csr_forward", "csr_backward", "csr_infer", "pair_dots"]
@@ -90,7 +92,7 @@ def csr_forward(z: Tensor, h: Tensor, plan: Plan, w_csr: Tensor, codes: Tensor, 
 
 def csr_backward(
     h: Tensor, dh: Tensor, g: Tensor, plan: Plan, w_csr: Tensor, codes: Tensor, start: int, end: int,
-    dw: Tensor | None = None, push_from: int = 0,
+    dw: Tensor | None = None, push_from: int = 0, z: Tensor | None = None,
 ) -> None:
     """Backward over rows ``start:end``: ``g`` written there, ``dh`` of their sources updated in
     place (``dh[start:end]`` must already hold every contribution from later rows).
@@ -99,16 +101,18 @@ def csr_backward(
     ``dw`` (``[plan.indptr[end] - plan.indptr[start]]``), ``dL/dw`` of the CSR slots of those
     rows, ``<h[src[e]], g[p]>``, is written there: the compiled kernel computes it in the same
     pass, while it loads each source row for the push. Rows below ``push_from`` (input nodes
-    whose gradient nobody reads) receive nothing: their ``dh`` is left as it was.
+    whose gradient nobody reads) receive nothing: their ``dh`` is left as it was. ``z``
+    (``[N, B]``, the pre-activations) is required when an activation of those rows
+    ``needs_preactivation``, unused otherwise.
     """
     ext = _cpp_for((h, dh, g, w_csr), None)
     if ext is not None:
         return _call(ext.csr_sweep_backward, h, dh, g, plan.indptr, plan.csr_src, w_csr.contiguous(), codes,
-                     start, end, dw, push_from)
+                     start, end, dw, push_from, z)
     for a, b in reversed(_generations(plan, start, end)):
         for rows, name in _by_code(codes, a, b):
             r = a + rows
-            g[r] = dh[r] * activation_derivative(name)(h[r])
+            g[r] = dh[r] * ACTIVATIONS[name].derivative_at(h[r], None if z is None else z[r])
         first, last, dst = _slots(plan, a, b)
         for lo, hi in _chunks(first, last, h.shape[1]):
             src = plan.csr_src[lo:hi].long()

@@ -51,15 +51,24 @@
 namespace {
 
 // The codes of ncg/activations.py's ACTIVATIONS table. Each activation also has one case in
-// activate_row and one in derivative_row; tests/test_activations.py checks all three against the table.
+// activate_row and one in derivative_row; tests/test_activations.py checks them and
+// needs_preactivation against the table.
 enum Activation : uint8_t {
   kIdentity = 0,
   kRelu = 1,
   kSquareRelu = 2,
   kTanh = 3,
   kSigmoid = 4,
-  kNumActivations = 5,
+  kGelu = 5,
+  kSilu = 6,
+  kElu = 7,
+  kLeakyRelu = 8,
+  kNumActivations = 9,
 };
+
+// The activations whose derivative is no function of h (Activation.needs_preactivation): their
+// derivative_row case reads z, so the backward needs the pre-activations.
+constexpr bool needs_preactivation(uint8_t code) { return code == kGelu || code == kSilu; }
 
 #define NCG_INLINE inline __attribute__((always_inline))
 
@@ -115,10 +124,24 @@ NCG_INLINE float tanh_f32(float x) {
 
 NCG_INLINE float sigmoid_f32(float x) { return 1.0f / (1.0f + exp_f32(-x)); }
 
+NCG_INLINE float exp_of(float x) { return exp_f32(x); }
+NCG_INLINE double exp_of(double x) { return std::exp(x); }
 NCG_INLINE float tanh_of(float x) { return tanh_f32(x); }
 NCG_INLINE double tanh_of(double x) { return std::tanh(x); }
 NCG_INLINE float sigmoid_of(float x) { return sigmoid_f32(x); }
 NCG_INLINE double sigmoid_of(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+// The exact (erf) GELU, z Phi(z), and its derivative Phi(z) + z phi(z).
+template <typename T>
+NCG_INLINE T gelu_of(T x) { return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440))); }
+template <typename T>
+NCG_INLINE T gelu_derivative_of(T x) {
+  return T(0.5) * (T(1) + std::erf(x * T(0.70710678118654752440))) +
+         x * std::exp(T(-0.5) * x * x) * T(0.39894228040143267794);
+}
+
+// leaky_relu's slope below 0 (nn.LeakyReLU's default).
+constexpr double kLeakySlope = 0.01;
 
 // ---------------------------------------------------------------- one row of a tile
 
@@ -141,17 +164,31 @@ NCG_INLINE void activate_row(uint8_t code, const T* __restrict__ z, T* __restric
     case kTanh:
       for (int64_t t = 0; t < N; ++t) out[t] = tanh_of(z[t]);
       break;
+    case kGelu:
+      for (int64_t t = 0; t < N; ++t) out[t] = gelu_of(z[t]);
+      break;
+    case kSilu:
+      for (int64_t t = 0; t < N; ++t) out[t] = z[t] / (T(1) + exp_of(-z[t]));
+      break;
+    case kElu:
+      for (int64_t t = 0; t < N; ++t) out[t] = z[t] > T(0) ? z[t] : std::expm1(z[t]);
+      break;
+    case kLeakyRelu:
+      for (int64_t t = 0; t < N; ++t) out[t] = z[t] > T(0) ? z[t] : T(kLeakySlope) * z[t];
+      break;
     default:  // kSigmoid
       for (int64_t t = 0; t < N; ++t) out[t] = sigmoid_of(z[t]);
       break;
   }
 }
 
-// g[t] = dh[t] * act'(z[t]), from h[t] = act(z[t]) alone (so z need not be kept), written with
-// the same operations as the torch reference. sqrt(r * r) == r for square_relu, barring underflow.
+// g[t] = dh[t] * act'(z[t]), from h[t] = act(z[t]) alone where the derivative is a function of
+// it (so z need not be kept; z may then be null), else from z[t] (needs_preactivation), written
+// with the same operations as the torch reference. sqrt(r * r) == r for square_relu, barring
+// underflow.
 template <typename T, int64_t N>
 NCG_INLINE void derivative_row(uint8_t code, const T* __restrict__ dh, const T* __restrict__ h,
-                               T* __restrict__ g) {
+                               const T* __restrict__ z, T* __restrict__ g) {
   switch (code) {
     case kIdentity:
       for (int64_t t = 0; t < N; ++t) g[t] = dh[t];
@@ -164,6 +201,21 @@ NCG_INLINE void derivative_row(uint8_t code, const T* __restrict__ dh, const T* 
       break;
     case kTanh:
       for (int64_t t = 0; t < N; ++t) g[t] = dh[t] * (T(1) - h[t] * h[t]);
+      break;
+    case kGelu:
+      for (int64_t t = 0; t < N; ++t) g[t] = dh[t] * gelu_derivative_of(z[t]);
+      break;
+    case kSilu:
+      for (int64_t t = 0; t < N; ++t) {
+        const T s = T(1) / (T(1) + exp_of(-z[t]));
+        g[t] = dh[t] * (s * (T(1) + z[t] * (T(1) - s)));
+      }
+      break;
+    case kElu:  // alpha = 1: h = exp(z) - 1 below 0
+      for (int64_t t = 0; t < N; ++t) g[t] = dh[t] * (h[t] > T(0) ? T(1) : h[t] + T(1));
+      break;
+    case kLeakyRelu:
+      for (int64_t t = 0; t < N; ++t) g[t] = dh[t] * (h[t] > T(0) ? T(1) : T(kLeakySlope));
       break;
     default:  // kSigmoid
       for (int64_t t = 0; t < N; ++t) g[t] = dh[t] * (h[t] * (T(1) - h[t]));
@@ -265,6 +317,8 @@ struct BackwardArgs {
   int64_t ldh, lddh, ldg;
   const uint8_t* codes;
   const PairLists<T>* lists;
+  const T* z;  // [b, ldz]: the pre-activations, or null when no code needs them
+  int64_t ldz;
 };
 
 // acc0 += w0 * src and acc1 += w1 * src over the entries [begin, end) of a pair.
@@ -334,10 +388,11 @@ template <typename T, int64_t N>
 NCG_INLINE void backward_tile(const BackwardArgs<T>& a, int64_t col) {
   const PairLists<T>& l = *a.lists;
   const T* __restrict__ h = a.h + col;
+  const T* __restrict__ z = a.z != nullptr ? a.z + col : nullptr;
   // Not restrict: g may be dh itself (each row's dh is read before its g is written).
   T* dh = a.dh + col;
   T* g = a.g + col;
-  const int64_t ldh = a.ldh, lddh = a.lddh, ldg = a.ldg;
+  const int64_t ldh = a.ldh, lddh = a.lddh, ldg = a.ldg, ldz = a.ldz;
   const int64_t pairs = static_cast<int64_t>(l.first.size());
   for (int64_t p = 0; p < pairs; ++p) {
     const int64_t i0 = l.first[p], i1 = l.second[p];
@@ -355,7 +410,7 @@ NCG_INLINE void backward_tile(const BackwardArgs<T>& a, int64_t col) {
                             l.w_second.data(), l.ptr[p], l.ptr[p + 1]);
     }
     for (int64_t t = 0; t < N; ++t) dh0[t] = acc0[t];
-    derivative_row<T, N>(a.codes[i0], acc0, h + i0 * ldh, g0);
+    derivative_row<T, N>(a.codes[i0], acc0, h + i0 * ldh, z != nullptr ? z + i0 * ldz : nullptr, g0);
     if (i1 < 0) continue;
     const T inner = l.inner[p];
     if (inner != T(0)) {
@@ -363,7 +418,7 @@ NCG_INLINE void backward_tile(const BackwardArgs<T>& a, int64_t col) {
     }
     T* dh1 = dh + i1 * lddh;
     for (int64_t t = 0; t < N; ++t) dh1[t] = acc1[t];
-    derivative_row<T, N>(a.codes[i1], acc1, h + i1 * ldh, g + i1 * ldg);
+    derivative_row<T, N>(a.codes[i1], acc1, h + i1 * ldh, z != nullptr ? z + i1 * ldz : nullptr, g + i1 * ldg);
   }
 }
 
@@ -383,7 +438,7 @@ NCG_INLINE void backward_tile(const BackwardArgs<T>& a, int64_t col) {
 // already added its share to dh[start:end] when these rows are reached.
 template <typename T>
 struct CsrArgs {
-  T* z;
+  T* z;  // backward: the pre-activations, read only, or null when no code needs them
   T* h;
   T* dh;
   T* g;
@@ -521,10 +576,11 @@ NCG_INLINE void csr_backward_tile(const CsrArgs<T>& a, int64_t col) {
   const T* h = a.h + col;
   T* dh = a.dh + col;
   T* g = a.g + col;
+  const T* z = a.z != nullptr ? a.z + col : nullptr;
   T* dw = kGrad ? a.dw - a.indptr[a.start] : nullptr;
   for (int64_t p = a.end - 1; p >= a.start; --p) {
     T gp[N];
-    derivative_row<T, N>(a.codes[p], dh + p * a.lddh, h + p * a.ldh, gp);
+    derivative_row<T, N>(a.codes[p], dh + p * a.lddh, h + p * a.ldh, z != nullptr ? z + p * a.ldz : nullptr, gp);
     T* __restrict__ gr = g + p * a.ldg;
     for (int64_t t = 0; t < N; ++t) gr[t] = gp[t];
     int64_t e = a.indptr[p];
@@ -866,16 +922,19 @@ void forward_impl(at::Tensor& z, const at::Tensor& w, const uint8_t* codes, at::
   }
 }
 
+// z: the pre-activations (unit column stride), or undefined when no code needs them.
 template <typename T>
 void backward_impl(const at::Tensor& h, const at::Tensor& w, const uint8_t* codes, at::Tensor& dh,
-                   at::Tensor& g) {
+                   at::Tensor& g, const at::Tensor& z) {
   const TileKernels<T>& kern = kernels(T());
   const int64_t tile = kern.tile;
   const int64_t b = h.size(0), cols = h.size(1);
   const at::Tensor wr = with_unit_column_stride(w);
   const PairLists<T> lists = pair_lists<T>(wr.data_ptr<T>(), wr.stride(0), b, /*forward=*/false);
-  const BackwardArgs<T> a{h.data_ptr<T>(), dh.data_ptr<T>(), g.data_ptr<T>(), h.stride(0), dh.stride(0),
-                          g.stride(0),     codes,            &lists};
+  const BackwardArgs<T> a{h.data_ptr<T>(), dh.data_ptr<T>(), g.data_ptr<T>(),
+                          h.stride(0),     dh.stride(0),     g.stride(0),
+                          codes,           &lists,           z.defined() ? z.data_ptr<T>() : nullptr,
+                          z.defined() ? z.stride(0) : 0};
   const int64_t full = cols / tile;
   if (full > 0) {
     const int64_t grain = grain_in_tiles(tile, b, lists.ptr.back());
@@ -886,9 +945,12 @@ void backward_impl(const at::Tensor& h, const at::Tensor& w, const uint8_t* code
   const int64_t rest = cols - full * tile, col = full * tile;
   if (rest > 0) {
     std::vector<T> h_pad(b * tile, T(0)), dh_pad(b * tile, T(0)), g_pad(b * tile, T(0));
+    std::vector<T> z_pad(a.z != nullptr ? b * tile : 0, T(0));
     copy_columns(a.h + col, a.ldh, h_pad.data(), tile, b, rest);
     copy_columns(a.dh + col, a.lddh, dh_pad.data(), tile, b, rest);
-    const BackwardArgs<T> pad{h_pad.data(), dh_pad.data(), g_pad.data(), tile, tile, tile, codes, &lists};
+    if (a.z != nullptr) copy_columns(a.z + col, a.ldz, z_pad.data(), tile, b, rest);
+    const BackwardArgs<T> pad{h_pad.data(), dh_pad.data(), g_pad.data(), tile, tile, tile, codes, &lists,
+                              a.z != nullptr ? z_pad.data() : nullptr, tile};
     kern.backward(pad, 0, 1);
     copy_columns(dh_pad.data(), tile, a.dh + col, a.lddh, b, rest);
     copy_columns(g_pad.data(), tile, a.g + col, a.ldg, b, rest);
@@ -937,6 +999,23 @@ at::Tensor checked_codes(const at::Tensor& codes) {
   return c;
 }
 
+// The pre-activations a backward reads: z with unit column stride when given, else undefined;
+// required when one of codes[begin, end) needs them.
+at::Tensor checked_preactivations(const at::Tensor& codes, int64_t begin, int64_t end,
+                                  const std::optional<at::Tensor>& z, const at::Tensor& h, bool contiguous) {
+  if (z.has_value()) {
+    check_like("z", *z, h, "h");
+    if (contiguous) TORCH_CHECK_VALUE(z->is_contiguous(), "z must be contiguous");
+    return contiguous ? *z : with_unit_column_stride(*z);
+  }
+  const uint8_t* code = codes.data_ptr<uint8_t>();
+  for (int64_t j = begin; j < end; ++j) {
+    TORCH_CHECK_VALUE(!needs_preactivation(code[j]), "z is required: codes[", j, "] = ", int(code[j]),
+                      " is an activation whose derivative needs the pre-activation");
+  }
+  return at::Tensor();
+}
+
 // Where the result goes: `out` when given (rows may be strided, columns must be contiguous),
 // else a new contiguous tensor.
 at::Tensor result_tensor(const std::optional<at::Tensor>& out, const at::Tensor& z, const char* ref = "z") {
@@ -964,20 +1043,22 @@ at::Tensor sweep_forward(at::Tensor z, const at::Tensor& w, const at::Tensor& co
   return h;
 }
 
-// out may be dh itself: it is then turned into g in place.
+// out may be dh itself: it is then turned into g in place. z: the final pre-activations of the
+// block, needed when a code's derivative is no function of h.
 at::Tensor sweep_backward(const at::Tensor& h, const at::Tensor& w, const at::Tensor& codes, at::Tensor dh,
-                          const std::optional<at::Tensor>& out) {
+                          const std::optional<at::Tensor>& out, const std::optional<at::Tensor>& z) {
   check_block(h, w, codes, "h");
   check_like("dh", dh, h, "h");
   const at::Tensor c = checked_codes(codes);
+  const at::Tensor zc = checked_preactivations(c, 0, c.numel(), z, h, /*contiguous=*/false);
   at::Tensor g = result_tensor(out, h, "h");
   if (h.numel() == 0) return g;
   const at::Tensor hc = with_unit_column_stride(h);
   at::Tensor dhw = with_unit_column_stride(dh);
   if (h.scalar_type() == at::kFloat) {
-    backward_impl<float>(hc, w, c.data_ptr<uint8_t>(), dhw, g);
+    backward_impl<float>(hc, w, c.data_ptr<uint8_t>(), dhw, g, zc);
   } else {
-    backward_impl<double>(hc, w, c.data_ptr<uint8_t>(), dhw, g);
+    backward_impl<double>(hc, w, c.data_ptr<uint8_t>(), dhw, g, zc);
   }
   if (!dhw.is_same(dh)) dh.copy_(dhw);
   return g;
@@ -1125,10 +1206,12 @@ void csr_sweep_forward(at::Tensor z, at::Tensor h, const at::Tensor& indptr, con
 // g may be dh itself: row p of dh is read before g[p] is written, and dh only receives pushes
 // to rows before p. With dw ([E] for all slots, or [slots of start:end]), dL/dw of the slots of
 // rows [start, end) is written there.
-// Rows below push_from (the input nodes, whose dL/dh nobody reads) receive no pushes.
+// Rows below push_from (the input nodes, whose dL/dh nobody reads) receive no pushes. z ([N, B]
+// like h): the pre-activations, needed when a code of rows [start, end) is no function of h.
 void csr_sweep_backward(const at::Tensor& h, at::Tensor dh, at::Tensor g, const at::Tensor& indptr,
                         const at::Tensor& src, const at::Tensor& w, const at::Tensor& codes, int64_t start,
-                        int64_t end, const std::optional<at::Tensor>& dw, int64_t push_from) {
+                        int64_t end, const std::optional<at::Tensor>& dw, int64_t push_from,
+                        const std::optional<at::Tensor>& z) {
   check_csr(h, indptr, src, w, codes, start, end, "h");
   check_full("dh", dh, h, "h");
   check_full("g", g, h, "h");
@@ -1141,11 +1224,13 @@ void csr_sweep_backward(const at::Tensor& h, at::Tensor dh, at::Tensor g, const 
                       dw->scalar_type());
   }
   const at::Tensor c = checked_codes(codes);
+  const at::Tensor zc = checked_preactivations(c, start, end, z, h, /*contiguous=*/true);
   const int64_t ld = h.size(1);
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "csr_sweep_backward", [&] {
-    const auto a = csr_args<scalar_t>(h, h, dh.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), ld,
-                                      c.data_ptr<uint8_t>(), indptr, src, w, start, end,
-                                      dw.has_value() ? dw->data_ptr<scalar_t>() : nullptr, push_from);
+    auto a = csr_args<scalar_t>(h, h, dh.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), ld,
+                                c.data_ptr<uint8_t>(), indptr, src, w, start, end,
+                                dw.has_value() ? dw->data_ptr<scalar_t>() : nullptr, push_from);
+    a.z = zc.defined() ? zc.data_ptr<scalar_t>() : nullptr;
     if (a.dw != nullptr) {
       csr_backward_with_grad<scalar_t>(a, ld);
     } else if (ld > 0) {
@@ -1260,7 +1345,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         pybind11::arg("out") = pybind11::none());
   m.def("sweep_backward", &sweep_backward, "In-block backward sweep; dh is updated in place",
         pybind11::arg("h"), pybind11::arg("w"), pybind11::arg("codes"),
-        pybind11::arg("dh"), pybind11::arg("out") = pybind11::none());
+        pybind11::arg("dh"), pybind11::arg("out") = pybind11::none(), pybind11::arg("z") = pybind11::none());
   m.def("csr_sweep_forward", &csr_sweep_forward,
         "Sparse forward over rows [start, end) of [N, B] z (updated in place) and h (written)");
   m.def("csr_sweep_backward", &csr_sweep_backward,
@@ -1268,7 +1353,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "dL/dw of their slots written into dw when given",
         pybind11::arg("h"), pybind11::arg("dh"), pybind11::arg("g"), pybind11::arg("indptr"),
         pybind11::arg("src"), pybind11::arg("w"), pybind11::arg("codes"), pybind11::arg("start"),
-        pybind11::arg("end"), pybind11::arg("dw") = pybind11::none(), pybind11::arg("push_from") = 0);
+        pybind11::arg("end"), pybind11::arg("dw") = pybind11::none(), pybind11::arg("push_from") = 0,
+        pybind11::arg("z") = pybind11::none());
   m.def("csr_infer", &csr_infer,
         "Whole-network inference of an all-sparse plan: x [B, F] -> the output rows [B, K]",
         pybind11::arg("x"), pybind11::arg("input_pos"), pybind11::arg("bias"), pybind11::arg("indptr"),

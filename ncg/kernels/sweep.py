@@ -100,10 +100,11 @@ def activation_fn(name: str) -> Callable[[Tensor], Tensor]:
 
 
 def activation_derivative(name: str) -> Callable[[Tensor], Tensor]:
-    """The derivative of an activation, as a function of the activation alone.
+    """The derivative of an activation, as a function of the activation where it is one.
 
-    Every supported activation's derivative is a function of its value, so the evaluators keep
-    ``h`` only, not the pre-activations.
+    Most activations' derivatives are functions of their value, so the evaluators keep ``h``
+    only; ``gelu`` and ``silu`` (``needs_preactivation``) take the pre-activation ``z`` instead,
+    which the evaluators then keep too.
 
     Parameters
     ----------
@@ -115,7 +116,9 @@ def activation_derivative(name: str) -> Callable[[Tensor], Tensor]:
     callable
         ``d(h) -> act'(z)`` where ``h = act(z)``: ``relu' = [h > 0]``,
         ``square_relu' = 2 sqrt(h)`` (``= 2 relu(z)``: ``sqrt(r * r) == r`` in binary floating
-        point, barring underflow), ``tanh' = 1 - h^2``, ``sigmoid' = h (1 - h)``.
+        point, barring underflow), ``tanh' = 1 - h^2``, ``sigmoid' = h (1 - h)``,
+        ``elu' = 1 if h > 0 else h + 1``, ``leaky_relu' = 1 if h > 0 else 0.01``; or
+        ``d(z) -> act'(z)`` for ``gelu`` and ``silu``.
 
     Raises
     ------
@@ -213,7 +216,9 @@ def sweep_forward_reference(
     b = z.shape[0]
     rows = []
     for j, name in enumerate(names):
-        h_j = ACTIVATIONS[name].fn(z[j])
+        # Under autograd, a copy: an activation that saves its input (gelu, silu, elu) must not see
+        # the later in-place updates of z.
+        h_j = ACTIVATIONS[name].fn(z[j].clone() if z.requires_grad else z[j])
         rows.append(h_j)
         if j + 1 < b:
             z[j + 1 :].addr_(w[j, j + 1 :], h_j)
@@ -221,7 +226,22 @@ def sweep_forward_reference(
     return h if out is None else out.copy_(h)
 
 
-def sweep_backward_reference(h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *, out: Tensor | None = None) -> Tensor:
+def _check_preactivations(names: list[str], z: Tensor | None, h: Tensor) -> None:
+    """``z`` is like ``h``, or None where no activation among ``names`` needs it."""
+    if z is not None:
+        _check_like("z", z, h, "h")
+        return
+    for j, name in enumerate(names):
+        if ACTIVATIONS[name].needs_preactivation:
+            raise NCGError(
+                f"z is required: codes[{j}] = {ACTIVATION_CODES[name]} is an activation whose derivative "
+                "needs the pre-activation"
+            )
+
+
+def sweep_backward_reference(
+    h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *, out: Tensor | None = None, z: Tensor | None = None
+) -> Tensor:
     """Backward sweep in plain PyTorch: a Python loop over neurons, vectorised over the batch.
 
     Same contract as :func:`sweep_backward`; any device and floating dtype.
@@ -241,9 +261,10 @@ def sweep_backward_reference(h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *,
     if out is not None:
         _check_like("out", out, h, "h")
     names = _activation_names(codes)
+    _check_preactivations(names, z, h)
     g = torch.empty_like(h, memory_format=torch.contiguous_format) if out is None else out
     for j in reversed(range(len(names))):
-        g[j] = dh[j] * ACTIVATIONS[names[j]].derivative(h[j])
+        g[j] = dh[j] * ACTIVATIONS[names[j]].derivative_at(h[j], None if z is None else z[j])
         if j > 0:
             dh[:j].addr_(w[:j, j], g[j])
     return g
@@ -336,11 +357,14 @@ def sweep_forward(z: Tensor, w: Tensor, codes: Tensor, *, out: Tensor | None = N
     return _call(ext.sweep_forward, z, w, codes, out)
 
 
-def sweep_backward(h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *, out: Tensor | None = None) -> Tensor:
+def sweep_backward(
+    h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *, out: Tensor | None = None, z: Tensor | None = None
+) -> Tensor:
     """Sequential backward sweep through one block of neurons.
 
     For ``j = b-1..0``: ``g[j] = dh[j] * act_j'(z[j])``, then ``dh[i] += w[i, j] * g[j]`` for
-    ``i < j``. The derivative is computed from ``h`` alone (:func:`activation_derivative`).
+    ``i < j``. The derivative is computed from ``h`` alone (:func:`activation_derivative`), or
+    from ``z`` for the activations that need it.
 
     Parameters
     ----------
@@ -357,6 +381,9 @@ def sweep_backward(h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *, out: Tens
         ``[b, B]`` tensor to write ``g`` into instead of allocating one. It may be ``dh`` itself
         (``dh`` then becomes ``g`` in place: each row of ``dh`` is final before its ``g`` is
         written), but must not overlap ``h`` or ``dh`` otherwise.
+    z : Tensor, optional
+        ``[b, B]`` final pre-activations (``z`` after :func:`sweep_forward`); required when a
+        code's activation ``needs_preactivation`` (``gelu``, ``silu``), unused otherwise.
 
     Returns
     -------
@@ -371,5 +398,5 @@ def sweep_backward(h: Tensor, w: Tensor, codes: Tensor, dh: Tensor, *, out: Tens
     """
     ext = _cpp_for((h, w, codes, dh), out)
     if ext is None:
-        return sweep_backward_reference(h, w, codes, dh, out=out)
-    return _call(ext.sweep_backward, h, w, codes, dh, out)
+        return sweep_backward_reference(h, w, codes, dh, out=out, z=z)
+    return _call(ext.sweep_backward, h, w, codes, dh, out, z)

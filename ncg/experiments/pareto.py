@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from ncg.errors import NCGError
 from ncg.experiments.report import aggregate, confidence_interval
-from viz.figure import new_figure, save_figure
+from ncg.figure import new_figure, save_figure
 
 __all__ = ["pareto_figure"]
 
@@ -38,6 +38,18 @@ def _pareto_front(sizes: np.ndarray, quality: np.ndarray) -> np.ndarray:
             front.append(index)
             best = quality[index]
     return np.asarray(front, dtype=np.int64)
+
+
+def budget_family(method: str) -> str:
+    """The method without its parameter budget: ``sparse-granet@20000`` -> ``sparse-granet``.
+
+    Examples
+    --------
+    >>> budget_family("layered2-granet[rounds=8]@20000"), budget_family("mlp-sparse")
+    ('layered2-granet[rounds=8]', 'mlp-sparse')
+    """
+    base, at, budget = method.rpartition("@")
+    return base if at and budget.isdigit() else method
 
 
 def _log_limits(ax: Axes, axis: str, values: list[float]) -> None:
@@ -66,7 +78,8 @@ def pareto_figure(
 
     Each method is a marker at its mean over seeds with 95% confidence bars (t-distribution; on the
     parameter axis too where the size varies across seeds), its seeds as faint points in the same
-    colour, candidates as large stars. The dashed step line is the Pareto front of the method
+    colour, candidates as large stars; one method run at several parameter budgets
+    (``name@parameters``) keeps one colour and one legend entry, with a line through its means. The dashed step line is the Pareto front of the method
     means: the best mean metric reachable with at most that many parameters. Accuracy is drawn in
     percent; any other metric (an MSE) on a log axis. Parameters are always on a log axis.
 
@@ -104,12 +117,16 @@ def pareto_figure(
     metric, higher_is_better = aggregates[0]["metric"], aggregates[0]["higher_is_better"]
     percent = "accuracy" in metric
     scale = 100.0 if percent else 1.0
-    colors = colormaps["tab10" if len(aggregates) <= 10 else "tab20"].colors
+    bases = list(dict.fromkeys(budget_family(entry["method"]) for entry in aggregates))
+    palette = colormaps["tab10" if len(bases) <= 10 else "tab20"].colors
+    colors = {base: palette[index % len(palette)] for index, base in enumerate(bases)}
 
     fig, ax = new_figure(figsize, dpi)
     x_extent, y_extent = [], []
-    for index, entry in enumerate(aggregates):
-        color = colors[index % len(colors)]
+    labelled: set[str] = set()
+    for entry in aggregates:
+        base = budget_family(entry["method"])
+        color = colors[base]
         runs = [row for row in subset if row["method"] == entry["method"]]
         sizes = [float(row["parameters"]) for row in runs]
         values = [scale * float(row[metric]) if row[metric] is not None else math.nan for row in runs]
@@ -118,14 +135,23 @@ def pareto_figure(
         mean, half = scale * entry["mean"], scale * entry["ci95"]
         size_half = size_half if math.isfinite(size_half) and size_half > 0 else None
         half = half if math.isfinite(half) else None
-        label = entry["method"] + (" (candidate)" if entry["candidate"] else "")
+        label = base + (" (candidate)" if entry["candidate"] else "")
         if entry["verdict"] == "baseline":
-            label += " (strongest baseline)"
+            label += f" (strongest baseline{' at ' + entry['method'].rpartition('@')[2] if base != entry['method'] else ''})"
+        elif base in labelled:
+            label = None
+        labelled.add(base)
         style = CANDIDATE_STYLE if entry["candidate"] else BASELINE_STYLE
         ax.errorbar(size_mean, mean, xerr=size_half, yerr=half, color=color, linestyle="none",
                     elinewidth=1.2, capsize=3, label=label, **style)
         x_extent += sizes + [size_mean + (size_half or 0.0), size_mean - (size_half or 0.0)]
         y_extent += values + [mean + (half or 0.0), mean - (half or 0.0)]
+
+    for base in bases:  # one method at several parameter budgets (name@parameters): a line through its means
+        points = sorted((entry["parameters"], scale * entry["mean"]) for entry in aggregates
+                        if budget_family(entry["method"]) == base and math.isfinite(entry["mean"]))
+        if len(points) > 1:
+            ax.plot(*zip(*points), color=colors[base], linewidth=1.2, alpha=0.8, zorder=2)
 
     means = np.array([scale * entry["mean"] for entry in aggregates])
     sizes = np.array([entry["parameters"] for entry in aggregates])
