@@ -18,7 +18,8 @@ every round with the optimiser and RNG state, so ``--resume`` continues an inter
 ``graph.graphml`` (+ ``graph.weights.npz``), ``coactivation.npz``, the figures, and
 ``summary.json``. A folder holds one run: a new run refuses a folder with another run's
 checkpoint unless ``--overwrite``, and ``--resume`` refuses flags other than the stored ones
-unless ``--allow-config-change``; nothing is written before these checks pass.
+unless ``--allow-config-change``; nothing is written before these checks pass. The folder's
+layout, its writer and reader and these checks live in :mod:`ncg.run_folder`.
 
     python examples/evolve_mnist.py                 # the main job
     python examples/evolve_mnist.py --start complete   # the first main job (dense encoder)
@@ -32,25 +33,21 @@ batch), and only rank 0 prints and writes the run folder.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from ncg import NCG, FreeNet, distributed, load_freenet, save_freenet
+from ncg import NCG, FreeNet, distributed
 from ncg.activations import ACTIVATIONS
 from ncg.build import sparse_start
 from ncg.errors import NCGError
 from ncg.datasets import load_dataset, load_table
-from ncg.evolve import EditBudget, EvolveConfig, FreeEvolve, RoundRecord, record_coactivation
-from ncg.evolve.loop import config_changes
+from ncg.evolve import EditBudget, EvolveConfig, FreeEvolve, History, RoundRecord, record_coactivation
 from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES
 from ncg.io import summary as graph_summary
-from ncg.io import write_graphml
+from ncg.run_folder import RunFolder
 from ncg.train import evaluate
 
 DATASETS = ("mnist", "fashion-mnist", "emnist", "digits")
@@ -69,9 +66,6 @@ RULES = {
 under the time limit; ``complete``: the first main job); explicit flags win."""
 QUICK_RULES = {"whole": {"target_parameters": 4_000}}
 """Rule defaults that ``--quick`` replaces, per ``--start``."""
-RUN_FILES = ("config.json", "metrics.csv", "metrics.json", "history.json", "model.pt", "graph.graphml",
-             "graph.weights.npz", "coactivation.npz", "summary.json")
-"""The files of a run folder besides the figures; ``--overwrite`` deletes them before the new run."""
 WHERE_NOT_WHAT = ("out", "resume", "overwrite", "allow_config_change", "no_figures", "device", "data_root")
 """Flags that say where or how a run is computed, not what: they may differ on ``--resume``."""
 
@@ -234,39 +228,6 @@ def target_edges(parameters: int | None, biases: int) -> int | None:
     return parameters - biases
 
 
-def stored_args(out: Path) -> dict[str, Any]:
-    """The flags stored in ``out/config.json`` (empty when there is none or it is unreadable)."""
-    try:
-        return dict(json.loads((out / "config.json").read_text())["args"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-
-
-def check_new_run(out: Path, args: argparse.Namespace) -> None:
-    """Refuse to start a new run in a folder that holds another run's checkpoint, unless
-    ``--resume`` or ``--overwrite``."""
-    if args.resume or args.overwrite or not (out / "model.pt").is_file():
-        return
-    kind = {True: " of a --quick run", False: " of a full run"}.get(stored_args(out).get("quick"), "")
-    raise NCGError(f"--out {out} already holds a run: {out / 'model.pt'} is the checkpoint{kind}; pass --resume to "
-                   "continue it, --overwrite to start over (deleting its files), or another --out")
-
-
-def resume_changes(out: Path, args: argparse.Namespace, config: EvolveConfig, saved: dict | None) -> list[str]:
-    """How ``args`` differ from the flags stored in ``out/config.json``, as ``--flag: stored
-    (stored) vs given (given)``; when they agree (or none are stored), how ``config`` differs from
-    the checkpoint's EvolveConfig ``saved``. Flags that only say where or how to compute
-    (:data:`WHERE_NOT_WHAT`) may differ."""
-    stored = stored_args(out)
-    given = json.loads(json.dumps(vars(args)))
-    shown = [f"--{name.replace('_', '-')}: {stored[name]!r} (stored) vs {given[name]!r} (given)"
-             for name in given if name in stored and name not in WHERE_NOT_WHAT and stored[name] != given[name]]
-    if not shown and saved is not None:
-        shown = [f"EvolveConfig.{name}: {old!r} (stored) vs {new!r} (given)"
-                 for name, (old, new) in config_changes(saved, config.to_dict()).items()]
-    return shown
-
-
 def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"--device {name}: CUDA is not available on this machine; use --device cpu")
@@ -294,116 +255,28 @@ def say(*parts: object) -> None:
         print(*parts, flush=True)
 
 
-def write_metrics(out: Path, records: list[RoundRecord]) -> None:
-    rows = [
-        {"round": r.round, "edges": r.num_edges, "neurons": r.num_neurons, "depth": r.depth,
-         "generations": r.num_generations, "pruned": r.count("prune_edge"), "added": r.count("add_edge"),
-         "seconds": round(r.seconds, 3), **{k: round(v, 6) for k, v in r.timing.items()}, **r.metrics}
-        for r in records
-    ]
-    (out / "metrics.json").write_text(json.dumps(rows, indent=2))
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    with open(out / "metrics.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
-    start = time.perf_counter()
-    torch.manual_seed(args.seed)
-    device = pick_device(args.device)
-    _, processes = distributed.init_from_env(device)
-    out = Path(args.out)
-    check_new_run(out, args)
-
-    if args.data:
-        data = load_table(args.data, target=args.target, standardize=args.standardize, seed=args.seed)
+def build_model(args: argparse.Namespace, data, device: torch.device) -> FreeNet:
+    """The starting FreeNet of a new run: ``--start``, ``--neurons``, ``--layers``, ``--activation``."""
+    if args.layers and sum(args.layers) != args.neurons:
+        raise NCGError(f"--layers {' '.join(map(str, args.layers))} sum to {sum(args.layers)}, but --neurons is "
+                       f"{args.neurons}; give hidden layer sizes that sum to --neurons")
+    if args.start in ("sparse", "whole"):
+        wiring = {"fan_in": args.fan_in} if args.start == "sparse" else {"density": 1.0}
+        graph = sparse_start(data.num_features, args.neurons, data.num_classes, seed=args.seed,
+                             layers=args.layers, **wiring)
+    elif args.layers:
+        raise NCGError("--layers needs --start whole or sparse (input nodes in layer 0)")
     else:
-        data = load_dataset(args.dataset, root=args.data_root)
-    task = getattr(data, "task", "classification")
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (s.tensors for s in (data.train, data.val, data.test))
-    if args.quick:
-        x_train, y_train = x_train[:2000], y_train[:2000]
-    say(f"{data}\n{len(x_train):,} training samples on {device}" + (f" x {processes} processes" if processes > 1 else ""))
+        graph = NCG.complete(args.neurons + data.num_classes, num_outputs=data.num_classes, seed=args.seed)
+    return FreeNet(graph, in_features=data.num_features, activation=args.activation, seed=args.seed).to(device)
 
-    resume_state = None
-    resuming = args.resume and (out / "model.pt").is_file()  # else --resume starts the run
-    if resuming:
-        model, extra = load_freenet(out / "model.pt", map_location=device)
-        resume_state = extra.get("evolve")
-        initial = resume_state["history"]["rounds"][0] if resume_state else None  # the target counts its biases
-        biases = (initial["num_neurons"] if initial else model.num_neurons) - model.inputs.numel()
-    else:
-        if args.layers and sum(args.layers) != args.neurons:
-            raise NCGError(f"--layers {' '.join(map(str, args.layers))} sum to {sum(args.layers)}, but --neurons is "
-                           f"{args.neurons}; give hidden layer sizes that sum to --neurons")
-        if args.start in ("sparse", "whole"):
-            wiring = {"fan_in": args.fan_in} if args.start == "sparse" else {"density": 1.0}
-            graph = sparse_start(data.num_features, args.neurons, data.num_classes, seed=args.seed,
-                                 layers=args.layers, **wiring)
-        elif args.layers:
-            raise NCGError("--layers needs --start whole or sparse (input nodes in layer 0)")
-        else:
-            graph = NCG.complete(args.neurons + data.num_classes, num_outputs=data.num_classes, seed=args.seed)
-        model = FreeNet(graph, in_features=data.num_features, activation=args.activation, seed=args.seed).to(device)
-        biases = model.bias.numel()
-    config = EvolveConfig(
-        rounds=args.rounds, epochs_per_round=args.epochs, final_epochs=args.final_epochs, tau=args.tau,
-        measure=args.measure, prune_score=args.prune_score, grow_score=args.grow_score,
-        evolve=not args.no_evolve, remove_dead=not args.keep_dead, stop_when_unchanged=not args.keep_going,
-        budget=EditBudget(prune_fraction=args.prune_fraction, add_fraction=args.add_fraction, grow_neurons=args.grow,
-                          regrow=args.constant_budget, decay=args.decay,
-                          target_edges=target_edges(args.target_parameters, biases)),
-        record_samples=args.record_samples, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr, seed=args.seed, progress=True,
-        task=task,
-    )
-    if resuming:
-        changes = resume_changes(out, args, config, (resume_state or {}).get("config"))
-        if changes and not args.allow_config_change:
-            raise NCGError(f"--resume: {out} holds a run with other flags ({'; '.join(changes)}); resume it with its "
-                           "stored flags, pass --allow-config-change to continue it under the new ones, or "
-                           "--overwrite to start over")
-        say(f"resuming {out / 'model.pt'} after round {extra.get('round')}"
-            + (f" under changed flags: {'; '.join(changes)}" if changes else ""))
-    if distributed.is_main():
-        if args.overwrite:
-            for name in RUN_FILES:
-                (out / name).unlink(missing_ok=True)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({"args": vars(args), "evolve": config.to_dict(), "model": model.config()}, indent=2))
-    say(f"start: {model}")
 
-    def checkpoint(evolve: FreeEvolve, record: RoundRecord) -> None:
-        say(round_line(record))
-        if distributed.is_main():
-            evolve.history.save(out / "history.json")
-            write_metrics(out, evolve.history.rounds)
-            extra = {"round": record.round, "image_shape": list(data.image_shape or []), "evolve": evolve.state_dict()}
-            save_freenet(model, out / "model.pt", extra=extra)
-        distributed.barrier()
-
-    callbacks = [checkpoint]
-    if args.tensorboard and distributed.is_main():
-        from ncg.tensorboard import TensorBoardCallback
-        from viz import draw_topology
-
-        callbacks.append(TensorBoardCallback(args.tensorboard, figure=draw_topology))
-    evolve = FreeEvolve(model, config, callbacks=callbacks)
-    if resume_state is not None:
-        evolve.load_state_dict(resume_state)
-    history = evolve.run((x_train, y_train), (x_val, y_val))
-    test = evaluate(model, x_test, y_test, task=task)
-    if distributed.is_main():  # statistics of the final graph (the last round's recording predates its edits)
-        coactivation = record_coactivation(model, x_val, max_samples=args.record_samples, progress=True)
-        coactivation.save(out / "coactivation.npz")
-        write_graphml(model, out / "graph.graphml", firing_rate=coactivation.firing_rate)
-
+def summarize(history: History, model: FreeNet, test: dict[str, float], data, args: argparse.Namespace) -> dict:
+    """The run's ``summary.json`` (without the timing and device fields, which ``main`` adds)."""
     totals = history.totals()
     final = history.rounds[-1]
     stats = graph_summary(model)
-    summary = {
+    return {
         "dataset": data.name,
         "test_split": data.test_split,
         **{f"test_{name}": value for name, value in test.items()},
@@ -423,19 +296,10 @@ def main(argv: list[str] | None = None) -> dict:
         "neurons_added": totals.get("add_neuron", 0),
         "rounds": len(history) - 2,
         "seed": args.seed,
-        "device": str(device),
-        "processes": processes,
-        "wall_seconds": round(time.perf_counter() - start, 1),
     }
-    if not distributed.is_main():
-        return summary
-    if not args.no_figures:
-        from viz import render_run
 
-        render_run(out)
-        summary["wall_seconds_with_figures"] = round(time.perf_counter() - start, 1)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
+def print_summary(summary: dict, out: Path) -> None:
     width = max(len(k) for k in summary)
     print("\n" + "-" * (width + 30))
     for key, value in summary.items():
@@ -445,6 +309,90 @@ def main(argv: list[str] | None = None) -> dict:
             shown = f"{value:,}" if isinstance(value, int) else value
         print(f"{key:<{width}}  {shown}")
     print("-" * (width + 30) + f"\nrun folder: {out}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    torch.manual_seed(args.seed)
+    device = pick_device(args.device)
+    _, processes = distributed.init_from_env(device)
+    folder = RunFolder(args.out)
+    folder.check_new_run(resume=args.resume, overwrite=args.overwrite)
+
+    if args.data:
+        data = load_table(args.data, target=args.target, standardize=args.standardize, seed=args.seed)
+    else:
+        data = load_dataset(args.dataset, root=args.data_root)
+    task = getattr(data, "task", "classification")
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (s.tensors for s in (data.train, data.val, data.test))
+    if args.quick:
+        x_train, y_train = x_train[:2000], y_train[:2000]
+    say(f"{data}\n{len(x_train):,} training samples on {device}" + (f" x {processes} processes" if processes > 1 else ""))
+
+    resume_state = None
+    resuming = args.resume and folder.holds_run()  # else --resume starts the run
+    if resuming:
+        model, extra = folder.load_checkpoint(map_location=device)
+        resume_state = extra.get("evolve")
+        initial = resume_state["history"]["rounds"][0] if resume_state else None  # the target counts its biases
+        biases = (initial["num_neurons"] if initial else model.num_neurons) - model.inputs.numel()
+    else:
+        model = build_model(args, data, device)
+        biases = model.bias.numel()
+    config = EvolveConfig(
+        rounds=args.rounds, epochs_per_round=args.epochs, final_epochs=args.final_epochs, tau=args.tau,
+        measure=args.measure, prune_score=args.prune_score, grow_score=args.grow_score,
+        evolve=not args.no_evolve, remove_dead=not args.keep_dead, stop_when_unchanged=not args.keep_going,
+        budget=EditBudget(prune_fraction=args.prune_fraction, add_fraction=args.add_fraction, grow_neurons=args.grow,
+                          regrow=args.constant_budget, decay=args.decay,
+                          target_edges=target_edges(args.target_parameters, biases)),
+        record_samples=args.record_samples, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr, seed=args.seed, progress=True,
+        task=task,
+    )
+    if resuming:
+        changes = folder.check_resume(vars(args), config.to_dict(), (resume_state or {}).get("config"),
+                                      ignore=WHERE_NOT_WHAT, allow_changes=args.allow_config_change)
+        say(f"resuming {folder.file('model.pt')} after round {extra.get('round')}"
+            + (f" under changed flags: {'; '.join(changes)}" if changes else ""))
+    if distributed.is_main():
+        if args.overwrite:
+            folder.clear()
+        folder.write_config(args=vars(args), evolve=config.to_dict(), model=model.config())
+    say(f"start: {model}")
+
+    def checkpoint(evolve: FreeEvolve, record: RoundRecord) -> None:
+        say(round_line(record))
+        if distributed.is_main():
+            extra = {"round": record.round, "image_shape": list(data.image_shape or []), "evolve": evolve.state_dict()}
+            folder.write_round(evolve.history, model, extra)
+        distributed.barrier()
+
+    callbacks = [checkpoint]
+    if args.tensorboard and distributed.is_main():
+        from ncg.tensorboard import TensorBoardCallback
+        from viz import draw_topology
+
+        callbacks.append(TensorBoardCallback(args.tensorboard, figure=draw_topology))
+    evolve = FreeEvolve(model, config, callbacks=callbacks)
+    if resume_state is not None:
+        evolve.load_state_dict(resume_state)
+    history = evolve.run((x_train, y_train), (x_val, y_val))
+    test = evaluate(model, x_test, y_test, task=task)
+    if distributed.is_main():  # statistics of the final graph (the last round's recording predates its edits)
+        folder.write_final(model, record_coactivation(model, x_val, max_samples=args.record_samples, progress=True))
+
+    summary = {**summarize(history, model, test, data, args), "device": str(device), "processes": processes,
+               "wall_seconds": round(time.perf_counter() - start, 1)}
+    if not distributed.is_main():
+        return summary
+    if not args.no_figures:
+        from viz import render_run
+
+        render_run(folder.path)
+        summary["wall_seconds_with_figures"] = round(time.perf_counter() - start, 1)
+    folder.write_summary(summary)
+    print_summary(summary, folder.path)
     return summary
 
 

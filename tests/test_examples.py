@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 import warnings
@@ -38,6 +40,13 @@ def test_evolve_mnist_quick_writes_a_complete_run_folder(quick_run):
     for name in ("config.json", "metrics.csv", "metrics.json", "history.json", "model.pt",
                  "graph.graphml", "coactivation.npz", "summary.json"):
         assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert (config["format"], config["version"]) == ("ncg.run", 2) and config["args"]["seed"] == 1
+    if os.name == "posix":  # every file as open() would make it, not mkstemp's 0o600
+        mask = os.umask(0)
+        os.umask(mask)
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.is_file()}
+        assert set(modes.values()) == {0o666 & ~mask}, modes
     saved = json.loads((out / "summary.json").read_text())
     for key in ("test_accuracy", "edges", "neurons", "depth", "edges_pruned", "edges_added", "wall_seconds"):
         assert key in saved, key

@@ -374,3 +374,16 @@ def test_run_folder_with_missing_inputs(tmp_path, history, capsys):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         viz.render_run(tmp_path / "missing")
     assert viz.__main__.main([str(tmp_path / "missing")]) == 2
+
+
+def test_render_run_reads_the_config_through_the_run_folder(tmp_path, history, capsys):
+    import json
+
+    make_run(tmp_path, history)
+    (tmp_path / "model.pt").unlink()  # graph.graphml has no image_shape: config.json gives it
+    (tmp_path / "config.json").write_text(json.dumps({"image_shape": [2, 8], "args": {}}))  # version 1: no format
+    written = viz.render_run(tmp_path, verbose=False)
+    assert tmp_path / "receptive_fields.png" in written
+    (tmp_path / "config.json").write_text(json.dumps({"format": "ncg.run", "version": 99}))
+    with pytest.raises(NCGError, match="has version 99"):
+        viz.render_run(tmp_path, verbose=False)

@@ -1,8 +1,8 @@
 """Render every figure of a finished run folder into it.
 
-A run folder (written by ``examples/evolve_mnist.py``) may hold ``model.pt`` (or only
-``graph.graphml``), ``history.json``, ``coactivation.npz`` and ``config.json``. Each figure is
-drawn when its inputs are present and skipped with a note otherwise.
+A run folder (written by ``examples/evolve_mnist.py``, read through :class:`ncg.run_folder.RunFolder`)
+may hold ``model.pt`` (or only ``graph.graphml``), ``history.json``, ``coactivation.npz`` and
+``config.json``. Each figure is drawn when its inputs are present and skipped with a note otherwise.
 
 Examples
 --------
@@ -12,17 +12,13 @@ Examples
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 from pathlib import Path
 
-from ncg.checkpoint import load_freenet
-from ncg.evolve.coactivation import Coactivation
-from ncg.evolve.history import History
-from ncg.io import read_graphml
 from ncg.model import FreeNet
+from ncg.run_folder import RunFolder
 from viz.analysis import plot_coactivation, plot_degree_histograms, plot_receptive_fields, plot_weight_histogram
 from viz.evolution import plot_evolution_summary, render_evolution
 from viz.topology import draw_topology
@@ -41,19 +37,9 @@ FIGURES = {
 """What :func:`render_run` writes into the run folder."""
 
 
-def _load_model(run_dir: Path) -> tuple[FreeNet | None, dict, str]:
-    if (run_dir / "model.pt").is_file():
-        model, extra = load_freenet(run_dir / "model.pt")
-        return model, extra, "model.pt"
-    if (run_dir / "graph.graphml").is_file():
-        return read_graphml(run_dir / "graph.graphml"), {}, "graph.graphml"
-    return None, {}, ""
-
-
-def _image_shape(run_dir: Path, model: FreeNet, extra: dict) -> tuple[int, int] | None:
-    config_path = run_dir / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    for source in (extra, config if isinstance(config, dict) else {}):
+def _image_shape(folder: RunFolder, model: FreeNet, extra: dict) -> tuple[int, int] | None:
+    config = folder.read_config() if folder.file("config.json").is_file() else {}
+    for source in (extra, config):
         shape = source.get("image_shape")
         if shape and len(shape) == 2 and shape[0] * shape[1] == model.in_features:
             return int(shape[0]), int(shape[1])
@@ -89,7 +75,8 @@ def render_run(run_dir: str | os.PathLike, verbose: bool = True) -> list[Path]:
         if verbose:
             print(f"skipped {figure}: {reason}", file=sys.stderr)
 
-    model, extra, source = _load_model(run_dir)
+    folder = RunFolder(run_dir)
+    model, extra, source = folder.load_model()
     if model is None:
         for figure in ("topology.png", "structure.png", "weights.png", "receptive_fields.png", "coactivation.png"):
             skip(figure, "no model.pt or graph.graphml")
@@ -98,31 +85,29 @@ def render_run(run_dir: str | os.PathLike, verbose: bool = True) -> list[Path]:
                            ("weights.png", plot_weight_histogram)):
             plot(model, run_dir / name)
             written.append(run_dir / name)
-        image_shape = _image_shape(run_dir, model, extra)
+        image_shape = _image_shape(folder, model, extra)
         if image_shape is None:
             skip("receptive_fields.png", f"no image_shape in {source} or config.json, and "
                                          f"in_features={model.in_features} is not a square")
         else:
             plot_receptive_fields(model, image_shape, run_dir / "receptive_fields.png")
             written.append(run_dir / "receptive_fields.png")
-        if not (run_dir / "coactivation.npz").is_file():
+        coactivation = folder.load_coactivation()
+        if coactivation is None:
             skip("coactivation.png", "no coactivation.npz")
+        elif coactivation.num_neurons != model.num_neurons:
+            skip("coactivation.png", f"coactivation.npz covers {coactivation.num_neurons} neurons, "
+                                     f"{source} has {model.num_neurons}")
         else:
-            coactivation = Coactivation.load(run_dir / "coactivation.npz")
-            if coactivation.num_neurons != model.num_neurons:
-                skip("coactivation.png", f"coactivation.npz covers {coactivation.num_neurons} neurons, "
-                                         f"{source} has {model.num_neurons}")
-            else:
-                plot_coactivation(coactivation, model, run_dir / "coactivation.png")
-                written.append(run_dir / "coactivation.png")
-    if not (run_dir / "history.json").is_file():
+            plot_coactivation(coactivation, model, run_dir / "coactivation.png")
+            written.append(run_dir / "coactivation.png")
+    history = folder.load_history()
+    if history is None:
         skip("evolution_summary.png and evolution/", "no history.json")
+    elif len(history) == 0:
+        skip("evolution_summary.png and evolution/", "history.json has no rounds")
     else:
-        history = History.load(run_dir / "history.json")
-        if len(history) == 0:
-            skip("evolution_summary.png and evolution/", "history.json has no rounds")
-        else:
-            plot_evolution_summary(history, run_dir / "evolution_summary.png")
-            written.append(run_dir / "evolution_summary.png")
-            written += render_evolution(history, run_dir / "evolution")
+        plot_evolution_summary(history, run_dir / "evolution_summary.png")
+        written.append(run_dir / "evolution_summary.png")
+        written += render_evolution(history, run_dir / "evolution")
     return written

@@ -1,8 +1,8 @@
 """Coactivation statistics: which neurons fire together, streamed over data.
 
 A neuron *fires* on a sample when its activation exceeds a threshold that depends on its
-activation function (:data:`FIRING_THRESHOLDS`, from :data:`ncg.activations.ACTIVATIONS`: 0 for
-relu, square_relu, tanh and identity, 0.5 for sigmoid), or a single ``threshold`` given by the
+activation function (:data:`FIRING_THRESHOLDS`, each record's ``firing_threshold`` in
+:data:`ncg.activations.ACTIVATIONS`: 0.5 for sigmoid, 0 for the others), or a single ``threshold`` given by the
 caller. The recorder streams batches under ``torch.no_grad()`` and keeps, for a set of
 *tracked pairs* ``i -> j`` (``i`` before ``j`` in the topological order), the number of samples on
 which both fire, plus each neuron's firing count. Nothing of size ``samples x neurons`` is kept.

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
-import io
 import json
 import math
 import statistics
@@ -43,8 +41,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ncg.atomic import atomic_write
+from ncg.atomic import atomic_write_text
 from ncg.errors import NCGError
+from ncg.experiments.cells import CellStore
 from ncg.graph import NCG
 from ncg.model import FreeNet, SquareReLU
 from ncg.tasks import Task, get_task
@@ -565,8 +564,11 @@ def _build(model: str, k: int, dtype: str) -> Callable[[int], nn.Module]:
     return lambda s: mlp_for_polynomial(k, seed=s, dtype=dtype)
 
 
-def _write_json(path: Path, obj: object) -> None:
-    atomic_write(path, lambda h: h.write((json.dumps(obj, indent=2) + "\n").encode()))
+def _store(out: Path) -> CellStore:
+    """The sweep's row files ``out/rows/*.json`` and tables: monomials first, then by degree,
+    polynomial, k, model and seed."""
+    return CellStore(out, "rows/*.json", order=lambda r: (r["polynomial"].startswith("rand"), r["degree"],
+                                                           r["polynomial"], r["neurons"], r["model"], r["seed"]))
 
 
 def run_polynomial_sweep(
@@ -623,7 +625,7 @@ def run_polynomial_sweep(
     if not seeds:
         raise NCGError("seeds must not be empty")
     out = Path(out_dir)
-    rows_dir = out / "rows"
+    store = _store(out)
     for cell in cells:
         if not isinstance(cell, Cell):
             raise NCGError(f"cells must hold Cell values, got {type(cell).__name__}")
@@ -632,8 +634,8 @@ def run_polynomial_sweep(
         for seed in seeds:
             data = None
             for model in models:
-                path = rows_dir / _row_name(cell.polynomial.name, cell.neurons, model, seed)
-                if path.exists():
+                path = out / "rows" / _row_name(cell.polynomial.name, cell.neurons, model, seed)
+                if store.done(path):
                     skipped += 1
                     continue
                 if data is None:
@@ -654,27 +656,18 @@ def run_polynomial_sweep(
                     **result,
                     "recipe": asdict(recipe),
                 }
-                _write_json(path, row)
+                store.write(path, row)
                 done += 1
         if log is not None:
-            cell_rows = [r for r in _read_rows(rows_dir) if r["polynomial"] == cell.polynomial.name
+            cell_rows = [r for r in store.rows() if r["polynomial"] == cell.polynomial.name
                          and r["neurons"] == cell.neurons]
             summary = " ".join(
                 f"{m} {_median([r['test_mse'] for r in cell_rows if r['model'] == m]):.2e}" for m in models
             )
             log(f"{cell.polynomial.name:>7} k={cell.neurons}: median test MSE {summary} "
                 f"({done} run, {skipped} skipped, {time.perf_counter() - begin:.0f}s)")
-    rows = _read_rows(rows_dir)
+    rows = store.rows()
     write_outputs(out, rows)
-    return rows
-
-
-def _read_rows(rows_dir: Path) -> list[dict]:
-    if not rows_dir.is_dir():
-        return []
-    rows = [json.loads(p.read_text()) for p in sorted(rows_dir.glob("*.json"))]
-    rows.sort(key=lambda r: (r["polynomial"].startswith("rand"), r["degree"], r["polynomial"],
-                             r["neurons"], r["model"], r["seed"]))
     return rows
 
 
@@ -691,13 +684,8 @@ def write_outputs(out_dir: str | Path, rows: list[dict]) -> None:
     >>> write_outputs(tempfile.mkdtemp(), [])
     """
     out = Path(out_dir)
-    _write_json(out / "runs.json", rows)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=_CSV_KEYS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(out / "runs.csv", lambda h: h.write(buffer.getvalue().encode()))
-    atomic_write(out / "table.md", lambda h: h.write((polynomial_table(rows) + "\n").encode()))
+    _store(out).write_runs(rows, _CSV_KEYS)
+    atomic_write_text(out / "table.md", polynomial_table(rows) + "\n")
 
 
 def _median(values: list[float]) -> float:

@@ -20,12 +20,11 @@ Examples
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import time
 from dataclasses import asdict, fields
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -33,9 +32,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ncg import distributed
-from ncg.atomic import atomic_write
 from ncg.datasets import DataSplits, load_dataset
 from ncg.errors import NCGError
+from ncg.experiments.cells import CellStore
 from ncg.experiments.methods import Budget, Method, Setting, check_methods, flops, parameters, structure
 from ncg.tasks import get_task
 from ncg.train import evaluate
@@ -53,8 +52,11 @@ def cell_path(out: str | os.PathLike, dataset: str, method: str, seed: int) -> P
     return Path(out) / "cells" / dataset / method / f"seed{seed}.json"
 
 
-def _write_json(path: Path, value) -> None:
-    atomic_write(path, lambda handle: handle.write(json.dumps(value, indent=2).encode()))
+def _store(out: str | os.PathLike) -> CellStore:
+    """The sweep's cell files and tables; JSON without a final newline and CSV lines ending in
+    ``\\r\\n``, the format of the results already in results/ (so a rerun leaves them as they are)."""
+    return CellStore(Path(out), "cells/*/*/seed*.json", order=lambda r: (r["dataset"], r["method"], r["seed"]),
+                     end="", lineterminator="\r\n")
 
 
 def run_cell(data: DataSplits, method: Method, seed: int, budget: Budget, task: str = "classification") -> dict:
@@ -126,7 +128,9 @@ def run_sweep(
     if not 0 <= index < count:
         raise NCGError(f"shard must be (index, count) with 0 <= index < count, got {shard}")
     cells = [(d, m, s) for d in datasets for m in chosen for s in seeds][index::count]
-    todo = [c for c in cells if not _finished(cell_path(out, c[0], c[1].name, c[2]), budget)]
+    store = _store(out)
+    same_budget = partial(_check_budget, budget=budget)
+    todo = [c for c in cells if not store.done(cell_path(out, c[0], c[1].name, c[2]), check=same_budget)]
     if progress is not False:
         print(f"{len(todo)} of {len(cells)} cells to run into {out}", flush=True)
     loaded: dict[str, DataSplits] = {}
@@ -137,7 +141,7 @@ def run_sweep(
             loaded[dataset] = load_dataset(dataset, root=data_root)
         row = run_cell(loaded[dataset], method, seed, budget)
         row["dataset"] = dataset
-        _write_json(cell_path(out, dataset, method.name, seed), row)
+        store.write(cell_path(out, dataset, method.name, seed), row)
         if progress is not False:
             with tqdm.external_write_mode():  # above the bar, flushed for logs
                 print(f"{dataset} {method.name} seed {seed}: {row['metric']} {row[row['metric']]:.4f}, "
@@ -147,7 +151,7 @@ def run_sweep(
         distributed.barrier()
     if collects(shard):
         return collect(out)
-    return [json.loads(cell_path(out, d, m.name, s).read_text()) for d, m, s in cells]
+    return [store.read(cell_path(out, d, m.name, s)) for d, m, s in cells]
 
 
 def _shards_are_ranks(shard: tuple[int, int]) -> bool:
@@ -167,30 +171,20 @@ def collects(shard: tuple[int, int]) -> bool:
     return not _shards_are_ranks(shard) or distributed.is_main()
 
 
-def _finished(path: Path, budget: Budget) -> bool:
-    """Whether the cell at ``path`` is done; a cell done under another budget is an error
-    (its row would be mixed into this sweep's tables)."""
-    if not path.is_file():
-        return False
-    stored = json.loads(path.read_text()).get("budget", {})
+def _check_budget(path: Path, row: dict, budget: Budget) -> None:
+    """Refuse a finished cell done under another budget (its row would be mixed into this
+    sweep's tables)."""
+    stored = row.get("budget", {})
     known = {f.name for f in fields(Budget)}
     if json.dumps(asdict(Budget(**{k: v for k, v in stored.items() if k in known}))) != json.dumps(asdict(budget)):
         changed = sorted(k for k in known if json.dumps(stored.get(k, getattr(Budget(), k))) != json.dumps(asdict(budget)[k]))
         raise NCGError(f"{path} was run with another budget (differs in {changed}); use another --out or delete it")
-    return True
 
 
 def collect(out: str | os.PathLike) -> list[dict]:
     """Gather every cell file under ``out`` into ``runs.json`` and ``runs.csv`` (sorted by data
     set, method, seed) and return the rows."""
-    files = sorted((Path(out) / "cells").glob("*/*/seed*.json"))
-    rows = [json.loads(f.read_text()) for f in files]
-    rows.sort(key=lambda r: (r["dataset"], r["method"], r["seed"]))
-    _write_json(Path(out) / "runs.json", rows)
-    fields = CSV_FIRST + sorted({k for r in rows for k in r} - set(CSV_FIRST) - {"budget"})
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(Path(out) / "runs.csv", lambda handle: handle.write(text.getvalue().encode()))
+    store = _store(out)
+    rows = store.rows()
+    store.write_runs(rows, CSV_FIRST + sorted({k for r in rows for k in r} - set(CSV_FIRST) - {"budget"}))
     return rows
