@@ -137,3 +137,50 @@ def test_the_methods_table_names_every_method():
     families = {name.split("-", 1)[1] for name in methods.METHODS if name.startswith("layered")}
     pattern_row = doc[doc.index("``layered<d>-<family>``"):].split("\n=")[0]
     assert families == set(re.findall(r"``([a-z-]+)``", pattern_row)) - {"d"}
+
+
+README_SHELL = [
+    # (a README command, as a regular expression; its quick form, or None with the reason it is not run)
+    (r"pip install .*", None, "the setup itself, which CI has just run"),
+    (r"python -m pytest", None, "this test suite"),
+    (r"python examples/evolve_mnist\.py", "python examples/evolve_mnist.py --quick --no-figures --out {tmp}/run", ""),
+    (r"python -m ncg\.experiments run --datasets .* --out results/main", None, "its quick form is the next line"),
+    (r"python -m ncg\.experiments run --quick", "python -m ncg.experiments run --quick --out {tmp}/quick", ""),
+    (r"python -m ncg\.experiments report results/main --docs docs/results\.md",
+     "python -m ncg.experiments report {tmp}/results/main --docs {tmp}/docs/results.md", ""),
+    (r"python -m ncg\.experiments polynomial --out results/polynomial",
+     "python -m ncg.experiments polynomial --quick --out {tmp}/polynomial", ""),
+]
+
+
+def readme_shell_commands() -> list[str]:
+    """Every command of README.md's bash blocks (``a && b`` is two), comments dropped."""
+    text = (ROOT / "README.md").read_text()
+    lines = [line.split("  #")[0].strip() for block in re.findall(r"```bash\n(.*?)```", text, re.S)
+             for line in block.splitlines()]
+    return [command.strip() for line in lines if line for command in line.split("&&")]
+
+
+@pytest.mark.parametrize("command", readme_shell_commands())
+def test_readme_shell_commands_run_in_their_quick_form(command, tmp_path):
+    """Every shell command of README.md has a quick form here, and the quick form runs; the
+    results-table command rebuilds docs/results.md as committed."""
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    rules = [(quick, reason) for pattern, quick, reason in README_SHELL if re.fullmatch(pattern, command)]
+    assert rules, f"README.md runs `{command}`, which has no quick form in tests/test_docs.py README_SHELL"
+    quick, reason = rules[0]
+    if quick is None:
+        pytest.skip(f"`{command}` is not run here: {reason}")
+    if "report" in quick:
+        shutil.copytree(ROOT / "results" / "main", tmp_path / "results" / "main")
+        (tmp_path / "docs").mkdir()
+        shutil.copy(DOCS / "results.md", tmp_path / "docs" / "results.md")
+    argv = shlex.split(quick.format(tmp=tmp_path))
+    done = subprocess.run([sys.executable, *argv[1:]], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"`{quick}` failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    if "report" in quick:
+        assert (tmp_path / "docs" / "results.md").read_text() == (DOCS / "results.md").read_text()
