@@ -126,14 +126,19 @@ def test_the_evolve_page_describes_every_registered_rule():
 
 def test_the_methods_table_names_every_method():
     """The table of ncg/experiments/methods.py's docstring has a row per method (the layered
-    controls as ``layered<d>-<family>`` with every family listed), and no other."""
+    controls as ``layered<d>-<family>`` and ``skips<d>-<family>`` with every family listed), and
+    no other."""
     from ncg.experiments import methods
 
     doc = methods.__doc__
     rows = re.findall(r"^``([a-z0-9<>-]+)``", doc, re.M)
     assert rows == list(dict.fromkeys(rows)), "a method has two rows"
-    plain = {name for name in methods.METHODS if not name.startswith("layered")}
-    assert set(rows) - {"layered<d>-<family>"} == plain
+    controls = ("layered", "skips")
+    plain = {name for name in methods.METHODS if not name.startswith(controls)}
+    assert set(rows) - {"layered<d>-<family>", "skips<d>-<family>"} == plain
+    for prefix in controls:
+        assert {name.split("-", 1)[1] for name in methods.METHODS if name.startswith(prefix)} == set(
+            methods._LAYERED_FAMILIES.values())
     families = {name.split("-", 1)[1] for name in methods.METHODS if name.startswith("layered")}
     pattern_row = doc[doc.index("``layered<d>-<family>``"):].split("\n=")[0]
     assert families == set(re.findall(r"``([a-z-]+)``", pattern_row)) - {"d"}

@@ -24,7 +24,7 @@ def sweep(tmp_path_factory):
 def test_every_method_trains_above_chance(sweep):
     _, rows = sweep
     assert {(r["method"], r["seed"]) for r in rows} == {(m, s) for m in METHODS for s in (0, 1)}
-    deep = ("layered2-", "layered3-")  # 8 to 12 neurons a layer learn slowly in 2 tiny epochs
+    deep = ("layered2-", "layered3-", "skips2-", "skips3-")  # 8 to 12 neurons a layer learn slowly in 2 tiny epochs
     for row in rows:  # chance is 0.1
         if not row["method"].startswith(deep):
             assert row["test_accuracy"] > 0.3, (row["method"], row["seed"], row["test_accuracy"])
@@ -143,6 +143,8 @@ def test_layered_controls_pair_the_layer_free_methods(sweep):
             if family not in ("static", "set", "rigl"):
                 edges = row["hidden_edges"] + row["input_connections"]  # dead neurons take edges along
                 assert 0.5 * min(fan_in * 34, complete) < edges <= min(fan_in * 34, complete), (family, depth)
+            skips = by[(f"skips{depth}-{family}", 0)]
+            assert skips["depth"] <= depth + 1 and skips["parameters"] <= TINY.sparse_parameters, (family, depth)
 
 
 def test_a_method_at_another_parameter_budget_reaches_it(tmp_path):

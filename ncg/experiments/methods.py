@@ -35,6 +35,8 @@ name                           model                               training
 ``layered<d>-<family>``        the same start with ``d`` = 1, 2,   the rule of ``sparse-<family>`` (``static``,
                                3 hidden layers, consecutive        ``magnitude``, ``imp``, ``granet``,
                                layers only (an MLP's topology)     ``gradual-hebbian``, ``set``, ``rigl``)
+``skips<d>-<family>``          the same ``d`` layers, each         the same rules
+                               feeding every later one
 =============================  ==================================  ===============================================
 
 Any name takes a :func:`variant` (``name[key=value,...]``: a field of its Free-Evolve config
@@ -65,6 +67,7 @@ from ncg.errors import NCGError
 from ncg.evolve.lottery import iterative_magnitude_pruning
 from ncg.evolve.loop import EditBudget, EvolveConfig, FreeEvolve
 from ncg.graph import NCG
+from ncg.layers import CONNECTIONS
 from ncg.model import FreeNet
 from ncg.schedule import topological_generations
 from ncg.train import fit
@@ -243,13 +246,14 @@ def hidden_layers(neurons: int, depth: int) -> tuple[int, ...]:
     return tuple(neurons // depth + (k < neurons % depth) for k in range(depth))
 
 
-def _layered_whole(depth: int, wiring: Callable[[Setting], dict]) -> Builder:
+def _layered_whole(depth: int, wiring: Callable[[Setting], dict], connect: str) -> Builder:
     """A whole-network FreeNet on a layered graph: ``depth`` hidden layers of the budget's hidden
-    neurons, consecutive layers only (an MLP's topology), wired by ``wiring(setting)``."""
+    neurons connected as ``connect`` says (:data:`ncg.layers.CONNECTIONS`), wired by
+    ``wiring(setting)``."""
     def build(setting: Setting, seed: int) -> FreeNet:
         layers = hidden_layers(setting.budget.neurons, depth)
         graph = sparse_start(setting.in_features, setting.budget.neurons, setting.num_classes, seed=seed,
-                             layers=layers, **wiring(setting))
+                             layers=layers, connect=connect, **wiring(setting))
         return FreeNet(graph, in_features=setting.in_features, seed=seed)
 
     return build
@@ -461,27 +465,31 @@ _WIRINGS = {_whole_complete: lambda s: {"density": 1.0}, _sparse_start: lambda s
 """How a layer-free builder wires its start, for the layered control of the same method."""
 
 
-def layered(method: Method, depth: int) -> Method:
+def layered(method: Method, depth: int, connect: str = "consecutive") -> Method:
     """The layered control of a whole-network ``method``: the same rule, budget, epochs and
     seeds on a graph whose ``depth`` hidden layers (the same hidden neurons) connect only
     consecutively, so that every start, prune and regrowth keeps an MLP's topology
     (:mod:`ncg.layers`). It is named ``layered<depth>-<family>``, the pair of ``sparse-<family>``.
+    With ``connect="skips"`` every layer feeds every later one (DenseNet-like: a bounded depth
+    with the layer-free graph's skip connections), named ``skips<depth>-<family>``.
 
     Examples
     --------
-    >>> layered(METHODS["sparse-granet"], 2).name
-    'layered2-granet'
+    >>> layered(METHODS["sparse-granet"], 2).name, layered(METHODS["sparse-granet"], 2, "skips").name
+    ('layered2-granet', 'skips2-granet')
     """
     if method.build not in _WIRINGS:
         raise NCGError(f"{method.name} does not start from a whole-network graph; it has no layered control")
     family = _LAYERED_FAMILIES.get(method.name, method.name.removeprefix("sparse-"))
-    return replace(method, name=f"layered{depth}-{family}", build=_layered_whole(depth, _WIRINGS[method.build]),
-                   candidate=False, description=f"{method.description}; layered, {depth} hidden layer(s), "
-                                                "consecutive layers only")
+    prefix, edges = ("layered", "consecutive layers only") if connect == "consecutive" else (
+        "skips", "every layer feeding every later one")
+    return replace(method, name=f"{prefix}{depth}-{family}",
+                   build=_layered_whole(depth, _WIRINGS[method.build], connect), candidate=False,
+                   description=f"{method.description}; {depth} hidden layer(s), {edges}")
 
 
-METHODS.update({m.name: m for depth in LAYERED_DEPTHS for name in _LAYERED_FAMILIES
-                for m in [layered(METHODS[name], depth)]})
+METHODS.update({m.name: m for connect in CONNECTIONS for depth in LAYERED_DEPTHS for name in _LAYERED_FAMILIES
+                for m in [layered(METHODS[name], depth, connect)]})
 
 PRESETS: dict[str, list[str]] = {
     "main": ["mlp-neurons", "mlp-params", "dense", "free-evolve", "magnitude", "saliency", "imp", "set", "rigl",

@@ -177,6 +177,13 @@ def pareto_figure(
     ax.set_title(f"{dataset}: {metric_label} vs size, mean ± 95% CI over {seed_text} seeds", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False, borderaxespad=0.0)
+    labels = ax.get_legend_handles_labels()[1]
+    longest = max(map(len, labels), default=0)
+    if longest > 40:  # long names (variants, budgets): the legend goes below the axes
+        columns = 1 if longest > 55 else 2
+        fig.set_size_inches(figsize[0], figsize[1] + 0.2 * math.ceil(len(labels) / columns))
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=columns, fontsize=8, frameon=False)
+    else:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False, borderaxespad=0.0)
     save_figure(fig, path)
     return fig

@@ -15,6 +15,8 @@ run --datasets mnist --methods $(pair 10000 20000)
 run --datasets fashion-mnist --methods $(pair 10000 20000)
 # 2. the extended budget at 20k parameters, layer-free and the best layered control at 20k
 run --datasets mnist --methods "sparse-granet$long@20000" "layered2-granet$long@20000"
+# 2b. bounded depth with skip connections (each layer feeds every later one) at 20k
+run --datasets mnist --methods skips2-granet@20000 skips3-granet@20000
 # 3. 40k parameters, then equal training FLOPs there (SET and RigL from a sparse start), then 80k
 run --datasets mnist fashion-mnist --methods $(pair 40000)
 run --datasets mnist --methods "sparse-set$flops" "sparse-rigl$flops" "layered1-set$flops" "layered1-rigl$flops"
