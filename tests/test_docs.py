@@ -34,11 +34,21 @@ def run_blocks(page: Path, namespace: dict) -> int:
     return len(blocks)
 
 
-def test_readme_code_runs(tmp_path, monkeypatch):
+def test_readme_code_runs(tmp_path, monkeypatch, capsys):
     """README.md's Python blocks, in order, in one namespace, in a fresh working folder (its
-    Free-Evolve block trains on MNIST: 10-45 s of this test on one busy core)."""
+    Free-Evolve block trains on MNIST: 10-45 s of this test on one busy core), and the figures its
+    comments quote: what a ``print(...)  # ~value`` prints (within 1%), the sparse start's edges."""
     monkeypatch.chdir(tmp_path)
-    assert run_blocks(ROOT / "README.md", {}) >= 1
+    namespace: dict = {}
+    assert run_blocks(ROOT / "README.md", namespace) >= 1
+    page = (ROOT / "README.md").read_text()
+    quoted = [float(value) for value in re.findall(r"^print\(.*\)\s+#\s*~([0-9.]+)", page, re.M)]
+    printed = [float(line) for line in capsys.readouterr().out.split() if re.fullmatch(r"-?[0-9.]+", line)]
+    assert quoted and len(printed) == len(quoted), (quoted, printed)
+    for value, shown in zip(quoted, printed):
+        assert abs(shown - value) <= 0.01 * abs(value), f"README.md quotes ~{value}, the code prints {shown}"
+    edges = re.search(r"fan_in=75, seed=0\)\s+#\s*~(\d+)k edges", page)
+    assert edges and abs(namespace["graph"].num_edges - 1000 * int(edges[1])) <= 20 * int(edges[1]), edges[0]
 
 
 def test_a_failing_block_names_its_page_line_and_error(tmp_path):
