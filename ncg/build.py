@@ -1,10 +1,13 @@
-"""Graph constructors as free functions: sparse starts in which input connections are edges.
+"""Graph constructors as free functions: sparse starts in which input connections are edges, and
+the graph of a layered MLP.
 
 :func:`sparse_start` builds the whole network as one sparse DAG: ``F`` input nodes (one per
 input feature), ``H`` hidden neurons and ``K`` output neurons, wired at random with a per-neuron
 fan-in or an Erdos-Renyi density, so that memory and compute are O(edges) from the first step
 instead of the complete DAG's O(N^2) plus a dense ``N x F`` encoder. :func:`layered_start` does
-the same with a bounded depth and fully vectorised, for a million neurons.
+the same with a bounded depth and fully vectorised, for a million neurons. :func:`mlp_graph`
+reads an ``nn.Sequential`` MLP as a graph (what :meth:`FreeNet.from_mlp
+<ncg.model.FreeNet.from_mlp>` builds its model on).
 
 Examples
 --------
@@ -17,15 +20,18 @@ NCG(neurons=26, edges=42, outputs=2, inputs=16)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
+from ncg.activations import ACTIVATIONS
 from ncg.errors import NCGError
 from ncg.graph import NCG, init_edge_weights
 from ncg.layers import allowed_layers, layer_of_sizes
 
-__all__ = ["sparse_start", "layered_start"]
+__all__ = ["sparse_start", "layered_start", "mlp_graph", "MLPGraph"]
 
 
 def sparse_start(
@@ -210,3 +216,124 @@ def layered_start(
         edge_index, n, outputs=torch.arange(f + h, n), weight=init_edge_weights(edge_index, n, generator),
         order=torch.arange(n), inputs=torch.arange(f),
     )
+
+
+_MODULE_ACTIVATIONS: dict[type[nn.Module], str] = {a.module: a.name for a in ACTIVATIONS.values()}
+
+
+@dataclass(frozen=True)
+class MLPGraph:
+    """A layered MLP read as a graph (:func:`mlp_graph`).
+
+    Attributes
+    ----------
+    graph : NCG
+        One neuron per unit, layer after layer (the topological order); layer ``l`` feeds layer
+        ``l + 1`` through edges carrying the weights, target-major (``weight[j, i]`` of each
+        ``nn.Linear`` in row order); the biases are the neurons' biases; the last layer's units
+        are the outputs.
+    first_weight : Tensor
+        The first layer's weight ``[units, in_features]`` (detached, not copied): what a dense
+        encoder holds for the first layer's neurons.
+    activation : str or None
+        The hidden layers' activation (``None`` for an MLP without a hidden layer).
+    output_activation : str
+        The activation after the last layer (``"identity"`` if none).
+    """
+
+    graph: NCG
+    first_weight: Tensor
+    activation: str | None
+    output_activation: str
+
+    @property
+    def in_features(self) -> int:
+        return self.first_weight.shape[1]
+
+
+def mlp_graph(mlp: nn.Sequential) -> MLPGraph:
+    """The graph of a layered MLP, with what a model needs besides it.
+
+    ``mlp`` is an ``nn.Sequential`` of ``nn.Linear`` layers, each optionally followed by one
+    activation module of :data:`ncg.activations.ACTIVATIONS` with its default arguments; the
+    hidden layers share one activation.
+
+    Raises
+    ------
+    NCGError
+        ``mlp`` is not a non-empty ``nn.Sequential``; a module is neither ``nn.Linear`` nor a
+        known activation after one; an activation has other than its default arguments; two
+        layers' widths do not chain; or the hidden layers' activations differ.
+
+    See Also
+    --------
+    ncg.model.FreeNet.from_mlp : the FreeNet that computes what the MLP computes.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> read = mlp_graph(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)))
+    >>> read.graph, read.in_features, read.activation, read.output_activation
+    (NCG(neurons=5, edges=6, outputs=2), 4, 'relu', 'identity')
+    """
+    layers = _parse_mlp(mlp)
+    hidden_acts = {act for _, act in layers[:-1]}
+    if len(hidden_acts) > 1:
+        raise NCGError(f"all hidden layers must share one activation, got {sorted(hidden_acts)}")
+    sizes = [lin.out_features for lin, _ in layers]
+    offsets = [0]
+    for size in sizes:
+        offsets.append(offsets[-1] + size)
+    sources, targets, weights = [], [], []
+    for l in range(1, len(layers)):
+        lin = layers[l][0]
+        dst, src = torch.meshgrid(
+            torch.arange(sizes[l]) + offsets[l], torch.arange(sizes[l - 1]) + offsets[l - 1], indexing="ij"
+        )
+        sources.append(src.flatten())
+        targets.append(dst.flatten())
+        weights.append(lin.weight.detach().float().flatten())
+    num_neurons = offsets[-1]
+    edge_index = torch.stack([torch.cat(sources), torch.cat(targets)]) if sources else torch.zeros(2, 0, dtype=torch.long)
+    graph = NCG(
+        edge_index,
+        num_neurons,
+        outputs=torch.arange(offsets[-2], num_neurons),
+        weight=torch.cat(weights) if weights else torch.zeros(0),
+        bias=torch.cat([
+            lin.bias.detach().float() if lin.bias is not None else torch.zeros(lin.out_features)
+            for lin, _ in layers
+        ]),
+        order=torch.arange(num_neurons),
+    )
+    return MLPGraph(graph, layers[0][0].weight.detach(), hidden_acts.pop() if hidden_acts else None, layers[-1][1])
+
+
+def _parse_mlp(mlp: nn.Sequential) -> list[tuple[nn.Linear, str]]:
+    """The ``(linear layer, activation name)`` pairs of ``mlp``, checked."""
+    if not isinstance(mlp, nn.Sequential) or len(mlp) == 0:
+        raise NCGError(f"mlp must be a non-empty nn.Sequential, got {type(mlp).__name__}")
+    layers: list[tuple[nn.Linear, str]] = []
+    for i, module in enumerate(mlp):
+        if isinstance(module, nn.Linear):
+            if layers and layers[-1][0].out_features != module.in_features:
+                raise NCGError(
+                    f"mlp[{i}] expects {module.in_features} inputs but the previous layer gives "
+                    f"{layers[-1][0].out_features}"
+                )
+            layers.append((module, "identity"))
+        elif type(module) in _MODULE_ACTIVATIONS and layers and layers[-1][1] == "identity":
+            name = _MODULE_ACTIVATIONS[type(module)]
+            probe = torch.linspace(-3, 3, 13)
+            if not torch.equal(module(probe.clone()), ACTIVATIONS[name].fn(probe)):
+                raise NCGError(
+                    f"mlp[{i}] is {module!r}: ncg's {name!r} is {type(module).__name__} with its default "
+                    f"arguments, {type(module).__name__}()"
+                )
+            layers[-1] = (layers[-1][0], name)
+        else:
+            raise NCGError(
+                f"mlp[{i}] is {type(module).__name__}: expected nn.Linear, each optionally followed by "
+                f"one of {[t.__name__ for t in _MODULE_ACTIVATIONS]}"
+            )
+    return layers

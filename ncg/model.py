@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ncg.activations import ACTIVATIONS, SquareReLU
+from ncg.build import mlp_graph
 from ncg.errors import NCGError
 from ncg.graph import NCG
 from ncg.kernels.blocked import blocked_forward, graph_input_forward
@@ -44,9 +45,6 @@ its density, or forced (:func:`ncg.schedule.block_kinds`); ``reference`` is the 
 
 ENCODERS = ("auto", "linear", "random", "graph")
 DECODERS = ("auto", "identity", "linear")
-
-
-_MODULE_ACTIVATIONS: dict[type[nn.Module], str] = {a.module: a.name for a in ACTIVATIONS.values()}
 
 
 def _check_activation(argument: str, name: str) -> None:
@@ -508,7 +506,7 @@ class FreeNet(nn.Module):
         LeakyReLU's slope 0.01). Every unit
         becomes a neuron; layer ``l`` feeds layer ``l + 1`` through edges carrying the weights;
         the encoder holds the first layer's weights (zero rows for deeper neurons); the last
-        layer's units are the outputs.
+        layer's units are the outputs. The graph is :func:`ncg.build.mlp_graph`'s.
 
         Examples
         --------
@@ -520,43 +518,14 @@ class FreeNet(nn.Module):
         >>> torch.allclose(net(x), mlp(x), atol=1e-6)
         True
         """
-        layers = _parse_mlp(mlp)
-        hidden_acts = {act for _, act in layers[:-1]}
-        if len(hidden_acts) > 1:
-            raise NCGError(f"all hidden layers must share one activation, got {sorted(hidden_acts)}")
-        sizes = [lin.out_features for lin, _ in layers]
-        offsets = [0]
-        for size in sizes:
-            offsets.append(offsets[-1] + size)
-        sources, targets, weights = [], [], []
-        for l in range(1, len(layers)):
-            lin = layers[l][0]
-            dst, src = torch.meshgrid(
-                torch.arange(sizes[l]) + offsets[l], torch.arange(sizes[l - 1]) + offsets[l - 1], indexing="ij"
-            )
-            sources.append(src.flatten())
-            targets.append(dst.flatten())
-            weights.append(lin.weight.detach().float().flatten())
-        num_neurons = offsets[-1]
-        edge_index = torch.stack([torch.cat(sources), torch.cat(targets)]) if sources else torch.zeros(2, 0, dtype=torch.long)
-        graph = NCG(
-            edge_index,
-            num_neurons,
-            outputs=torch.arange(offsets[-2], num_neurons),
-            weight=torch.cat(weights) if weights else torch.zeros(0),
-            bias=torch.cat([
-                lin.bias.detach().float() if lin.bias is not None else torch.zeros(lin.out_features)
-                for lin, _ in layers
-            ]),
-            order=torch.arange(num_neurons),
-        )
-        kwargs.setdefault("activation", hidden_acts.pop() if hidden_acts else "relu")
+        read = mlp_graph(mlp)
+        kwargs.setdefault("activation", read.activation or "relu")
         kwargs.setdefault("init_scale", 1.0)  # the MLP's weights, exactly
-        kwargs.setdefault("output_activation", layers[-1][1])
-        net = cls(graph, layers[0][0].in_features, **kwargs)
+        kwargs.setdefault("output_activation", read.output_activation)
+        net = cls(read.graph, read.in_features, **kwargs)
         with torch.no_grad():
             net.encoder.weight.zero_()
-            net.encoder.weight[: sizes[0]] = layers[0][0].weight.detach()
+            net.encoder.weight[: read.first_weight.shape[0]] = read.first_weight
         return net
 
     def num_parameters(self) -> int:
@@ -652,32 +621,3 @@ def _non_inputs(num_neurons: int, inputs: Tensor) -> Tensor:
     keep = torch.ones(num_neurons, dtype=torch.bool, device=inputs.device)
     keep[inputs] = False
     return keep.nonzero().squeeze(1)
-
-
-def _parse_mlp(mlp: nn.Sequential) -> list[tuple[nn.Linear, str]]:
-    if not isinstance(mlp, nn.Sequential) or len(mlp) == 0:
-        raise NCGError(f"from_mlp expects a non-empty nn.Sequential, got {type(mlp).__name__}")
-    layers: list[tuple[nn.Linear, str]] = []
-    for i, module in enumerate(mlp):
-        if isinstance(module, nn.Linear):
-            if layers and layers[-1][0].out_features != module.in_features:
-                raise NCGError(
-                    f"mlp[{i}] expects {module.in_features} inputs but the previous layer gives "
-                    f"{layers[-1][0].out_features}"
-                )
-            layers.append((module, "identity"))
-        elif type(module) in _MODULE_ACTIVATIONS and layers and layers[-1][1] == "identity":
-            name = _MODULE_ACTIVATIONS[type(module)]
-            probe = torch.linspace(-3, 3, 13)
-            if not torch.equal(module(probe.clone()), ACTIVATIONS[name].fn(probe)):
-                raise NCGError(
-                    f"mlp[{i}] is {module!r}: ncg's {name!r} is {type(module).__name__} with its default "
-                    f"arguments, {type(module).__name__}()"
-                )
-            layers[-1] = (layers[-1][0], name)
-        else:
-            raise NCGError(
-                f"mlp[{i}] is {type(module).__name__}: expected nn.Linear, each optionally followed by "
-                f"one of {[t.__name__ for t in _MODULE_ACTIVATIONS]}"
-            )
-    return layers

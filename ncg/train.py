@@ -35,7 +35,8 @@ Examples
 """
 from __future__ import annotations
 
-from typing import Sequence
+import time
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -46,7 +47,7 @@ from ncg.distributed import all_gather, all_reduce_gradients, world
 from ncg.errors import NCGError, NonFiniteError
 from ncg.tasks import Task, get_task
 
-__all__ = ["train_epoch", "evaluate", "fit"]
+__all__ = ["train_epoch", "train_epochs", "evaluate", "fit"]
 
 
 def train_epoch(
@@ -174,6 +175,76 @@ def _num_outputs(model: nn.Module) -> int | None:
     return linears[-1].out_features if linears else None
 
 
+def train_epochs(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: Data,
+    epochs: int,
+    batch_size: int = 256,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    desc: str = "epoch",
+    task: str | Task = "classification",
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    last_epoch_hook: Callable[[Tensor], None] | None = None,
+) -> tuple[dict[str, float], float]:
+    """Run :func:`train_epoch` ``epochs`` times: the one epoch loop of :func:`fit` and of
+    Free-Evolve's rounds.
+
+    Parameters
+    ----------
+    model, optimizer, train, batch_size, generator, progress, task
+        As :func:`train_epoch` takes them; ``train`` is the whole data (tensors ``(x, y)``, a
+        Dataset or a DataLoader). The epochs continue ``generator``'s shuffling.
+    epochs : int
+        How many epochs (0 trains nothing).
+    desc : str
+        Progress-bar label, shown as ``"{desc} {epoch}/{epochs}"``.
+    on_epoch : callable, optional
+        ``on_epoch(epoch, stats)`` after every epoch, ``epoch`` counting from 1, ``stats`` that
+        epoch's training metrics (unprefixed); its time is not counted.
+    last_epoch_hook : callable, optional
+        Set as the model's ``activation_hook`` (a :class:`~ncg.model.FreeNet` passes it every
+        batch's neuron activations) during the last epoch only, and cleared after it, also when
+        the epoch raises.
+
+    Returns
+    -------
+    metrics : dict
+        The last epoch's training metrics, prefixed ``train_`` (empty for ``epochs=0``).
+    seconds : float
+        Wall-clock seconds spent in the epochs themselves.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> x, y = torch.randn(32, 3), torch.randint(0, 2, (32,))
+    >>> model = nn.Linear(3, 2)
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> metrics, seconds = train_epochs(model, opt, (x, y), 3, batch_size=8, generator=torch.Generator().manual_seed(0))
+    >>> sorted(metrics), seconds > 0
+    (['train_accuracy', 'train_loss'], True)
+    """
+    metrics: dict[str, float] = {}
+    seconds = 0.0
+    for epoch in range(1, epochs + 1):
+        if last_epoch_hook is not None and epoch == epochs:
+            model.activation_hook = last_epoch_hook
+        start = time.perf_counter()
+        try:
+            stats = train_epoch(model, optimizer, train, batch_size=batch_size, generator=generator,
+                                progress=progress, desc=f"{desc} {epoch}/{epochs}", task=task)
+        finally:
+            if last_epoch_hook is not None:
+                model.activation_hook = None
+        seconds += time.perf_counter() - start
+        metrics = {f"train_{k}": v for k, v in stats.items()}
+        if on_epoch is not None:
+            on_epoch(epoch, stats)
+    return metrics, seconds
+
+
 def fit(
     model: nn.Module,
     train: Data,
@@ -200,15 +271,12 @@ def fit(
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=stages[0][1] if stages else 1e-3)
     generator = generator or torch.Generator().manual_seed(seed)
     metrics: dict[str, float] = {}
-    done = 0
     for count, lr in stages:
         for group in optimizer.param_groups:
             group["lr"] = lr
-        for _ in range(count):
-            done += 1
-            stats = train_epoch(model, optimizer, train, batch_size=batch_size, generator=generator,
-                                progress=progress, desc=f"epoch {done}", task=task)
-            metrics = {f"train_{k}": v for k, v in stats.items()}
+        stage_metrics, _ = train_epochs(model, optimizer, train, count, batch_size=batch_size, generator=generator,
+                                        progress=progress, desc=f"lr {lr:g} epoch", task=task)
+        metrics = stage_metrics or metrics
     if val is not None:
         metrics.update({f"val_{k}": v for k, v in evaluate(model, val, task=task).items()})
-    return {**metrics, "epochs": done}
+    return {**metrics, "epochs": sum(count for count, _ in stages)}

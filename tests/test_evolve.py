@@ -425,6 +425,28 @@ def test_recording_during_training_uses_the_last_samples_of_the_epoch():
     np.testing.assert_allclose(co.joint, (fired.T @ fired / 70)[co.src, co.dst])
 
 
+def test_train_epochs_hooks_only_the_last_epoch_and_clears_the_hook():
+    from ncg.train import train_epochs
+
+    net = _net(NCG.complete(10, num_outputs=3, seed=0))
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    x, y = _toy_data(200)
+    seen, epochs = [], []
+    metrics, seconds = train_epochs(net, optimizer, (x, y), 3, batch_size=64,
+                                    on_epoch=lambda epoch, stats: epochs.append(epoch),
+                                    last_epoch_hook=lambda h: seen.append(h.shape[0]))
+    assert epochs == [1, 2, 3] and sum(seen) == 200 and net.activation_hook is None
+    assert sorted(metrics) == ["train_accuracy", "train_loss"] and seconds > 0
+
+    def failing(h):
+        raise RuntimeError("hook failed")
+
+    with pytest.raises(RuntimeError, match="hook failed"):
+        train_epochs(net, optimizer, (x, y), 1, last_epoch_hook=failing)
+    assert net.activation_hook is None
+    assert train_epochs(net, optimizer, (x, y), 0) == ({}, 0.0)
+
+
 def test_separate_recording_pass_still_available():
     _, history, _ = _evolve(record_during_training=False, rounds=1)
     assert history.rounds[1].count("prune_edge") > 0

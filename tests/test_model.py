@@ -71,6 +71,23 @@ def test_mlp_bridge_with_square_relu_and_linear_decoder():
     torch.testing.assert_close(net(x), mlp(x), atol=1e-5, rtol=1e-5)
 
 
+def test_mlp_graph_reads_the_layers():
+    from ncg.build import mlp_graph
+
+    mlp = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2), nn.Sigmoid())
+    read = mlp_graph(mlp)
+    assert (read.graph.num_neurons, read.graph.num_edges) == (9, 4 * 3 + 3 * 2)
+    assert read.graph.outputs.tolist() == [7, 8] and read.in_features == 5
+    assert (read.activation, read.output_activation) == ("tanh", "sigmoid")
+    torch.testing.assert_close(read.graph.weight[:12], mlp[2].weight.detach().flatten())
+    assert torch.equal(read.first_weight, mlp[0].weight.detach())
+    single = mlp_graph(nn.Sequential(nn.Linear(3, 2)))
+    assert single.activation is None and single.graph.num_edges == 0
+    assert FreeNet.from_mlp(nn.Sequential(nn.Linear(3, 2))).activation == "relu"
+    with pytest.raises(NCGError, match="mlp must be a non-empty nn.Sequential, got Linear"):
+        mlp_graph(nn.Linear(3, 2))
+
+
 def test_mlp_bridge_rejects_unsupported_modules():
     with pytest.raises(NCGError, match=r"mlp\[1\] is Dropout"):
         FreeNet.from_mlp(nn.Sequential(nn.Linear(3, 3), nn.Dropout(), nn.Linear(3, 1)))

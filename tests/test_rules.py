@@ -64,7 +64,7 @@ def test_rigl_regrows_the_highest_gradient_non_edges():
     x, y = _data()
     net = FreeNet(NCG.random_dag(10, density=0.3, num_outputs=3, seed=2), in_features=6, seed=0)
     ctx = ScoreContext(net.graph, None, net, (x, y), samples=256)
-    src, dst, score = GROW_SCORES["gradient"](ctx)
+    src, dst, score = GROW_SCORES["gradient"].score(ctx)
     edits = grow_edges(net.graph, src, dst, score, max_edits=3)
     best = np.argsort(-score)[:3]
     ids = net.neuron_ids.numpy()
@@ -189,7 +189,7 @@ def test_unknown_rules_are_named():
         EditBudget(decay="linear").validate()
     with pytest.raises(NCGError, match="needs a coactivation recording"):
         net = FreeNet(NCG.complete(4, num_outputs=1), in_features=2)
-        GROW_SCORES["coactivation"](ScoreContext(net.graph, None, net, _data(8, 2, 1)))
+        GROW_SCORES["coactivation"].score(ScoreContext(net.graph, None, net, _data(8, 2, 1)))
 
 
 def test_coactivation_weighted_magnitude_discounts_edges_between_neurons_that_do_not_fire_together():
@@ -212,7 +212,7 @@ def test_coactive_gradient_grows_only_pairs_that_fire_together():
     net = FreeNet(NCG.random_dag(12, density=0.3, num_outputs=3, seed=0), in_features=6, seed=0)
     co = record_coactivation(net, x)
     ctx = ScoreContext(net.graph, co, net, (x, y), tau=0.1)
-    src, dst, score = GROW_SCORES["coactive_gradient"](ctx)
+    src, dst, score = GROW_SCORES["coactive_gradient"].score(ctx)
     phi = co.score("phi")[co.pair_index(src, dst)]
     assert src.size and (phi > 0.1).all()
     assert np.allclose(score, np.abs(edge_gradients(net, x, y, src, dst)))
@@ -241,15 +241,15 @@ def test_imp_prunes_input_edges_of_a_whole_sparse_network():
 
 
 def test_every_rule_that_reads_coactivation_is_declared():
-    from ncg.evolve.rules import COACTIVATION_RULES, PRUNE_SCORES
+    from ncg.evolve.rules import PRUNE_SCORES
 
     x, y = _data()
     net = FreeNet(NCG.complete(6, num_outputs=3, seed=0), in_features=6, seed=0)
     ctx = ScoreContext(net.graph, None, net, (x, y), samples=32)
-    for name, rule in [*((n, r.score) for n, r in PRUNE_SCORES.items()), *GROW_SCORES.items()]:
+    for name, rule in [*PRUNE_SCORES.items(), *GROW_SCORES.items()]:
         try:
-            rule(ctx)
+            rule.score(ctx)
         except NCGError as error:
-            assert "needs a coactivation recording" in str(error) and name in COACTIVATION_RULES, name
+            assert "needs a coactivation recording" in str(error) and rule.needs_coactivation, name
         else:
-            assert name not in COACTIVATION_RULES, name
+            assert not rule.needs_coactivation, name

@@ -331,6 +331,9 @@ def test_analysis_errors(net):
         viz.plot_coactivation(coactivation, net)
     with pytest.raises(NCGError, match=r"image_shape \(5, 5\) has 25 pixels but the model has in_features=16"):
         viz.plot_receptive_fields(net, (5, 5))
+    for draw in (viz.draw_topology, viz.plot_degree_histograms, viz.plot_weight_histogram):
+        with pytest.raises(NCGError, match=f"{draw.__name__} expects an NCG or a FreeNet, got str"):
+            draw("graph.graphml")
 
 
 # ---------------------------------------------------------------------- run folder and CLI

@@ -29,10 +29,11 @@ from matplotlib.ticker import MaxNLocator
 from ncg.errors import NCGError
 from ncg.evolve.coactivation import Coactivation
 from ncg.graph import NCG
+from ncg.io._common import graph_of
 from ncg.model import FreeNet
 from ncg.schedule import topological_generations
 from ncg.figure import new_figure, save_figure
-from viz.figure import OUTPUT_STYLE, WEIGHT_CMAP, as_graph
+from viz.figure import OUTPUT_STYLE, WEIGHT_CMAP
 from viz.sample import MAX_NEURONS, sample_caption, sample_neurons
 
 __all__ = ["plot_coactivation", "plot_degree_histograms", "plot_weight_histogram", "plot_receptive_fields", "input_weights"]
@@ -87,7 +88,7 @@ def plot_coactivation(
     NCGError
         If the coactivation and the graph have different neuron counts.
     """
-    graph = as_graph(graph_or_model)
+    graph = graph_of(graph_or_model, "plot_coactivation")
     n = graph.num_neurons
     if coactivation.num_neurons != n:
         raise NCGError(
@@ -155,7 +156,7 @@ def plot_degree_histograms(
     Degree histograms stack hidden and output neurons; the generation panel is the depth
     profile (width of each generation; depth = number of generations - 1).
     """
-    graph = as_graph(graph_or_model)
+    graph = graph_of(graph_or_model, "plot_degree_histograms")
     n = graph.num_neurons
     src, dst = graph.edge_index.numpy()
     is_output = graph.roles.numpy() == NCG.OUTPUT
@@ -204,7 +205,7 @@ def plot_weight_histogram(
     Counts switch to a log scale when they span more than a factor 30, so tails stay visible;
     each panel's legend gives the count, mean, std and largest magnitude.
     """
-    graph = as_graph(graph_or_model)
+    graph = graph_of(graph_or_model, "plot_weight_histogram")
     values = {"edge weights": graph.weight.numpy(), "neuron biases": graph.bias.numpy()}
     if isinstance(graph_or_model, FreeNet) and graph_or_model.encoder is not None:
         values["encoder weights"] = graph_or_model.encoder.weight.detach().float().cpu().numpy().ravel()

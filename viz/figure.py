@@ -1,13 +1,15 @@
-"""What the drawing functions share: node markers, the edge colormap, and input coercion.
+"""What the drawing functions share: node markers and the edge colormap.
 
 The figures themselves come from :func:`ncg.figure.new_figure` (an Agg canvas, no pyplot) and are
 saved by :func:`ncg.figure.save_figure`.
 
+A drawing function that takes an NCG or a FreeNet reads its graph with
+:func:`ncg.io._common.graph_of`, as the readers and writers of :mod:`ncg.io` do.
+
 Examples
 --------
->>> from ncg import NCG
->>> as_graph(NCG.complete(3)).num_edges
-3
+>>> edge_cmap().N, HIDDEN_STYLE["marker"]
+(256, 'o')
 """
 from __future__ import annotations
 
@@ -15,11 +17,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import Colormap, ListedColormap
 
-from ncg.errors import NCGError
-from ncg.graph import NCG
-from ncg.model import FreeNet
-
-__all__ = ["as_graph", "edge_cmap", "HIDDEN_STYLE", "OUTPUT_STYLE", "INPUT_STYLE", "WEIGHT_CMAP"]
+__all__ = ["edge_cmap", "HIDDEN_STYLE", "OUTPUT_STYLE", "INPUT_STYLE", "WEIGHT_CMAP"]
 
 WEIGHT_CMAP = "RdBu_r"
 """Diverging colormap for signed values: blue negative, white zero, red positive."""
@@ -37,11 +35,3 @@ HIDDEN_STYLE = {"marker": "o", "color": "#3b3b3b", "label": "hidden neuron"}
 OUTPUT_STYLE = {"marker": "D", "color": "#f28e2b", "label": "output neuron"}
 INPUT_STYLE = {"marker": "s", "color": "#59a14f", "label": "input node"}  # holds an input feature
 
-
-def as_graph(graph_or_model: NCG | FreeNet) -> NCG:
-    """The NCG of ``graph_or_model`` (a model's :attr:`FreeNet.graph` snapshot)."""
-    if isinstance(graph_or_model, FreeNet):
-        return graph_or_model.graph
-    if isinstance(graph_or_model, NCG):
-        return graph_or_model
-    raise NCGError(f"expected an NCG or a FreeNet, got {type(graph_or_model).__name__}")

@@ -24,10 +24,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from ncg.graph import NCG
+from ncg.io._common import graph_of
 from ncg.model import FreeNet
 from ncg.schedule import topological_generations
 from ncg.figure import new_figure, save_figure
-from viz.figure import HIDDEN_STYLE, INPUT_STYLE, OUTPUT_STYLE, as_graph, edge_cmap
+from viz.figure import HIDDEN_STYLE, INPUT_STYLE, OUTPUT_STYLE, edge_cmap
 from viz.layout import edge_paths, generation_layout
 from viz.sample import MAX_NEURONS, induced_edges, sample_caption, sample_neurons
 
@@ -154,7 +155,7 @@ def draw_topology(
     >>> print(fig.axes[0].get_title().splitlines()[1])
     a fixed random sample of 100 of 418 neurons is drawn (all outputs included)
     """
-    graph = as_graph(graph_or_model)
+    graph = graph_of(graph_or_model, "draw_topology")
     n, num_edges = graph.num_neurons, graph.num_edges
     neurons = sample_neurons(n, max_neurons, keep=graph.outputs.numpy(), seed=seed)
     among, local = induced_edges(graph.edge_index.numpy(), n, neurons)

@@ -48,10 +48,10 @@ from ncg.evolve.coactivation import MEASURES, Coactivation, CoactivationRecorder
 from ncg.evolve.edits import EditSet
 from ncg.evolve.history import History, RoundRecord
 from ncg.evolve.operators import grow_edges, grow_neurons, prune_edges, remove_neurons
-from ncg.evolve.rules import COACTIVATION_RULES, GROW_SCORES, PRUNE_SCORES, ScoreContext, saliency_scores
+from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES, ScoreContext, saliency_scores
 from ncg.graph import NCG
 from ncg.tasks import get_task
-from ncg.train import evaluate, train_epoch
+from ncg.train import evaluate, train_epochs
 
 __all__ = ["EditBudget", "EvolveConfig", "FreeEvolve", "prune_fraction_to_reach", "saliency_scores"]
 
@@ -384,26 +384,18 @@ class FreeEvolve:
         ``seconds_per_step``: what a step cost this round, which follows the edges left by the
         edits; 0 for a loader of unknown length). The timing is kept apart from the metrics,
         which a seed fixes bit for bit."""
-        metrics: dict[str, float] = {}
-        seconds = 0.0
-        for epoch in range(epochs):
-            if epoch == epochs - 1:
-                self.model.activation_hook = last_epoch_hook
-            start = time.perf_counter()
-            try:
-                stats = train_epoch(
-                    self.model, self.optimizer, train, batch_size=self.config.batch_size,
-                    generator=self.generator, progress=self.config.progress,
-                    desc=f"{label} epoch {epoch + 1}/{epochs}", task=self.config.task,
-                )
-            finally:
-                self.model.activation_hook = None
-            seconds += time.perf_counter() - start
-            metrics = {f"train_{k}": v for k, v in stats.items()}
-            epoch_of_run = (len(self.history) - 1) * self.config.epochs_per_round + epoch + 1
+        first_epoch = (len(self.history) - 1) * self.config.epochs_per_round
+
+        def on_epoch(epoch: int, stats: dict[str, float]) -> None:
             for callback in self.callbacks:
                 if hasattr(callback, "on_epoch"):
-                    callback.on_epoch(self, epoch_of_run, stats)
+                    callback.on_epoch(self, first_epoch + epoch, stats)
+
+        metrics, seconds = train_epochs(
+            self.model, self.optimizer, train, epochs, batch_size=self.config.batch_size, generator=self.generator,
+            progress=self.config.progress, desc=f"{label} epoch", task=self.config.task, on_epoch=on_epoch,
+            last_epoch_hook=last_epoch_hook,
+        )
         if val is not None:
             metrics.update({f"val_{k}": v for k, v in evaluate(self.model, val, task=self.config.task).items()})
         steps = epochs * (train.num_batches(self.config.batch_size) or 0)
@@ -440,7 +432,7 @@ class FreeEvolve:
         )
         max_prune, max_add = cfg.budget.for_graph(graph, progress=(len(self.history) - 1) / max(1, cfg.rounds),
                                                   rounds_left=max(1, cfg.rounds - (len(self.history) - 1)))
-        src, dst, score = GROW_SCORES[cfg.grow_score](ctx) if max_add else GROW_SCORES["none"](ctx)
+        src, dst, score = GROW_SCORES[cfg.grow_score if max_add else "none"].score(ctx)
         if cfg.budget.regrow:  # hold the edge count: never prune more than the grow rule can replace
             max_prune = min(max_prune, src.size)
         elif (target := cfg.budget.target(graph)) is not None:  # land on the target with the adds there are
@@ -494,8 +486,8 @@ class FreeEvolve:
         start = time.perf_counter()
         label = f"round {len(self.history)}"
         needs_recording = cfg.evolve and (
-            cfg.remove_dead or {cfg.prune_score, cfg.grow_score} & COACTIVATION_RULES
-            or cfg.budget.grow_neurons > 0
+            cfg.remove_dead or PRUNE_SCORES[cfg.prune_score].needs_coactivation
+            or GROW_SCORES[cfg.grow_score].needs_coactivation or cfg.budget.grow_neurons > 0
         )
         coactivation = None
         if not needs_recording:

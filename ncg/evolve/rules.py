@@ -16,7 +16,9 @@ RigL               ``magnitude``        ``gradient``     constant, cosine-decayi
 
 Prune scores: low means "drop". Only ``coactivation`` is thresholded by ``tau`` (edges whose
 neurons fire together less than ``tau``); the others rank edges within the budget. Grow scores
-return candidate pairs ``(sources, targets, scores)`` in neuron indices, high means "add".
+return candidate pairs ``(sources, targets, scores)`` in neuron indices, high means "add". Each
+rule's entry (:class:`PruneRule`, :class:`GrowRule`) also declares whether it reads a
+coactivation recording (``needs_coactivation``), so the loop records one only for such rules.
 
 Examples
 --------
@@ -28,6 +30,8 @@ Examples
 (15,)
 >>> sorted(GROW_SCORES)
 ['coactivation', 'coactive_gradient', 'gradient', 'none', 'random']
+>>> sorted(name for name, rule in GROW_SCORES.items() if rule.needs_coactivation)
+['coactivation', 'coactive_gradient']
 """
 from __future__ import annotations
 
@@ -50,9 +54,9 @@ from ncg.tasks import Task, get_task
 __all__ = [
     "ScoreContext",
     "PruneRule",
+    "GrowRule",
     "PRUNE_SCORES",
     "GROW_SCORES",
-    "COACTIVATION_RULES",
     "saliency_scores",
     "edge_gradients",
 ]
@@ -201,10 +205,12 @@ def edge_gradients(
 
 class PruneRule(NamedTuple):
     """A prune score ``score(ctx) -> [E]`` (low = drop first); ``thresholded`` rules drop only
-    edges scored below ``tau``, the others rank every edge within the budget."""
+    edges scored below ``tau``, the others rank every edge within the budget;
+    ``needs_coactivation`` rules read ``ctx.coactivation`` (the loop records it for them)."""
 
     score: Callable[[ScoreContext], np.ndarray]
     thresholded: bool = False
+    needs_coactivation: bool = False
 
 
 def _coactivation_prune(ctx: ScoreContext) -> np.ndarray:
@@ -226,10 +232,10 @@ def _coactivation_magnitude_prune(ctx: ScoreContext) -> np.ndarray:
 
 
 PRUNE_SCORES: dict[str, PruneRule] = {
-    "coactivation": PruneRule(_coactivation_prune, thresholded=True),
+    "coactivation": PruneRule(_coactivation_prune, thresholded=True, needs_coactivation=True),
     "magnitude": PruneRule(_magnitude_prune),
     "saliency": PruneRule(_saliency_prune),
-    "coactivation_magnitude": PruneRule(_coactivation_magnitude_prune),
+    "coactivation_magnitude": PruneRule(_coactivation_magnitude_prune, needs_coactivation=True),
 }
 """Prune rules by name: Free-Evolve's Hebbian ``coactivation`` (tau-thresholded), the
 baselines ``magnitude`` (``|w|``) and ``saliency`` (``|w dL/dw|``), and
@@ -237,6 +243,15 @@ baselines ``magnitude`` (``|w|``) and ``saliency`` (``|w dL/dw|``), and
 neurons fire together (an edge between anti-correlated neurons goes first)."""
 
 Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class GrowRule(NamedTuple):
+    """A grow score ``score(ctx) -> (sources, targets, scores)``: candidate pairs in neuron
+    indices, high = add first; ``needs_coactivation`` rules read ``ctx.coactivation`` (the loop
+    records it for them)."""
+
+    score: Callable[[ScoreContext], Candidates]
+    needs_coactivation: bool = False
 
 
 def _coactivation_grow(ctx: ScoreContext) -> Candidates:
@@ -270,17 +285,14 @@ def _no_grow(ctx: ScoreContext) -> Candidates:
     return empty, empty, np.zeros(0)
 
 
-GROW_SCORES: dict[str, Callable[[ScoreContext], Candidates]] = {
-    "coactivation": _coactivation_grow,
-    "random": _random_grow,
-    "gradient": _gradient_grow,
-    "coactive_gradient": _coactive_gradient_grow,
-    "none": _no_grow,
+GROW_SCORES: dict[str, GrowRule] = {
+    "coactivation": GrowRule(_coactivation_grow, needs_coactivation=True),
+    "random": GrowRule(_random_grow),
+    "gradient": GrowRule(_gradient_grow),
+    "coactive_gradient": GrowRule(_coactive_gradient_grow, needs_coactivation=True),
+    "none": GrowRule(_no_grow),
 }
-"""Grow rules by name, each ``ctx -> (sources, targets, scores)`` over forward non-edges:
+"""Grow rules by name, each scoring ``ctx -> (sources, targets, scores)`` over forward non-edges:
 Hebbian ``coactivation`` (pairs firing together above ``tau``, Free-Evolve), ``random``
 (SET), ``gradient`` (``|dL/dw|`` at weight 0, RigL), ``coactive_gradient`` (RigL's gradient
 restricted to the pairs that fire together above ``tau``), ``none``."""
-
-COACTIVATION_RULES = frozenset({"coactivation", "coactivation_magnitude", "coactive_gradient"})
-"""The prune and grow rules that read a coactivation recording (the loop records for them)."""

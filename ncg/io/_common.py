@@ -1,4 +1,6 @@
-"""Node attributes shared by the networkx conversion and the GraphML writer."""
+"""What the readers, writers and figures share: the NCG of an argument that may be a graph or a
+model (:func:`graph_of`, also read by ``viz`` and :func:`ncg.io.summary`), and the node attributes
+of the networkx conversion and the GraphML writer."""
 from __future__ import annotations
 
 from typing import Any
@@ -44,8 +46,30 @@ def node_attributes(graph: NCG) -> list[dict[str, Any]]:
 
 
 def graph_of(value: Any, function: str) -> NCG:
-    """The NCG of an NCG or a FreeNet; :class:`~ncg.errors.NCGError` naming ``function`` and
-    the expected types otherwise."""
+    """The NCG of ``value``: an NCG itself, or a FreeNet's :attr:`~ncg.model.FreeNet.graph` snapshot.
+
+    Parameters
+    ----------
+    value : NCG or FreeNet
+    function : str
+        The public function that received ``value``, named in the error.
+
+    Raises
+    ------
+    NCGError
+        If ``value`` is neither, naming ``function`` and the type found.
+
+    Examples
+    --------
+    >>> from ncg import NCG, FreeNet
+    >>> graph = NCG.complete(3)
+    >>> graph_of(graph, "f") is graph, graph_of(FreeNet(graph, in_features=2), "f").num_edges
+    (True, 3)
+    >>> graph_of("x", "draw_topology")
+    Traceback (most recent call last):
+    ...
+    ncg.errors.NCGError: draw_topology expects an NCG or a FreeNet, got str
+    """
     if isinstance(value, NCG):
         return value
     graph = getattr(value, "graph", None)

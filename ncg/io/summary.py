@@ -1,8 +1,8 @@
 """Size and shape numbers of an NCG or a FreeNet."""
 from __future__ import annotations
 
-from ncg.errors import NCGError
 from ncg.graph import NCG
+from ncg.io._common import graph_of
 from ncg.model import FreeNet
 from ncg.schedule import topological_generations
 
@@ -50,14 +50,8 @@ def summary(graph_or_model: NCG | FreeNet) -> dict[str, int | float]:
     >>> numbers["graph_parameters"], numbers["parameters"]   # 7 edges + 6 biases; minus 3 input biases
     (13, 10)
     """
-    if isinstance(graph_or_model, FreeNet):
-        graph = graph_or_model.graph
-        parameters = graph_or_model.num_parameters()
-    elif isinstance(graph_or_model, NCG):
-        graph = graph_or_model
-        parameters = graph.num_edges + graph.num_neurons
-    else:
-        raise NCGError(f"summary expects an NCG or a FreeNet, got {type(graph_or_model).__name__}")
+    graph = graph_of(graph_or_model, "summary")
+    parameters = graph.num_edges + graph.num_neurons if graph is graph_or_model else graph_or_model.num_parameters()
     n, e = graph.num_neurons, graph.num_edges
     complete = n * (n - 1) // 2
     density = e / complete if complete else 1.0
