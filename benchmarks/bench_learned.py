@@ -58,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_forward import training_step  # noqa: E402
 from common import machine  # noqa: E402
 
-import ncg.evolve.loop as evolve_loop  # noqa: E402
+import ncg.train as train_module  # noqa: E402
 from ncg import FreeNet, load_freenet  # noqa: E402
 from ncg.batches import Batches, as_batches  # noqa: E402
 from ncg.build import sparse_start  # noqa: E402
@@ -337,7 +337,7 @@ def load_main_job():
 def recorded_epochs() -> Iterator[list[Epoch]]:
     """Every ``train_epoch`` call Free-Evolve makes in the block: its data, batch, optimiser
     settings and seconds."""
-    original = evolve_loop.train_epoch
+    original = train_module.train_epoch
     signature = inspect.signature(original)
     epochs: list[Epoch] = []
 
@@ -354,11 +354,11 @@ def recorded_epochs() -> Iterator[list[Epoch]]:
         epochs.append(epoch)
         return result
 
-    evolve_loop.train_epoch = timed
+    train_module.train_epoch = timed
     try:
         yield epochs
     finally:
-        evolve_loop.train_epoch = original
+        train_module.train_epoch = original
 
 
 def replay_on_mlp(epochs: list[Epoch]) -> list[float]:
