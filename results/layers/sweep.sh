@@ -17,6 +17,8 @@ run --datasets fashion-mnist --methods $(pair 10000 20000)
 run --datasets mnist --methods "sparse-granet$long@20000" "layered2-granet$long@20000"
 # 2b. bounded depth with skip connections (each layer feeds every later one) at 20k
 run --datasets mnist --methods skips2-granet@20000 skips3-granet@20000
+# 2c. Hebbian regrowth (gradual magnitude pruning, coactivation regrowth) layer-free and layered at 40k
+run --datasets mnist --methods sparse-gradual-hebbian@40000 layered1-gradual-hebbian@40000
 # 3. 40k parameters, then equal training FLOPs there (SET and RigL from a sparse start), then 80k
 run --datasets mnist fashion-mnist --methods $(pair 40000)
 run --datasets mnist --methods "sparse-set$flops" "sparse-rigl$flops" "layered1-set$flops" "layered1-rigl$flops"
