@@ -91,7 +91,7 @@ def sparse_start(
     f, h = num_inputs, num_hidden
     n = f + h + num_outputs
     constraint = {} if layers is None else _layer_constraint(f, h, num_outputs, layers, connect)
-    may_feed = _may_feed(n, f + h, constraint)
+    may_feed = _may_feed(f + h, constraint)
     sources, targets = [], []
     for j in range(f, n):
         pool = may_feed(j)
@@ -136,7 +136,7 @@ def _layer_constraint(f: int, h: int, k: int, layers: Sequence[int], connect: st
     return {"layer": layer_of_sizes(sizes), "allowed_layers": allowed_layers(len(sizes), connect)}
 
 
-def _may_feed(n: int, last_source: int, constraint: dict) -> Callable[[int], np.ndarray]:
+def _may_feed(last_source: int, constraint: dict) -> Callable[[int], np.ndarray]:
     """``pool(j)``: the nodes that may feed node ``j``, ascending: every earlier input and hidden
     neuron (outputs do not feed outputs), or, under a constraint, those of the layers allowed
     into ``j``'s layer."""

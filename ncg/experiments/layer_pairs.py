@@ -24,11 +24,13 @@ import math
 import re
 from collections.abc import Sequence
 
-from ncg.experiments.report import SIGNIFICANCE, confidence_interval, paired_comparison
+from ncg.experiments.report import SIGNIFICANCE, confidence_interval, format_interval, paired_comparison, paired_verdict
 
 __all__ = ["parse_method", "pair_rows", "pairs_table"]
 
 DEPTHS = (1, 2, 3)
+OUTCOMES = {"better": "layer-free wins", "worse": "layered wins", "tie": "tie"}
+"""How a paired verdict of the layer-free method against its best control reads in the table."""
 _NAME = re.compile(r"(?P<kind>sparse|layered(?P<depth>\d+))-(?P<rule>[a-z-]+(?:\[[^\]]*\])?)(?:@(?P<parameters>\d+))?")
 
 
@@ -102,14 +104,9 @@ def _mean_metric(rows: Sequence[dict], method: str, dataset: str) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def _shown(rows: Sequence[dict], method: str | None, dataset: str, scale: float) -> str:
-    if method is None:
-        return "–"
-    values = list(_values(rows, method, dataset).values())
-    if not values:
-        return "–"
-    mean, half = confidence_interval(values)
-    return f"{scale * mean:.2f}" + (f" ± {scale * half:.2f}" if math.isfinite(half) else "")
+def _shown(rows: Sequence[dict], method: str | None, dataset: str, metric: str) -> str:
+    values = [] if method is None else list(_values(rows, method, dataset).values())
+    return format_interval(*confidence_interval(values), metric) if values else "–"
 
 
 def pairs_table(rows: Sequence[dict]) -> str:
@@ -134,18 +131,16 @@ def pairs_table(rows: Sequence[dict]) -> str:
         dataset, free, best = pair["dataset"], pair["free"], pair["best"]
         higher = next(row["higher_is_better"] for row in rows if row["method"] == free)
         difference, p_value, _ = paired_comparison(_values(rows, free, dataset), _values(rows, best, dataset))
-        verdict = "tie"
-        if p_value < SIGNIFICANCE and difference != 0:
-            verdict = "layer-free wins" if (difference > 0) == higher else "layered wins"
+        outcome = OUTCOMES[paired_verdict(difference, p_value, higher)]
         depth = next(d for d, name in pair["layered"].items() if name == best)
         flops = [_mean_of(rows, name, dataset, "train_flops") / 1e9 for name in (free, best)]
         cells = [
-            dataset, pair["rule"], f"{pair['parameters']:,}", _shown(rows, free, dataset, scale),
-            *[_shown(rows, pair["layered"].get(d), dataset, scale) for d in DEPTHS],
-            f"{_shown(rows, best, dataset, scale)} ({depth})",
+            dataset, pair["rule"], f"{pair['parameters']:,}", _shown(rows, free, dataset, metric),
+            *[_shown(rows, pair["layered"].get(d), dataset, metric) for d in DEPTHS],
+            f"{_shown(rows, best, dataset, metric)} ({depth})",
             f"{scale * difference:+.2f}" if math.isfinite(difference) else "–",
-            f"{p_value:.2g}" if math.isfinite(p_value) else "–", verdict,
-            _shown(rows, pair["mlp"], dataset, scale),
+            f"{p_value:.2g}" if math.isfinite(p_value) else "–", outcome,
+            _shown(rows, pair["mlp"], dataset, metric),
             " / ".join(f"{f:,.1f}" if math.isfinite(f) else "–" for f in flops),
         ]
         lines.append("| " + " | ".join(cells) + " |")

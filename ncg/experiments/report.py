@@ -216,7 +216,15 @@ def paired_comparison(values: dict[int, float], baseline: dict[int, float]) -> t
     return difference, p_value, len(seeds)
 
 
-def _verdict(difference: float, p_value: float, higher_is_better: bool) -> str:
+def paired_verdict(difference: float, p_value: float, higher_is_better: bool) -> str:
+    """``better``, ``worse`` or ``tie``: a mean paired ``difference`` (method minus baseline) and
+    its p-value read at :data:`SIGNIFICANCE`.
+
+    Examples
+    --------
+    >>> paired_verdict(0.01, 0.02, True), paired_verdict(0.01, 0.02, False), paired_verdict(0.01, 0.2, True)
+    ('better', 'worse', 'tie')
+    """
     if not p_value < SIGNIFICANCE or difference == 0.0:
         return "tie"
     return "better" if (difference > 0) == higher_is_better else "worse"
@@ -329,7 +337,8 @@ def aggregate(rows: Sequence[dict]) -> list[dict]:
                 continue
             difference, p_value, _ = paired_comparison(by_seed[dataset, entry["method"]],
                                                        by_seed[dataset, strongest["method"]])
-            verdict = "baseline" if entry is strongest else _verdict(difference, p_value, entry["higher_is_better"])
+            verdict = ("baseline" if entry is strongest
+                       else paired_verdict(difference, p_value, entry["higher_is_better"]))
             entry.update(baseline=strongest["method"], diff_vs_baseline=difference, p_vs_baseline=p_value,
                          verdict=verdict)
     return aggregates
@@ -348,6 +357,19 @@ def _format_metric(value: float, metric: str) -> str:
     if not _finite(value):
         return "–"
     return f"{100 * value:.2f}" if _is_percent(metric) else f"{value:.2e}"
+
+
+def format_interval(mean: float, half: float, metric: str) -> str:
+    """``mean ± half`` of ``metric`` as the tables show it (accuracy in percent with 2 decimals,
+    other metrics in scientific notation); the mean alone when ``half`` is not finite.
+
+    Examples
+    --------
+    >>> format_interval(0.98091, 0.0008, "test_accuracy"), format_interval(0.5, math.nan, "test_mse")
+    ('98.09 ± 0.08', '5.00e-01')
+    """
+    shown = _format_metric(mean, metric)
+    return shown + " ± " + _format_metric(half, metric) if _finite(half) else shown
 
 
 def _format_count(value: float) -> str:
@@ -426,9 +448,7 @@ def markdown_table(aggregates: Sequence[dict], dataset: str | None = None) -> st
         lines = [f"### {name}", "", "| " + " | ".join(header) + " |",
                  "|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|"]
         for entry in entries:
-            shown = _format_metric(entry["mean"], metric)
-            if _finite(entry["ci95"]):
-                shown += " ± " + _format_metric(entry["ci95"], metric)
+            shown = format_interval(entry["mean"], entry["ci95"], metric)
             flops, wall = entry["train_flops"], entry["wall_seconds"]
             cells = [
                 f"**{entry['method']}**" if entry["candidate"] else entry["method"],
