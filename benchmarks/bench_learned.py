@@ -9,8 +9,10 @@ whole-main-job timing of section 3. Everything below is measured in this process
    (about its parameter count) and, where ``ncg.io.export`` provides them, the net exported as a
    ``torch.export`` program and as an ONNX Runtime session (each checked against the FreeNet's
    outputs first): inference at batch 1, 256 and 10,000 (``torch.inference_mode``) and the
-   training step at batch 256 (forward, cross-entropy, backward, Adam step), at one torch thread
-   and at the default thread count. Real MNIST samples (test images for inference, a seeded draw of
+   training step at batch 256 (forward, cross-entropy, backward, a step of ncg's fused Adam,
+   ``ncg.train.adam``, under the thread setting ncg's training loop gives it:
+   ``ncg.threads.step_threads``, one thread for the learned FreeNet's small step), at one torch
+   thread and at the default thread count. Real MNIST samples (test images for inference, a seeded draw of
    training images for the step). Each repeat times every model in turn at each thread count
    (round-robin after warm-up; at batch 1 and 256 the mean of a warm burst of calls, see
    ``BURSTS``); medians. GMAC/s counts multiply-adds per sample: the FreeNet's edges
@@ -55,17 +57,18 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_forward import training_step  # noqa: E402
 from common import machine  # noqa: E402
 
 import ncg.train as train_module  # noqa: E402
 from ncg import FreeNet, load_freenet  # noqa: E402
 from ncg.batches import Batches, as_batches  # noqa: E402
 from ncg.build import sparse_start  # noqa: E402
+from ncg.cost import macs_per_sample  # noqa: E402
 from ncg.experiments.report import write_marked_section  # noqa: E402
 from ncg.datasets import mnist  # noqa: E402
 from ncg.io import summary as graph_summary  # noqa: E402
-from ncg.train import train_epoch  # noqa: E402
+from ncg.threads import intra_op_threads, step_threads  # noqa: E402
+from ncg.train import adam, train_epoch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN_JOB = ROOT / "examples" / "evolve_mnist.py"
@@ -137,13 +140,20 @@ def mlp(hidden: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(INPUTS, hidden), nn.ReLU(), nn.Linear(hidden, CLASSES))
 
 
-def macs_per_sample(model: nn.Module) -> int:
-    """Multiply-adds of one sample's forward pass: a FreeNet's edges plus its linear encoder's and
-    decoder's weights; an MLP's weights."""
-    if isinstance(model, FreeNet):
-        linear = [m for m in (model.encoder, model.decoder) if isinstance(m, nn.Linear)]
-        return int(model.edge_index.shape[1]) + sum(m.weight.numel() for m in linear)
-    return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+def loop_step(module: nn.Module, x: Tensor, y: Tensor) -> Callable[[], None]:
+    """One training step as ncg's training loop runs it: forward, cross-entropy, backward and a
+    step of its Adam (``ncg.train.adam``), under the thread count it sets (``threads="auto"``:
+    one thread for a small FreeNet step, torch's setting otherwise)."""
+    optimizer, count = adam(module.parameters(), lr=1e-3), step_threads(module, x.shape[0])
+
+    def run() -> None:
+        with intra_op_threads(count):
+            loss = nn.functional.cross_entropy(module(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    return run
 
 
 def torch_inference(module: nn.Module) -> Callable[[int], Call]:
@@ -292,7 +302,7 @@ def time_row(models: list[Model], row: str, data: dict[str, Tensor], counts: lis
             if m.module is None:
                 notes.setdefault(m.name, "inference only")
                 continue
-            step = training_step(copy.deepcopy(m.module).train(), x, y)
+            step = loop_step(copy.deepcopy(m.module).train(), x, y)
             calls.update({(m.name, threads): step for threads in counts})
         return interleaved(calls, repeats, warmup), notes
     x = data["test_x"][:batch]
@@ -346,7 +356,7 @@ def recorded_epochs() -> Iterator[list[Epoch]]:
         bound.apply_defaults()
         a = bound.arguments
         group = a["optimizer"].param_groups[0]
-        hyper = {k: group[k] for k in ("lr", "betas", "eps", "weight_decay") if k in group}
+        hyper = {k: group[k] for k in ("lr", "betas", "eps", "weight_decay", "fused") if k in group}
         epoch = Epoch(a["desc"].rsplit(" epoch", 1)[0], a["x"], a["y"], a["batch_size"], type(a["optimizer"]), hyper)
         start = time.perf_counter()
         result = original(*args, **kwargs)
@@ -383,7 +393,7 @@ def warm_up(x: Tensor, y: Tensor) -> None:
     the evaluator's kernels, first allocations) are charged to neither side of the comparison."""
     small = FreeNet(sparse_start(INPUTS, 16, CLASSES, density=1.0, seed=0), in_features=INPUTS, seed=0)
     for model in (small, mlp(512)):
-        step = training_step(model, x, y)
+        step = loop_step(model, x, y)
         for _ in range(3):
             step()
 

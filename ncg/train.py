@@ -36,18 +36,40 @@ Examples
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ncg.batches import Check, Data, as_batches
+from ncg.batches import Batches, Check, Data, as_batches
 from ncg.distributed import all_gather, all_reduce_gradients, world
 from ncg.errors import NCGError, NonFiniteError
 from ncg.tasks import Task, get_task
+from ncg.threads import Threads, intra_op_threads, resolve_threads
 
-__all__ = ["train_epoch", "train_epochs", "evaluate", "fit"]
+__all__ = ["adam", "train_epoch", "train_epochs", "evaluate", "fit"]
+
+
+FUSED_DEVICES = ("cpu", "cuda")
+"""Devices on which :func:`adam` fuses the update into one kernel per parameter."""
+
+
+def adam(parameters: Iterable[nn.Parameter], lr: float = 1e-3, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """The Adam that ncg's training loops create: ``torch.optim.Adam`` with ``fused=True`` where
+    every parameter is on a device that has the fused kernel (CPU, CUDA), else the default.
+
+    The update is Adam's, computed in one vectorised kernel per parameter instead of ~10 ops:
+    on the 545k edge weights of the main job's complete start one step took 0.32 ms instead of
+    2.3 ms (AMD EPYC, one thread), 0.05 instead of 0.14 ms on the 40k of the learned net.
+
+    >>> opt = adam(torch.nn.Linear(3, 2).parameters(), lr=1e-2)
+    >>> opt.defaults["fused"], opt.defaults["lr"]
+    (True, 0.01)
+    """
+    parameters = list(parameters)
+    fused = bool(parameters) and all(p.device.type in FUSED_DEVICES for p in parameters)
+    return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
 def train_epoch(
@@ -60,11 +82,15 @@ def train_epoch(
     progress: bool = False,
     desc: str = "train",
     task: str | Task = "classification",
+    threads: Threads = "auto",
 ) -> dict[str, float]:
     """One pass over ``(x, y)`` in shuffled mini-batches, minimising ``task``'s loss.
 
     ``x`` may also be the whole data: ``(x, y)``, a Dataset or a DataLoader (``y`` omitted;
     a DataLoader's own batches and order are used, ``batch_size`` and ``generator`` ignored).
+    ``threads`` sets torch's intra-op threads for the epoch (:mod:`ncg.threads`): ``"auto"``
+    runs a small FreeNet's steps on one thread, a count pins it, ``None`` leaves torch's setting;
+    torch's setting is restored afterwards.
     Returns the task's metrics over the epoch (e.g. mean loss and accuracy). Raises
     :class:`~ncg.errors.NonFiniteError` at the end of the epoch if the loss is NaN or infinite,
     and :class:`~ncg.errors.NCGError` if the data yields no batch.
@@ -78,11 +104,29 @@ def train_epoch(
         raise NCGError(f"batch_size={batch_size} and {n} samples leave some of the {size} ranks "
                        "without a sample of the first batch; use a batch of at least one sample per rank")
     model.train()
+    step_batch = getattr(data.loader, "batch_size", None) or batch_size
+    with intra_op_threads(resolve_threads(threads, model, step_batch)):
+        seen, totals = _train_pass(model, optimizer, data, batch_size, generator, task, device,
+                                   tqdm_args={"desc": desc, "disable": not progress or rank > 0, "leave": False})
+    if not seen:
+        raise NCGError("training data yielded no batch: it is empty, or a one-shot iterator that an earlier "
+                       "epoch used up (pass a Dataset or a DataLoader, which start over every epoch)")
+    metrics = task.reduce(_merge_ranks(task, totals), seen)
+    loss = metrics.get("loss", 0.0)
+    if loss != loss or loss in (float("inf"), float("-inf")):
+        raise NonFiniteError(f"training loss became {loss}; lower the learning rate")
+    return metrics
+
+
+def _train_pass(model: nn.Module, optimizer: torch.optim.Optimizer, data: Batches, batch_size: int,
+                generator: torch.Generator | None, task: Task, device: torch.device, tqdm_args: dict
+                ) -> tuple[int, dict[str, float]]:
+    """The steps of one epoch: samples seen (over every rank) and this rank's metric sums."""
+    size = world()[1]
     batches = data.shuffled(batch_size, generator, check=_checker(task, model, device))
     totals: dict[str, float] = {}
     seen = 0
-    for batch in tqdm(batches, total=data.num_batches(batch_size), desc=desc, disable=not progress or rank > 0,
-                      leave=False):
+    for batch in tqdm(batches, total=data.num_batches(batch_size), **tqdm_args):
         optimizer.zero_grad(set_to_none=True)
         output = loss = None
         if batch.x is not None:
@@ -100,14 +144,7 @@ def train_epoch(
         if output is not None:
             task.merge(totals, task.metric_sums(output.detach(), yb))
         seen += batch.total
-    if not seen:
-        raise NCGError("training data yielded no batch: it is empty, or a one-shot iterator that an earlier "
-                       "epoch used up (pass a Dataset or a DataLoader, which start over every epoch)")
-    metrics = task.reduce(_merge_ranks(task, totals), seen)
-    loss = metrics.get("loss", 0.0)
-    if loss != loss or loss in (float("inf"), float("-inf")):
-        raise NonFiniteError(f"training loss became {loss}; lower the learning rate")
-    return metrics
+    return seen, totals
 
 
 @torch.no_grad()
@@ -187,13 +224,14 @@ def train_epochs(
     task: str | Task = "classification",
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     last_epoch_hook: Callable[[Tensor], None] | None = None,
+    threads: Threads = "auto",
 ) -> tuple[dict[str, float], float]:
     """Run :func:`train_epoch` ``epochs`` times: the one epoch loop of :func:`fit` and of
     Free-Evolve's rounds.
 
     Parameters
     ----------
-    model, optimizer, train, batch_size, generator, progress, task
+    model, optimizer, train, batch_size, generator, progress, task, threads
         As :func:`train_epoch` takes them; ``train`` is the whole data (tensors ``(x, y)``, a
         Dataset or a DataLoader). The epochs continue ``generator``'s shuffling.
     epochs : int
@@ -234,7 +272,7 @@ def train_epochs(
         start = time.perf_counter()
         try:
             stats = train_epoch(model, optimizer, train, batch_size=batch_size, generator=generator,
-                                progress=progress, desc=f"{desc} {epoch}/{epochs}", task=task)
+                                progress=progress, desc=f"{desc} {epoch}/{epochs}", task=task, threads=threads)
         finally:
             if last_epoch_hook is not None:
                 model.activation_hook = None
@@ -256,26 +294,28 @@ def fit(
     optimizer: torch.optim.Optimizer | None = None,
     progress: bool = False,
     generator: torch.Generator | None = None,
+    threads: Threads = "auto",
 ) -> dict[str, float]:
-    """Train ``model`` with Adam through stages of ``(epochs, learning_rate)``.
+    """Train ``model`` with Adam (:func:`adam`, unless ``optimizer`` is given) through stages of
+    ``(epochs, learning_rate)``.
 
     The plain-training baseline: ``epochs=[(8, 1e-3), (3, 2e-4)]`` is the main job's budget.
     ``train`` and ``val`` are tensors ``(x, y)``, Datasets or DataLoaders (:mod:`ncg.batches`).
     Shuffling is fixed by ``seed`` (or continues ``generator``, and an ``optimizer`` passed in
-    keeps its state, so two calls can make one run). Returns the last epoch's training metrics (prefixed
+    keeps its state, so two calls can make one run). ``threads`` is :func:`train_epoch`'s. Returns the last epoch's training metrics (prefixed
     ``train_``), the validation metrics (``val_``) if ``val`` is given, and ``epochs``.
     """
     stages = [(int(n), float(lr)) for n, lr in epochs]
     if any(n < 0 or lr <= 0 for n, lr in stages):
         raise NCGError(f"epochs must be (count >= 0, learning rate > 0) pairs, got {stages}")
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=stages[0][1] if stages else 1e-3)
+    optimizer = optimizer or adam(model.parameters(), lr=stages[0][1] if stages else 1e-3)
     generator = generator or torch.Generator().manual_seed(seed)
     metrics: dict[str, float] = {}
     for count, lr in stages:
         for group in optimizer.param_groups:
             group["lr"] = lr
         stage_metrics, _ = train_epochs(model, optimizer, train, count, batch_size=batch_size, generator=generator,
-                                        progress=progress, desc=f"lr {lr:g} epoch", task=task)
+                                        progress=progress, desc=f"lr {lr:g} epoch", task=task, threads=threads)
         metrics = stage_metrics or metrics
     if val is not None:
         metrics.update({f"val_{k}": v for k, v in evaluate(model, val, task=task).items()})

@@ -425,6 +425,36 @@ def test_recording_during_training_uses_the_last_samples_of_the_epoch():
     np.testing.assert_allclose(co.joint, (fired.T @ fired / 70)[co.src, co.dst])
 
 
+@pytest.mark.parametrize("dense_max_neurons", [4096, 2])  # the dense GEMM mode and the sampled-pairs mode
+def test_a_rates_only_recording_has_the_same_firing_rates_and_no_pair(dense_max_neurons):
+    net = _net(NCG.random_dag(12, density=0.4, num_outputs=3, seed=1))
+    x, _ = _toy_data(90)
+    both = record_coactivation(net, x, batch_size=32, dense_max_neurons=dense_max_neurons)
+    rates = record_coactivation(net, x, batch_size=32, dense_max_neurons=dense_max_neurons, pairs=False)
+    assert both.num_pairs > 0 and rates.num_pairs == 0 and rates.num_samples == both.num_samples == 90
+    np.testing.assert_array_equal(rates.firing_rate, both.firing_rate)
+    assert rates.remap(np.array([0, 2, -1])).num_pairs == 0
+
+
+@pytest.mark.parametrize(("prune", "grow", "pairs"), [("magnitude", "gradient", False), ("magnitude", "coactivation", True),
+                                                      ("coactivation", "random", True)])
+def test_a_round_records_pairs_only_for_rules_that_read_them(monkeypatch, prune, grow, pairs):
+    from ncg.evolve import coactivation
+
+    made = []
+    original = coactivation.CoactivationRecorder.__init__
+
+    def spy(self, *args, **kwargs):
+        made.append(kwargs.get("pairs", True))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(coactivation.CoactivationRecorder, "__init__", spy)
+    net = _net(NCG.complete(10, num_outputs=3, seed=0))
+    x, y = _toy_data(96)
+    record = FreeEvolve(net, EvolveConfig(rounds=1, prune_score=prune, grow_score=grow, batch_size=32)).step((x, y))
+    assert made == [pairs] and record.num_edges > 0
+
+
 def test_train_epochs_hooks_only_the_last_epoch_and_clears_the_hook():
     from ncg.train import train_epochs
 

@@ -51,7 +51,7 @@ from ncg.evolve.operators import grow_edges, grow_neurons, prune_edges, remove_n
 from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES, ScoreContext, saliency_scores
 from ncg.graph import NCG
 from ncg.tasks import get_task
-from ncg.train import evaluate, train_epochs
+from ncg.train import adam, evaluate, train_epochs
 
 __all__ = ["EditBudget", "EvolveConfig", "FreeEvolve", "prune_fraction_to_reach", "saliency_scores"]
 
@@ -340,9 +340,7 @@ class FreeEvolve:
     ) -> None:
         self.model = model
         self.config = (config or EvolveConfig()).validate()
-        self.optimizer = optimizer or torch.optim.Adam(
-            model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
-        )
+        self.optimizer = optimizer or adam(model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
         self.callbacks = list(callbacks or [])
         self.history = History()
         self.generator = torch.Generator().manual_seed(self.config.seed)
@@ -458,15 +456,16 @@ class FreeEvolve:
         bound = 1.0 / np.sqrt(np.maximum(in_degree[targets], 1))
         return rng.uniform(-1.0, 1.0, targets.size) * bound
 
-    def _tail_recorder(self, num_samples: int | None) -> tuple[CoactivationRecorder, Callable[[Tensor], None]]:
-        """A recorder and a hook that feeds it the last ``record_samples`` of an epoch of
-        ``num_samples`` samples (this rank's share of them when data-parallel)."""
+    def _tail_recorder(self, num_samples: int | None, pairs: bool = True) -> tuple[CoactivationRecorder, Callable[[Tensor], None]]:
+        """A recorder (of pairs, or of firing rates alone) and a hook that feeds it the last
+        ``record_samples`` of an epoch of ``num_samples`` samples (this rank's share of them when
+        data-parallel)."""
         cfg = self.config
         if num_samples is None:
             raise NCGError("EvolveConfig.record_during_training=True records the last record_samples samples of "
                            "each round, so it needs the samples per epoch, but the training data does not tell "
                            "(a loader without a sized sampler); pass record_during_training=False")
-        recorder = CoactivationRecorder(self.model, cfg.firing_threshold, seed=cfg.seed + len(self.history))
+        recorder = CoactivationRecorder(self.model, cfg.firing_threshold, seed=cfg.seed + len(self.history), pairs=pairs)
         skip = local_samples_before(num_samples, cfg.batch_size, max(0, num_samples - cfg.record_samples))
         seen = 0
 
@@ -485,15 +484,14 @@ class FreeEvolve:
         train, val = _as_data(train, val)
         start = time.perf_counter()
         label = f"round {len(self.history)}"
-        needs_recording = cfg.evolve and (
-            cfg.remove_dead or PRUNE_SCORES[cfg.prune_score].needs_coactivation
-            or GROW_SCORES[cfg.grow_score].needs_coactivation or cfg.budget.grow_neurons > 0
-        )
+        needs_pairs = (PRUNE_SCORES[cfg.prune_score].needs_coactivation
+                       or GROW_SCORES[cfg.grow_score].needs_coactivation or cfg.budget.grow_neurons > 0)
+        needs_recording = cfg.evolve and (cfg.remove_dead or needs_pairs)
         coactivation = None
         if not needs_recording:
             metrics, timing = self._train(train, val, cfg.epochs_per_round, label)
         elif cfg.record_during_training and cfg.epochs_per_round > 0:
-            recorder, hook = self._tail_recorder(train.num_samples)
+            recorder, hook = self._tail_recorder(train.num_samples, pairs=needs_pairs)
             metrics, timing = self._train(train, val, cfg.epochs_per_round, label, last_epoch_hook=hook)
             recorder.sum_over_ranks()
             coactivation = recorder.result()
@@ -501,7 +499,7 @@ class FreeEvolve:
             metrics, timing = self._train(train, val, cfg.epochs_per_round, label)
             coactivation = record_coactivation(
                 self.model, train, threshold=cfg.firing_threshold, max_samples=cfg.record_samples,
-                seed=cfg.seed + len(self.history), progress=cfg.progress, across_ranks=True,
+                seed=cfg.seed + len(self.history), progress=cfg.progress, across_ranks=True, pairs=needs_pairs,
             )
         edits = self.propose(coactivation, train) if cfg.evolve else EditSet.empty()
         graph, maps = apply_edits(self.model.graph, edits, unreachable="ignore")

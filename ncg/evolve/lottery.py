@@ -32,7 +32,7 @@ from ncg.evolve.apply import apply_edits
 from ncg.evolve.operators import prune_edges
 from ncg.graph import NCG
 from ncg.tasks import Task
-from ncg.train import fit
+from ncg.train import adam, fit
 
 __all__ = ["iterative_magnitude_pruning", "stages_after", "stages_before"]
 
@@ -105,7 +105,7 @@ def iterative_magnitude_pruning(
         raise NCGError(f"target_edges must be in [0, {model.edge_index.shape[1]}], got {target_edges}")
     # The dense run is one run of the whole schedule (one optimiser, one shuffling), paused
     # after ``rewind_epochs`` to take the weights the tickets rewind to.
-    optimizer = torch.optim.Adam(model.parameters())
+    optimizer = adam(model.parameters())
     generator = torch.Generator().manual_seed(seed)
     fit(model, train, None, stages_before(epochs, rewind_epochs), batch_size, task=task, optimizer=optimizer,
         generator=generator)

@@ -63,6 +63,7 @@ import torch
 from torch import nn
 
 from ncg.build import sparse_start
+from ncg.cost import freenet_macs, macs_per_sample
 from ncg.errors import NCGError
 from ncg.evolve.lottery import iterative_magnitude_pruning
 from ncg.evolve.loop import EditBudget, EvolveConfig, FreeEvolve
@@ -265,26 +266,10 @@ def _random(setting: Setting, seed: int) -> FreeNet:
 
 
 # ---------------------------------------------------------------------------------- trainers
-def connections(model: nn.Module) -> int:
-    """Multiply-adds per sample of a forward pass: every weight of an MLP; encoder entries,
-    edges and decoder weights of a FreeNet (edges counted as a sparse evaluator would)."""
-    if isinstance(model, FreeNet):
-        return _freenet_macs(model, model.num_neurons, int(model.edge_index.shape[1]))
-    return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
-
-
-def _freenet_macs(model: FreeNet, neurons: int, edges: int) -> int:
-    """Multiply-adds per sample of ``model`` when it had ``neurons`` neurons and ``edges`` edges:
-    the encoder (none when inputs are graph edges), the edges, the decoder."""
-    encoder = 0 if model.encoder_kind == "graph" else model.in_features * neurons
-    decoder = sum(p.numel() for n, p in model.decoder.named_parameters() if n == "weight")
-    return encoder + edges + decoder
-
-
 def _plain(model: nn.Module, setting: Setting, train: tuple, val: tuple, seed: int) -> Trained:
     b = setting.budget
     metrics = fit(model, train, val, b.stages, b.batch_size, seed, setting.task)
-    return Trained(metrics, metrics.pop("epochs"), [(b.epochs, connections(model))])
+    return Trained(metrics, metrics.pop("epochs"), [(b.epochs, macs_per_sample(model))])
 
 
 def evolve_config(setting: Setting, seed: int, rounds: int | None = None, **overrides) -> EvolveConfig:
@@ -315,7 +300,7 @@ def _evolving(configure: Callable[[Setting, int], EvolveConfig]) -> Trainer:
         segments = []
         for before, record in zip(history.rounds, history.rounds[1:]):
             epochs = config.final_epochs if record.phase == "finetune" else config.epochs_per_round
-            segments.append((epochs, _freenet_macs(model, before.num_neurons, before.num_edges)))
+            segments.append((epochs, freenet_macs(model, before.num_neurons, before.num_edges)))
         metrics = dict(history.rounds[-1].metrics)
         totals = history.totals()
         return Trained(metrics, sum(e for e, _ in segments), segments,
@@ -336,7 +321,7 @@ def _imp(target: Callable[[Setting], int]) -> Trainer:
             model, train, val, target_edges=edges, cycles=b.imp_cycles, epochs=b.stages,
             rewind_epochs=1 if b.epochs > 1 else 0, batch_size=b.batch_size, seed=seed, task=setting.task,
         )
-        segments = [(epochs, _freenet_macs(model, model.num_neurons, edges)) for epochs, edges in result.pop("segments")]
+        segments = [(epochs, freenet_macs(model, model.num_neurons, edges)) for epochs, edges in result.pop("segments")]
         return Trained(result, result.pop("epochs"), segments)
 
     return train_

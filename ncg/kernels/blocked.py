@@ -66,6 +66,20 @@ def _steps(plan: Plan) -> list[tuple[int, int, int]]:
     return steps
 
 
+def _sparse_weights(weight: Tensor, plan: Plan) -> Tensor:
+    """The edge weights in CSR slot order, gathered only where a sparse block reads them (the
+    other slots stay 0): in a mostly dense plan, such as a complete start whose one sparse block
+    is the input nodes, that skips a gather of every edge per step."""
+    if "sparse" not in plan.kinds:
+        return weight.new_zeros(0)
+    if plan.sparse_slots is None:
+        return weight.index_select(0, plan.csr_edge)
+    w_csr = weight.new_zeros(plan.csr_edge.numel())
+    if plan.sparse_slots.numel():
+        w_csr[plan.sparse_slots] = weight[plan.csr_edge[plan.sparse_slots]]
+    return w_csr
+
+
 def _evaluate(z: Tensor, weight: Tensor, codes: Tensor, plan: Plan) -> tuple[Tensor, Tensor | None, tuple]:
     """Run the plan over ``z`` (``u`` in, the pre-activations out); returns ``h``, ``z`` if the
     backward needs it (else None) and what else the backward needs.
@@ -77,7 +91,7 @@ def _evaluate(z: Tensor, weight: Tensor, codes: Tensor, plan: Plan) -> tuple[Ten
     h = torch.empty_like(z) if keep_z else z
     dense = weight.new_zeros(plan.dense_cells)
     dense.index_copy_(0, plan.dense_flat, weight if plan.dense_edge is None else weight[plan.dense_edge])
-    w_csr = weight.index_select(0, plan.csr_edge) if "sparse" in plan.kinds else weight.new_zeros(0)
+    w_csr = _sparse_weights(weight, plan)
     steps = _steps(plan)
     for k, start, end in steps:
         if k < 0:
