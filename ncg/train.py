@@ -302,8 +302,9 @@ def fit(
     The plain-training baseline: ``epochs=[(8, 1e-3), (3, 2e-4)]`` is the main job's budget.
     ``train`` and ``val`` are tensors ``(x, y)``, Datasets or DataLoaders (:mod:`ncg.batches`).
     Shuffling is fixed by ``seed`` (or continues ``generator``, and an ``optimizer`` passed in
-    keeps its state, so two calls can make one run). ``threads`` is :func:`train_epoch`'s. Returns the last epoch's training metrics (prefixed
-    ``train_``), the validation metrics (``val_``) if ``val`` is given, and ``epochs``.
+    keeps its state, so two calls can make one run). ``threads`` is :func:`train_epoch`'s.
+    Returns the last epoch's training metrics (prefixed ``train_``), the validation metrics
+    (``val_``) if ``val`` is given, and ``epochs``.
     """
     stages = [(int(n), float(lr)) for n, lr in epochs]
     if any(n < 0 or lr <= 0 for n, lr in stages):

@@ -436,8 +436,9 @@ def test_a_rates_only_recording_has_the_same_firing_rates_and_no_pair(dense_max_
     assert rates.remap(np.array([0, 2, -1])).num_pairs == 0
 
 
-@pytest.mark.parametrize(("prune", "grow", "pairs"), [("magnitude", "gradient", False), ("magnitude", "coactivation", True),
-                                                      ("coactivation", "random", True)])
+@pytest.mark.parametrize(("prune", "grow", "pairs"), [
+    ("magnitude", "gradient", False), ("magnitude", "coactivation", True), ("coactivation", "random", True),
+])
 def test_a_round_records_pairs_only_for_rules_that_read_them(monkeypatch, prune, grow, pairs):
     from ncg.evolve import coactivation
 

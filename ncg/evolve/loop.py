@@ -456,7 +456,8 @@ class FreeEvolve:
         bound = 1.0 / np.sqrt(np.maximum(in_degree[targets], 1))
         return rng.uniform(-1.0, 1.0, targets.size) * bound
 
-    def _tail_recorder(self, num_samples: int | None, pairs: bool = True) -> tuple[CoactivationRecorder, Callable[[Tensor], None]]:
+    def _tail_recorder(self, num_samples: int | None, pairs: bool = True
+                       ) -> tuple[CoactivationRecorder, Callable[[Tensor], None]]:
         """A recorder (of pairs, or of firing rates alone) and a hook that feeds it the last
         ``record_samples`` of an epoch of ``num_samples`` samples (this rank's share of them when
         data-parallel)."""
@@ -465,7 +466,8 @@ class FreeEvolve:
             raise NCGError("EvolveConfig.record_during_training=True records the last record_samples samples of "
                            "each round, so it needs the samples per epoch, but the training data does not tell "
                            "(a loader without a sized sampler); pass record_during_training=False")
-        recorder = CoactivationRecorder(self.model, cfg.firing_threshold, seed=cfg.seed + len(self.history), pairs=pairs)
+        recorder = CoactivationRecorder(self.model, cfg.firing_threshold, seed=cfg.seed + len(self.history),
+                                        pairs=pairs)
         skip = local_samples_before(num_samples, cfg.batch_size, max(0, num_samples - cfg.record_samples))
         seen = 0
 

@@ -169,13 +169,14 @@ class _GraphInputDAG(torch.autograd.Function):
     def forward(ctx, x: Tensor, bias: Tensor, weight: Tensor, codes: Tensor, plan: Plan, input_pos: Tensor,
                 in_order: bool, push_from: int, rows: Tensor | None) -> Tensor:
         z = bias.new_empty(bias.shape[0], x.shape[0])  # never a view of bias (at batch 1 expand would be)
-        z.copy_(bias.unsqueeze(1))
+        lead = input_pos.numel() if in_order else 0  # the inputs are rows 0..F-1: no bias to write there
+        z[lead:].copy_(bias[lead:].unsqueeze(1))
         if in_order:
-            z[:input_pos.numel()].copy_(x.t())  # a blocked transpose, 3x faster than index_copy_ of x.t()
+            z[:lead].copy_(x.t())  # a blocked transpose, 3x faster than index_copy_ of x.t()
         else:
             z.index_copy_(0, input_pos, x.t())
         h = _run(ctx, z, weight, codes, plan, push_from)
-        ctx.input_pos, ctx.rows = input_pos, rows
+        ctx.input_pos, ctx.rows, ctx.lead = input_pos, rows, lead
         return h if rows is None else h.index_select(0, rows)
 
     @staticmethod
@@ -191,7 +192,8 @@ class _GraphInputDAG(torch.autograd.Function):
         dx = g.index_select(0, ctx.input_pos).t() if need_x else None
         dbias = None
         if need_bias:  # an input node's bias is unused: no gradient
-            dbias = g.sum(1)
+            dbias = g.new_zeros(g.shape[0])
+            torch.sum(g[ctx.lead:], 1, out=dbias[ctx.lead:])
             dbias[ctx.input_pos] = 0
         return dx, dbias, dw, None, None, None, None, None, None
 
