@@ -36,14 +36,17 @@ __all__ = ["topological_generations", "find_cycle", "Plan", "build_plan", "block
 MODES = ("auto", "dense", "sparse")
 """How :func:`build_plan` evaluates blocks: chosen per block, or all dense, or all sparse."""
 
-DENSE_MIN_DENSITY = 0.4
+DENSE_MIN_DENSITY = 0.5
 """``auto`` makes a block dense when at least this fraction of the pairs it could receive
 (earlier positions in its span, and forward pairs inside it) are edges: about where BLAS GEMMs
-overtake the compiled sparse pass in a training step at batch 256 (AMD EPYC, AVX-512, 2026-12-04):
-random DAGs of 512 and 2,048 neurons at density 0.2-0.3 stepped 1.4-1.8x faster all sparse, and
-ties came at 0.4-0.45 on one thread; whole-network graphs (784 input nodes, 517 neurons) at
-density 0.16-0.32 stepped 1.5-1.8x faster all sparse on one and two threads. The earlier 0.15
-predates the edge-gradient kernel that reduces sixteen edges at a time."""
+overtake the compiled sparse pass in a training step at batch 256 (AMD EPYC, AVX-512, 2026-12-04).
+The main job's own nets decide it: after its first prune (210k edges) the step took 9.5 ms all
+sparse against 12.9 ms with its four densest blocks (40-50%) as slabs on one thread, 8.9 against
+10.2 ms on two; after the second (105k), 6.2 against 8.4 ms. Random DAGs agree up to ~0.45 (512
+and 2,048 neurons at density 0.2-0.3 stepped 1.4-1.8x faster all sparse) and split around 0.5
+(784 input nodes + 517 neurons at density 0.5: all sparse 11.3 against 13.0 ms on one thread,
+10.5 against 8.7 ms on two). The earlier 0.15 predates the edge-gradient kernel that reduces
+sixteen edges at a time."""
 
 DENSE_MAX_CELLS = 1 << 24
 """``auto`` never makes a block dense whose weight slab would hold more entries than this
