@@ -31,9 +31,10 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
-    """A closure running one forward + backward + Adam step."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, make_optimizer=torch.optim.Adam):
+    """A closure running one forward + backward + optimiser step (``make_optimizer(params,
+    lr=1e-3)``, torch's Adam by default)."""
+    optimizer = make_optimizer(model.parameters(), lr=1e-3)
 
     def step() -> None:
         loss = nn.functional.cross_entropy(model(x), y)

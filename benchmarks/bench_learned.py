@@ -57,6 +57,7 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_forward import training_step  # noqa: E402
 from common import machine  # noqa: E402
 
 import ncg.train as train_module  # noqa: E402
@@ -144,14 +145,11 @@ def loop_step(module: nn.Module, x: Tensor, y: Tensor) -> Callable[[], None]:
     """One training step as ncg's training loop runs it: forward, cross-entropy, backward and a
     step of its Adam (``ncg.train.adam``), under the thread count it sets (``threads="auto"``:
     one thread for a small FreeNet step, torch's setting otherwise)."""
-    optimizer, count = adam(module.parameters(), lr=1e-3), step_threads(module, x.shape[0])
+    step, count = training_step(module, x, y, adam), step_threads(module, x.shape[0])
 
     def run() -> None:
         with intra_op_threads(count):
-            loss = nn.functional.cross_entropy(module(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            step()
 
     return run
 

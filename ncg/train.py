@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ncg.batches import Batches, Check, Data, as_batches
+from ncg.batches import Check, Data, as_batches
 from ncg.distributed import all_gather, all_reduce_gradients, world
 from ncg.errors import NCGError, NonFiniteError
 from ncg.tasks import Task, get_task
@@ -106,8 +106,28 @@ def train_epoch(
     model.train()
     step_batch = getattr(data.loader, "batch_size", None) or batch_size
     with intra_op_threads(resolve_threads(threads, model, step_batch)):
-        seen, totals = _train_pass(model, optimizer, data, batch_size, generator, task, device,
-                                   tqdm_args={"desc": desc, "disable": not progress or rank > 0, "leave": False})
+        batches = data.shuffled(batch_size, generator, check=_checker(task, model, device))
+        totals: dict[str, float] = {}
+        seen = 0
+        for batch in tqdm(batches, total=data.num_batches(batch_size), desc=desc,
+                          disable=not progress or rank > 0, leave=False):
+            optimizer.zero_grad(set_to_none=True)
+            output = loss = None
+            if batch.x is not None:
+                xb, yb = batch.x.to(device), batch.y.to(device)
+                output = model(xb)
+                loss = task.loss(output, yb)
+            if size == 1:
+                loss.backward()
+            else:
+                share = _loss_share(task, loss, 0 if batch.x is None else batch.x.shape[0], batch.total)
+                if loss is not None:
+                    (loss * share).backward()
+                all_reduce_gradients(model.parameters())
+            optimizer.step()
+            if output is not None:
+                task.merge(totals, task.metric_sums(output.detach(), yb))
+            seen += batch.total
     if not seen:
         raise NCGError("training data yielded no batch: it is empty, or a one-shot iterator that an earlier "
                        "epoch used up (pass a Dataset or a DataLoader, which start over every epoch)")
@@ -116,35 +136,6 @@ def train_epoch(
     if loss != loss or loss in (float("inf"), float("-inf")):
         raise NonFiniteError(f"training loss became {loss}; lower the learning rate")
     return metrics
-
-
-def _train_pass(model: nn.Module, optimizer: torch.optim.Optimizer, data: Batches, batch_size: int,
-                generator: torch.Generator | None, task: Task, device: torch.device, tqdm_args: dict
-                ) -> tuple[int, dict[str, float]]:
-    """The steps of one epoch: samples seen (over every rank) and this rank's metric sums."""
-    size = world()[1]
-    batches = data.shuffled(batch_size, generator, check=_checker(task, model, device))
-    totals: dict[str, float] = {}
-    seen = 0
-    for batch in tqdm(batches, total=data.num_batches(batch_size), **tqdm_args):
-        optimizer.zero_grad(set_to_none=True)
-        output = loss = None
-        if batch.x is not None:
-            xb, yb = batch.x.to(device), batch.y.to(device)
-            output = model(xb)
-            loss = task.loss(output, yb)
-        if size == 1:
-            loss.backward()
-        else:
-            share = _loss_share(task, loss, 0 if batch.x is None else batch.x.shape[0], batch.total)
-            if loss is not None:
-                (loss * share).backward()
-            all_reduce_gradients(model.parameters())
-        optimizer.step()
-        if output is not None:
-            task.merge(totals, task.metric_sums(output.detach(), yb))
-        seen += batch.total
-    return seen, totals
 
 
 @torch.no_grad()

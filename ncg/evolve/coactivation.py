@@ -229,9 +229,10 @@ class CoactivationRecorder:
         n = self.num_neurons = graph.num_neurons
         device = model.bias.device
         self.joint_dense: Tensor | None = None
-        self.joint_counts: Tensor | None = None
-        if not pairs:
+        if not pairs:  # the sampled-pairs mode with no pair: only the firing counts accumulate
             self.src = self.dst = np.zeros(0, dtype=np.int64)
+            self.src_t = self.dst_t = torch.zeros(0, dtype=torch.long, device=device)
+            self.joint_counts = torch.zeros(0, dtype=torch.float64, device=device)
         elif n <= dense_max_neurons:
             # Tracked pairs are p < q in topological position: the upper triangle of F^T F with
             # columns in that order, computed as three GEMMs over two halves (3/4 of the full cost).
@@ -273,7 +274,7 @@ class CoactivationRecorder:
             self.joint_dense[:half, :half] += (lo.t() @ lo).double()
             self.joint_dense[:half, half:] += (lo.t() @ hi).double()
             self.joint_dense[half:, half:] += (hi.t() @ hi).double()
-        elif self.joint_counts is not None:
+        else:
             chunk = max(1, (1 << 22) // max(1, fired.shape[0]))
             for start in range(0, self.src_t.numel(), chunk):
                 s, d = self.src_t[start:start + chunk], self.dst_t[start:start + chunk]
@@ -287,24 +288,16 @@ class CoactivationRecorder:
         ``8 (N + P + 1)`` bytes, ``P = N^2`` in the dense mode. Nothing to do in one process."""
         if world()[1] == 1:
             return
-        joint = self._joint_state()
+        joint = self.joint_dense if self.joint_dense is not None else self.joint_counts
         samples = torch.tensor([float(self.num_samples)], dtype=torch.float64, device=joint.device)
         total = all_reduce(torch.cat([self.fire_counts, joint.reshape(-1), samples]), kind="statistics")
         fire, joint_total, samples = total.split([self.fire_counts.numel(), joint.numel(), 1])
         self.fire_counts = fire.clone()
         if self.joint_dense is not None:
             self.joint_dense = joint_total.reshape(joint.shape).clone()
-        elif self.joint_counts is not None:
+        else:
             self.joint_counts = joint_total.clone()
         self.num_samples = int(samples.item())
-
-    def _joint_state(self) -> Tensor:
-        """The pair counts as one tensor (empty when only firing rates are recorded)."""
-        if self.joint_dense is not None:
-            return self.joint_dense
-        if self.joint_counts is not None:
-            return self.joint_counts
-        return self.fire_counts.new_zeros(0)
 
     def result(self) -> Coactivation:
         """The statistics so far."""
@@ -314,7 +307,7 @@ class CoactivationRecorder:
             device = self.joint_dense.device
             joint = self.joint_dense[torch.from_numpy(self.src_pos).to(device), torch.from_numpy(self.dst_pos).to(device)]
         else:
-            joint = self._joint_state()
+            joint = self.joint_counts
         return Coactivation(
             num_neurons=self.num_neurons,
             num_samples=self.num_samples,
