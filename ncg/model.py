@@ -22,13 +22,13 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ncg.activations import ACTIVATIONS, SquareReLU
+from ncg.activations import ACTIVATIONS, SquareReLU, needs_preactivation
 from ncg.build import mlp_graph
 from ncg.errors import NCGError
 from ncg.graph import NCG
 from ncg.kernels.blocked import blocked_forward, graph_input_forward
 from ncg.kernels.reference import reference_forward
-from ncg.kernels.sparse import csr_infer
+from ncg.kernels.sparse import csr_infer, graph_train_forward
 from ncg.schedule import MODES, Plan, build_plan
 
 __all__ = ["FreeNet", "SquareReLU", "EVALUATORS"]
@@ -377,7 +377,7 @@ class FreeNet(nn.Module):
                 codes[self.outputs.cpu()] = ACTIVATIONS[self.output_activation].code
                 codes[self.inputs.cpu()] = ACTIVATIONS["identity"].code
                 plan, codes = plan.to(ei.device), codes[plan.perm].to(ei.device)
-                self._plan_cache = (key, plan, codes, _Frozen.of(plan, self.inputs, self.outputs))
+                self._plan_cache = (key, plan, codes, _Frozen.of(plan, codes, self.inputs, self.outputs))
         return self._plan_cache[1], self._plan_cache[2]
 
     def order_position(self) -> Tensor:
@@ -408,8 +408,15 @@ class FreeNet(nn.Module):
         x = self._flatten(x)
         push_from = 0 if input_grads or x.requires_grad else frozen.leading_inputs
         dtype = self.weight.dtype
+        graph_inputs = self.encoder_kind == "graph" and not input_grads and self.evaluator != "reference"
+        if graph_inputs and outputs_only and push_from and frozen.trains_in_one_call:
+            out = graph_train_forward(x.to(dtype), self.bias, self.weight, plan, codes, frozen.bias_pos,
+                                      frozen.out_pos, check=not frozen.train_checked)
+            if out is not None:
+                frozen.train_checked = True
+                return None, out, plan
         bias = frozen.position_bias(self.bias, plan)
-        if self.encoder_kind == "graph" and not input_grads and self.evaluator != "reference":
+        if graph_inputs:
             with torch.autocast(device_type=x.device.type, enabled=False):
                 h = graph_input_forward(x, bias, self.weight, plan, codes, frozen.input_pos, push_from,
                                         frozen.inputs_in_order, frozen.out_pos if outputs_only else None)
@@ -450,7 +457,10 @@ class FreeNet(nn.Module):
         Without autograd (``torch.inference_mode()`` or ``torch.no_grad()``), a network whose
         input nodes are graph nodes and whose plan is all sparse (a pruned whole-network
         FreeNet) runs in one compiled call (:func:`~ncg.kernels.sparse.csr_infer`): its cost
-        follows its edges, with no ``[N, B]`` tensor and no Python per block.
+        follows its edges, with no ``[N, B]`` tensor and no Python per block. With autograd, such
+        a network whose input nodes lead the position order in feature order (and whose
+        activations' derivatives are functions of ``h``) trains in one compiled call each way
+        (:func:`~ncg.kernels.sparse.graph_train_forward`).
         """
         if not torch.is_grad_enabled() and self.activation_hook is None:
             out = self._infer(x)
@@ -581,7 +591,9 @@ class _Frozen:
     out_pos: Tensor
     leading_inputs: int
     inputs_in_order: bool
+    trains_in_one_call: bool
     checked: bool = False
+    train_checked: bool = False
     _versions: tuple = ()
     _parameters: tuple[Tensor, Tensor] | None = None
 
@@ -606,14 +618,16 @@ class _Frozen:
         return bias if plan.identity else bias[plan.perm]
 
     @classmethod
-    def of(cls, plan: Plan, inputs: Tensor, outputs: Tensor) -> _Frozen:
+    def of(cls, plan: Plan, codes: Tensor, inputs: Tensor, outputs: Tensor) -> _Frozen:
+        """``codes``: the activation code of each position."""
         input_pos = plan.position[inputs].contiguous()
         count = input_pos.numel()
         lead = count if count and int(input_pos.max()) == count - 1 else 0
         in_order = bool(lead) and torch.equal(input_pos, torch.arange(count, device=input_pos.device))
         bias_pos = plan.position[_non_inputs(plan.perm.numel(), inputs)].contiguous()
-        return cls(all(kind == "sparse" for kind in plan.kinds), input_pos, bias_pos, plan.position[outputs].contiguous(),
-                   lead, in_order)
+        all_sparse = all(kind == "sparse" for kind in plan.kinds)
+        one_call = all_sparse and in_order and not needs_preactivation(codes[count:])
+        return cls(all_sparse, input_pos, bias_pos, plan.position[outputs].contiguous(), lead, in_order, one_call)
 
 
 def _non_inputs(num_neurons: int, inputs: Tensor) -> Tensor:

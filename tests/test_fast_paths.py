@@ -13,7 +13,7 @@ from ncg.activations import ACTIVATIONS as TABLE
 from ncg.build import sparse_start
 from ncg.errors import NCGError
 from ncg.evolve import Edit, apply_edits
-from ncg.kernels.sparse import csr_infer
+from ncg.kernels.sparse import csr_infer, graph_train_forward
 from ncg.kernels.sweep import cpp_available
 from ncg.schedule import build_plan
 
@@ -81,6 +81,64 @@ def test_graph_input_training_matches_the_reference_forward_and_backward():
                     assert fast is None
                 else:
                     torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-10)
+
+
+@given(seed=st.integers(0, 10_000), fan_in=st.integers(1, 6), batch=st.sampled_from([1, 2, 63, 64, 65, 130, 300]),
+       activation=st.sampled_from(ACTIVATIONS), edited=st.booleans())
+def test_one_call_training_matches_the_reference(seed, fan_in, batch, activation, edited):
+    graph = sparse_start(9, 14, 3, fan_in=fan_in, seed=seed)
+    graph = _edited(graph) if edited else graph
+    net, ref = _pair(graph, "sparse", activation=activation)
+    net, ref = net.double(), ref.double()
+    x = torch.randn(batch, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    target = torch.randn(batch, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
+    for model in (net, ref):
+        (model(x) * target).sum().backward()
+    frozen = net._plan_cache[3]
+    assert frozen.trains_in_one_call == (frozen.inputs_in_order and not TABLE[activation].needs_preactivation)
+    assert frozen.train_checked == (frozen.trains_in_one_call and cpp_available())
+    torch.testing.assert_close(net(x), ref(x), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(net.weight.grad, ref.weight.grad, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(net.bias.grad, ref.bias.grad, rtol=1e-10, atol=1e-10)
+
+
+def test_one_call_training_equals_the_blocked_evaluator():
+    # the same kernel sweeps both: outputs and weight gradients agree bit for bit
+    net = FreeNet(sparse_start(30, 40, 5, fan_in=6, seed=3), in_features=30, evaluator="sparse")
+    x = torch.randn(200, 30)
+    net.plan()
+    assert net._plan_cache[3].trains_in_one_call  # inputs in feature order, all sparse, relu
+    results = []
+    for one_call in (True, False):
+        net.zero_grad(set_to_none=True)
+        net.plan()
+        net._plan_cache[3].trains_in_one_call = one_call
+        out = net(x)
+        out.square().sum().backward()
+        results.append((out.detach(), net.weight.grad, net.bias.grad))
+    (out, dw, db), (out_ref, dw_ref, db_ref) = results
+    assert out.equal(out_ref) and dw.equal(dw_ref)
+    torch.testing.assert_close(db, db_ref)
+
+
+@pytest.mark.skipif(not cpp_available(), reason="needs the compiled kernel")
+def test_graph_train_forward_checks_its_arguments(monkeypatch):
+    plan = build_plan(torch.tensor([[0, 0], [1, 2]]), 3, mode="sparse")  # input node 0 -> neurons 1 and 2
+    codes = torch.tensor([0, 1, 1], dtype=torch.uint8)
+    x, bias, weight = torch.ones(4, 1), torch.zeros(2), torch.ones(2)
+    rows = torch.tensor([1, 2])
+    with pytest.raises(NCGError, match="bias_pos"):
+        graph_train_forward(x, bias, weight, plan, codes, torch.tensor([1, 1]), rows)
+    with pytest.raises(NCGError, match="bias must be"):
+        graph_train_forward(x, torch.zeros(3), weight, plan, codes, rows, rows)
+    with pytest.raises(NCGError, match="out_pos"):
+        graph_train_forward(x, bias, weight, plan, codes, rows, torch.tensor([3]))
+    with pytest.raises(NCGError, match="pre-activation"):
+        graph_train_forward(x, bias, weight, plan, torch.tensor([0, 1, TABLE["gelu"].code], dtype=torch.uint8),
+                            rows, rows)
+    assert graph_train_forward(x, bias, weight, plan, codes, rows, rows).shape == (2, 4)
+    monkeypatch.setattr("ncg.kernels.sparse._cpp_for", lambda *args: None)
+    assert graph_train_forward(x, bias, weight, plan, codes, rows, rows) is None
 
 
 def test_a_batch_of_one_leaves_the_bias_untouched():

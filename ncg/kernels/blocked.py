@@ -233,7 +233,9 @@ def graph_input_forward(
 
     Equal to ``blocked_forward(u, ...)`` with ``u = bias`` broadcast over the batch and the rows
     ``input_pos`` replaced by ``x.t()``, without building ``u``: the input nodes' rows start as
-    the features (their biases are unused and get no gradient).
+    the features (their biases are unused and get no gradient). An all-sparse plan whose inputs
+    lead in feature order has a faster path still, one compiled call each way:
+    :func:`ncg.kernels.sparse.graph_train_forward`.
 
     Parameters
     ----------

@@ -17,6 +17,9 @@ columns spread over torch's threads), and plain PyTorch vectorised over each gen
 device; positions of one generation share no edges), used elsewhere and when
 ``NCG_DISABLE_CPP=1`` is set.
 
+A whole network whose plan is all sparse also runs in one compiled call: :func:`csr_infer`
+without autograd, :func:`graph_train_forward` (forward and backward) with it.
+
 Examples
 --------
 >>> import torch
@@ -33,12 +36,13 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from ncg.activations import ACTIVATIONS
 from ncg.kernels.sweep import _ACTIVATION_NAMES, _call, _cpp_for, activation_fn
 from ncg.schedule import Plan
 
-__all__ = ["csr_forward", "csr_backward", "csr_infer", "pair_dots"]
+__all__ = ["csr_forward", "csr_backward", "csr_infer", "pair_dots", "graph_train_forward"]
 
 _CHUNK_ELEMENTS = 1 << 24
 """The PyTorch backend gathers at most this many ``edges x batch`` elements at once."""
@@ -185,3 +189,84 @@ def csr_infer(
         return None
     return _call(ext.csr_infer, x, input_pos, bias.contiguous(), plan.indptr, plan.csr_src, w_csr.contiguous(),
                  codes, out_pos, check)
+
+
+class _TrainGraph(torch.autograd.Function):
+    """:func:`graph_train_forward`'s autograd node: one compiled call forward, one backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, bias: Tensor, weight: Tensor, ext, plan: Plan, codes: Tensor, bias_pos: Tensor,
+                out_pos: Tensor, check: bool) -> Tensor:
+        h, out, w_slot = _call(ext.graph_forward, x, bias, bias_pos, weight, plan.csr_edge, plan.indptr,
+                               plan.csr_src, codes, out_pos, check)
+        ctx.save_for_backward(h, w_slot)
+        ctx.ext, ctx.plan, ctx.codes, ctx.bias_pos, ctx.out_pos = ext, plan, codes, bias_pos, out_pos
+        ctx.features = x.shape[1]
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        h, w_slot = ctx.saved_tensors
+        plan = ctx.plan
+        dweight, dbias = ctx.ext.graph_backward(h, grad_out, w_slot, ctx.bias_pos, plan.csr_edge, plan.indptr,
+                                                plan.csr_src, ctx.codes, ctx.out_pos, ctx.features,
+                                                ctx.needs_input_grad[2], ctx.needs_input_grad[1])
+        return None, dbias, dweight, None, None, None, None, None, None
+
+
+def graph_train_forward(
+    x: Tensor, bias: Tensor, weight: Tensor, plan: Plan, codes: Tensor, bias_pos: Tensor, out_pos: Tensor,
+    check: bool = True,
+) -> Tensor | None:
+    """The output rows of an all-sparse plan whose ``F`` input nodes are its rows ``0..F-1`` in
+    feature order, differentiable in ``bias`` and ``weight``, in one compiled call each way; or
+    None where the compiled kernel does not run (another device or dtype, ``NCG_DISABLE_CPP=1``,
+    a failed build).
+
+    The forward transposes ``x`` into the input rows, writes the biases, gathers the weights into
+    slot order and sweeps rows ``F..N-1``; the backward starts from the output rows' gradient,
+    sweeps back to row ``F`` (nothing is pushed into the input rows: ``x`` gets no gradient) and
+    returns the weight gradient in edge order and the bias gradient. No Python runs per block
+    and no ``[N, B]`` buffer is filled that carries no information (the training step of a
+    pruned whole-network FreeNet, :func:`~ncg.kernels.blocked.graph_input_forward` otherwise).
+
+    Parameters
+    ----------
+    x : Tensor
+        ``[B, F]`` features, the dtype of ``bias`` and ``weight``; it receives no gradient.
+    bias : Tensor
+        ``[N - F]``: the bias of each non-input node, in the order of ``bias_pos``.
+    weight : Tensor
+        ``[E]`` edge weights aligned with ``plan.src_pos`` / ``plan.dst_pos``.
+    plan : Plan
+        An all-sparse plan (:func:`~ncg.schedule.build_plan`) whose rows ``0..F-1`` have no
+        incoming edges.
+    codes : Tensor
+        uint8 ``[N]`` activation codes; none of rows ``F..`` may need the pre-activation.
+    bias_pos, out_pos : Tensor
+        int64: the row of each bias (a permutation of ``F..N-1``) and of each output.
+    check : bool, default True
+        Validate the plan's structure and the index tensors, O(E): once per plan is enough.
+
+    Returns
+    -------
+    Tensor or None
+        ``[len(out_pos), B]``: ``h`` of the output rows.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ncg.schedule import build_plan
+    >>> plan = build_plan(torch.tensor([[0], [1]]), 2, mode="sparse")      # input node 0 -> neuron 1
+    >>> codes = torch.tensor([0, 1], dtype=torch.uint8)
+    >>> w = torch.tensor([2.0], requires_grad=True)
+    >>> out = graph_train_forward(torch.tensor([[3.0]]), torch.tensor([0.5]), w, plan, codes,
+    ...                           torch.tensor([1]), torch.tensor([1]))
+    >>> out is None or (out.tolist() == [[6.5]] and out.sum().backward() is None and w.grad.tolist() == [3.0])
+    True
+    """
+    ext = _cpp_for((x, bias.detach(), weight.detach()), None)
+    if ext is None:
+        return None
+    return _TrainGraph.apply(x, bias, weight, ext, plan, codes, bias_pos, out_pos, check)

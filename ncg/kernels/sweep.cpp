@@ -1336,6 +1336,147 @@ at::Tensor csr_infer(const at::Tensor& x, const at::Tensor& input_pos, const at:
   });
   return out;
 }
+
+// ---------------------------------------------------------------- whole-network training step
+
+// The training forward and backward of a network whose F input nodes are rows 0..F-1 of the
+// position order (feature order) and whose plan is all sparse, one call each: the features'
+// transpose, the biases, the weights' gather into slot order, the sweep, and on the way back the
+// output rows' gradient, the sweep, the weight gradient's scatter into edge order and the bias
+// gradient. Rows 0..F-1 have no incoming edges and need no gradient, so no pass touches them
+// but the transpose that fills them and the weight gradient's reads.
+
+// Validates what graph_forward / graph_backward index with, once per plan: the CSR, the codes
+// (no code of rows F.. needs z), bias_pos (a permutation of the rows F..N-1), out_pos and edge.
+void check_graph(int64_t n, int64_t features, const at::Tensor& bias_pos, const at::Tensor& edge,
+                 const at::Tensor& indptr, const at::Tensor& src, const at::Tensor& codes, const at::Tensor& out_pos) {
+  TORCH_CHECK_VALUE(0 <= features && features <= n, "features = ", features, " must lie in [0, ", n, "]");
+  check_structure(n, indptr, src, 0, n);
+  const int64_t* ip = indptr.data_ptr<int64_t>();
+  TORCH_CHECK_VALUE(ip[features] == 0, "the input rows 0..", features - 1, " must have no incoming edges, got ",
+                    ip[features]);
+  TORCH_CHECK_VALUE(codes.dim() == 1 && codes.size(0) == n && codes.is_contiguous(), "codes must be contiguous [",
+                    n, "], got ", codes.sizes());
+  checked_preactivations(checked_codes(codes), features, n, std::nullopt, at::Tensor(), false);
+  check_rows("bias_pos", bias_pos, n - features, n);
+  std::vector<char> seen(n, 0);
+  const int64_t* bp = bias_pos.data_ptr<int64_t>();
+  for (int64_t k = 0; k < n - features; ++k) {
+    TORCH_CHECK_VALUE(bp[k] >= features && !seen[bp[k]], "bias_pos[", k, "] = ", bp[k],
+                      " must be a distinct row of [", features, ", ", n, ")");
+    seen[bp[k]] = 1;
+  }
+  check_rows("out_pos", out_pos, out_pos.dim() == 1 ? out_pos.size(0) : -1, n);
+  const int64_t slots = src.size(0);
+  check_rows("edge", edge, slots, slots);
+  std::vector<char> taken(slots, 0);
+  const int64_t* ed = edge.data_ptr<int64_t>();
+  for (int64_t s = 0; s < slots; ++s) {
+    TORCH_CHECK_VALUE(!taken[ed[s]], "edge must be a permutation of 0..", slots - 1, ", but ", ed[s],
+                      " appears twice");
+    taken[ed[s]] = 1;
+  }
+}
+
+void check_vector(const char* name, const at::Tensor& t, int64_t size, at::ScalarType dtype) {
+  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == size && t.is_contiguous() && t.scalar_type() == dtype &&
+                        t.device().is_cpu(),
+                    name, " must be a contiguous [", size, "] CPU tensor of dtype ", dtype, ", got ", t.sizes(), " ",
+                    t.scalar_type());
+}
+
+// h [N, B] (rows 0..F-1 the features, row p >= F act(z[p])), the output rows [K, B] and the
+// weights in slot order, which the backward reads.
+std::vector<at::Tensor> graph_forward(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& bias_pos,
+                                      const at::Tensor& weight, const at::Tensor& edge, const at::Tensor& indptr,
+                                      const at::Tensor& src, const at::Tensor& codes, const at::Tensor& out_pos,
+                                      bool check) {
+  TORCH_CHECK_VALUE(x.dim() == 2 && x.device().is_cpu() &&
+                        (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble),
+                    "x must be a float32/float64 CPU tensor [B, F], got ", x.sizes(), " ", x.scalar_type());
+  const int64_t n = indptr.dim() == 1 ? indptr.size(0) - 1 : -1, features = x.size(1), cols = x.size(0);
+  check_vector("bias", bias, n - features, x.scalar_type());
+  check_vector("weight", weight, src.size(0), x.scalar_type());
+  if (check) check_graph(n, features, bias_pos, edge, indptr, src, codes, out_pos);
+  at::Tensor h = at::empty({n, cols}, x.options());
+  at::Tensor w_slot = at::empty(weight.sizes(), weight.options());
+  h.narrow(0, 0, features).copy_(x.t());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "graph_forward", [&] {
+    scalar_t* hp = h.data_ptr<scalar_t>();
+    const scalar_t* b = bias.data_ptr<scalar_t>();
+    const int64_t* bp = bias_pos.data_ptr<int64_t>();
+    for (int64_t k = 0; k < n - features; ++k) std::fill(hp + bp[k] * cols, hp + (bp[k] + 1) * cols, b[k]);
+    const scalar_t* w = weight.data_ptr<scalar_t>();
+    scalar_t* ws = w_slot.data_ptr<scalar_t>();
+    const int64_t* ed = edge.data_ptr<int64_t>();
+    for (int64_t s = 0; s < w_slot.size(0); ++s) ws[s] = w[ed[s]];
+    if (cols > 0) {
+      const auto a = csr_args<scalar_t>(h, h, nullptr, nullptr, cols, codes.data_ptr<uint8_t>(), indptr, src, w_slot,
+                                        features, n);
+      csr_sweep_impl<scalar_t>(a, cols, /*forward=*/true);
+    }
+  });
+  return {h, h.index_select(0, out_pos), w_slot};
+}
+
+// {dL/dweight in edge order (undefined unless need_weight), dL/dbias (undefined unless
+// need_bias)} from h, w_slot (graph_forward's) and the output rows' gradient grad_out [K, B].
+std::vector<at::Tensor> graph_backward(const at::Tensor& h, const at::Tensor& grad_out, const at::Tensor& w_slot,
+                                       const at::Tensor& bias_pos, const at::Tensor& edge, const at::Tensor& indptr,
+                                       const at::Tensor& src, const at::Tensor& codes, const at::Tensor& out_pos,
+                                       int64_t features, bool need_weight, bool need_bias) {
+  check_matrix("h", h);
+  const int64_t n = h.size(0), cols = h.size(1), slots = src.size(0);
+  TORCH_CHECK_VALUE(indptr.dim() == 1 && indptr.size(0) == n + 1, "indptr must have shape [", n + 1, "], got ",
+                    indptr.sizes());
+  TORCH_CHECK_VALUE(grad_out.dim() == 2 && grad_out.size(0) == out_pos.size(0) && grad_out.size(1) == cols &&
+                        grad_out.scalar_type() == h.scalar_type(),
+                    "grad_out must be a [", out_pos.size(0), ", ", cols, "] tensor of dtype ", h.scalar_type(),
+                    ", got ", grad_out.sizes(), " ", grad_out.scalar_type());
+  check_vector("w_slot", w_slot, slots, h.scalar_type());
+  at::Tensor g = at::empty(h.sizes(), h.options());
+  at::Tensor dweight = need_weight ? at::empty({slots}, h.options()) : at::Tensor();
+  at::Tensor dbias = need_bias ? at::empty({n - features}, h.options()) : at::Tensor();
+  const at::Tensor go = grad_out.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "graph_backward", [&] {
+    scalar_t* gp = g.data_ptr<scalar_t>();
+    std::fill(gp + features * cols, gp + n * cols, scalar_t(0));
+    const scalar_t* gop = go.data_ptr<scalar_t>();
+    const int64_t* op = out_pos.data_ptr<int64_t>();
+    for (int64_t k = 0; k < go.size(0); ++k) {
+      scalar_t* row = gp + op[k] * cols;
+      for (int64_t t = 0; t < cols; ++t) row[t] += gop[k * cols + t];
+    }
+    std::vector<scalar_t> dw_slot(need_weight ? slots : 0);
+    auto a = csr_args<scalar_t>(h, h, gp, gp, cols, codes.data_ptr<uint8_t>(), indptr, src, w_slot, features, n,
+                                need_weight ? dw_slot.data() : nullptr, features);
+    if (need_weight) {
+      csr_backward_with_grad<scalar_t>(a, cols);
+      scalar_t* dw = dweight.data_ptr<scalar_t>();
+      const int64_t* ed = edge.data_ptr<int64_t>();
+      for (int64_t s = 0; s < slots; ++s) dw[ed[s]] = dw_slot[s];
+    } else if (cols > 0) {
+      csr_sweep_impl<scalar_t>(a, cols, /*forward=*/false);
+    }
+    if (need_bias) {
+      scalar_t* db = dbias.data_ptr<scalar_t>();
+      const int64_t* bp = bias_pos.data_ptr<int64_t>();
+      for (int64_t k = 0; k < n - features; ++k) {
+        const scalar_t* row = gp + bp[k] * cols;
+        scalar_t lanes[16] = {};
+        int64_t t = 0;
+        for (; t + 16 <= cols; t += 16) {
+          for (int64_t l = 0; l < 16; ++l) lanes[l] += row[t + l];
+        }
+        scalar_t sum = scalar_t(0);
+        for (; t < cols; ++t) sum += row[t];
+        for (int64_t l = 0; l < 16; ++l) sum += lanes[l];
+        db[k] = sum;
+      }
+    }
+  });
+  return {dweight, dbias};
+}
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -1360,5 +1501,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         pybind11::arg("x"), pybind11::arg("input_pos"), pybind11::arg("bias"), pybind11::arg("indptr"),
         pybind11::arg("src"), pybind11::arg("w"), pybind11::arg("codes"), pybind11::arg("out_pos"),
         pybind11::arg("check") = true);
+  m.def("graph_forward", &graph_forward,
+        "Training forward of an all-sparse plan whose F input nodes are rows 0..F-1: {h [N, B], the output "
+        "rows [K, B], the weights in slot order}");
+  m.def("graph_backward", &graph_backward,
+        "Training backward of graph_forward: {dL/dweight in edge order, dL/dbias}, each undefined unless asked");
   m.def("pair_dots", &pair_dots, "out[k] = <a[rows_a[k]], b[rows_b[k]]> for [N, B] matrices a and b");
 }
