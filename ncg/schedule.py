@@ -31,7 +31,7 @@ from ncg.arrays import unique_sorted
 from ncg.errors import CycleError, NCGError
 
 __all__ = ["topological_generations", "find_cycle", "Plan", "build_plan", "block_kinds", "MODES",
-           "DENSE_MIN_DENSITY", "DENSE_MAX_CELLS"]
+           "DENSE_MIN_DENSITY", "DENSE_MIN_SHARE", "DENSE_MAX_CELLS"]
 
 MODES = ("auto", "dense", "sparse")
 """How :func:`build_plan` evaluates blocks: chosen per block, or all dense, or all sparse."""
@@ -47,6 +47,16 @@ and 2,048 neurons at density 0.2-0.3 stepped 1.4-1.8x faster all sparse) and spl
 (784 input nodes + 517 neurons at density 0.5: all sparse 11.3 against 13.0 ms on one thread,
 10.5 against 8.7 ms on two). The earlier 0.15 predates the edge-gradient kernel that reduces
 sixteen edges at a time."""
+
+DENSE_MIN_SHARE = 0.25
+"""``auto`` keeps its dense blocks only where together they receive at least this share of the
+edges; otherwise every block is sparse. A few dense blocks in a sparse plan save little and cost
+much: each step then gathers and scatters the weights and gradients of both kinds by index, and a
+whole-network FreeNet leaves its one-call training path
+(:func:`ncg.kernels.sparse.graph_train_forward`). The main job's net after its second prune (105k
+edges), whose one dense block was its last output neuron (624 of its edges), stepped in 4.3 ms
+all sparse against 6.7 ms with that block dense (batch 256, one thread, AMD EPYC, AVX-512,
+2026-12-04); on its complete start, where the dense blocks receive 98% of the edges, they stay."""
 
 DENSE_MAX_CELLS = 1 << 24
 """``auto`` never makes a block dense whose weight slab would hold more entries than this
@@ -257,13 +267,17 @@ def block_kinds(
 
     ``auto`` makes a block dense when its incoming ``edges`` are at least
     :data:`DENSE_MIN_DENSITY` of the pairs it could receive, ``(start - lo) * b + b (b - 1) / 2``
-    for ``b = end - start``, and its slab has at most :data:`DENSE_MAX_CELLS` entries.
+    for ``b = end - start``, and its slab has at most :data:`DENSE_MAX_CELLS` entries; unless
+    the blocks so chosen receive less than :data:`DENSE_MIN_SHARE` of all the edges, in which case
+    every block is sparse.
 
     Examples
     --------
     >>> import numpy as np
     >>> block_kinds(((0, 4, 0, 8), (4, 8, 0, 8)), np.array([0, 20]))
     ('sparse', 'dense')
+    >>> block_kinds(((0, 4, 0, 8), (4, 200, 0, 300)), np.array([6, 100]))  # dense: 6 of 106 edges
+    ('sparse', 'sparse')
     >>> block_kinds(((0, 4, 0, 8),), np.array([0]), mode="dense")
     ('dense',)
     """
@@ -277,6 +291,9 @@ def block_kinds(
         pairs = (start - lo) * b + b * (b - 1) // 2
         dense = pairs > 0 and count >= DENSE_MIN_DENSITY * pairs and (end - lo) * b <= DENSE_MAX_CELLS
         kinds.append("dense" if dense else "sparse")
+    in_dense = sum(count for kind, count in zip(kinds, edges.tolist()) if kind == "dense")
+    if in_dense < DENSE_MIN_SHARE * edges.sum():
+        return tuple("sparse" for _ in blocks)
     return tuple(kinds)
 
 

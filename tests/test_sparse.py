@@ -18,7 +18,7 @@ from ncg.activations import ACTIVATIONS
 from ncg.build import layered_start, sparse_start
 from ncg.errors import NCGError
 from ncg.evolve import Edit, apply_edits
-from ncg.schedule import DENSE_MIN_DENSITY, block_kinds, build_plan
+from ncg.schedule import DENSE_MIN_DENSITY, DENSE_MIN_SHARE, block_kinds, build_plan
 from strategies import dags
 
 MODES = ("dense", "sparse", "auto")
@@ -63,11 +63,12 @@ def test_modes_match_reference_in_both_backends(backend, mode):
 
 
 def test_a_mixed_plan_matches_reference(backend):
-    # A dense core (complete DAG on the first 24 neurons) and a sparse tail: auto mixes both kinds.
+    # A dense core (complete DAG on the first 24 neurons) and a sparse tail after it (each tail
+    # neuron reads the core's last): auto mixes both kinds.
     core = torch.triu_indices(24, 24, offset=1)
     rng = np.random.default_rng(0)
-    tail_dst = np.repeat(np.arange(24, 80), 2)
-    tail_src = rng.integers(0, tail_dst)
+    tail_dst = np.repeat(np.arange(24, 80), 3)
+    tail_src = np.where(np.arange(tail_dst.size) % 3 == 0, 23, rng.integers(0, tail_dst))
     keys = np.unique(tail_dst * 80 + tail_src)
     tail = torch.from_numpy(np.stack([keys % 80, keys // 80]))
     graph = NCG(torch.cat([core, tail], 1), 80, outputs=torch.arange(77, 80), unreachable="ignore")
@@ -129,6 +130,11 @@ def test_auto_picks_dense_for_dense_blocks_and_sparse_for_sparse_ones():
     need = int(np.ceil(DENSE_MIN_DENSITY * pairs))
     assert block_kinds(((4, 8, 0, 8),), np.array([need])) == ("dense",)
     assert block_kinds(((4, 8, 0, 8),), np.array([need - 1])) == ("sparse",)
+    # Dense blocks that receive too small a share of all the edges are not worth their slabs.
+    blocks = ((4, 8, 0, 8), (200, 204, 0, 300))  # the second is sparse at up to 402 edges
+    rest = int(need / DENSE_MIN_SHARE) - need  # the most the second may receive for the first to stay dense
+    assert block_kinds(blocks, np.array([need, rest])) == ("dense", "sparse")
+    assert block_kinds(blocks, np.array([need, rest + 1])) == ("sparse", "sparse")
     with pytest.raises(NCGError, match="mode must be one of"):
         build_plan(thin.edge_index, 400, mode="fast")
 
