@@ -6,7 +6,7 @@ the start, train it on the MNIST copy that ships with ncg and evolve it for 4 ro
 40,000 parameters (under 10% of MLP 784-512-10): each round prunes the smallest-magnitude 60% of
 the edges and regrows 10% where the loss gradient of a missing edge is largest (GraNet's rules, the
 best variant of docs/results.md on MNIST; ``--grow-score coactivation`` regrows between neurons
-that fire together instead). Then it fine-tunes: 24 s of training, 32 s without figures and about
+that fire together instead). Then it fine-tunes: 15-16 s of training, 22-23 s without figures and about
 a minute with them on the reference machine (2-core AMD EPYC, AVX-512; ``--quick``: seconds).
 ``--start complete`` runs the first main job (a complete DAG of neurons behind a dense encoder,
 coactivation pruning), ``--start sparse`` a sparse random start.
