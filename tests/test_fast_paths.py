@@ -38,14 +38,25 @@ def _edited(graph):
     return apply_edits(graph, edits, unreachable="ignore")[0]
 
 
-@given(seed=st.integers(0, 10_000), fan_in=st.integers(1, 6), batch=st.sampled_from([1, 2, 63, 64, 65, 130, 300]),
-       activation=st.sampled_from(ACTIVATIONS), edited=st.booleans())
-def test_inference_matches_the_reference(seed, fan_in, batch, activation, edited):
+RANDOM_CASES = given(seed=st.integers(0, 10_000), fan_in=st.integers(1, 6),
+                     batch=st.sampled_from([1, 2, 63, 64, 65, 130, 300]), activation=st.sampled_from(ACTIVATIONS),
+                     edited=st.booleans())
+"""Random graphs with input nodes (edited or not), batches across the kernels' tile widths, every
+activation."""
+
+
+def _random_case(seed: int, fan_in: int, batch: int, activation: str, edited: bool):
+    """A float64 FreeNet on the sparse evaluator, its reference twin and a batch."""
     graph = sparse_start(9, 14, 3, fan_in=fan_in, seed=seed)
     graph = _edited(graph) if edited else graph
     net, ref = _pair(graph, "sparse", activation=activation)
-    net, ref = net.double(), ref.double()
     x = torch.randn(batch, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    return net.double(), ref.double(), x
+
+
+@RANDOM_CASES
+def test_inference_matches_the_reference(seed, fan_in, batch, activation, edited):
+    net, ref, x = _random_case(seed, fan_in, batch, activation, edited)
     with torch.inference_mode():
         fast = net(x)
     torch.testing.assert_close(fast, ref(x).detach(), rtol=1e-10, atol=1e-10)
@@ -83,14 +94,9 @@ def test_graph_input_training_matches_the_reference_forward_and_backward():
                     torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-10)
 
 
-@given(seed=st.integers(0, 10_000), fan_in=st.integers(1, 6), batch=st.sampled_from([1, 2, 63, 64, 65, 130, 300]),
-       activation=st.sampled_from(ACTIVATIONS), edited=st.booleans())
+@RANDOM_CASES
 def test_one_call_training_matches_the_reference(seed, fan_in, batch, activation, edited):
-    graph = sparse_start(9, 14, 3, fan_in=fan_in, seed=seed)
-    graph = _edited(graph) if edited else graph
-    net, ref = _pair(graph, "sparse", activation=activation)
-    net, ref = net.double(), ref.double()
-    x = torch.randn(batch, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    net, ref, x = _random_case(seed, fan_in, batch, activation, edited)
     target = torch.randn(batch, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
     for model in (net, ref):
         (model(x) * target).sum().backward()
