@@ -408,15 +408,8 @@ class FreeNet(nn.Module):
         x = self._flatten(x)
         push_from = 0 if input_grads or x.requires_grad else frozen.leading_inputs
         dtype = self.weight.dtype
-        graph_inputs = self.encoder_kind == "graph" and not input_grads and self.evaluator != "reference"
-        if graph_inputs and outputs_only and push_from and frozen.trains_in_one_call:
-            out = graph_train_forward(x.to(dtype), self.bias, self.weight, plan, codes, frozen.bias_pos,
-                                      frozen.out_pos, check=not frozen.train_checked)
-            if out is not None:
-                frozen.train_checked = True
-                return None, out, plan
         bias = frozen.position_bias(self.bias, plan)
-        if graph_inputs:
+        if self.encoder_kind == "graph" and not input_grads and self.evaluator != "reference":
             with torch.autocast(device_type=x.device.type, enabled=False):
                 h = graph_input_forward(x, bias, self.weight, plan, codes, frozen.input_pos, push_from,
                                         frozen.inputs_in_order, frozen.out_pos if outputs_only else None)
@@ -466,6 +459,12 @@ class FreeNet(nn.Module):
             out = self._infer(x)
             if out is not None:
                 return self.decoder(out)
+        one_call = self._one_call(x, states=self.activation_hook is not None)
+        if one_call is not None:
+            out, h = one_call
+            if h is not None:
+                self.activation_hook(h[self.plan()[0].position].t())
+            return self.decoder(out.t())
         outputs_only = self.activation_hook is None and self.encoder_kind == "graph" and self.evaluator != "reference"
         _, h, plan = self._neuron_states(x, outputs_only=outputs_only)
         if outputs_only:
@@ -473,6 +472,26 @@ class FreeNet(nn.Module):
         if self.activation_hook is not None:
             self.activation_hook(h.detach()[plan.position].t())
         return self.decoder(h[plan.position[self.outputs]].t())
+
+    def _one_call(self, x: Tensor, states: bool) -> tuple[Tensor, Tensor | None] | None:
+        """``(out, h)`` from the one-call training kernel: the output rows ``[K, B]`` (decoder
+        order) and, with ``states``, every row's ``h`` (``[N, B]``, position order, no gradient;
+        else None); or None where it does not apply (a dense encoder, a dense block, input nodes
+        out of feature order, an activation that needs ``z``, ``x`` that needs a gradient,
+        another device or dtype)."""
+        if self.encoder_kind != "graph" or self.evaluator == "reference":
+            return None
+        plan, codes = self.plan()
+        frozen = self._plan_cache[3]
+        x = self._flatten(x)
+        if x.requires_grad or not frozen.leading_inputs or not frozen.trains_in_one_call:
+            return None
+        result = graph_train_forward(x.to(self.weight.dtype), self.bias, self.weight, plan, codes, frozen.bias_pos,
+                                     frozen.out_pos, check=not frozen.train_checked, states=states)
+        if result is None:
+            return None
+        frozen.train_checked = True
+        return result if states else (result, None)
 
     def _infer(self, x: Tensor) -> Tensor | None:
         """The output neurons' ``[B, K]`` from the one-call inference kernel, or None where it

@@ -128,6 +128,23 @@ def test_one_call_training_equals_the_blocked_evaluator():
 
 
 @pytest.mark.skipif(not cpp_available(), reason="needs the compiled kernel")
+def test_an_activation_hook_sees_every_neuron_on_the_one_call_path():
+    # a coactivation recorder's epoch trains on the one-call path too, and sees what the blocked path computes
+    net = FreeNet(sparse_start(30, 40, 5, fan_in=6, seed=3), in_features=30, evaluator="sparse")
+    x = torch.randn(70, 30)
+    net(x).square().sum().backward()
+    grads = (net.weight.grad.clone(), net.bias.grad.clone())
+    net.zero_grad(set_to_none=True)
+    seen = []
+    net.activation_hook = seen.append
+    net(x).square().sum().backward()
+    assert net._plan_cache[3].train_checked and len(seen) == 1 and not seen[0].requires_grad
+    assert net.weight.grad.equal(grads[0]) and net.bias.grad.equal(grads[1])
+    net.activation_hook = None
+    torch.testing.assert_close(seen[0], net.neuron_activations(x))
+
+
+@pytest.mark.skipif(not cpp_available(), reason="needs the compiled kernel")
 def test_graph_train_forward_checks_its_arguments(monkeypatch):
     plan = build_plan(torch.tensor([[0, 0], [1, 2]]), 3, mode="sparse")  # input node 0 -> neurons 1 and 2
     codes = torch.tensor([0, 1, 1], dtype=torch.uint8)

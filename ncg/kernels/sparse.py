@@ -196,29 +196,35 @@ class _TrainGraph(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, bias: Tensor, weight: Tensor, ext, plan: Plan, codes: Tensor, bias_pos: Tensor,
-                out_pos: Tensor, check: bool) -> Tensor:
+                out_pos: Tensor, check: bool, states: bool) -> Tensor | tuple[Tensor, Tensor]:
         h, out, w_slot = _call(ext.graph_forward, x, bias, bias_pos, weight, plan.csr_edge, plan.indptr,
                                plan.csr_src, codes, out_pos, check)
         ctx.save_for_backward(h, w_slot)
         ctx.ext, ctx.plan, ctx.codes, ctx.bias_pos, ctx.out_pos = ext, plan, codes, bias_pos, out_pos
         ctx.features = x.shape[1]
-        return out
+        if not states:
+            return out
+        ctx.mark_non_differentiable(h)
+        ctx.set_materialize_grads(False)  # no [N, B] of zeros for h's gradient
+        return out, h
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out: Tensor):
+    def backward(ctx, grad_out: Tensor | None, grad_h: None = None):
         h, w_slot = ctx.saved_tensors
         plan = ctx.plan
+        if grad_out is None:  # only h, which carries no gradient, was used
+            grad_out = h.new_zeros(ctx.out_pos.numel(), h.shape[1])
         dweight, dbias = ctx.ext.graph_backward(h, grad_out, w_slot, ctx.bias_pos, plan.csr_edge, plan.indptr,
                                                 plan.csr_src, ctx.codes, ctx.out_pos, ctx.features,
                                                 ctx.needs_input_grad[2], ctx.needs_input_grad[1])
-        return None, dbias, dweight, None, None, None, None, None, None
+        return None, dbias, dweight, None, None, None, None, None, None, None
 
 
 def graph_train_forward(
     x: Tensor, bias: Tensor, weight: Tensor, plan: Plan, codes: Tensor, bias_pos: Tensor, out_pos: Tensor,
-    check: bool = True,
-) -> Tensor | None:
+    check: bool = True, states: bool = False,
+) -> Tensor | tuple[Tensor, Tensor] | None:
     """The output rows of an all-sparse plan whose ``F`` input nodes are its rows ``0..F-1`` in
     feature order, differentiable in ``bias`` and ``weight``, in one compiled call each way; or
     None where the compiled kernel does not run (another device or dtype, ``NCG_DISABLE_CPP=1``,
@@ -248,11 +254,14 @@ def graph_train_forward(
         int64: the row of each bias (a permutation of ``F..N-1``) and of each output.
     check : bool, default True
         Validate the plan's structure and the index tensors, O(E): once per plan is enough.
+    states : bool, default False
+        Also return every row's ``h`` (``[N, B]``, position order, no gradient): what an
+        activation hook records, at no extra pass.
 
     Returns
     -------
-    Tensor or None
-        ``[len(out_pos), B]``: ``h`` of the output rows.
+    Tensor or (Tensor, Tensor) or None
+        ``[len(out_pos), B]``: ``h`` of the output rows; with ``states``, also all of ``h``.
 
     Examples
     --------
@@ -269,4 +278,4 @@ def graph_train_forward(
     ext = _cpp_for((x, bias.detach(), weight.detach()), None)
     if ext is None:
         return None
-    return _TrainGraph.apply(x, bias, weight, ext, plan, codes, bias_pos, out_pos, check)
+    return _TrainGraph.apply(x, bias, weight, ext, plan, codes, bias_pos, out_pos, check, states)
