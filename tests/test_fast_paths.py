@@ -127,6 +127,19 @@ def test_one_call_training_equals_the_blocked_evaluator():
     torch.testing.assert_close(db, db_ref)
 
 
+def test_one_call_training_reads_strided_features():
+    net = FreeNet(sparse_start(30, 40, 5, fan_in=6, seed=3), in_features=30, evaluator="sparse")
+    x = torch.randn(30, 70).t()  # [70, 30] with column stride 70, as a transposed batch arrives
+    results = []
+    for batch in (x, x.contiguous(), torch.randn(70, 60)[:, ::2].copy_(x)):
+        net.zero_grad(set_to_none=True)
+        out = net(batch)
+        out.square().sum().backward()
+        results.append((out.detach(), net.weight.grad))
+    for out, dw in results[1:]:
+        assert out.equal(results[0][0]) and dw.equal(results[0][1])
+
+
 @pytest.mark.skipif(not cpp_available(), reason="needs the compiled kernel")
 def test_an_activation_hook_sees_every_neuron_on_the_one_call_path():
     # a coactivation recorder's epoch trains on the one-call path too, and sees what the blocked path computes

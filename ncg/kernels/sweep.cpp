@@ -640,9 +640,12 @@ NCG_INLINE void infer_tile(const InferArgs<T>& a, int64_t col, int64_t cols, T* 
     const T b = a.bias[p];
     for (int64_t t = 0; t < N; ++t) s[p * N + t] = b;
   }
-  for (int64_t t = 0; t < cols; ++t) {
-    const T* __restrict__ xr = a.x + (col + t) * a.ldx;
-    for (int64_t f = 0; f < a.features; ++f) s[a.input_pos[f] * N + t] = xr[f];
+  // Feature-major, so that each input row of the scratch is written contiguously; the tile's
+  // rows of x (cols x F) stay in the caches while their lines are read 16 features at a time.
+  const T* __restrict__ xt = a.x + col * a.ldx;
+  for (int64_t f = 0; f < a.features; ++f) {
+    T* __restrict__ row = s + a.input_pos[f] * N;
+    for (int64_t t = 0; t < cols; ++t) row[t] = xt[t * a.ldx + f];
   }
   const CsrArgs<T> c{s, s, nullptr, nullptr, N, N, N, N, a.codes, a.indptr, a.src, a.w, 0, a.n, nullptr, 0};
   csr_forward_tile<T, N>(c, 0);
@@ -1385,6 +1388,22 @@ void check_vector(const char* name, const at::Tensor& t, int64_t size, at::Scala
                     t.scalar_type());
 }
 
+// dst[f * rows + t] = x[t * ldx + f * stride] for t < rows, f < features: x [rows, features]
+// transposed into the first rows of a [N, rows] matrix, 64 of its columns at a time so that the
+// lines of those rows of x stay in L1 while each destination row is written contiguously.
+template <typename T>
+void transpose_into(const T* x, int64_t ldx, int64_t stride, int64_t rows, int64_t features, T* dst) {
+  constexpr int64_t kBlock = 64;
+  for (int64_t t0 = 0; t0 < rows; t0 += kBlock) {
+    const int64_t t1 = std::min(rows, t0 + kBlock);
+    for (int64_t f = 0; f < features; ++f) {
+      T* __restrict__ row = dst + f * rows;
+      const T* __restrict__ col = x + f * stride;
+      for (int64_t t = t0; t < t1; ++t) row[t] = col[t * ldx];
+    }
+  }
+}
+
 // h [N, B] (rows 0..F-1 the features, row p >= F act(z[p])), the output rows [K, B] and the
 // weights in slot order, which the backward reads.
 std::vector<at::Tensor> graph_forward(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& bias_pos,
@@ -1400,9 +1419,9 @@ std::vector<at::Tensor> graph_forward(const at::Tensor& x, const at::Tensor& bia
   if (check) check_graph(n, features, bias_pos, edge, indptr, src, codes, out_pos);
   at::Tensor h = at::empty({n, cols}, x.options());
   at::Tensor w_slot = at::empty(weight.sizes(), weight.options());
-  h.narrow(0, 0, features).copy_(x.t());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "graph_forward", [&] {
     scalar_t* hp = h.data_ptr<scalar_t>();
+    transpose_into(x.data_ptr<scalar_t>(), x.stride(0), x.stride(1), cols, features, hp);
     const scalar_t* b = bias.data_ptr<scalar_t>();
     const int64_t* bp = bias_pos.data_ptr<int64_t>();
     for (int64_t k = 0; k < n - features; ++k) std::fill(hp + bp[k] * cols, hp + (bp[k] + 1) * cols, b[k]);
