@@ -623,7 +623,7 @@ def plot_evolution_summary(
             edit_ax.bar_label(bars, labels=[f"{v:,}" for v in values[shown]], rotation=90, fontsize=7, padding=2)
     edit_ax.set_yscale("log")
     largest = max((int(v.max()) for v in counts.values()), default=0)
-    edit_ax.set_ylim(0.7, max(largest, 1) * 40)  # headroom for the count labels and the legend
+    edit_ax.set_ylim(0.7, max(largest, 1) * 200)  # headroom: the tallest count label ends below the legend
     edit_ax.set_ylabel("edits applied (log scale)")
     edit_handles = [Patch(color=c, label=l) for l, c in zip(counts, ("#d62728", "#2ca02c", "#9467bd", "#17becf"))]
     _legend(edit_ax, edit_handles, ncol=2)
