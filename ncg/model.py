@@ -484,7 +484,7 @@ class FreeNet(nn.Module):
         plan, codes = self.plan()
         frozen = self._plan_cache[3]
         x = self._flatten(x)
-        if x.requires_grad or not frozen.leading_inputs or not frozen.trains_in_one_call:
+        if x.requires_grad or not frozen.trains_in_one_call:  # it implies inputs leading in feature order
             return None
         result = graph_train_forward(x.to(self.weight.dtype), self.bias, self.weight, plan, codes, frozen.bias_pos,
                                      frozen.out_pos, check=not frozen.train_checked, states=states)

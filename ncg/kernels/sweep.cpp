@@ -1165,15 +1165,20 @@ void check_matrix(const char* name, const at::Tensor& t) {
                     name, " must be float32 or float64, got ", t.scalar_type());
 }
 
+// A contiguous 1-D CPU tensor of `size` entries of `dtype`.
+void check_vector(const char* name, const at::Tensor& t, int64_t size, at::ScalarType dtype) {
+  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == size && t.is_contiguous() && t.scalar_type() == dtype &&
+                        t.device().is_cpu(),
+                    name, " must be a contiguous [", size, "] CPU tensor of dtype ", dtype, ", got ", t.sizes(), " ",
+                    t.scalar_type());
+}
+
 void check_csr(const at::Tensor& z, const at::Tensor& indptr, const at::Tensor& src,
                const at::Tensor& w, const at::Tensor& codes, int64_t start, int64_t end, const char* name = "z") {
   check_matrix(name, z);
   const int64_t n = z.size(0);
   check_structure(n, indptr, src, start, end);
-  TORCH_CHECK_VALUE(w.dim() == 1 && w.size(0) == src.size(0) && w.scalar_type() == z.scalar_type() &&
-                        w.is_contiguous() && w.device().is_cpu(),
-                    "w must be a contiguous [", src.size(0), "] CPU tensor of dtype ", z.scalar_type(),
-                    ", got ", w.sizes(), " ", w.scalar_type());
+  check_vector("w", w, src.size(0), z.scalar_type());
   TORCH_CHECK_VALUE(codes.dim() == 1 && codes.size(0) == n && codes.scalar_type() == at::kByte,
                     "codes must be uint8 of shape [", n, "], got ", codes.sizes(), " ",
                     codes.scalar_type());
@@ -1306,10 +1311,7 @@ at::Tensor csr_infer(const at::Tensor& x, const at::Tensor& input_pos, const at:
   TORCH_CHECK_VALUE(bias.dim() == 1 && bias.is_contiguous() && bias.scalar_type() == x.scalar_type(),
                     "bias must be a contiguous [N] tensor of dtype ", x.scalar_type(), ", got ", bias.sizes(), " ",
                     bias.scalar_type());
-  TORCH_CHECK_VALUE(w.dim() == 1 && w.size(0) == src.size(0) && w.is_contiguous() &&
-                        w.scalar_type() == x.scalar_type(),
-                    "w must be a contiguous [", src.size(0), "] tensor of dtype ", x.scalar_type(), ", got ",
-                    w.sizes(), " ", w.scalar_type());
+  check_vector("w", w, src.size(0), x.scalar_type());
   TORCH_CHECK_VALUE(codes.dim() == 1 && codes.size(0) == n && codes.scalar_type() == at::kByte &&
                         codes.is_contiguous(),
                     "codes must be contiguous uint8 of shape [", n, "], got ", codes.sizes(), " ", codes.scalar_type());
@@ -1349,6 +1351,18 @@ at::Tensor csr_infer(const at::Tensor& x, const at::Tensor& input_pos, const at:
 // gradient. Rows 0..F-1 have no incoming edges and need no gradient, so no pass touches them
 // but the transpose that fills them and the weight gradient's reads.
 
+// rows: each of the rows [lo, n) exactly once (check_rows, and no row twice or below lo).
+void check_distinct_rows(const char* name, const at::Tensor& rows, int64_t lo, int64_t n) {
+  check_rows(name, rows, n - lo, n);
+  std::vector<char> seen(n, 0);
+  const int64_t* r = rows.data_ptr<int64_t>();
+  for (int64_t k = 0; k < n - lo; ++k) {
+    TORCH_CHECK_VALUE(r[k] >= lo && !seen[r[k]], name, "[", k, "] = ", r[k], " must be a distinct row of [", lo,
+                      ", ", n, ")");
+    seen[r[k]] = 1;
+  }
+}
+
 // Validates what graph_forward / graph_backward index with, once per plan: the CSR, the codes
 // (no code of rows F.. needs z), bias_pos (a permutation of the rows F..N-1), out_pos and edge.
 void check_graph(int64_t n, int64_t features, const at::Tensor& bias_pos, const at::Tensor& edge,
@@ -1361,31 +1375,9 @@ void check_graph(int64_t n, int64_t features, const at::Tensor& bias_pos, const 
   TORCH_CHECK_VALUE(codes.dim() == 1 && codes.size(0) == n && codes.is_contiguous(), "codes must be contiguous [",
                     n, "], got ", codes.sizes());
   checked_preactivations(checked_codes(codes), features, n, std::nullopt, at::Tensor(), false);
-  check_rows("bias_pos", bias_pos, n - features, n);
-  std::vector<char> seen(n, 0);
-  const int64_t* bp = bias_pos.data_ptr<int64_t>();
-  for (int64_t k = 0; k < n - features; ++k) {
-    TORCH_CHECK_VALUE(bp[k] >= features && !seen[bp[k]], "bias_pos[", k, "] = ", bp[k],
-                      " must be a distinct row of [", features, ", ", n, ")");
-    seen[bp[k]] = 1;
-  }
+  check_distinct_rows("bias_pos", bias_pos, features, n);
   check_rows("out_pos", out_pos, out_pos.dim() == 1 ? out_pos.size(0) : -1, n);
-  const int64_t slots = src.size(0);
-  check_rows("edge", edge, slots, slots);
-  std::vector<char> taken(slots, 0);
-  const int64_t* ed = edge.data_ptr<int64_t>();
-  for (int64_t s = 0; s < slots; ++s) {
-    TORCH_CHECK_VALUE(!taken[ed[s]], "edge must be a permutation of 0..", slots - 1, ", but ", ed[s],
-                      " appears twice");
-    taken[ed[s]] = 1;
-  }
-}
-
-void check_vector(const char* name, const at::Tensor& t, int64_t size, at::ScalarType dtype) {
-  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == size && t.is_contiguous() && t.scalar_type() == dtype &&
-                        t.device().is_cpu(),
-                    name, " must be a contiguous [", size, "] CPU tensor of dtype ", dtype, ", got ", t.sizes(), " ",
-                    t.scalar_type());
+  check_distinct_rows("edge", edge, 0, src.size(0));
 }
 
 // dst[f * rows + t] = x[t * ldx + f * stride] for t < rows, f < features: x [rows, features]
