@@ -54,9 +54,10 @@ edges; otherwise every block is sparse. A few dense blocks in a sparse plan save
 much: each step then gathers and scatters the weights and gradients of both kinds by index, and a
 whole-network FreeNet leaves its one-call training path
 (:func:`ncg.kernels.sparse.graph_train_forward`). The main job's net after its second prune (105k
-edges), whose one dense block was its last output neuron (624 of its edges), stepped in 4.3 ms
-all sparse against 6.7 ms with that block dense (batch 256, one thread, AMD EPYC, AVX-512,
-2026-12-04); on its complete start, where the dense blocks receive 98% of the edges, they stay."""
+edges), whose one dense block was its last output neuron (624 of its edges), stepped in 4.34 ms
+all sparse against 6.55 ms with that block dense (batch 256, one thread, AMD EPYC, AVX-512,
+2026-12-04, ``benchmarks/bench_paths.py``); on its complete start, where the dense blocks receive
+98% of the edges, they stay."""
 
 DENSE_MAX_CELLS = 1 << 24
 """``auto`` never makes a block dense whose weight slab would hold more entries than this
