@@ -42,7 +42,7 @@ def sparse_start(
     density: float | None = None,
     seed: int | None = None,
     layers: Sequence[int] | None = None,
-    connect: str = "consecutive",
+    connect: str | torch.Tensor = "consecutive",
 ) -> NCG:
     """A random sparse DAG over input nodes, hidden neurons and outputs, layer-free or layered.
 
@@ -63,7 +63,9 @@ def sparse_start(
     layer 0, the hidden layers 1, 2, ..., the outputs last, and a neuron takes sources only from
     the layers ``connect`` allows into its own (``consecutive``: the layer before it, so
     ``density=1.0`` is the MLP of that shape; ``skips``: every earlier layer). The graph carries
-    the constraint (:mod:`ncg.layers`), so every later edit keeps it.
+    the constraint (:mod:`ncg.layers`), so every later edit keeps it. ``connect`` may also be
+    the ``[L, L]`` bool matrix itself over the ``L = len(layers) + 2`` layers (inputs, hidden
+    layers, outputs), e.g. :func:`ncg.layers.within_reach` for a hop cap.
 
     Raises
     ------
@@ -127,12 +129,18 @@ def sparse_start(
     )
 
 
-def _layer_constraint(f: int, h: int, k: int, layers: Sequence[int], connect: str) -> dict[str, torch.Tensor]:
+def _layer_constraint(f: int, h: int, k: int, layers: Sequence[int], connect: str | torch.Tensor
+                      ) -> dict[str, torch.Tensor]:
     """``layer`` and ``allowed_layers`` of inputs, hidden ``layers`` and outputs."""
     layers = list(layers)
     if not layers or any(not isinstance(s, int) or s < 1 for s in layers) or sum(layers) != h:
         raise NCGError(f"layers must be hidden layer sizes >= 1 summing to num_hidden = {h}, got {layers}")
     sizes = [f, *layers, k]
+    if isinstance(connect, torch.Tensor):
+        if connect.dtype != torch.bool or tuple(connect.shape) != (len(sizes),) * 2:
+            raise NCGError(f"connect as a matrix must be [L, L] bool over the L = {len(sizes)} layers (inputs, "
+                           f"hidden, outputs), got {connect.dtype} of shape {tuple(connect.shape)}")
+        return {"layer": layer_of_sizes(sizes), "allowed_layers": connect}
     return {"layer": layer_of_sizes(sizes), "allowed_layers": allowed_layers(len(sizes), connect)}
 
 

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from ncg.errors import NCGError
 
-__all__ = ["CONNECTIONS", "consecutive", "with_skips", "allowed_layers", "layer_of_sizes", "allows",
+__all__ = ["CONNECTIONS", "consecutive", "with_skips", "within_reach", "allowed_layers", "layer_of_sizes", "allows",
            "describe"]
 
 CONNECTIONS = ("consecutive", "skips")
@@ -52,6 +52,29 @@ def consecutive(num_layers: int) -> Tensor:
 def with_skips(num_layers: int) -> Tensor:
     """``[L, L]`` bool: edges from layer ``a`` to every later layer ``b > a`` (DenseNet-like)."""
     return torch.ones(num_layers, num_layers, dtype=torch.bool).triu(1)
+
+
+def within_reach(num_layers: int, reach: int) -> Tensor:
+    """``[L, L]`` bool of a hop cap: layer 0 (the inputs) feeds every later layer, the last
+    layer (the outputs) is fed by every earlier one, and between the layers in between an edge
+    may go forward at most ``reach`` layers. With one hidden neuron per layer this caps an
+    edge's distance in the topological order of the hidden neurons (local-first wiring), while
+    inputs and outputs stay reachable from everywhere.
+
+    Raises
+    ------
+    NCGError
+        If ``reach`` is not an int >= 1.
+
+    Examples
+    --------
+    >>> within_reach(5, 1).int().tolist()
+    [[0, 1, 1, 1, 1], [0, 0, 1, 0, 1], [0, 0, 0, 1, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]]
+    """
+    if not isinstance(reach, int) or isinstance(reach, bool) or reach < 1:
+        raise NCGError(f"reach must be an int >= 1, got {reach!r}")
+    a, b = torch.arange(num_layers)[:, None], torch.arange(num_layers)[None, :]
+    return (b > a) & ((b - a <= reach) | (a == 0) | (b == num_layers - 1))
 
 
 def allowed_layers(num_layers: int, connect: str) -> Tensor:

@@ -59,6 +59,7 @@ __all__ = [
     "GROW_SCORES",
     "saliency_scores",
     "edge_gradients",
+    "neuron_quota",
 ]
 
 DENSE_GRADIENT_MAX_NEURONS = 4096
@@ -231,16 +232,69 @@ def _coactivation_magnitude_prune(ctx: ScoreContext) -> np.ndarray:
     return ctx.graph.weight.abs().numpy() * (1.0 + phi) / 2.0
 
 
+def _incoming_rms(graph: NCG) -> np.ndarray:
+    """Per edge, the root mean square of the weights into its target neuron."""
+    weight, dst = graph.weight.numpy().astype(np.float64), graph.edge_index[1].numpy()
+    count = np.bincount(dst, minlength=graph.num_neurons)
+    mean_square = np.bincount(dst, weights=weight * weight, minlength=graph.num_neurons) / np.maximum(count, 1)
+    return np.sqrt(mean_square)[dst]
+
+
+def _normalized_magnitude_prune(ctx: ScoreContext) -> np.ndarray:
+    rms = _incoming_rms(ctx.graph)
+    return ctx.graph.weight.abs().numpy() / np.where(rms > 0, rms, 1.0)
+
+
+def neuron_quota(graph: NCG) -> np.ndarray:
+    """Per non-input neuron, its share of the edges in the spirit of ERK: a layer of ``n_in``
+    inputs and ``n_out`` outputs keeps density ``(n_in + n_out) / (n_in n_out)``, so a neuron of
+    fan-in ``d_in`` and fan-out ``d_out`` (an output's decoder counts as one) keeps about
+    ``(d_in + d_out) / d_out`` of its incoming edges, capped at ``d_in`` (0 without any).
+
+    Examples
+    --------
+    >>> from ncg import NCG
+    >>> neuron_quota(NCG.complete(4, num_outputs=1, seed=0)).tolist()
+    [0.0, 1.0, 2.0, 3.0]
+    """
+    src, dst = graph.edge_index.numpy()
+    fan_in = np.bincount(dst, minlength=graph.num_neurons).astype(np.float64)
+    fan_out = np.bincount(src, minlength=graph.num_neurons).astype(np.float64)
+    fan_out[graph.outputs.numpy()] += 1.0
+    return np.minimum(fan_in, (fan_in + fan_out) / np.maximum(fan_out, 1.0))
+
+
+def _quota_prune(ctx: ScoreContext) -> np.ndarray:
+    """``quota_j / (rank + 1)``: an edge's rank by ``|w|`` among its target's incoming edges
+    (0 the largest) against the target's :func:`neuron_quota`, so one global threshold keeps
+    about the same multiple of every neuron's quota; ties go to the larger normalised weight."""
+    graph = ctx.graph
+    dst = graph.edge_index[1].numpy()
+    magnitude = graph.weight.abs().numpy()
+    order = np.lexsort((-magnitude, dst))
+    first = np.searchsorted(dst[order], dst[order], side="left")
+    rank = np.empty(dst.size, dtype=np.float64)
+    rank[order] = np.arange(dst.size) - first
+    normalized = _normalized_magnitude_prune(ctx)
+    return neuron_quota(graph)[dst] / (rank + 1.0) * (1.0 + 1e-6 * normalized / (1.0 + normalized))
+
+
 PRUNE_SCORES: dict[str, PruneRule] = {
     "coactivation": PruneRule(_coactivation_prune, thresholded=True, needs_coactivation=True),
     "magnitude": PruneRule(_magnitude_prune),
     "saliency": PruneRule(_saliency_prune),
     "coactivation_magnitude": PruneRule(_coactivation_magnitude_prune, needs_coactivation=True),
+    "normalized_magnitude": PruneRule(_normalized_magnitude_prune),
+    "quota": PruneRule(_quota_prune),
 }
 """Prune rules by name: Free-Evolve's Hebbian ``coactivation`` (tau-thresholded), the
 baselines ``magnitude`` (``|w|``) and ``saliency`` (``|w dL/dw|``), and
 ``coactivation_magnitude``: ``|w| (1 + phi) / 2``, a weight discounted by how little its two
-neurons fire together (an edge between anti-correlated neurons goes first)."""
+neurons fire together (an edge between anti-correlated neurons goes first);
+``normalized_magnitude``: ``|w|`` over the root mean square of the weights into the same neuron,
+so that one global threshold compares every neuron's edges on its own scale (a complete DAG gives
+neuron ``j`` a fan-in of ``F + j`` and weights of scale ``1 / sqrt(F + j)``); ``quota``: each
+neuron keeps its ERK-like share of the edges (:func:`neuron_quota`), its largest first."""
 
 Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]
 

@@ -68,12 +68,12 @@ from ncg.errors import NCGError
 from ncg.evolve.lottery import iterative_magnitude_pruning
 from ncg.evolve.loop import EditBudget, EvolveConfig, FreeEvolve
 from ncg.graph import NCG
-from ncg.layers import CONNECTIONS
+from ncg.layers import CONNECTIONS, within_reach
 from ncg.model import FreeNet
 from ncg.schedule import topological_generations
 from ncg.train import fit
 
-__all__ = ["Budget", "Setting", "Method", "METHODS", "PRESETS", "Trained", "evolve_config", "free_evolve_config", "set_config", "rigl_config", "flops", "parameters", "structure"]
+__all__ = ["Budget", "Start", "Setting", "Method", "initialized", "METHODS", "PRESETS", "Trained", "evolve_config", "free_evolve_config", "set_config", "rigl_config", "flops", "parameters", "structure"]
 
 
 @dataclass(frozen=True)
@@ -133,14 +133,59 @@ class Budget:
         return sum(n for n, _ in self.stages)
 
 
+INITS = ("fan_in", "he", "by_source")
+"""Start weights of the whole-network builders (:attr:`Start.init`)."""
+
+
+@dataclass(frozen=True)
+class Start:
+    """How a whole-network method's start is built, beyond its builder's wiring: the units of the
+    start ablations (``name[start.<field>=value]``, :func:`variant`).
+
+    Attributes
+    ----------
+    init : str
+        ``fan_in`` (``U(+-1/sqrt(d_j))`` for the ``d_j`` edges into neuron ``j``, like
+        ``nn.Linear``), ``he`` (Kaiming's uniform ``U(+-sqrt(6/d_j))``) or ``by_source`` (the
+        edges from input nodes and from neurons each scaled by their own count, as if they were
+        two layers feeding ``j``).
+    reach : int, optional
+        A hop cap: an edge between two hidden neurons may skip at most ``reach - 1`` hidden
+        neurons of the topological order (:func:`ncg.layers.within_reach`, carried by the graph,
+        so every regrowth keeps it); inputs still feed every neuron and every neuron the outputs.
+        Layer-free builders only.
+    layered : int, optional
+        Start layered, then free the edges: the complete start of ``layered`` consecutive hidden
+        layers (an MLP's topology), whose constraint is lifted, so pruning starts from the MLP and
+        regrowth may wire any neuron to any later one. Layer-free builders only.
+    """
+
+    init: str = "fan_in"
+    reach: int | None = None
+    layered: int | None = None
+
+    def validate(self) -> Start:
+        """Raise :class:`~ncg.errors.NCGError` naming the first bad field."""
+        if self.init not in INITS:
+            raise NCGError(f"start.init must be one of {INITS}, got {self.init!r}")
+        for name in ("reach", "layered"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise NCGError(f"start.{name} must be an int >= 1 or None, got {value!r}")
+        if self.reach is not None and self.layered is not None:
+            raise NCGError("start.reach and start.layered exclude each other (a hop cap or a lifted layered start)")
+        return self
+
+
 @dataclass(frozen=True)
 class Setting:
-    """A budget applied to one data set's shapes and task."""
+    """A budget applied to one data set's shapes and task, and how starts are built."""
 
     budget: Budget
     in_features: int
     num_classes: int
     task: str = "classification"
+    start: Start = Start()
 
     @property
     def total_neurons(self) -> int:
@@ -218,20 +263,72 @@ def _mlp(width: Callable[[Setting], int]) -> Builder:
     return build
 
 
+def _start_options(setting: Setting, builder: str, allowed: tuple[str, ...]) -> None:
+    """Refuse the :class:`Start` fields that ``builder`` cannot honour (all but ``allowed``)."""
+    bad = [f.name for f in fields(Start) if f.name not in allowed
+           and getattr(setting.start, f.name) != getattr(Start(), f.name)]
+    if bad:
+        raise NCGError(f"the {builder} start takes no start.{bad[0]} (it takes {', '.join(allowed) or 'no start options'})")
+
+
 def _complete(setting: Setting, seed: int) -> FreeNet:
+    _start_options(setting, "dense-encoder complete", ())
     graph = NCG.complete(setting.total_neurons, num_outputs=setting.num_classes, seed=seed)
     return FreeNet(graph, in_features=setting.in_features, seed=seed)
 
 
 def _sparse_start(setting: Setting, seed: int) -> FreeNet:
+    _start_options(setting, "sparse", ("init",))
     graph = sparse_start(setting.in_features, setting.budget.neurons, setting.num_classes,
                          fan_in=setting.sparse_fan_in, seed=seed)
-    return FreeNet(graph, in_features=setting.in_features, seed=seed)
+    return FreeNet(initialized(graph, setting.start.init, seed), in_features=setting.in_features, seed=seed)
 
 
 def _whole_complete(setting: Setting, seed: int) -> FreeNet:
-    graph = sparse_start(setting.in_features, setting.budget.neurons, setting.num_classes, density=1.0, seed=seed)
-    return FreeNet(graph, in_features=setting.in_features, seed=seed)
+    """The whole-network complete start; :attr:`Setting.start` may cap its hops or start it
+    layered and lift the constraint."""
+    f, h, k, start = setting.in_features, setting.budget.neurons, setting.num_classes, setting.start
+    if start.reach is not None:
+        graph = sparse_start(f, h, k, density=1.0, seed=seed, layers=(1,) * h, connect=within_reach(h + 2, start.reach))
+    elif start.layered is not None:
+        graph = sparse_start(f, h, k, density=1.0, seed=seed, layers=hidden_layers(h, start.layered))
+        graph = NCG(graph.edge_index, graph.num_neurons, graph.outputs, weight=graph.weight, bias=graph.bias,
+                    order=graph.order, inputs=graph.inputs)
+    else:
+        graph = sparse_start(f, h, k, density=1.0, seed=seed)
+    return FreeNet(initialized(graph, start.init, seed), in_features=f, seed=seed)
+
+
+def initialized(graph: NCG, init: str, seed: int) -> NCG:
+    """``graph`` with its edge weights drawn by the scheme ``init`` (:data:`INITS`); ``fan_in``
+    keeps the builders' weights.
+
+    Examples
+    --------
+    >>> from ncg.build import sparse_start
+    >>> g = sparse_start(4, 3, 1, density=1.0, seed=0)
+    >>> bound = float(initialized(g, "he", 0).weight.abs().max() / g.weight.abs().max())
+    >>> 1.0 < bound <= 6 ** 0.5 * 2
+    True
+    """
+    if init == "fan_in":
+        return graph
+    src, dst = graph.edge_index
+    if init == "he":
+        count = torch.bincount(dst, minlength=graph.num_neurons)[dst]
+        bound = (6.0 / count.clamp(min=1).double()).sqrt()
+    elif init == "by_source":
+        from_input = graph.is_input[src].long()
+        group = dst * 2 + from_input
+        count = torch.bincount(group, minlength=2 * graph.num_neurons)[group]
+        bound = count.clamp(min=1).double().rsqrt()
+    else:
+        raise NCGError(f"init must be one of {INITS}, got {init!r}")
+    generator = torch.Generator().manual_seed(seed)
+    uniform = 2 * torch.rand(graph.num_edges, generator=generator, dtype=torch.float64) - 1
+    graph = graph.clone()
+    graph.weight = (uniform * bound).to(graph.weight.dtype)
+    return graph
 
 
 def hidden_layers(neurons: int, depth: int) -> tuple[int, ...]:
@@ -252,15 +349,17 @@ def _layered_whole(depth: int, wiring: Callable[[Setting], dict], connect: str) 
     neurons connected as ``connect`` says (:data:`ncg.layers.CONNECTIONS`), wired by
     ``wiring(setting)``."""
     def build(setting: Setting, seed: int) -> FreeNet:
+        _start_options(setting, "layered", ("init",))
         layers = hidden_layers(setting.budget.neurons, depth)
         graph = sparse_start(setting.in_features, setting.budget.neurons, setting.num_classes, seed=seed,
                              layers=layers, connect=connect, **wiring(setting))
-        return FreeNet(graph, in_features=setting.in_features, seed=seed)
+        return FreeNet(initialized(graph, setting.start.init, seed), in_features=setting.in_features, seed=seed)
 
     return build
 
 
 def _random(setting: Setting, seed: int) -> FreeNet:
+    _start_options(setting, "dense-encoder random", ())
     graph = NCG.random_dag(setting.total_neurons, num_edges=setting.target_edges, num_outputs=setting.num_classes, seed=seed)
     return FreeNet(graph, in_features=setting.in_features, seed=seed)
 
@@ -495,32 +594,67 @@ def flops(trained: Trained, train_samples: int) -> float:
     return float(sum(6 * epochs * macs * train_samples for epochs, macs in trained.segments))
 
 
+SETTING_KEYS = {"neurons"} | {f"start.{f.name}" for f in fields(Start)}
+"""Keys of :func:`variant` that change the setting rather than the rule: the hidden neurons
+(``neurons``) and the start (:class:`Start`)."""
+
+
 def variant(method: Method, overrides: dict) -> Method:
     """``method`` with fields of its :class:`EvolveConfig` changed (``budget.<field>`` for the
-    schedule), named ``name[key=value,...]``: the unit of an ablation.
+    schedule), its hidden neurons (``neurons``) or its start (``start.<field>``, :class:`Start`),
+    named ``name[key=value,...]``: the unit of an ablation.
 
     Examples
     --------
     >>> variant(METHODS["sparse-hebbian"], {"tau": 0.1, "budget.prune_fraction": 0.5}).name
     'sparse-hebbian[tau=0.1,budget.prune_fraction=0.5]'
+    >>> variant(METHODS["layered1-granet"], {"neurons": 128, "start.init": "he"}).name
+    'layered1-granet[neurons=128,start.init=he]'
     """
-    if method.configure is None:
-        raise NCGError(f"{method.name} is not trained by Free-Evolve; it has no config to vary")
-    known = {f.name for f in fields(EvolveConfig)} | {f"budget.{f.name}" for f in fields(EditBudget)}
+    rule_keys = {f.name for f in fields(EvolveConfig)} | {f"budget.{f.name}" for f in fields(EditBudget)}
+    known = (rule_keys if method.configure is not None else set()) | SETTING_KEYS
     unknown = sorted(set(overrides) - known)
     if unknown:
+        if method.configure is None:
+            raise NCGError(f"{method.name} is not trained by Free-Evolve; it has no config to vary {unknown} "
+                           f"(it takes {sorted(SETTING_KEYS)})")
         raise NCGError(f"{method.name}: cannot vary {unknown}; fields are {sorted(known)}")
+    setting_overrides = {k: v for k, v in overrides.items() if k in SETTING_KEYS}
+    rule = {k: v for k, v in overrides.items() if k not in SETTING_KEYS}
+    spec = ",".join(f"{k}={v}" for k, v in overrides.items())
     base = method.configure
 
     def configure(setting: Setting, seed: int) -> EvolveConfig:
         config = base(setting, seed)
-        budget = replace(config.budget, **{k[7:]: v for k, v in overrides.items() if k.startswith("budget.")})
-        plain = {k: v for k, v in overrides.items() if not k.startswith("budget.")}
+        budget = replace(config.budget, **{k[7:]: v for k, v in rule.items() if k.startswith("budget.")})
+        plain = {k: v for k, v in rule.items() if not k.startswith("budget.")}
         return replace(config, budget=budget, **plain).validate()
 
-    spec = ",".join(f"{k}={v}" for k, v in overrides.items())
-    return _evolve_method(f"{method.name}[{spec}]", method.build, configure, candidate=method.candidate,
-                          description=f"{method.description}; with {spec}")
+    changed = method if not rule else _evolve_method(method.name, method.build, configure, candidate=method.candidate,
+                                                     description=method.description)
+    if setting_overrides:
+        _set(Setting(Budget(), 1, 1), setting_overrides)  # validate now, not at the first cell
+        changed = _in_setting(changed, lambda setting: _set(setting, setting_overrides))
+    return replace(changed, name=f"{method.name}[{spec}]", description=f"{method.description}; with {spec}")
+
+
+def _set(setting: Setting, overrides: dict) -> Setting:
+    """``setting`` with the :data:`SETTING_KEYS` of ``overrides`` applied (and validated)."""
+    start = replace(setting.start, **{k[6:]: v for k, v in overrides.items() if k.startswith("start.")}).validate()
+    budget = setting.budget
+    if "neurons" in overrides:
+        budget = replace(budget, neurons=overrides["neurons"]).validate()
+    return replace(setting, budget=budget, start=start)
+
+
+def _in_setting(method: Method, change: Callable[[Setting], Setting]) -> Method:
+    """``method`` built, configured and trained in ``change(setting)`` instead of ``setting``."""
+    configure = None if method.configure is None else (lambda setting, seed: method.configure(change(setting), seed))
+    return replace(
+        method, build=lambda setting, seed: method.build(change(setting), seed),
+        train=lambda model, setting, train, val, seed: method.train(model, change(setting), train, val, seed),
+        configure=configure,
+    )
 
 
 def _parse_variant(name: str) -> Method:
@@ -556,13 +690,8 @@ def at_parameters(method: Method, parameters: int) -> Method:
     def at(setting: Setting) -> Setting:
         return replace(setting, budget=replace(setting.budget, sparse_parameters=parameters))
 
-    configure = None if method.configure is None else (lambda setting, seed: method.configure(at(setting), seed))
-    return replace(
-        method, name=f"{method.name}@{parameters}", description=f"{method.description}; {parameters:,} parameters",
-        build=lambda setting, seed: method.build(at(setting), seed),
-        train=lambda model, setting, train, val, seed: method.train(model, at(setting), train, val, seed),
-        configure=configure,
-    )
+    return replace(_in_setting(method, at), name=f"{method.name}@{parameters}",
+                   description=f"{method.description}; {parameters:,} parameters")
 
 
 def _parse(name: str) -> Method:
