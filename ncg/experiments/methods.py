@@ -728,16 +728,26 @@ def parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def structure(model: nn.Module) -> dict[str, int]:
+def structure(model: nn.Module) -> dict[str, int | float]:
     """``hidden_edges``, ``input_connections``, ``neurons`` and ``depth`` of a FreeNet or a
-    one-hidden-layer MLP (read as the FreeNet :meth:`FreeNet.from_mlp` would build)."""
+    one-hidden-layer MLP (read as the FreeNet :meth:`FreeNet.from_mlp` would build), and of a
+    FreeNet with input nodes where its edges go: ``input_output_edges`` (inputs straight to an
+    output) and ``median_hop`` (the median distance in the topological order of the edges between
+    neurons, counted in neurons)."""
     if isinstance(model, FreeNet):
         graph = model.graph
         depth = int(topological_generations(graph.edge_index, graph.num_neurons).max())
         dense_inputs = 0 if graph.num_inputs else model.in_features * model.num_neurons
-        return {"hidden_edges": graph.num_edges - graph.num_input_edges,
-                "input_connections": dense_inputs + graph.num_input_edges,
-                "neurons": graph.num_neurons - graph.num_inputs, "depth": depth}
+        found = {"hidden_edges": graph.num_edges - graph.num_input_edges,
+                 "input_connections": dense_inputs + graph.num_input_edges,
+                 "neurons": graph.num_neurons - graph.num_inputs, "depth": depth}
+        if graph.num_inputs:
+            src, dst = graph.edge_index
+            from_input, into_output = graph.is_input[src], graph.roles[dst] == graph.OUTPUT
+            hops = (graph.position[dst] - graph.position[src])[~from_input]
+            found["input_output_edges"] = int((from_input & into_output).sum())
+            found["median_hop"] = float(hops.double().median()) if hops.numel() else 0.0
+        return found
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     return {"hidden_edges": sum(m.weight.numel() for m in linears[1:]), "input_connections": linears[0].weight.numel(),
             "neurons": sum(m.out_features for m in linears), "depth": len(linears) - 1}
