@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 import ncg.experiments.runner as runner
 from ncg.experiments.__main__ import main
@@ -222,3 +223,100 @@ def test_report_names_a_missing_docs_page(sweep, tmp_path, capsys):
     assert main(["report", str(out), "--docs", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: --docs {missing}: no such file") and len(err.splitlines()) == 1
+
+
+ABLATIONS = ["sparse-granet[prune_score=normalized_magnitude]@1000", "sparse-granet[prune_score=quota]@1000",
+             "sparse-granet[start.init=by_source]@1000", "sparse-granet[start.init=he]@1000",
+             "sparse-granet[start.reach=3]@1000", "sparse-granet[start.layered=2]@1000",
+             "sparse-granet[neurons=12]@1000", "layered1-granet[neurons=12]@1000"]
+
+
+def test_every_ablation_keeps_the_dag_the_budget_and_its_constraint(tmp_path):
+    """Each factor of the layer-freedom ablations trains a valid DAG to its parameter budget; a hop
+    cap is kept through regrowth, a lifted layered start has no constraint left."""
+    from ncg.experiments.methods import Setting, check_methods
+
+    methods = check_methods(["sparse-granet@1000", "layered1-granet@1000", *ABLATIONS])
+    for method in methods:
+        net = method.build(Setting(TINY, 64, 10), 0)
+        method.train(net, Setting(TINY, 64, 10), *_digits_tensors(), 0)
+        net.graph.validate()
+        assert sum(p.numel() for p in net.parameters()) <= 1000, method.name
+        src, dst = net.graph.edge_index.numpy()
+        if "reach" in method.name:
+            between = ~net.graph.is_input[src].numpy() & (net.graph.roles[dst] != net.graph.OUTPUT).numpy()
+            assert (net.graph.position[dst][between] - net.graph.position[src][between] <= 3).all()
+        if "layered=" in method.name:
+            assert net.graph.allowed_layers is None
+        if "neurons=12" in method.name:
+            assert net.graph.num_neurons - net.graph.num_inputs <= 12 + 10
+
+
+def _digits_tensors():
+    from ncg.datasets import digits
+
+    data = digits()
+    return data.train.tensors, data.val.tensors
+
+
+def test_start_options_build_what_they_say():
+    from ncg.build import sparse_start
+    from ncg.experiments.methods import Setting, Start, check_methods, initialized
+
+    setting = Setting(TINY, 64, 10)
+    (lifted,) = check_methods(["sparse-granet[start.layered=1]"])
+    mlp = sparse_start(64, 24, 10, density=1.0, layers=(24,), seed=0)
+    assert torch.equal(lifted.build(setting, 0).graph.edge_index, mlp.edge_index)
+    graph = sparse_start(6, 4, 2, density=1.0, seed=0)
+    count = torch.bincount(graph.edge_index[1], minlength=graph.num_neurons)[graph.edge_index[1]].double()
+    he = initialized(graph, "he", 0).weight.double()
+    assert (he.abs() <= (6 / count).sqrt() + 1e-6).all() and he.abs().max() > 1.5 / count.sqrt().min()
+    by_source = initialized(graph, "by_source", 0)
+    into_last = graph.edge_index[1] == graph.num_neurons - 1
+    from_inputs = into_last & graph.is_input[graph.edge_index[0]]
+    assert (by_source.weight[from_inputs].abs() <= 6 ** -0.5 + 1e-6).all()
+    assert (by_source.weight[into_last & ~from_inputs].abs() <= 4 ** -0.5 + 1e-6).all()
+    assert torch.equal(initialized(graph, "fan_in", 0).weight, graph.weight)
+    assert Start(reach=4).validate().reach == 4
+
+
+@pytest.mark.parametrize("name, message", [
+    ("sparse-granet[start.init=xavier]", r"start.init must be one of \('fan_in', 'he', 'by_source'\), got 'xavier'"),
+    ("sparse-granet[start.reach=0]", "start.reach must be an int >= 1 or None, got 0"),
+    ("sparse-granet[start.reach=4,start.layered=1]", "exclude each other"),
+    ("sparse-granet[neurons=0]", "Budget.neurons must be >= 1, got 0"),
+    ("sparse-granet[start.depth=2]", r"cannot vary \['start.depth'\]"),
+])
+def test_bad_ablation_options_are_named(name, message):
+    from ncg.experiments.methods import check_methods
+
+    with pytest.raises(NCGError, match=message):
+        check_methods([name])
+
+
+@pytest.mark.parametrize("name, builder", [("layered1-granet[start.reach=4]", "layered"),
+                                           ("sparse-rigl[start.layered=1]", "sparse"),
+                                           ("free-evolve[start.init=he]", "dense-encoder complete")])
+def test_starts_refuse_options_they_cannot_honour(name, builder):
+    from ncg.experiments.methods import Setting, check_methods
+
+    (method,) = check_methods([name])
+    with pytest.raises(NCGError, match=f"the {builder} start takes no start"):
+        method.build(Setting(TINY, 64, 10), 0)
+
+
+def test_the_ablation_table_measures_each_factor_against_both_sides(tmp_path):
+    from ncg.experiments.layer_pairs import ablation_rows, ablation_table
+
+    rows = []
+    for method, base in [("sparse-granet@1000", 0.90), ("layered1-granet@1000", 0.94), ("layered2-granet@1000", 0.93),
+                         ("sparse-granet[start.reach=3]@1000", 0.92), ("sparse-granet[neurons=12]@1000", 0.95),
+                         ("layered1-granet[neurons=12]@1000", 0.97), ("mlp-sparse@1000", 0.80)]:
+        rows += [{"dataset": "toy", "method": method, "seed": s, "metric": "test_accuracy", "higher_is_better": True,
+                  "candidate": False, "test_accuracy": base + 0.003 * s * s, "parameters": 990} for s in range(4)]
+    entries = {e["factor"]: e for e in ablation_rows(rows)}
+    assert entries["start.reach=3"]["control"] == "layered1-granet@1000"
+    assert entries["neurons=12"]["control"] == "layered1-granet[neurons=12]@1000"
+    table = ablation_table(rows)
+    reach = next(line for line in table.splitlines() if "start.reach=3" in line)
+    assert "| +2.00 |" in reach and "| 50% |" in reach and "layered wins" not in reach.split("|")[10]

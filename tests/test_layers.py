@@ -18,7 +18,7 @@ from ncg.evolve.edits import Edit, EditSet
 from ncg.evolve.loop import EditBudget, EvolveConfig, FreeEvolve
 from ncg.evolve.operators import augment_edges, forward_non_edges, grow_edges, grow_neurons, prune_edges, remove_neurons
 from ncg.io.graphml import read_graphml, write_graphml
-from ncg.layers import allowed_layers, consecutive, describe, with_skips
+from ncg.layers import allowed_layers, consecutive, describe, with_skips, within_reach
 
 
 def _forbidden(graph) -> int:
@@ -30,7 +30,9 @@ def _forbidden(graph) -> int:
 def layered_graphs(draw):
     """A layered start: random hidden layer sizes, connection scheme, fan-in or density."""
     layers = draw(st.lists(st.integers(1, 5), min_size=1, max_size=4))
-    connect = draw(st.sampled_from(["consecutive", "skips"]))
+    connect = draw(st.sampled_from(["consecutive", "skips", "reach"]))
+    if connect == "reach":
+        connect = within_reach(len(layers) + 2, draw(st.integers(1, 3)))
     inputs, outputs = draw(st.integers(1, 5)), draw(st.integers(1, 3))
     seed = draw(st.integers(0, 2**16))
     if draw(st.booleans()):
@@ -175,3 +177,22 @@ def test_a_budget_reaches_its_target_or_says_it_did_not():
     net = FreeNet(NCG.complete(30, num_outputs=2, seed=0), in_features=4, seed=0)
     with pytest.warns(TargetMissedWarning, match="above the target of 40"):
         FreeEvolve(net, replace(config, prune_score="coactivation", tau=-1.0)).run((x, y))
+
+
+@given(st.integers(1, 12), st.integers(1, 6), st.integers(0, 2**16))
+@settings(max_examples=25, deadline=None)
+def test_a_hop_cap_start_keeps_short_edges_between_neurons_and_every_input_and_output_edge(hidden, reach, seed):
+    graph = sparse_start(3, hidden, 2, density=1.0, seed=seed, layers=(1,) * hidden,
+                         connect=within_reach(hidden + 2, reach))
+    src, dst = graph.edge_index.numpy()
+    between = (src >= 3) & (dst < 3 + hidden)
+    assert (dst[between] - src[between] <= reach).all()
+    expected = 3 * (hidden + 2) + hidden * 2 + sum(min(reach, hidden - 1 - k) for k in range(hidden))
+    assert graph.num_edges == expected and _forbidden(graph) == 0
+
+
+def test_bad_hop_caps_are_named():
+    with pytest.raises(NCGError, match="reach must be an int >= 1, got 0"):
+        within_reach(4, 0)
+    with pytest.raises(NCGError, match=r"\[L, L\] bool over the L = 4 layers"):
+        sparse_start(2, 2, 1, density=1.0, layers=(1, 1), connect=within_reach(3, 1))

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 import torch
 
@@ -253,3 +255,67 @@ def test_every_rule_that_reads_coactivation_is_declared():
             assert "needs a coactivation recording" in str(error) and rule.needs_coactivation, name
         else:
             assert not rule.needs_coactivation, name
+
+
+def _two_scale_net():
+    """A whole-network graph whose second hidden neuron's incoming weights are 10x the first's."""
+    from ncg.build import sparse_start
+
+    graph = sparse_start(4, 2, 1, density=1.0, seed=0)
+    weight = graph.weight.clone()
+    weight[graph.edge_index[1] == 5] *= 10.0
+    graph.weight = weight
+    return FreeNet(graph, in_features=4, seed=0)
+
+
+def test_normalized_magnitude_compares_each_neurons_edges_on_its_own_scale():
+    from ncg.evolve.rules import PRUNE_SCORES, ScoreContext
+
+    net = _two_scale_net()
+    ctx = ScoreContext(net.graph, None, net, (torch.randn(8, 4), torch.zeros(8, dtype=torch.long)))
+    w, dst = net.graph.weight.numpy().astype(np.float64), net.graph.edge_index[1].numpy()
+    expected = np.abs(w) / np.array([np.sqrt(np.mean(w[dst == d] ** 2)) for d in dst])
+    scores = PRUNE_SCORES["normalized_magnitude"].score(ctx)
+    assert np.allclose(scores, expected)
+    scaled = dst == 5
+    assert np.allclose(scores[scaled], PRUNE_SCORES["normalized_magnitude"].score(
+        ScoreContext(_unscaled(net.graph), None, net, ctx.train))[scaled])
+
+
+def _unscaled(graph):
+    graph = graph.clone()
+    weight = graph.weight.clone()
+    weight[graph.edge_index[1] == 5] /= 10.0
+    graph.weight = weight
+    return graph
+
+
+@given(st.integers(2, 12), st.integers(0, 2**16), st.floats(0.1, 0.9))
+@settings(max_examples=30, deadline=None)
+def test_quota_pruning_keeps_every_neurons_largest_edges_in_proportion_to_its_share(hidden, seed, keep):
+    from ncg.build import sparse_start
+    from ncg.evolve.operators import prune_edges
+    from ncg.evolve.rules import PRUNE_SCORES, ScoreContext, neuron_quota
+
+    graph = sparse_start(5, hidden, 2, density=1.0, seed=seed)
+    net = FreeNet(graph, in_features=5, seed=seed)
+    ctx = ScoreContext(graph, None, net, (torch.randn(8, 5), torch.zeros(8, dtype=torch.long)))
+    scores = PRUNE_SCORES["quota"].score(ctx)
+    assert scores.shape == (graph.num_edges,) and np.isfinite(scores).all() and (scores > 0).all()
+    pruned = prune_edges(graph, scores, tau=None, max_edits=int((1 - keep) * graph.num_edges))
+    gone = {(e.source, e.target) for e in pruned}
+    src, dst = graph.edge_index.numpy()
+    magnitude = graph.weight.abs().numpy()
+    quota = neuron_quota(graph)
+    for j in np.unique(dst):
+        into = np.flatnonzero(dst == j)
+        kept = [k for k in into if (src[k], j) not in gone and src[k] < 5]  # (a neuron's best way out is protected)
+        dropped = [k for k in into if (src[k], j) in gone]
+        if kept and dropped:  # within a neuron, the largest weights stay
+            assert magnitude[kept].min() >= magnitude[dropped].max() - 1e-7
+    if gone:  # every neuron keeps at least its share at the cut: the ranks r with quota / (r + 1) above it
+        cut = max(scores[k] for k in range(graph.num_edges) if (src[k], dst[k]) in gone)
+        for j in np.unique(dst):
+            into = np.flatnonzero(dst == j)
+            share = int(sum(quota[j] / (r + 1) > cut * (1 + 1e-6) for r in range(into.size)))
+            assert sum((src[k], j) not in gone for k in into) >= share

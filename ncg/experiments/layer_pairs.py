@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from ncg.experiments.report import SIGNIFICANCE, confidence_interval, format_interval, paired_comparison, paired_verdict
 
-__all__ = ["parse_method", "pair_rows", "pairs_table"]
+__all__ = ["parse_method", "pair_rows", "pairs_table", "ablation_rows", "ablation_table"]
 
 DEPTHS = (1, 2, 3)
 OUTCOMES = {"better": "layer-free wins", "worse": "layered wins", "tie": "tie"}
@@ -149,3 +149,91 @@ def pairs_table(rows: Sequence[dict]) -> str:
               f"hidden neurons form d consecutive layers); mean ± 95% CI over seeds; a two-sided paired t-test of "
               f"the layer-free method against the best control over shared seeds (a win at p < {SIGNIFICANCE})."]
     return "\n".join(lines) + "\n"
+
+
+def _base_rule(rule: str) -> str:
+    return rule.partition("[")[0]
+
+
+def ablation_rows(rows: Sequence[dict]) -> list[dict]:
+    """One entry per layer-free variant ``sparse-<rule>[...]@parameters`` whose plain
+    ``sparse-<rule>@parameters`` and layered controls ran: ``dataset``, ``parameters``,
+    ``variant`` (its method name), ``factor`` (the text in brackets), ``base`` (the plain
+    layer-free method) and ``control`` (the best layered control: of the same variant where the
+    variant ran layered too, as ``neurons=128`` does on both sides, else of the plain rule), in
+    order of data set, budget and variant."""
+    pairs = {(p["dataset"], p["rule"], p["parameters"]): p for p in pair_rows(rows)}
+    found: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        parsed = parse_method(row["method"], int(row.get("budget", {}).get("sparse_parameters", 40_000)))
+        if parsed is None or parsed[0] != "free" or parsed[2] == _base_rule(parsed[2]):
+            continue
+        _, _, rule, parameters = parsed
+        plain = pairs.get((row["dataset"], _base_rule(rule), parameters))
+        own = pairs.get((row["dataset"], rule, parameters))
+        if plain is not None:
+            found[row["dataset"], row["method"]] = {
+                "dataset": row["dataset"], "parameters": parameters, "variant": row["method"],
+                "factor": rule[len(_base_rule(rule)) + 1:-1], "base": plain["free"],
+                "control": (own or plain)["best"]}
+    found = list(found.values())
+    return sorted(found, key=lambda f: (f["dataset"], f["parameters"], f["variant"]))
+
+
+def ablation_table(rows: Sequence[dict]) -> str:
+    """How much of the gap to the best layered control each factor closes, as GitHub Markdown.
+
+    One row per :func:`ablation_rows` entry: the variant's metric (mean ± 95% CI), its paired
+    difference to the plain layer-free method and to the best layered control (with p-values and
+    the verdict against the control), the share of the plain method's gap to the control that
+    the variant closes (100% = level with the control; above 100%, ahead of it), and where its
+    edges go (input-to-output edges, median hop between neurons, depth). Empty string without
+    entries.
+
+    Examples
+    --------
+    >>> rows = [{"dataset": "toy", "method": m, "seed": s, "metric": "test_accuracy", "higher_is_better": True,
+    ...          "candidate": False, "test_accuracy": a + 0.01 * s, "parameters": 900, "depth": 3}
+    ...         for m, a in [("sparse-granet@1000", 0.93), ("layered1-granet@1000", 0.95),
+    ...                      ("sparse-granet[prune_score=quota]@1000", 0.96)] for s in range(3)]
+    >>> print(ablation_table(rows).splitlines()[2])
+    | toy | 1,000 | prune_score=quota | 97.00 ± 2.48 | +3.00 | – | layered1-granet@1000 | +1.00 | – | tie | 150% | – | – | 3 |
+    """
+    entries = ablation_rows(rows)
+    if not entries:
+        return ""
+    metric = next(row["metric"] for row in rows if row["method"] == entries[0]["variant"])
+    scale = 100.0 if "accuracy" in metric else 1.0
+    header = ["data set", "parameters", "factor", "layer-free with it", "− plain layer-free", "p", "best layered",
+              "− best layered", "p", "verdict", "gap closed", "input→output edges", "median hop", "depth"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * 3 + ["---"] + ["---:"] * 7) + "|"]
+    for entry in entries:
+        dataset, variant, base, control = entry["dataset"], entry["variant"], entry["base"], entry["control"]
+        higher = next(row["higher_is_better"] for row in rows if row["method"] == variant)
+        to_base, p_base, _ = paired_comparison(_values(rows, variant, dataset), _values(rows, base, dataset))
+        to_control, p_control, _ = paired_comparison(_values(rows, variant, dataset), _values(rows, control, dataset))
+        gap = _mean_metric(rows, control, dataset) - _mean_metric(rows, base, dataset)
+        closed = to_base / gap if math.isfinite(to_base) and gap != 0 else math.nan
+        shape = [_mean_of(rows, variant, dataset, column) for column in ("input_output_edges", "median_hop", "depth")]
+        cells = [
+            dataset, f"{entry['parameters']:,}", entry["factor"], _shown(rows, variant, dataset, metric),
+            _signed(scale * to_base), _p(p_base), control, _signed(scale * to_control), _p(p_control),
+            OUTCOMES[paired_verdict(to_control, p_control, higher)],
+            f"{100 * closed:.0f}%" if math.isfinite(closed) else "–",
+            *[f"{value:,.0f}" if math.isfinite(value) else "–" for value in shape],
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Each row: the layer-free GraNet (`sparse-granet`) with one factor changed "
+              "(`sparse-granet[factor]@parameters`, see `ncg.experiments.methods.variant`), against the plain "
+              "layer-free method and the best layered control (of the same variant where it ran layered too); "
+              "paired two-sided t-tests over shared seeds; 'gap closed': the variant's gain over the plain "
+              "layer-free method as a share of the plain method's gap to that control."]
+    return "\n".join(lines) + "\n"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.2f}" if math.isfinite(value) else "–"
+
+
+def _p(value: float) -> str:
+    return f"{value:.2g}" if math.isfinite(value) else "–"
