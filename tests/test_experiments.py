@@ -320,3 +320,20 @@ def test_the_ablation_table_measures_each_factor_against_both_sides(tmp_path):
     table = ablation_table(rows)
     reach = next(line for line in table.splitlines() if "start.reach=3" in line)
     assert "| +2.00 |" in reach and "| 50% |" in reach and "layered wins" not in reach.split("|")[10]
+
+
+def test_the_local_rule_keeps_its_hop_cap_and_meets_granets_layered_controls():
+    from ncg.experiments.layer_pairs import pair_rows
+    from ncg.experiments.methods import LOCAL_REACH, Setting, check_methods
+
+    (local,) = check_methods(["sparse-local-granet@1000"])
+    net = local.build(Setting(Budget(neurons=40), 8, 3), 0)
+    src, dst = net.graph.edge_index.numpy()
+    between = ~net.graph.is_input[src].numpy() & (net.graph.roles[dst] != net.graph.OUTPUT).numpy()
+    assert between.any() and (dst[between] - src[between] <= LOCAL_REACH).all()
+    assert int((dst[between] - src[between]).max()) == LOCAL_REACH
+    rows = [{"dataset": "toy", "method": m, "seed": s, "metric": "test_accuracy", "higher_is_better": True,
+             "candidate": False, "test_accuracy": 0.9 + 0.01 * s} for m in
+            ["sparse-granet@1000", "layered2-granet@1000", "sparse-local-granet@1000"] for s in range(3)]
+    pairs = {p["rule"]: p for p in pair_rows(rows)}
+    assert pairs["local-granet"]["layered"] == pairs["granet"]["layered"] == {2: "layered2-granet@1000"}

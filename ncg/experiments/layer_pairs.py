@@ -29,6 +29,9 @@ from ncg.experiments.report import SIGNIFICANCE, confidence_interval, format_int
 __all__ = ["parse_method", "pair_rows", "pairs_table", "ablation_rows", "ablation_table"]
 
 DEPTHS = (1, 2, 3)
+CONTROLS = {"local-granet": "granet"}
+"""Layer-free rules that have no layered form of their own, and the rule whose layered controls
+they are measured against (a hop cap has no meaning on a layered graph)."""
 OUTCOMES = {"better": "layer-free wins", "worse": "layered wins", "tie": "tie"}
 """How a paired verdict of the layer-free method against its best control reads in the table."""
 _NAME = re.compile(r"(?P<kind>sparse|layered(?P<depth>\d+))-(?P<rule>[a-z-]+(?:\[[^\]]*\])?)(?:@(?P<parameters>\d+))?")
@@ -84,6 +87,10 @@ def pair_rows(rows: Sequence[dict]) -> list[dict]:
             entry["free"] = row["method"]
         else:
             entry["layered"][depth] = row["method"]
+    for (dataset, rule, parameters), entry in found.items():  # rules measured against another rule's controls
+        if not entry["layered"] and _base_rule(rule) in CONTROLS:
+            control = rule.replace(_base_rule(rule), CONTROLS[_base_rule(rule)], 1)
+            entry["layered"] = dict(found.get((dataset, control, parameters), {}).get("layered", {}))
     pairs = []
     methods = {(row["dataset"], row["method"]) for row in rows}
     for key in sorted(found):

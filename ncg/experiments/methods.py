@@ -358,6 +358,21 @@ def _layered_whole(depth: int, wiring: Callable[[Setting], dict], connect: str) 
     return build
 
 
+LOCAL_REACH = 16
+"""The hop cap of ``sparse-local-granet``: an edge between hidden neurons joins neurons at most
+this far apart in the topological order (:func:`ncg.layers.within_reach`)."""
+
+
+def _local(reach: int) -> Builder:
+    """The whole-network complete start under a hop cap of ``reach`` (unless the setting's start
+    sets another)."""
+    def build(setting: Setting, seed: int) -> FreeNet:
+        start = setting.start if setting.start.reach is not None else replace(setting.start, reach=reach)
+        return _whole_complete(replace(setting, start=start.validate()), seed)
+
+    return build
+
+
 def _random(setting: Setting, seed: int) -> FreeNet:
     _start_options(setting, "dense-encoder random", ())
     graph = NCG.random_dag(setting.total_neurons, num_edges=setting.target_edges, num_outputs=setting.num_classes, seed=seed)
@@ -527,6 +542,9 @@ METHODS: dict[str, Method] = {
         _evolve_method("sparse-gradual-coactive", _whole_complete, _gradual("coactivation_magnitude", "coactivation"),
                candidate=True, description="whole-network gradual coactivation-weighted magnitude pruning with "
                                            "Hebbian regrowth"),
+        _evolve_method("sparse-local-granet", _local(LOCAL_REACH), _gradual("magnitude", "gradient"), candidate=True,
+               description=f"GraNet on the whole-network complete start with a hop cap: an edge between hidden "
+                           f"neurons skips at most {LOCAL_REACH - 1} of them (local-first wiring)"),
         _evolve_method("sparse-set", _sparse_start, set_config, description="sparse FreeNet, SET rules"),
         _evolve_method("sparse-rigl", _sparse_start, rigl_config, description="sparse FreeNet, RigL rules"),
         _evolve_method("sparse-hebbian", _sparse_start, _constant("magnitude", "coactivation"), candidate=True,
