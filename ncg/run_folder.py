@@ -123,21 +123,32 @@ class RunFolder:
         return self.file("model.pt").is_file()
 
     def stored_args(self) -> dict[str, Any]:
-        """The flags stored in ``config.json``; empty when there is none or it is unreadable.
+        """The flags stored in ``config.json``; empty when there is none.
 
         Raises
         ------
         NCGError
-            If ``config.json`` has another format or an unknown version.
+            If ``config.json`` cannot be read, is no JSON object, has no ``args`` object, another
+            format or an unknown version: a resumed run would otherwise skip comparing its flags.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> folder = RunFolder(tempfile.mkdtemp())
+        >>> folder.stored_args()
+        {}
+        >>> _ = folder.file("config.json").write_text("{")
+        >>> folder.stored_args()
+        Traceback (most recent call last):
+        ...
+        ncg.errors.NCGError: .../config.json is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))
         """
-        path = self.file("config.json")
-        try:
-            config = json.loads(path.read_text())
-            args = dict(config["args"])
-        except (OSError, ValueError, KeyError, TypeError):
+        if not self.file("config.json").exists():
             return {}
-        _check_format(path, config)
-        return args
+        config = self.read_config()
+        if not isinstance(config.get("args"), dict):
+            raise NCGError(f"{self.file('config.json')} has no 'args' object (found {config.get('args')!r})")
+        return dict(config["args"])
 
     def check_new_run(self, resume: bool = False, overwrite: bool = False) -> None:
         """Refuse a new run in a folder that holds another run's checkpoint, unless ``resume``
@@ -246,9 +257,13 @@ class RunFolder:
         """
         path = self.file("config.json")
         try:
-            config = json.loads(path.read_text())
+            config = json.loads(path.read_bytes())
         except ValueError as error:
             raise NCGError(f"{path} is not valid JSON ({error})") from None
+        except OSError as error:
+            if not path.exists():
+                raise
+            raise NCGError(f"{path} cannot be read ({error})") from None
         if not isinstance(config, dict):
             raise NCGError(f"{path} holds a JSON {type(config).__name__}, expected an object")
         return _check_format(path, config)

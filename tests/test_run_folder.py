@@ -87,12 +87,21 @@ def test_unreadable_configs(tmp_path):
     with pytest.raises(FileNotFoundError):
         folder.read_config()
     (tmp_path / "config.json").write_text('{"args": ')  # cut short by a crash (before atomic writes)
-    assert folder.stored_args() == {}
+    with pytest.raises(NCGError, match="config.json is not valid JSON"):  # --resume must not skip its check
+        folder.stored_args()
     with pytest.raises(NCGError, match="is not valid JSON"):
         folder.read_config()
     (tmp_path / "config.json").write_text("[1, 2]")
     with pytest.raises(NCGError, match="holds a JSON list, expected an object"):
         folder.read_config()
+    with pytest.raises(NCGError, match="holds a JSON list, expected an object"):
+        folder.stored_args()
+    (tmp_path / "config.json").write_text('{"format": "ncg.run", "version": 2, "args": [1]}')
+    with pytest.raises(NCGError, match=r"config.json has no 'args' object \(found \[1\]\)"):
+        folder.stored_args()
+    (tmp_path / "config.json").write_bytes(b'\xff\xfe{')
+    with pytest.raises(NCGError, match="config.json is not valid JSON"):
+        folder.stored_args()
     with pytest.raises(NCGError, match="'notes.txt' is no run folder file"):
         folder.file("notes.txt")
 
