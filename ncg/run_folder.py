@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -35,7 +36,7 @@ from ncg.evolve.loop import config_changes
 from ncg.io import read_graphml, write_graphml
 from ncg.model import FreeNet
 
-__all__ = ["FORMAT", "VERSION", "READABLE_VERSIONS", "FILES", "RunFolder", "metrics_rows"]
+__all__ = ["FORMAT", "VERSION", "READABLE_VERSIONS", "FILES", "FAILED", "RunFolder", "metrics_rows"]
 
 FORMAT = "ncg.run"
 VERSION = 2
@@ -54,6 +55,10 @@ FILES = {
     "summary.json": "the run's result: test metrics, final size, edit totals, timing",
 }
 """The files of a run folder besides the figures (``viz.FIGURES``); ``--overwrite`` deletes them."""
+
+FAILED = "FAILED"
+"""The file that says why a run stopped before saving its first round, in a folder it did not
+create (:meth:`RunFolder.abandon`); the next run in the folder deletes it."""
 
 
 def metrics_rows(records: Iterable[RoundRecord]) -> list[dict[str, Any]]:
@@ -158,13 +163,17 @@ class RunFolder:
         ------
         NCGError
             If the folder holds a run and neither flag is given; the message says which kind
-            of run (``--quick`` or full) and the three ways out.
+            of run (``--quick`` or full) and the three ways out. If ``resume`` is given for a
+            folder that does not exist.
 
         Examples
         --------
         >>> import tempfile
         >>> RunFolder(tempfile.mkdtemp()).check_new_run()  # an empty folder takes a new run
         """
+        if resume and not self.path.is_dir():
+            raise NCGError(f"--resume: the run folder {self.path} does not exist, so there is no run to continue; "
+                           "check --out, or drop --resume to start a new run there")
         if resume or overwrite or not self.holds_run():
             return
         kind = {True: " of a --quick run", False: " of a full run"}.get(self.stored_args().get("quick"), "")
@@ -218,10 +227,40 @@ class RunFolder:
         for name in FILES:
             self.file(name).unlink(missing_ok=True)
 
+    def abandon(self, reason: str, created: bool) -> str:
+        """Tidy up after a run that stopped (an error, Ctrl-C) and say what is left, in a line.
+
+        A run that saved a round (``model.pt``) is left as it is: ``--resume`` continues it.
+        One that saved none leaves no half-written folder: the folder is removed if this run
+        ``created`` it, otherwise its run files are deleted (:meth:`clear`) and ``FAILED``
+        holds ``reason``. A folder without ``config.json`` (the run stopped before writing) is
+        left untouched.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> folder = RunFolder(Path(tempfile.mkdtemp()) / "run")
+        >>> folder.write_config(args={}, evolve={}, model={})
+        >>> folder.abandon("stopped", created=True).endswith("was removed"), folder.path.exists()
+        (True, False)
+        """
+        if self.holds_run():
+            return f"{self.path} holds the run up to its last saved round"
+        if not self.file("config.json").is_file():  # the run stopped before it wrote anything
+            return f"nothing was written to {self.path}"
+        if created:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return f"no round was saved; the run folder {self.path} was removed"
+        self.clear()
+        if self.path.is_dir():
+            atomic_write(self.path / FAILED, lambda handle: handle.write(reason.encode() + b"\n"))
+        return f"no round was saved; {self.path / FAILED} says why"
+
     # ------------------------------------------------------------------ writer
     def write_config(self, args: dict[str, Any], evolve: dict, model: dict) -> None:
         """Write ``config.json``: the format and version, the flags, the EvolveConfig dict and
-        the model's config (creating the folder)."""
+        the model's config (creating the folder; a ``FAILED`` of an earlier attempt is removed)."""
+        (self.path / FAILED).unlink(missing_ok=True)
         atomic_write_json(self.file("config.json"),
                           {"format": FORMAT, "version": VERSION, "args": args, "evolve": evolve, "model": model})
 
