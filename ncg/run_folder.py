@@ -94,6 +94,22 @@ def _check_format(path: Path, config: dict) -> dict:
     return {**config, "format": found, "version": version}
 
 
+def _read_json(path: Path, kind: type) -> Any:
+    """The JSON value of ``path``, which must be a ``kind`` (dict or list); FileNotFoundError
+    if there is no such file, NCGError naming the file for anything else."""
+    try:
+        value = json.loads(path.read_bytes())
+    except ValueError as error:
+        raise NCGError(f"{path} is not valid JSON ({error})") from None
+    except OSError as error:
+        if not path.exists():
+            raise
+        raise NCGError(f"{path} cannot be read ({error})") from None
+    if not isinstance(value, kind):
+        raise NCGError(f"{path} holds a JSON {type(value).__name__}, expected {'an object' if kind is dict else 'a list'}")
+    return value
+
+
 class RunFolder:
     """A run folder: where each file of a run lives, how it is written and read back.
 
@@ -295,25 +311,21 @@ class RunFolder:
             If it is no JSON object, has another format or an unknown version.
         """
         path = self.file("config.json")
-        try:
-            config = json.loads(path.read_bytes())
-        except ValueError as error:
-            raise NCGError(f"{path} is not valid JSON ({error})") from None
-        except OSError as error:
-            if not path.exists():
-                raise
-            raise NCGError(f"{path} cannot be read ({error})") from None
-        if not isinstance(config, dict):
-            raise NCGError(f"{path} holds a JSON {type(config).__name__}, expected an object")
-        return _check_format(path, config)
+        return _check_format(path, _read_json(path, dict))
 
     def read_summary(self) -> dict[str, Any]:
-        """``summary.json`` (raises FileNotFoundError before the run has finished)."""
-        return json.loads(self.file("summary.json").read_text())
+        """``summary.json`` (raises FileNotFoundError before the run has finished, NCGError
+        when it is no JSON object)."""
+        return _read_json(self.file("summary.json"), dict)
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        """The rows of ``metrics.json`` (see :func:`metrics_rows`)."""
-        return json.loads(self.file("metrics.json").read_text())
+        """The rows of ``metrics.json`` (see :func:`metrics_rows`; NCGError when it is no
+        JSON list of objects)."""
+        path = self.file("metrics.json")
+        rows = _read_json(path, list)
+        if not all(isinstance(row, dict) for row in rows):
+            raise NCGError(f"{path} holds a list whose rows are not all JSON objects")
+        return rows
 
     def load_checkpoint(self, map_location: Any = "cpu") -> tuple[FreeNet, dict]:
         """The model and the ``extra`` dict of ``model.pt`` (:func:`ncg.checkpoint.load_freenet`)."""

@@ -104,6 +104,15 @@ def test_unreadable_configs(tmp_path):
         folder.stored_args()
     with pytest.raises(NCGError, match="'notes.txt' is no run folder file"):
         folder.file("notes.txt")
+    (tmp_path / "summary.json").write_text("[1]")
+    with pytest.raises(NCGError, match="summary.json holds a JSON list, expected an object"):
+        folder.read_summary()
+    (tmp_path / "metrics.json").write_text("[1]")
+    with pytest.raises(NCGError, match="metrics.json holds a list whose rows are not all JSON objects"):
+        folder.read_metrics()
+    (tmp_path / "metrics.json").write_bytes(b"\x00")
+    with pytest.raises(NCGError, match="metrics.json is not valid JSON"):
+        folder.read_metrics()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
