@@ -18,8 +18,12 @@ every round with the optimiser and RNG state, so ``--resume`` continues an inter
 ``graph.graphml`` (+ ``graph.weights.npz``), ``coactivation.npz``, the figures, and
 ``summary.json``. A folder holds one run: a new run refuses a folder with another run's
 checkpoint unless ``--overwrite``, and ``--resume`` refuses flags other than the stored ones
-unless ``--allow-config-change``; nothing is written before these checks pass. The folder's
-layout, its writer and reader and these checks live in :mod:`ncg.run_folder`.
+unless ``--allow-config-change``; nothing is written before these checks pass, and ``--resume``
+of a folder that does not exist is an error. Ctrl-C ends a run with one line that gives the
+command continuing it (exit status 130); bad input ends it with one line ``error: ...`` (status 2).
+A run that stops before it saved its first round leaves no half-written folder: one it created
+is removed, in another a ``FAILED`` file says why. The folder's layout, its writer and reader and
+these checks live in :mod:`ncg.run_folder`.
 
     python examples/evolve_mnist.py                 # the main job
     python examples/evolve_mnist.py --start complete   # the first main job (dense encoder)
@@ -33,6 +37,7 @@ batch), and only rank 0 prints and writes the run folder.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -311,13 +316,49 @@ def print_summary(summary: dict, out: Path) -> None:
     print("-" * (width + 30) + f"\nrun folder: {out}")
 
 
+def resume_command(argv: list[str]) -> str:
+    """The command line that continues the run of ``argv``: the same flags, ``--resume``, no ``--overwrite``.
+
+    Examples
+    --------
+    >>> resume_command(["--quick", "--overwrite", "--out", "runs/my run"])
+    "python examples/evolve_mnist.py --quick --out 'runs/my run' --resume"
+    """
+    kept = [flag for flag in argv if flag not in ("--overwrite", "--resume")]
+    return shlex.join(["python", "examples/evolve_mnist.py", *kept, "--resume"])
+
+
 def main(argv: list[str] | None = None) -> dict:
+    """Run the job of the flags ``argv`` (default: ``sys.argv[1:]``) and return its summary.
+
+    A run that stops before it saved its first round leaves no half-written folder
+    (:meth:`RunFolder.abandon <ncg.run_folder.RunFolder.abandon>`). Ctrl-C raises a
+    ``KeyboardInterrupt`` whose message is the one line to print: how to resume, or that
+    nothing was saved.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    folder = RunFolder(args.out)
+    created = not folder.path.exists()
+    try:
+        return run(args, folder)
+    except BaseException as error:
+        left = folder.abandon(f"{type(error).__name__}: {error}", created) if distributed.is_main() else ""
+        if not isinstance(error, KeyboardInterrupt):
+            raise
+        if folder.holds_run():
+            line = f"interrupted; {left}; continue it with: {resume_command(argv)}"
+        else:
+            line = f"interrupted before the first round was saved; {left}"
+        raise KeyboardInterrupt(line) from None
+
+
+def run(args: argparse.Namespace, folder: RunFolder) -> dict:
+    """The body of :func:`main`: train, evolve, write ``folder``; return the summary."""
     start = time.perf_counter()
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
     _, processes = distributed.init_from_env(device)
-    folder = RunFolder(args.out)
     folder.check_new_run(resume=args.resume, overwrite=args.overwrite)
 
     if args.data:
@@ -399,5 +440,9 @@ def main(argv: list[str] | None = None) -> dict:
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except NCGError as error:  # bad input: one line, not a traceback
-        sys.exit(f"error: {error}")
+    except NCGError as error:  # bad input: one line, not a traceback, and argparse's status
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt as stop:  # Ctrl-C: how to resume, in one line, and the shell's status
+        print(stop.args[0] if stop.args else "interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -15,13 +15,14 @@
   (100 boosting iterations; parameters "n/a (trees)").
 
 It writes ``runs.json`` (one row per data set x model x fold) and ``table.md`` (mean +- std over
-the folds of the score, the parameters and the fit + predict wall time) into ``--out``, and with
+the folds of the score, the parameters and the fit + predict wall time) into ``--out``
+(``results/sklearn``; ``results/quick/sklearn`` with ``--quick``, never the committed results), and with
 ``--docs PAGE`` the table between ``<!-- sklearn:begin -->`` and ``<!-- sklearn:end -->`` of
 that page (appended, with the markers, when absent). ``--table-only`` rebuilds the table and the
 section from an existing ``runs.json`` without training.
 
     OMP_NUM_THREADS=1 python examples/sklearn_compare.py --docs docs/results.md   # under a minute
-    python examples/sklearn_compare.py --quick --out /tmp/sklearn                 # seconds
+    python examples/sklearn_compare.py --quick                                    # seconds, into results/quick/sklearn
 """
 from __future__ import annotations
 
@@ -186,13 +187,14 @@ def write_section(path: Path, body: str) -> None:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="results/sklearn", help="folder for runs.json and table.md")
+    p.add_argument("--out", default=None,
+                   help="folder for runs.json and table.md (default: results/sklearn; --quick: results/quick/sklearn)")
     p.add_argument("--docs", default=None, help="Markdown page whose sklearn section is replaced (appended if absent)")
     p.add_argument("--seed", type=int, default=0, help="folds and every model's random_state")
     p.add_argument("--quick", action="store_true", help="smoke run: wine, 2 folds, tiny models (seconds)")
     p.add_argument("--table-only", action="store_true", help="rebuild table.md (and --docs) from --out's runs.json")
     args = p.parse_args(argv)
-    out = Path(args.out)
+    out = Path(args.out or ("results/quick/sklearn" if args.quick else "results/sklearn"))
     if args.table_only:
         rows = json.loads((out / "runs.json").read_text())
     else:

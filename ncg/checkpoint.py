@@ -36,7 +36,7 @@ import torch
 from ncg.atomic import atomic_write
 from ncg.errors import CheckpointError, NCGError
 from ncg.graph import NCG
-from ncg.model import FreeNet
+from ncg.model import FreeNet, state_shapes
 
 __all__ = ["FORMAT", "VERSION", "save_freenet", "load_freenet", "atomic_save"]
 
@@ -117,6 +117,13 @@ def load_freenet(path: str | os.PathLike, map_location: str | torch.device = "cp
         The file is missing, truncated, not an ncg checkpoint, of an unsupported version,
         altered (checksum mismatch), or holds a model that does not match its graph section,
         non-finite values or an unsupported dtype; the message names the field.
+
+    Notes
+    -----
+    The checksum catches accidents, not a file whose checksum was recomputed, so the contents
+    are checked whatever it says: the config's parameter shapes (:func:`ncg.model.state_shapes`)
+    against the stored tensors before the model is built, then the buffers against the graph
+    section and every value for finiteness.
     """
     path = Path(path)
     if not path.is_file():
@@ -142,24 +149,45 @@ def load_freenet(path: str | os.PathLike, map_location: str | torch.device = "cp
     if str(payload.get("dtype", "float32")) not in DTYPES:
         raise CheckpointError(f"{path}: dtype {payload.get('dtype')!r} is not one of {DTYPES}")
     dtype = getattr(torch, str(payload.get("dtype", "float32")))
+    if not isinstance(payload["graph"], dict) or not isinstance(payload["state_dict"], dict):
+        raise CheckpointError(f"{path}: the graph and state_dict sections must be dicts")
+    g = payload["graph"]
+    order = g.get("order")
+    if not isinstance(order, torch.Tensor) or not isinstance(g.get("num_neurons"), int) \
+            or g["num_neurons"] != order.numel():
+        raise CheckpointError(f"{path}: the graph section declares num_neurons={g.get('num_neurons')!r} but its "
+                              f"order holds {order.numel() if isinstance(order, torch.Tensor) else order!r}")
     try:
-        g = payload["graph"]
         graph = NCG(
-            g["edge_index"], int(g["num_neurons"]), g["outputs"], weight=g["weight"], bias=g["bias"],
+            g["edge_index"], g["num_neurons"], g["outputs"], weight=g["weight"], bias=g["bias"],
             order=g["order"], neuron_ids=g["neuron_ids"], unreachable="ignore", inputs=g.get("inputs"),
             layer=g.get("layer"), allowed_layers=g.get("allowed_layers"),
         )
-        model = FreeNet(graph, **payload["config"]).to(dtype)
+        shapes = state_shapes(graph, payload["config"])
     except (NCGError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: the graph or config section is invalid: {exc}") from exc
     # files written before input nodes existed have no "inputs" buffer
     state = {"inputs": graph.inputs, **payload["state_dict"]}
+    _check_shapes(path, graph, state, shapes)  # before the model is built: the config may declare any size
     _check_state(path, graph, state, dtype)
+    model = FreeNet(graph, **payload["config"]).to(dtype)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError, NCGError) as exc:
         raise CheckpointError(f"{path}: parameters do not match the saved graph: {exc}") from exc
     return model.to(map_location), payload.get("extra", {})
+
+
+def _check_shapes(path: Path, graph: NCG, state: dict, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Every entry the config's model holds (:func:`ncg.model.state_shapes`) is a tensor of its
+    shape in ``state``; a bias of every neuron, as versions 1 and 2 stored it, is taken too."""
+    for name, shape in shapes.items():
+        value = state.get(name)
+        allowed = [shape, (graph.num_neurons,)] if name == "bias" else [shape]
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) not in allowed:
+            found = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise CheckpointError(f"{path}: state_dict[{name!r}] is {found}, the config and graph need shape "
+                                  f"{list(shape)}")
 
 
 def _check_state(path: Path, graph: NCG, state: dict, dtype: torch.dtype) -> None:

@@ -31,7 +31,7 @@ from ncg.kernels.reference import reference_forward
 from ncg.kernels.sparse import csr_infer, graph_train_forward
 from ncg.schedule import MODES, Plan, build_plan
 
-__all__ = ["FreeNet", "SquareReLU", "EVALUATORS"]
+__all__ = ["FreeNet", "SquareReLU", "EVALUATORS", "state_shapes"]
 
 Evaluator = Callable[[Tensor, Tensor, Plan, Tensor, int], Tensor]
 
@@ -595,6 +595,41 @@ class FreeNet(nn.Module):
             "evaluator": self.evaluator,
             "init_scale": self.init_scale,
         }
+
+
+def state_shapes(graph: NCG, config: dict) -> dict[str, tuple[int, ...]]:
+    """The shape of every ``state_dict`` entry of ``FreeNet(graph, **config)``, found without
+    allocating its parameters (the model is built on the ``meta`` device).
+
+    A loader compares these with the arrays a file actually holds before it builds the model,
+    so a config declaring ``in_features=10**10`` is refused instead of allocated.
+
+    Parameters
+    ----------
+    graph : NCG
+    config : dict
+        Keyword arguments of :class:`FreeNet` (as :meth:`FreeNet.config` returns them).
+
+    Raises
+    ------
+    NCGError
+        ``config`` is no dict, names an unknown argument or a value :class:`FreeNet` refuses.
+
+    Examples
+    --------
+    >>> state_shapes(NCG.complete(3), {"in_features": 10**10})["encoder.weight"]
+    (3, 10000000000)
+    """
+    if not isinstance(config, dict):
+        raise NCGError(f"a FreeNet config must be a dict, got {type(config).__name__}")
+    try:
+        with torch.device("meta"):
+            model = FreeNet(graph, **config)
+    except TypeError as exc:  # an unknown or missing argument
+        raise NCGError(f"config {config} does not build a FreeNet: {exc}") from None
+    except (RuntimeError, OverflowError) as exc:  # a size past what a tensor can hold
+        raise NCGError(f"config {config} declares a model larger than a tensor can hold: {exc}") from None
+    return {name: tuple(value.shape) for name, value in model.state_dict().items()}
 
 
 @dataclass

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -35,7 +36,7 @@ from ncg.evolve.loop import config_changes
 from ncg.io import read_graphml, write_graphml
 from ncg.model import FreeNet
 
-__all__ = ["FORMAT", "VERSION", "READABLE_VERSIONS", "FILES", "RunFolder", "metrics_rows"]
+__all__ = ["FORMAT", "VERSION", "READABLE_VERSIONS", "FILES", "FAILED", "RunFolder", "metrics_rows"]
 
 FORMAT = "ncg.run"
 VERSION = 2
@@ -54,6 +55,10 @@ FILES = {
     "summary.json": "the run's result: test metrics, final size, edit totals, timing",
 }
 """The files of a run folder besides the figures (``viz.FIGURES``); ``--overwrite`` deletes them."""
+
+FAILED = "FAILED"
+"""The file that says why a run stopped before saving its first round, in a folder it did not
+create (:meth:`RunFolder.abandon`); the next run in the folder deletes it."""
 
 
 def metrics_rows(records: Iterable[RoundRecord]) -> list[dict[str, Any]]:
@@ -87,6 +92,22 @@ def _check_format(path: Path, config: dict) -> dict:
         raise NCGError(f"{path} has version {version!r}; this ncg reads versions {list(READABLE_VERSIONS)} "
                        "(a newer ncg wrote it?)")
     return {**config, "format": found, "version": version}
+
+
+def _read_json(path: Path, kind: type) -> Any:
+    """The JSON value of ``path``, which must be a ``kind`` (dict or list); FileNotFoundError
+    if there is no such file, NCGError naming the file for anything else."""
+    try:
+        value = json.loads(path.read_bytes())
+    except ValueError as error:
+        raise NCGError(f"{path} is not valid JSON ({error})") from None
+    except OSError as error:
+        if not path.exists():
+            raise
+        raise NCGError(f"{path} cannot be read ({error})") from None
+    if not isinstance(value, kind):
+        raise NCGError(f"{path} holds a JSON {type(value).__name__}, expected {'an object' if kind is dict else 'a list'}")
+    return value
 
 
 class RunFolder:
@@ -123,21 +144,32 @@ class RunFolder:
         return self.file("model.pt").is_file()
 
     def stored_args(self) -> dict[str, Any]:
-        """The flags stored in ``config.json``; empty when there is none or it is unreadable.
+        """The flags stored in ``config.json``; empty when there is none.
 
         Raises
         ------
         NCGError
-            If ``config.json`` has another format or an unknown version.
+            If ``config.json`` cannot be read, is no JSON object, has no ``args`` object, another
+            format or an unknown version: a resumed run would otherwise skip comparing its flags.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> folder = RunFolder(tempfile.mkdtemp())
+        >>> folder.stored_args()
+        {}
+        >>> _ = folder.file("config.json").write_text("{")
+        >>> folder.stored_args()
+        Traceback (most recent call last):
+        ...
+        ncg.errors.NCGError: .../config.json is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))
         """
-        path = self.file("config.json")
-        try:
-            config = json.loads(path.read_text())
-            args = dict(config["args"])
-        except (OSError, ValueError, KeyError, TypeError):
+        if not self.file("config.json").exists():
             return {}
-        _check_format(path, config)
-        return args
+        config = self.read_config()
+        if not isinstance(config.get("args"), dict):
+            raise NCGError(f"{self.file('config.json')} has no 'args' object (found {config.get('args')!r})")
+        return dict(config["args"])
 
     def check_new_run(self, resume: bool = False, overwrite: bool = False) -> None:
         """Refuse a new run in a folder that holds another run's checkpoint, unless ``resume``
@@ -147,13 +179,17 @@ class RunFolder:
         ------
         NCGError
             If the folder holds a run and neither flag is given; the message says which kind
-            of run (``--quick`` or full) and the three ways out.
+            of run (``--quick`` or full) and the three ways out. If ``resume`` is given for a
+            folder that does not exist.
 
         Examples
         --------
         >>> import tempfile
         >>> RunFolder(tempfile.mkdtemp()).check_new_run()  # an empty folder takes a new run
         """
+        if resume and not self.path.is_dir():
+            raise NCGError(f"--resume: the run folder {self.path} does not exist, so there is no run to continue; "
+                           "check --out, or drop --resume to start a new run there")
         if resume or overwrite or not self.holds_run():
             return
         kind = {True: " of a --quick run", False: " of a full run"}.get(self.stored_args().get("quick"), "")
@@ -207,10 +243,40 @@ class RunFolder:
         for name in FILES:
             self.file(name).unlink(missing_ok=True)
 
+    def abandon(self, reason: str, created: bool) -> str:
+        """Tidy up after a run that stopped (an error, Ctrl-C) and say what is left, in a line.
+
+        A run that saved a round (``model.pt``) is left as it is: ``--resume`` continues it.
+        One that saved none leaves no half-written folder: the folder is removed if this run
+        ``created`` it, otherwise its run files are deleted (:meth:`clear`) and ``FAILED``
+        holds ``reason``. A folder without ``config.json`` (the run stopped before writing) is
+        left untouched.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> folder = RunFolder(Path(tempfile.mkdtemp()) / "run")
+        >>> folder.write_config(args={}, evolve={}, model={})
+        >>> folder.abandon("stopped", created=True).endswith("was removed"), folder.path.exists()
+        (True, False)
+        """
+        if self.holds_run():
+            return f"{self.path} holds the run up to its last saved round"
+        if not self.file("config.json").is_file():  # the run stopped before it wrote anything
+            return f"nothing was written to {self.path}"
+        if created:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return f"no round was saved; the run folder {self.path} was removed"
+        self.clear()
+        if self.path.is_dir():
+            atomic_write(self.path / FAILED, lambda handle: handle.write(reason.encode() + b"\n"))
+        return f"no round was saved; {self.path / FAILED} says why"
+
     # ------------------------------------------------------------------ writer
     def write_config(self, args: dict[str, Any], evolve: dict, model: dict) -> None:
         """Write ``config.json``: the format and version, the flags, the EvolveConfig dict and
-        the model's config (creating the folder)."""
+        the model's config (creating the folder; a ``FAILED`` of an earlier attempt is removed)."""
+        (self.path / FAILED).unlink(missing_ok=True)
         atomic_write_json(self.file("config.json"),
                           {"format": FORMAT, "version": VERSION, "args": args, "evolve": evolve, "model": model})
 
@@ -245,21 +311,21 @@ class RunFolder:
             If it is no JSON object, has another format or an unknown version.
         """
         path = self.file("config.json")
-        try:
-            config = json.loads(path.read_text())
-        except ValueError as error:
-            raise NCGError(f"{path} is not valid JSON ({error})") from None
-        if not isinstance(config, dict):
-            raise NCGError(f"{path} holds a JSON {type(config).__name__}, expected an object")
-        return _check_format(path, config)
+        return _check_format(path, _read_json(path, dict))
 
     def read_summary(self) -> dict[str, Any]:
-        """``summary.json`` (raises FileNotFoundError before the run has finished)."""
-        return json.loads(self.file("summary.json").read_text())
+        """``summary.json`` (raises FileNotFoundError before the run has finished, NCGError
+        when it is no JSON object)."""
+        return _read_json(self.file("summary.json"), dict)
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        """The rows of ``metrics.json`` (see :func:`metrics_rows`)."""
-        return json.loads(self.file("metrics.json").read_text())
+        """The rows of ``metrics.json`` (see :func:`metrics_rows`; NCGError when it is no
+        JSON list of objects)."""
+        path = self.file("metrics.json")
+        rows = _read_json(path, list)
+        if not all(isinstance(row, dict) for row in rows):
+            raise NCGError(f"{path} holds a list whose rows are not all JSON objects")
+        return rows
 
     def load_checkpoint(self, map_location: Any = "cpu") -> tuple[FreeNet, dict]:
         """The model and the ``extra`` dict of ``model.pt`` (:func:`ncg.checkpoint.load_freenet`)."""

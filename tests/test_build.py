@@ -150,3 +150,42 @@ def test_a_build_killed_midway_does_not_block_the_next_one(tmp_path, capsys, mon
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(extensions))
     assert load(source).answer() == 42
     assert "ncg:" not in capsys.readouterr().err
+
+
+def test_two_checkouts_environments_or_torch_versions_build_apart(tmp_path, monkeypatch):
+    import torch
+
+    from ncg.kernels.build import build_context, extension_name
+
+    def name(source) -> str:
+        return extension_name("ncg_tiny", TINY_SOURCE.encode(), ["-O3"], build_context(source))
+
+    first, second = tmp_path / "a" / "tiny.cpp", tmp_path / "b" / "tiny.cpp"
+    names = {name(first), name(second)}
+    assert len(names) == 2  # one text, two checkouts
+    assert name(tmp_path / "a" / ".." / "a" / "tiny.cpp") == name(first)  # one checkout, however it is named
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))
+    names.add(name(first))
+    monkeypatch.setattr(torch, "__version__", "0.0.1")
+    names.add(name(first))
+    assert len(names) == 4
+
+
+@pytest.mark.slow
+@needs_compiler
+def test_two_checkouts_alternating_build_once_each(tmp_path, capsys, monkeypatch):
+    """Two copies of one source (two checkouts) share one extensions folder: each builds once,
+    says so once, and later loads in any order reuse the builds."""
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "extensions"))
+    sources = []
+    for checkout in ("a", "b"):
+        (tmp_path / checkout).mkdir()
+        sources.append(tmp_path / checkout / "tiny.cpp")
+        sources[-1].write_text(TINY_SOURCE)
+    said = []
+    for source in [*sources, *sources, *sources]:
+        assert load(source).answer() == 42
+        said.append(capsys.readouterr().err.count("ncg: C++ tiny kernel built in"))
+    assert said == [1, 1, 0, 0, 0, 0]
+    libraries = sorted((tmp_path / "extensions").glob("*/*.so"))
+    assert len(libraries) == 2

@@ -154,7 +154,7 @@ def test_a_new_run_refuses_a_folder_holding_another_run(quick_copy):
     config = (quick_copy / "config.json").read_bytes()
     command = [sys.executable, str(EXAMPLES / "evolve_mnist.py"), "--no-figures", "--out", str(quick_copy)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1 and "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert result.returncode == 2 and "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith(f"error: --out {quick_copy} already holds a run")
     for hint in ("a --quick run", "--resume", "--overwrite", "another --out"):
         assert hint in result.stderr, hint
@@ -253,5 +253,98 @@ def test_cli_errors_are_a_message_not_a_traceback(tmp_path):
          "--dataset", "fashion-mnist", "--out", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=120,
     )
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: Fashion-MNIST IDX files not found")
+
+
+def test_resume_of_a_folder_that_does_not_exist_is_an_error(tmp_path):
+    """An NCGError: the command line prints it as one line with status 2 (as the tests above check)."""
+    missing = tmp_path / "no-such-run"
+    with pytest.raises(NCGError, match=f"--resume: the run folder {missing} does not exist"):
+        _load("evolve_mnist").main(["--quick", "--no-figures", "--resume", "--out", str(missing)])
+    assert not missing.exists()
+
+
+class _Stop:
+    """A FreeEvolve whose ``run`` raises ``error`` instead of training (a crash or Ctrl-C)."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+    def __call__(self, *args, **kwargs):
+        error = self.error
+
+        class Stopped:
+            def __init__(self, *a, **k):
+                pass
+
+            def load_state_dict(self, state):
+                pass
+
+            def run(self, *a, **k):
+                raise error
+
+        return Stopped()
+
+
+def test_a_run_stopped_before_its_first_round_leaves_no_half_written_folder(tmp_path, monkeypatch):
+    example = _load("evolve_mnist")
+    monkeypatch.setattr(example, "FreeEvolve", _Stop(RuntimeError("boom")))
+    new = tmp_path / "new"
+    with pytest.raises(RuntimeError, match="boom"):
+        example.main(["--quick", "--dataset", "digits", "--no-figures", "--out", str(new)])
+    assert not new.exists()  # created by the run, removed with it
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
+    with pytest.raises(RuntimeError, match="boom"):
+        example.main(["--quick", "--dataset", "digits", "--no-figures", "--out", str(existing)])
+    assert sorted(p.name for p in existing.iterdir()) == ["FAILED", "notes.txt"]
+    assert (existing / "FAILED").read_text() == "RuntimeError: boom\n"
+    monkeypatch.setattr(example, "FreeEvolve", _Stop(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt, match=f"before the first round was saved; no round was saved; {existing}"):
+        example.main(["--quick", "--dataset", "digits", "--no-figures", "--out", str(existing)])
+
+
+def test_ctrl_c_after_a_saved_round_says_how_to_resume(quick_copy, monkeypatch):
+    example = _load("evolve_mnist")
+    monkeypatch.setattr(example, "FreeEvolve", _Stop(KeyboardInterrupt()))
+    argv = ["--quick", "--seed", "1", "--out", str(quick_copy), "--resume", "--no-figures"]
+    with pytest.raises(KeyboardInterrupt) as stop:
+        example.main(argv)
+    [line] = str(stop.value).splitlines()
+    assert line.startswith(f"interrupted; {quick_copy} holds the run up to its last saved round; continue it with: ")
+    assert line.endswith(example.resume_command(argv)) and line.count("--resume") == 1
+    assert (quick_copy / "model.pt").is_file()
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_terminal_ends_with_one_line_and_status_130(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    command = [sys.executable, str(EXAMPLES / "evolve_mnist.py"), "--quick", "--start", "complete", "--neurons", "300",
+               "--no-figures", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 240
+    while not (out / "model.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"interrupted; {out} holds the run") and last.endswith("--resume")
+
+
+def test_quick_runs_write_into_ignored_folders_only():
+    from ncg.experiments.__main__ import QUICK
+
+    quick_outs = [_load("evolve_mnist").parse_args(["--quick"]).out, QUICK["out"] + "/runs.json",
+                  "results/quick/sklearn/runs.json", "results/quick/polynomial/runs.json"]
+    root = EXAMPLES.parent
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("needs a git checkout")
+    result = subprocess.run(["git", "check-ignore", "--no-index", *quick_outs], cwd=root, capture_output=True, text=True)
+    assert sorted(result.stdout.split()) == sorted(quick_outs)

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import json
+import re
+import tracemalloc
+import zipfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,12 +26,20 @@ from hypothesis import strategies as st
 
 from ncg import NCG, FreeNet, load_freenet, save_freenet
 from ncg.build import sparse_start
+from ncg.checkpoint import payload_checksum
 from ncg.datasets import read_idx, write_idx
 from ncg.errors import NCGError
+from ncg.evolve.coactivation import Coactivation
+from ncg.evolve.history import History
 from ncg.io import read_graphml, write_graphml
 
 TRIED: dict[str, int] = {}
 FUZZ = settings(max_examples=2000, deadline=timedelta(seconds=10), suppress_health_check=list(HealthCheck))
+SIZES = settings(max_examples=40, deadline=timedelta(seconds=1), suppress_health_check=list(HealthCheck))
+"""Declared-size mutations: each must be refused or loaded within a second (the deadline)."""
+PEAK_BYTES = 50 * 2**20
+DECLARED = st.one_of(st.integers(-2, 40), st.sampled_from([10**8, 10**10, 2**31, 2**63 - 1, 2**64]))
+"""A size a mutated file may declare: small (near the true ones) or huge."""
 PROBE = torch.linspace(-1, 1, 5 * 6).reshape(5, 6)
 
 
@@ -94,6 +107,17 @@ def _attempt(name: str, load, check) -> None:
     assert check(result), f"{name}: a mutated file loaded as something else"
 
 
+def _attempt_bounded(name: str, load, check) -> None:
+    """:func:`_attempt` under tracemalloc: a refusal or a load must stay under ``PEAK_BYTES``."""
+    tracemalloc.start()
+    try:
+        _attempt(name, load, check)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < PEAK_BYTES, f"{name}: a peak of {peak / 2**20:.0f} MiB"
+
+
 def _fuzz_file(name: str, source: bytes, work: Path, load, check) -> None:
     """Write mutations of ``source`` to ``work`` and require ``load(work)`` to raise or pass ``check``."""
 
@@ -142,6 +166,99 @@ def test_mutated_idx_files_read_the_same_array_or_raise(files, tmp_path_factory)
         path.write_bytes(mutate(source, edits))
         _attempt("idx", lambda: read_idx(path, sha256=digest if checked else None),
                  lambda array: array.shape == images.shape and np.array_equal(array, images))
+
+    run()
+
+
+GRAPHML_SIZES = ("in_features", "out_features", "num_neurons", "num_edges", "num_outputs")
+
+
+def test_graphml_declaring_other_sizes_loads_the_same_model_or_raises(files, tmp_path_factory):
+    folder, net, _ = files
+    text = (folder / "inline.graphml").read_text()
+    path = tmp_path_factory.mktemp("graphml-sizes") / "net.graphml"
+
+    @SIZES
+    @given(st.data())
+    def run(data):
+        mutated = text
+        for name in data.draw(st.lists(st.sampled_from(GRAPHML_SIZES), min_size=1, max_size=3, unique=True)):
+            value = data.draw(DECLARED)
+            mutated = re.sub(f'(<data key="graph_{name}">)[^<]*', rf"\g<1>{value}", mutated)
+            mutated = re.sub(f'("{name}": )[0-9]+', rf"\g<1>{value}", mutated)
+        for name in data.draw(st.lists(st.sampled_from(["encoder_shape", "decoder_shape"]), max_size=2, unique=True)):
+            shape = data.draw(st.lists(DECLARED, max_size=3))
+            mutated = re.sub(f'(<data key="graph_{name}">)[^<]*', rf"\g<1>{json.dumps(shape)}", mutated)
+        path.write_text(mutated)
+        _attempt_bounded("graphml sizes", lambda: read_graphml(path), lambda model: _same_model(net, model))
+
+    run()
+
+
+def test_checkpoints_declaring_other_sizes_load_the_same_model_or_raise(files, tmp_path_factory):
+    folder, net, _ = files
+    source = torch.load(folder / "model.pt", weights_only=True)
+    path = tmp_path_factory.mktemp("ckpt-sizes") / "model.pt"
+
+    @SIZES
+    @given(config=st.dictionaries(st.sampled_from(["in_features", "out_features", "block_size"]), DECLARED,
+                                  min_size=1),
+           num_neurons=st.one_of(st.none(), DECLARED))
+    def run(config, num_neurons):
+        payload = {**source, "config": {**source["config"], **config}, "graph": dict(source["graph"])}
+        if num_neurons is not None:
+            payload["graph"]["num_neurons"] = num_neurons
+        payload["checksum"] = payload_checksum(payload)  # recomputed, as an attacker would
+        torch.save(payload, path)
+        _attempt_bounded("checkpoint sizes", lambda: load_freenet(path),
+                         lambda loaded: _same_model(net, loaded[0]))
+
+    run()
+
+
+def _npy(value: np.ndarray, shape: tuple[int, ...] | None = None) -> bytes:
+    """``value`` as ``.npy`` bytes, its header declaring ``shape`` (default: its own)."""
+    handle = io.BytesIO()
+    header = {"descr": value.dtype.str, "fortran_order": False, "shape": value.shape if shape is None else shape}
+    np.lib.format.write_array_header_1_0(handle, header)
+    return handle.getvalue() + value.tobytes()
+
+
+def test_coactivation_files_declaring_other_shapes_load_the_same_or_raise(tmp_path):
+    source = Coactivation(4, 10, np.array([0.5, 0.2, 0.4, 0.0]), np.array([0, 1, 2]), np.array([3, 3, 3]),
+                          np.array([0.3, 0.1, 0.0]))
+    names = ("num_neurons", "num_samples", "firing_rate", "src", "dst", "joint")
+    path = tmp_path / "coactivation.npz"
+
+    @SIZES
+    @given(name=st.sampled_from(names), shape=st.lists(DECLARED.filter(lambda s: 0 <= s < 2**63), max_size=2),
+           compressed=st.booleans())
+    def run(name, shape, compressed):
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED) as archive:
+            for member in names:
+                value = np.asarray(getattr(source, member))
+                archive.writestr(f"{member}.npy", _npy(value, tuple(shape) if member == name else None))
+        _attempt_bounded("coactivation sizes", lambda: Coactivation.load(path),
+                         lambda loaded: all(np.array_equal(getattr(loaded, m), getattr(source, m)) for m in names))
+
+    run()
+
+
+def test_histories_declaring_other_shapes_load_the_same_or_raise(tmp_path):
+    history = History()
+    history.append_graph(NCG.complete(4, num_outputs=2))
+    data = history.to_dict()
+    path = tmp_path / "history.json"
+
+    @SIZES
+    @given(name=st.sampled_from(["edges", "outputs", "order", "inputs", "num_edges", "num_neurons"]),
+           shape=st.lists(DECLARED, min_size=1, max_size=2))
+    def run(name, shape):
+        record = dict(data["rounds"][0])
+        record[name] = shape[0] if name.startswith("num_") else {**record[name], "shape": shape}
+        path.write_text(json.dumps({**data, "rounds": [record]}))
+        _attempt_bounded("history sizes", lambda: History.load(path),
+                         lambda loaded: loaded.to_dict() == data)
 
     run()
 

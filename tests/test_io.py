@@ -269,7 +269,14 @@ def test_shape_mismatches(tmp_path, net):
     path = tmp_path / "net.graphml"
     write_graphml(net, path, inline_dense=True)
     rewrite(path, '<data key="graph_encoder_shape">[30, 6]</data>', '<data key="graph_encoder_shape">[30, 5]</data>')
-    with pytest.raises(GraphMLError, match=r"encoder_weight holds 180 values, its shape \[30, 5\] needs 150"):
+    with pytest.raises(GraphMLError, match=r"declare the dense weights \{'encoder_weight': \[30, 5\].* need "
+                                           r"\{'encoder_weight': \[30, 6\]"):
+        read_graphml(path)  # refused before the weights are read
+    write_graphml(net, path, inline_dense=True)
+    text = path.read_text()
+    start = text.index('<data key="graph_encoder_weight">') + len('<data key="graph_encoder_weight">')
+    path.write_text(text[:start] + text[start + 8:])  # 6 bytes = 1.5 values fewer
+    with pytest.raises(GraphMLError, match=r"encoder_weight holds 178 values, its shape \[30, 6\] needs 180"):
         read_graphml(path)
     write_graphml(net, path)
     side = path.with_name("net.weights.npz")

@@ -117,11 +117,14 @@ def test_quick_sweep_writes_rows_resumes_and_tables(tmp_path):
     assert (tmp_path / "table.md").read_text().strip() == table
 
 
-def test_main_quick_and_table_only(tmp_path, capsys):
-    assert main(["--quick", "--seeds", "1", "--out", str(tmp_path)]) == 0
+def test_main_quick_and_table_only(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as from the repository root, without --out
+    assert main(["--quick", "--seeds", "1"]) == 0
+    assert not (tmp_path / "results" / "polynomial").exists()  # the committed results stay as they are
+    assert (tmp_path / "results" / "quick" / "polynomial" / "table.md").is_file()
     first = capsys.readouterr().out
     assert "x^2 k=2" in first and "| x^2 | 2 | 1 |" in first
-    assert main(["--table-only", "--out", str(tmp_path)]) == 0
+    assert main(["--table-only", "--out", "results/quick/polynomial"]) == 0
     assert "| x^2 | 2 | 1 |" in capsys.readouterr().out
     with pytest.raises(NCGError, match="--table-only"):
         main(["--table-only", "--out", str(tmp_path / "missing")])

@@ -12,7 +12,7 @@ from ncg import NCG, FreeNet
 from ncg.errors import NCGError
 from ncg.evolve.coactivation import record_coactivation
 from ncg.evolve.history import History
-from ncg.run_folder import FILES, FORMAT, VERSION, RunFolder, metrics_rows
+from ncg.run_folder import FAILED, FILES, FORMAT, VERSION, RunFolder, metrics_rows
 
 
 @pytest.fixture
@@ -87,14 +87,32 @@ def test_unreadable_configs(tmp_path):
     with pytest.raises(FileNotFoundError):
         folder.read_config()
     (tmp_path / "config.json").write_text('{"args": ')  # cut short by a crash (before atomic writes)
-    assert folder.stored_args() == {}
+    with pytest.raises(NCGError, match="config.json is not valid JSON"):  # --resume must not skip its check
+        folder.stored_args()
     with pytest.raises(NCGError, match="is not valid JSON"):
         folder.read_config()
     (tmp_path / "config.json").write_text("[1, 2]")
     with pytest.raises(NCGError, match="holds a JSON list, expected an object"):
         folder.read_config()
+    with pytest.raises(NCGError, match="holds a JSON list, expected an object"):
+        folder.stored_args()
+    (tmp_path / "config.json").write_text('{"format": "ncg.run", "version": 2, "args": [1]}')
+    with pytest.raises(NCGError, match=r"config.json has no 'args' object \(found \[1\]\)"):
+        folder.stored_args()
+    (tmp_path / "config.json").write_bytes(b'\xff\xfe{')
+    with pytest.raises(NCGError, match="config.json is not valid JSON"):
+        folder.stored_args()
     with pytest.raises(NCGError, match="'notes.txt' is no run folder file"):
         folder.file("notes.txt")
+    (tmp_path / "summary.json").write_text("[1]")
+    with pytest.raises(NCGError, match="summary.json holds a JSON list, expected an object"):
+        folder.read_summary()
+    (tmp_path / "metrics.json").write_text("[1]")
+    with pytest.raises(NCGError, match="metrics.json holds a list whose rows are not all JSON objects"):
+        folder.read_metrics()
+    (tmp_path / "metrics.json").write_bytes(b"\x00")
+    with pytest.raises(NCGError, match="metrics.json is not valid JSON"):
+        folder.read_metrics()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
@@ -137,6 +155,37 @@ def test_a_new_run_refuses_a_folder_holding_a_run(tmp_path, net):
     (tmp_path / "topology.png").write_bytes(b"png")
     folder.clear()
     assert [p.name for p in tmp_path.iterdir()] == ["topology.png"]  # only the run's files go
+
+
+def test_resume_needs_an_existing_folder(tmp_path):
+    with pytest.raises(NCGError, match=r"--resume: the run folder .*missing does not exist, so there is no run to "
+                                       r"continue; check --out, or drop --resume"):
+        RunFolder(tmp_path / "missing").check_new_run(resume=True)
+    RunFolder(tmp_path).check_new_run(resume=True)  # a folder without a saved round: the run starts
+
+
+def test_a_stopped_run_leaves_a_resumable_run_or_no_half_written_folder(tmp_path, net):
+    created = RunFolder(tmp_path / "created")
+    assert created.abandon("x", created=True) == f"nothing was written to {created.path}"
+    created.write_config(args={}, evolve={}, model={})
+    assert "was removed" in created.abandon("RuntimeError: boom", created=True) and not created.path.exists()
+
+    given = RunFolder(tmp_path / "given")
+    given.path.mkdir()
+    (given.path / "notes.txt").write_text("mine")
+    assert given.abandon("x", created=False) == f"nothing was written to {given.path}"  # untouched
+    given.write_config(args={}, evolve={}, model={})
+    assert given.abandon("RuntimeError: boom", created=False).endswith(f"{given.path / FAILED} says why")
+    assert sorted(p.name for p in given.path.iterdir()) == [FAILED, "notes.txt"]
+    assert (given.path / FAILED).read_text() == "RuntimeError: boom\n"
+    given.write_config(args={}, evolve={}, model={})  # the next attempt
+    assert not (given.path / FAILED).exists()
+
+    saved = RunFolder(tmp_path / "saved")
+    write_run(saved, net)
+    files = sorted(p.name for p in saved.path.iterdir())
+    assert saved.abandon("KeyboardInterrupt: ", created=True).endswith("holds the run up to its last saved round")
+    assert sorted(p.name for p in saved.path.iterdir()) == files
 
 
 def test_resume_compares_the_flags_then_the_checkpoint_config(tmp_path):

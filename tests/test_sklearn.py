@@ -114,19 +114,22 @@ def _load_example():
     return module
 
 
-def test_compare_example_quick_writes_runs_table_and_docs_section(tmp_path):
+def test_compare_example_quick_writes_runs_table_and_docs_section(tmp_path, monkeypatch):
     example = _load_example()
     page = tmp_path / "results.md"
     page.write_text("# Results\n\nkept\n")
-    rows = example.main(["--quick", "--out", str(tmp_path / "sklearn"), "--docs", str(page)])
+    monkeypatch.chdir(tmp_path)  # as from the repository root, without --out
+    rows = example.main(["--quick", "--docs", str(page)])
+    assert not (tmp_path / "results" / "sklearn").exists()  # the committed results stay as they are
+    out = tmp_path / "results" / "quick" / "sklearn"
     assert {(r["model"], r["fold"]) for r in rows} == {(m, f) for m in ("freenet", "mlp", "hgb") for f in (0, 1)}
-    assert json.loads((tmp_path / "sklearn" / "runs.json").read_text()) == rows
-    table = (tmp_path / "sklearn" / "table.md").read_text()
+    assert json.loads((out / "runs.json").read_text()) == rows
+    table = (out / "table.md").read_text()
     assert "n/a (trees)" in table and " +- " in table
     text = page.read_text()
     assert text.startswith("# Results\n\nkept\n") and text.count(example.BEGIN) == 1 and table.strip() in text
     page.write_text(text.replace(example.END, example.END + "\n\nafter\n"))
-    example.main(["--table-only", "--out", str(tmp_path / "sklearn"), "--docs", str(page)])
+    example.main(["--table-only", "--out", str(out), "--docs", str(page)])
     again = page.read_text()
     assert again.count(example.BEGIN) == 1 and again.rstrip().endswith("after") and table.strip() in again
 

@@ -451,9 +451,10 @@ def test_failed_build_warns_once_and_falls_back(fresh_build):
 def test_the_build_is_keyed_by_source_and_flags():
     from ncg.kernels.build import extension_name
 
-    assert extension_name("a", b"x", ["-O3"]) == extension_name("a", b"x", ["-O3"])
-    assert extension_name("a", b"x", ["-O3"]) != extension_name("a", b"x", ["-O2"])
-    assert extension_name("a", b"x", ["-O3"]) != extension_name("a", b"y", ["-O3"])
+    assert extension_name("a", b"x", ["-O3"], ["/p"]) == extension_name("a", b"x", ["-O3"], ["/p"])
+    assert extension_name("a", b"x", ["-O3"], ["/p"]) != extension_name("a", b"x", ["-O2"], ["/p"])
+    assert extension_name("a", b"x", ["-O3"], ["/p"]) != extension_name("a", b"y", ["-O3"], ["/p"])
+    assert extension_name("a", b"x", ["-O3"], ["/p"]) != extension_name("a", b"x", ["-O3", "/p"], [])
 
 
 def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path):

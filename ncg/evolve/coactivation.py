@@ -34,6 +34,7 @@ Examples
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -46,6 +47,7 @@ from tqdm.auto import tqdm
 from ncg.activations import ACTIVATIONS, firing_thresholds
 from ncg.arrays import is_member
 from ncg.batches import Data, as_batches
+from ncg.bounded import read_npz
 from ncg.distributed import all_reduce, world
 from ncg.errors import NCGError, NonFiniteError
 
@@ -80,6 +82,10 @@ MEASURES: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] 
     "phi": _phi,
 }
 """Coactivation measures by name: ``(p_ij, p_i, p_j) -> score``."""
+
+
+_SAVED = ("num_neurons", "num_samples", "firing_rate", "src", "dst", "joint")
+"""The arrays of a saved :class:`Coactivation`, in the constructor's order."""
 
 
 @dataclass
@@ -163,19 +169,47 @@ class Coactivation:
 
     def save(self, path) -> None:
         """Write an ``.npz`` file."""
-        np.savez_compressed(
-            path, num_neurons=self.num_neurons, num_samples=self.num_samples,
-            firing_rate=self.firing_rate, src=self.src, dst=self.dst, joint=self.joint,
-        )
+        np.savez_compressed(path, **{name: getattr(self, name) for name in _SAVED})
 
     @classmethod
     def load(cls, path) -> Coactivation:
-        """Read a file written by :meth:`save`."""
-        with np.load(path) as data:
-            return cls(
-                int(data["num_neurons"]), int(data["num_samples"]), data["firing_rate"],
-                data["src"], data["dst"], data["joint"],
-            )
+        """Read a file written by :meth:`save`.
+
+        Each array's declared size is checked against the file's bytes before it is read
+        (:func:`ncg.bounded.read_npz`), and the statistics against each other: ``num_neurons``
+        is the length of ``firing_rate``, the pairs name neurons below it, rates lie in ``[0, 1]``.
+
+        Raises
+        ------
+        NCGError
+            The file is missing, damaged, lacks an array, or its arrays disagree; the message
+            names the file.
+        """
+        if not os.path.isfile(path):
+            raise NCGError(f"coactivation file {path} does not exist")
+        data = read_npz(path)
+        missing = [name for name in _SAVED if name not in data]
+        if missing:
+            raise NCGError(f"coactivation file {path} lacks the arrays {missing}")
+        counts = {name: data[name] for name in ("num_neurons", "num_samples")}
+        for name, value in counts.items():
+            if value.shape != () or value.dtype.kind not in "iu" or value < 0:
+                raise NCGError(f"coactivation file {path}: {name} must be a non-negative int, got {value!r}")
+        n = int(counts["num_neurons"])
+        firing_rate, src, dst, joint = (data[name] for name in _SAVED[2:])
+        if firing_rate.shape != (n,):
+            raise NCGError(f"coactivation file {path}: num_neurons is {n} but firing_rate has shape "
+                           f"{list(firing_rate.shape)}")
+        if not (src.ndim == dst.ndim == joint.ndim == 1 and src.size == dst.size == joint.size):
+            raise NCGError(f"coactivation file {path}: src, dst and joint must be 1-D of one length, got shapes "
+                           f"{[list(a.shape) for a in (src, dst, joint)]}")
+        for name, pairs in (("src", src), ("dst", dst)):
+            if pairs.dtype.kind not in "iu" or (pairs.size and not (0 <= pairs.min() and pairs.max() < n)):
+                raise NCGError(f"coactivation file {path}: {name} must hold neuron indices 0 .. {n - 1}")
+        for name, rate in (("firing_rate", firing_rate), ("joint", joint)):
+            if rate.dtype.kind != "f" or not ((0 <= rate) & (rate <= 1)).all():
+                raise NCGError(f"coactivation file {path}: {name} must hold rates in [0, 1]")
+        return cls(n, int(counts["num_samples"]), firing_rate, src.astype(np.int64), dst.astype(np.int64), joint)
 
 
 def _sample_candidates(

@@ -27,7 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ncg.errors import EditError
+from ncg.bounded import NUMERIC_KINDS, declared_size, inflate
+from ncg.errors import EditError, NCGError
 
 __all__ = ["Edit", "EditSet", "EDIT_OPS", "encode_array", "decode_array"]
 
@@ -88,12 +89,45 @@ def encode_array(values: np.ndarray) -> dict:
             "zlib": base64.b64encode(zlib.compress(raw, 1)).decode("ascii")}
 
 
-def decode_array(data: dict | list) -> np.ndarray:
-    """Inverse of :func:`encode_array`; a plain (nested) list is read as it is."""
+def decode_array(data: dict | list, what: str = "encoded array") -> np.ndarray:
+    """Inverse of :func:`encode_array`; a plain (nested) list is read as it is.
+
+    The declared ``shape`` and ``dtype`` are checked against the compressed bytes before
+    anything is inflated, and the data inflates to exactly the declared size
+    (:func:`ncg.bounded.inflate`), so a few bytes declaring a huge shape allocate nothing.
+
+    Raises
+    ------
+    NCGError
+        The fields are missing or malformed, the dtype is not numeric, or the data does not
+        hold the declared shape; the message starts with ``what``.
+
+    Examples
+    --------
+    >>> decode_array({"dtype": "f8", "shape": [10**9], "zlib": encode_array(np.zeros(2))["zlib"]}, "edges")
+    Traceback (most recent call last):
+    ...
+    ncg.errors.NCGError: edges declares 8000000000 bytes, more than its 11 compressed bytes can hold (at most 11416)
+    """
     if not isinstance(data, dict):
-        return np.asarray(data)
-    raw = zlib.decompress(base64.b64decode(data["zlib"]))
-    return np.frombuffer(raw, dtype=np.dtype("<" + data["dtype"])).reshape(data["shape"]).copy()
+        try:
+            values = np.asarray(data)
+        except ValueError as exc:
+            raise NCGError(f"{what} is a ragged list ({exc})") from None
+        if values.dtype.kind not in NUMERIC_KINDS:
+            raise NCGError(f"{what} is a list of {values.dtype} values, expected numbers")
+        return values
+    if not isinstance(data.get("zlib"), str) or "dtype" not in data or "shape" not in data:
+        raise NCGError(f"{what} lacks its 'zlib' text, 'dtype' or 'shape' (found keys {sorted(data)})")
+    dtype = data["dtype"]
+    if not isinstance(dtype, str):
+        raise NCGError(f"{what}: dtype {dtype!r} is no dtype string")
+    shape, dtype, size = declared_size(data["shape"], "<" + dtype, what)
+    try:
+        packed = base64.b64decode(data["zlib"], validate=True)
+    except ValueError as exc:
+        raise NCGError(f"{what}: its 'zlib' text is not base64 ({exc})") from None
+    return np.frombuffer(inflate(packed, size, what), dtype=dtype).reshape(shape).copy()
 
 
 _COLUMNS = ("op", "source", "target", "score", "weight")
@@ -214,5 +248,10 @@ class EditSet:
     def from_dict(cls, data: dict | list) -> EditSet:
         """Inverse of :meth:`to_dict`; also reads a list of :meth:`Edit.to_dict` dicts."""
         if isinstance(data, list):
+            if not all(isinstance(e, dict) and set(e) <= set(Edit._fields) for e in data):
+                raise EditError(f"an edit list holds an entry that is no dict of {Edit._fields}")
             return cls.from_edits(Edit(**e) for e in data)
-        return cls(*(decode_array(data[name]) for name in _COLUMNS))
+        if not isinstance(data, dict) or not set(_COLUMNS) <= set(data):
+            raise EditError(f"encoded edits must be a dict with the columns {_COLUMNS}, got "
+                            f"{sorted(data) if isinstance(data, dict) else type(data).__name__}")
+        return cls(*(decode_array(data[name], f"edit column {name!r}") for name in _COLUMNS))

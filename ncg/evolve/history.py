@@ -42,6 +42,8 @@ HISTORY_VERSION = 2
 were recorded, are read as having none); version 1 files (JSON lists) are still read."""
 
 _ARRAYS = ("edges", "outputs", "order", "inputs")
+_REQUIRED = ("round", "num_neurons", "num_edges", "depth", "num_generations", "edges", "outputs", "order", "edits")
+_FIELDS = _REQUIRED + ("inputs", "metrics", "seconds", "phase", "timing")
 
 
 @dataclass
@@ -93,10 +95,20 @@ class RoundRecord:
     def from_dict(cls, data: dict) -> RoundRecord:
         """Inverse of :meth:`to_dict`; also reads the JSON lists of format version 1, and
         records without ``inputs`` (written before input nodes were recorded) as having none."""
+        if not isinstance(data, dict) or not set(_REQUIRED) <= set(data) or not set(data) <= set(_FIELDS):
+            raise NCGError(f"a round record must be a dict with the fields {_REQUIRED} (and optionally "
+                           f"{sorted(set(_FIELDS) - set(_REQUIRED))}), got "
+                           f"{sorted(data) if isinstance(data, dict) else type(data).__name__}")
         data = dict(data)
-        data.update({name: decode_array(data[name]) for name in _ARRAYS if name in data})
+        where = f"round {data['round']!r}"
+        data.update({name: decode_array(data[name], f"{where}: {name}") for name in _ARRAYS if name in data})
         data["edits"] = EditSet.from_dict(data["edits"])
-        return cls(**data)
+        record = cls(**data)
+        for name, declared, found in (("num_edges", record.num_edges, record.edges.shape[1]),
+                                      ("num_neurons", record.num_neurons, record.order.size)):
+            if declared != found:
+                raise NCGError(f"{where}: {name} is {declared!r} but its arrays hold {found}")
+        return record
 
 
 class History:
@@ -167,6 +179,22 @@ class History:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> History:
-        """Read a history written by :meth:`save`."""
-        with open(path) as handle:
-            return cls.from_dict(json.load(handle))
+        """Read a history written by :meth:`save`.
+
+        Raises
+        ------
+        NCGError
+            The file is unreadable, not JSON, or a record is malformed or declares more than
+            its arrays hold (:func:`~ncg.evolve.edits.decode_array`); the message names the file.
+        """
+        try:
+            with open(path, "rb") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise NCGError(f"history file {path} could not be read as JSON ({exc})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("rounds"), list):
+            raise NCGError(f"history file {path} holds no object with a list of 'rounds'")
+        try:
+            return cls.from_dict(data)
+        except (NCGError, TypeError, ValueError) as exc:
+            raise NCGError(f"history file {path}: {exc}") from exc

@@ -750,7 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="FreeNet vs MLP with the same neurons on polynomials (the FreeNets authors' experiment).",
     )
     parser.add_argument("--out", default=None,
-                        help="output folder (default: results/polynomial; results/polynomial-quick with --quick)")
+                        help="output folder (default: results/polynomial; results/quick/polynomial with --quick)")
     parser.add_argument("--quick", action="store_true", help="tiny run: x^2 with 2 neurons, 2 seeds, few steps")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 5; 2 with --quick)")
     parser.add_argument("--table-only", action="store_true", help="rebuild the table from runs.json")
@@ -761,7 +761,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="print nothing")
     args = parser.parse_args(argv)
-    out = Path(args.out or ("results/polynomial-quick" if args.quick else "results/polynomial"))
+    out = Path(args.out or ("results/quick/polynomial" if args.quick else "results/polynomial"))
     say = (lambda *a, **k: None) if args.quiet else print
     if args.table_only:
         path = out / "runs.json"

@@ -23,11 +23,12 @@ from torch import Tensor
 
 from ncg.activations import firing_thresholds
 from ncg.atomic import atomic_write
+from ncg.bounded import read_npz
 from ncg.checkpoint import payload_checksum
 from ncg.errors import GraphMLError, NCGError
 from ncg.graph import NCG
 from ncg.io._common import node_attributes
-from ncg.model import FreeNet
+from ncg.model import FreeNet, state_shapes
 from ncg.schedule import find_cycle
 
 __all__ = ["write_graphml", "read_graphml", "GRAPHML_FORMAT", "GRAPHML_VERSION"]
@@ -45,6 +46,8 @@ _REQUIRED_GRAPH_ATTRS = (
 )
 _REQUIRED_NODE_ATTRS = ("role", "output_index", "topo_index", "neuron_id", "bias")
 _DTYPES = {"float32": (torch.float32, "<f4"), "float64": (torch.float64, "<f8")}
+_DENSE_STATE = ("encoder.weight", "decoder.weight", "decoder.bias")
+"""The dense weights of a FreeNet's state_dict; GraphML names them with ``_`` for ``.``."""
 
 # (scope, name, GraphML type); the key id is "<scope>_<name>".
 _KEYS = [
@@ -666,6 +669,8 @@ def _model_from_attributes(
         config = json.loads(attrs["config"])
     except json.JSONDecodeError as exc:
         raise GraphMLError(f"{path}: graph attribute config is not JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise GraphMLError(f"{path}: graph attribute config holds a JSON {type(config).__name__}, expected an object")
     for name, config_name in (("in_features", "in_features"), ("out_features", "out_features"),
                               ("activation", "activation"), ("output_activation", "output_activation"),
                               ("encoder", "encoder"), ("decoder", "decoder")):
@@ -677,21 +682,18 @@ def _model_from_attributes(
         raise GraphMLError(
             f"{path}: graph attribute num_outputs is {attrs['num_outputs']} but {graph.num_outputs} nodes are outputs"
         )
-    try:
-        model = FreeNet(graph, **config)
-    except (NCGError, TypeError) as exc:
+    try:  # the sizes first: the config may declare dense weights the file does not hold
+        shapes = state_shapes(graph, config)
+    except NCGError as exc:
         raise GraphMLError(f"{path}: config {config} does not build a FreeNet: {exc}") from exc
-    model = model.to(dtype)
-    arrays = _read_dense(path, attrs, dtype)
-    expected = {} if model.encoder is None else {"encoder_weight": (graph.num_neurons, model.in_features)}
-    if isinstance(model.decoder, torch.nn.Linear):
-        expected["decoder_weight"] = tuple(model.decoder.weight.shape)
-        expected["decoder_bias"] = tuple(model.decoder.bias.shape)
+    expected = {name.replace(".", "_"): shapes[name] for name in _DENSE_STATE if name in shapes}
+    arrays = _read_dense(path, attrs, expected)
     for name, shape in expected.items():
         if name not in arrays:
             raise GraphMLError(f"{path}: the dense weights lack {name!r}")
         if tuple(arrays[name].shape) != shape:
             raise GraphMLError(f"{path}: {name} has shape {list(arrays[name].shape)}, the model needs {list(shape)}")
+    model = FreeNet(graph, **config).to(dtype)
     with torch.no_grad():
         model.weight.copy_(weight)
         model.bias.copy_(bias[model.bias_neurons.cpu()])  # an input node's bias attribute is not used
@@ -731,7 +733,10 @@ def _indexed_nodes(path: Path, node_ids: list[str], roles: list[Any], values: np
     return members, values[members].tolist()
 
 
-def _read_dense(path: Path, attrs: dict, dtype: torch.dtype) -> dict[str, np.ndarray]:
+def _read_dense(path: Path, attrs: dict, expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The dense arrays, read once the shapes the file declares (``encoder_shape``,
+    ``decoder_shape``) agree with ``expected``, the model's; a side file's arrays are checked
+    against its bytes before they are allocated (:func:`ncg.bounded.read_npz`)."""
     shapes = {}
     for name in ("encoder_shape", "decoder_shape"):
         try:
@@ -744,6 +749,12 @@ def _read_dense(path: Path, attrs: dict, dtype: torch.dtype) -> dict[str, np.nda
     if shapes["decoder_shape"]:
         wanted["decoder_weight"] = shapes["decoder_shape"]
         wanted["decoder_bias"] = shapes["decoder_shape"][:1]
+    if wanted != expected:
+        raise GraphMLError(
+            f"{path}: graph attributes encoder_shape and decoder_shape declare the dense weights "
+            f"{ {name: list(shape) for name, shape in wanted.items()} }, the config and the nodes need "
+            f"{ {name: list(shape) for name, shape in expected.items()} }"
+        )
     storage = attrs["dense_storage"]
     if storage == "file":
         if "dense_file" not in attrs:
@@ -755,9 +766,8 @@ def _read_dense(path: Path, attrs: dict, dtype: torch.dtype) -> dict[str, np.nda
         if not side_file.is_file():
             raise GraphMLError(f"{path}: the dense weights file {side_file} does not exist")
         try:
-            with np.load(side_file) as data:
-                arrays = {name: data[name] for name in data.files}
-        except Exception as exc:  # numpy raises several types for damaged archives
+            arrays = read_npz(side_file)
+        except NCGError as exc:
             raise GraphMLError(f"{path}: the dense weights file {side_file} could not be read ({exc})") from exc
     elif storage == "inline":
         little_endian = np.dtype(_DTYPES[attrs["dtype"]][1])

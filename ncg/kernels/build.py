@@ -1,8 +1,15 @@
-"""Building and loading ncg's C++ extensions, once per source, flags and torch version.
+"""Building and loading ncg's C++ extensions, once per checkout, environment and torch version.
 
 :func:`extension` compiles a C++ source with :func:`torch.utils.cpp_extension.load` on first use
-and imports it; torch caches the build between processes. Two things are added to torch's build:
+and imports it; torch caches the build between processes. Three things are added to torch's build:
 
+* A build folder of its own for every checkout and environment. torch keys a build by its name
+  alone, and its build files name the source's path and the torch headers' folder, so two
+  checkouts or virtual environments sharing one name would rebuild each other at every switch.
+  :func:`extension_name` hashes everything the build depends on into the name: the source's text
+  and absolute path, the compiler flags and compiler, and the Python and torch installation
+  (``sys.prefix``, torch's folder and version). Each checkout then builds once and reuses its
+  build from then on, whatever the others do.
 * A lock that cannot outlive its process. torch guards a build with a ``lock`` file created with
   ``O_EXCL``, and other processes wait until it disappears: a build killed mid-way leaves it behind
   and every later import waits forever. Every ncg builder therefore also holds an OS file lock
@@ -10,8 +17,9 @@ and imports it; torch caches the build between processes. Two things are added t
   its holder dies, however it dies. Whoever holds it knows that no live ncg build owns torch's
   ``lock`` file and removes it. Without ``fcntl`` (Windows) a ``lock`` older than
   :data:`STALE_LOCK_SECONDS` is taken for stale instead.
-* One line on stderr when a build really happens (not when the cached library is reused), and one
-  when it is done, since a first build takes 20-30 s.
+* A line on stderr for every build that really happens (not when the cached library is reused),
+  since a first build takes 20-30 s: before it when the library is missing or older than the
+  source, after it in every case that compiled (see :func:`load`).
 
 ``NCG_DISABLE_CPP=1`` skips the build; :func:`extension` then returns None, as it does (with a
 warning) when the build fails.
@@ -43,6 +51,7 @@ __all__ = [
     "extension",
     "load",
     "extension_name",
+    "build_context",
     "build_lock",
     "clear_stale_lock",
     "LOCK_FILE",
@@ -70,19 +79,40 @@ _GCC_FLAGS = [
 _thread_lock = threading.Lock()
 
 
-def extension_name(stem: str, source: bytes, flags: Sequence[str]) -> str:
-    """The build's name: ``stem`` plus a hash of the source, the flags and the torch version, so
-    that two checkouts or versions on one machine never rebuild each other.
+def build_context(source: str | os.PathLike[str]) -> list[str]:
+    """What a build of ``source`` depends on besides its text and flags: its absolute path, the
+    compiler, and the Python and torch installation it compiles against.
 
     Examples
     --------
-    >>> extension_name("ncg_x", b"a", ["-O3"]) == extension_name("ncg_x", b"b", ["-O3"])
+    >>> build_context("sweep.cpp")[0] == str(Path("sweep.cpp").resolve())
+    True
+    """
+    return [
+        str(Path(source).resolve()),
+        os.environ.get("CXX", "c++"),
+        sys.prefix,
+        sys.version,
+        str(Path(torch.__file__).resolve().parent),
+        torch.__version__,
+    ]
+
+
+def extension_name(stem: str, source: bytes, flags: Sequence[str], context: Sequence[str]) -> str:
+    """The build's name: ``stem`` plus a hash of the source text, the flags and the
+    :func:`build_context`, so that two checkouts, environments or torch versions on one machine
+    build into folders of their own and never rebuild each other.
+
+    Examples
+    --------
+    >>> extension_name("ncg_x", b"a", ["-O3"], ["/a/x.cpp"]) == extension_name("ncg_x", b"a", ["-O3"], ["/b/x.cpp"])
     False
-    >>> extension_name("ncg_x", b"a", ["-O3"])[:6]
+    >>> extension_name("ncg_x", b"a", ["-O3"], ["/a/x.cpp"])[:6]
     'ncg_x_'
     """
-    digest = hashlib.sha256(source + "\0".join([*flags, torch.__version__]).encode()).hexdigest()
-    return f"{stem}_{digest[:12]}"
+    parts = [*flags, "\1", *context]  # the separator keeps a flag from passing for a context entry
+    digest = hashlib.sha256(source + b"\0" + "\0".join(parts).encode()).hexdigest()
+    return f"{stem}_{digest[:16]}"
 
 
 def clear_stale_lock(build_directory: str | os.PathLike[str], max_age: float = STALE_LOCK_SECONDS) -> bool:
@@ -167,7 +197,9 @@ def load(source: str | os.PathLike[str]) -> ModuleType:
 
     Notes
     -----
-    A real build says so on stderr, before and after; loading a cached build prints nothing::
+    A build says so on stderr, before it starts when the library is missing or older than the
+    source, and after it whenever the library was written anew (whatever ninja found out of
+    date); loading a cached build prints nothing::
 
         ncg: building the C++ sweep kernel (first use only, ~30 s)...
         ncg: C++ sweep kernel built in 24.1 s
@@ -179,16 +211,17 @@ def load(source: str | os.PathLike[str]) -> ModuleType:
     is_gcc = getattr(cpp_extension, "check_compiler_is_gcc", lambda compiler: False)
     if is_gcc(os.environ.get("CXX", "c++")):
         cflags += _GCC_FLAGS
-    name = extension_name(f"ncg_{source.stem}", source.read_bytes(), cflags)
+    name = extension_name(f"ncg_{source.stem}", source.read_bytes(), cflags, build_context(source))
     build_directory = Path(cpp_extension._get_build_directory(name, verbose=False))
     library = build_directory / f"{name}{cpp_extension.LIB_EXT}"
     with build_lock(build_directory):
-        # What ninja will decide, cheaply: the name hashes the source's text, flags and torch
-        # version, so the library is rebuilt only if absent or older than the source.
-        building = not library.exists() or library.stat().st_mtime < source.stat().st_mtime
+        # What ninja will decide, cheaply: the name hashes all the build depends on but the
+        # source's time, so the library is rebuilt only if absent or older than the source.
+        before = _stamp(library)
+        building = before is None or before[0] < source.stat().st_mtime_ns
         if building:
             print(f"ncg: building the C++ {source.stem} kernel (first use only, ~30 s)...", file=sys.stderr, flush=True)
-            start = time.perf_counter()
+        start = time.perf_counter()
         module = cpp_extension.load(
             name=name,
             sources=[str(source)],
@@ -197,10 +230,20 @@ def load(source: str | os.PathLike[str]) -> ModuleType:
             build_directory=str(build_directory),
             verbose=False,
         )
-        if building:
+        if building or _stamp(library) != before:  # the second: a rebuild ninja decided on its own
             seconds = time.perf_counter() - start
             print(f"ncg: C++ {source.stem} kernel built in {seconds:.1f} s", file=sys.stderr, flush=True)
     return module
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """The modification time (ns) and inode of ``path``, None if it does not exist: a rebuilt
+    library changes it."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_mtime_ns, status.st_ino
 
 
 def extension(source: str | os.PathLike[str]) -> ModuleType | None:
