@@ -23,7 +23,7 @@ Examples
 >>> graph = sparse_start(num_inputs=16, num_hidden=8, num_outputs=2, fan_in=4, seed=0)
 >>> data = explorer_data(graph, image_shape=(4, 4))
 >>> data.num_nodes, data.num_edges, data.edge_counts(0.0)
-(26, 40, (40, 0, 0))
+(26, 42, (42, 0, 0))
 """
 from __future__ import annotations
 

@@ -43,7 +43,7 @@
     scale: 1, tx: 0, ty: 0, width: 0, height: 0, dpr: 1,
     layers: [], candidates: 0, drawnTarget: 0, below: 0, kindCounts: null,
     firstFrameMs: null, lastRedrawMs: null, lastEdgeMs: 0, drawnEdges: 0, perEdgeMs: 0.004,
-    settled: true, settleTimer: 0, frames: 0,
+    settled: true, settleTimer: 0, frames: 0, log: [],
   };
   let N, E, F, X, Y, role, nodeId, gen, outIdx, inIdx, bias, rate, born, died, src, dst, weight, absSorted;
   let present, rounds, inPtr, inList, outPtr, outList, idToNode, level, hashes, encoder = null;
@@ -261,7 +261,7 @@
 
   // One frame. fraction < 1: an interactive frame drawing that share of each layer (its first, most
   // important edges); the full frame follows once interaction stops.
-  function draw(fraction) {
+  function draw(fraction, interactive = false) {
     const t0 = performance.now();
     ctx.setTransform(S.dpr, 0, 0, S.dpr, 0, 0);
     ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, S.width, S.height);
@@ -276,6 +276,7 @@
       const cost = ms / drawn; S.perEdgeMs = Math.max(cost, 0.7 * S.perEdgeMs + 0.3 * cost);
     }
     S.lastRedrawMs = ms; S.drawnEdges = drawn; S.frames++;
+    S.log.push({ frame: S.frames, ms, drawn, interactive }); if (S.log.length > 200) S.log.shift();
     S.settled = fraction >= 1;
     if (S.firstFrameMs === null) S.firstFrameMs = performance.now();
     updateCounts();
@@ -285,7 +286,7 @@
 
   function redrawInteractive() {                    // pan and zoom: a time-budgeted frame, then the full one
     const budget = Math.max(500, Math.floor(FRAME_MS / S.perEdgeMs));
-    draw(Math.min(1, budget / Math.max(S.drawnTarget, 1)));
+    draw(Math.min(1, budget / Math.max(S.drawnTarget, 1)), true);
     clearTimeout(S.settleTimer);
     if (!S.settled) S.settleTimer = setTimeout(() => draw(1), SETTLE_MS);
   }
@@ -473,7 +474,7 @@
       hiddenEdges: S.candidates - S.drawnEdges, belowThreshold: S.below, candidates: S.candidates, settled: S.settled,
       round: S.round, threshold: S.threshold, maxEdges: S.maxEdges, nodes: N, edges: F, frames: S.frames,
     }),
-    roundCounts, setRound, setThreshold, select, pan, zoom,
+    frameLog: () => S.log.slice(), roundCounts, setRound, setThreshold, select, pan, zoom,
     screenOf: (id) => { const v = idToNode.get(Number(id)); const box = canvas.getBoundingClientRect(); return { x: box.left + sx(X[v]), y: box.top + sy(Y[v]) }; },
     settle: () => { redrawFull(); return window.ncgExplorer.stats(); },
   };

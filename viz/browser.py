@@ -1,0 +1,128 @@
+"""Open an explorer page (:func:`viz.explore`) in headless Chromium and read the numbers it shows.
+
+The browser tests and ``benchmarks/bench_explore.py`` drive the distribution's Chromium through
+Playwright's Python package (``pip install "ncg[browser]"``; Playwright's own browser download is
+not needed: :func:`find_chromium` finds ``chromium`` on the ``PATH``, or ``$NCG_CHROMIUM``). The
+page reports its own timings, measured with ``performance.now()``: the first frame (from the
+start of navigation) and every redraw, each one finished to the last pixel.
+
+Examples
+--------
+>>> reason = browser_missing()
+>>> reason is None or reason.startswith("no ")
+True
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["CHROMIUM_ARGS", "find_chromium", "browser_missing", "ExplorerPage", "open_explorer", "interaction_ms"]
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+"""Headless, offline, no GPU: the page must work with none of these services."""
+
+
+def find_chromium() -> str | None:
+    """The Chromium executable: ``$NCG_CHROMIUM``, else ``chromium`` or ``chromium-browser`` on the PATH."""
+    if os.environ.get("NCG_CHROMIUM"):
+        return os.environ["NCG_CHROMIUM"]
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def browser_missing() -> str | None:
+    """Why the page cannot be opened here (no Playwright, no Chromium), or None when it can."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "no playwright: pip install 'ncg[browser]'"
+    if find_chromium() is None:
+        return "no chromium on the PATH (apt-get install chromium) and no $NCG_CHROMIUM"
+    return None
+
+
+@dataclass
+class ExplorerPage:
+    """An open explorer page: the Playwright ``page`` and the console errors seen so far."""
+
+    page: Any
+    errors: list[str] = field(default_factory=list)
+
+    def call(self, expression: str, *args: Any) -> Any:
+        """The value of ``window.ncgExplorer.<expression>`` called with ``args`` (JSON values)."""
+        return self.page.evaluate(f"(args) => window.ncgExplorer.{expression}(...args)", list(args))
+
+    def stats(self) -> dict[str, Any]:
+        """What the page shows: drawn and hidden edge counts, round, threshold, timings."""
+        return self.call("stats")
+
+    def settled(self) -> dict[str, Any]:
+        """:meth:`stats` once the page has drawn its full frame (after pan, zoom or hover)."""
+        self.page.wait_for_function("window.ncgExplorer.stats().settled")
+        return self.stats()
+
+
+@contextlib.contextmanager
+def open_explorer(path: str | os.PathLike, viewport: tuple[int, int] = (1400, 850),
+                  timeout_s: float = 60.0) -> Iterator[ExplorerPage]:
+    """Open ``path`` from ``file://`` in headless Chromium and wait for its first frame.
+
+    Console errors and uncaught exceptions are collected in :attr:`ExplorerPage.errors`.
+
+    Raises
+    ------
+    RuntimeError
+        If Playwright or Chromium is missing (the reason of :func:`browser_missing`).
+    """
+    reason = browser_missing()
+    if reason is not None:
+        raise RuntimeError(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page.set_default_timeout(timeout_s * 1000)
+            opened = ExplorerPage(page)
+            page.on("console", lambda message: message.type == "error" and opened.errors.append(message.text))
+            page.on("pageerror", lambda error: opened.errors.append(str(error)))
+            page.goto(Path(path).resolve().as_uri())
+            page.wait_for_function("window.ncgExplorer && window.ncgExplorer.stats().firstFrameMs !== null")
+            yield opened
+        finally:
+            browser.close()
+
+
+def interaction_ms(opened: ExplorerPage, steps: int = 12) -> dict[str, float]:
+    """Median milliseconds of the frames a mouse drag (pan) and wheel turns (zoom) redraw.
+
+    Drags and turns the mouse over the middle of the graph, ``steps`` events each, as a user
+    does; each event redraws one frame, timed by the page.
+    """
+    page = opened.page
+    box = page.locator("#graph").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    result = {}
+    for kind in ("pan", "zoom"):
+        before = opened.stats()["frames"]
+        page.mouse.move(x, y)
+        if kind == "pan":
+            page.mouse.down()
+            for k in range(steps):
+                page.mouse.move(x + 6 * (k + 1), y + 3 * (k + 1))
+            page.mouse.up()
+        else:
+            for k in range(steps):
+                page.mouse.wheel(0, -60 if k % 2 == 0 else 50)
+        frames = [f for f in opened.call("frameLog") if f["frame"] > before and f["interactive"]]
+        result[f"{kind}_ms"] = statistics.median(frame["ms"] for frame in frames) if frames else float("nan")
+        result[f"{kind}_frames"] = len(frames)
+        opened.settled()
+    return result
