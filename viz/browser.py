@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["CHROMIUM_ARGS", "find_chromium", "browser_missing", "ExplorerPage", "open_explorer", "interaction_ms"]
+__all__ = ["CHROMIUM_ARGS", "find_chromium", "browser_missing", "ExplorerPage", "chromium", "open_explorer",
+           "interaction_ms"]
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -69,11 +70,8 @@ class ExplorerPage:
 
 
 @contextlib.contextmanager
-def open_explorer(path: str | os.PathLike, viewport: tuple[int, int] = (1400, 850),
-                  timeout_s: float = 60.0) -> Iterator[ExplorerPage]:
-    """Open ``path`` from ``file://`` in headless Chromium and wait for its first frame.
-
-    Console errors and uncaught exceptions are collected in :attr:`ExplorerPage.errors`.
+def chromium() -> Iterator[Any]:
+    """A headless Chromium (a Playwright ``Browser``) with :data:`CHROMIUM_ARGS`, closed on exit.
 
     Raises
     ------
@@ -88,16 +86,31 @@ def open_explorer(path: str | os.PathLike, viewport: tuple[int, int] = (1400, 85
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
-            page.set_default_timeout(timeout_s * 1000)
-            opened = ExplorerPage(page)
-            page.on("console", lambda message: message.type == "error" and opened.errors.append(message.text))
-            page.on("pageerror", lambda error: opened.errors.append(str(error)))
-            page.goto(Path(path).resolve().as_uri())
-            page.wait_for_function("window.ncgExplorer && window.ncgExplorer.stats().firstFrameMs !== null")
-            yield opened
+            yield browser
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def open_explorer(path: str | os.PathLike, browser: Any = None, viewport: tuple[int, int] = (1400, 850),
+                  timeout_s: float = 60.0) -> Iterator[ExplorerPage]:
+    """Open ``path`` from ``file://`` in a new page of ``browser`` (default: a :func:`chromium`
+    of its own) and wait for its first frame.
+
+    Console errors and uncaught exceptions are collected in :attr:`ExplorerPage.errors`.
+    """
+    with contextlib.ExitStack() as stack:
+        if browser is None:
+            browser = stack.enter_context(chromium())
+        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        stack.callback(page.close)
+        page.set_default_timeout(timeout_s * 1000)
+        opened = ExplorerPage(page)
+        page.on("console", lambda message: message.type == "error" and opened.errors.append(message.text))
+        page.on("pageerror", lambda error: opened.errors.append(str(error)))
+        page.goto(Path(path).resolve().as_uri())
+        page.wait_for_function("window.ncgExplorer && window.ncgExplorer.stats().firstFrameMs !== null")
+        yield opened
 
 
 def interaction_ms(opened: ExplorerPage, steps: int = 12) -> dict[str, float]:

@@ -7,11 +7,16 @@
   const LEVELS = 6;                  // opacity steps of |w|
   const FRAME_MS = 30;               // edge budget of an interactive frame (pan, zoom)
   const SETTLE_MS = 180;             // full frame this long after the last interaction
+  const PATH_SEGMENTS = 256;         // edges per stroked path
+  // Edges are 1 px wide: Skia draws those as hairlines, wider ones are stroked into polygons
+  // (ten times slower); the strength of an edge shows in its opacity.
   const COLORS = {
     positive: [178, 24, 43], negative: [33, 102, 172], kept: [140, 140, 140], pruned: [214, 39, 40],
     added: [44, 160, 44], hidden: "#3b3b3b", output: "#f28e2b", input: "#d5e8cf", removed: "#d62728",
   };
+  const scriptAt = performance.now();
   const raw = JSON.parse(document.getElementById("ncg-data").textContent);
+  const parsedAt = performance.now();
   const canvas = document.getElementById("graph");
   const ctx = canvas.getContext("2d", { willReadFrequently: true });  // a CPU canvas: frames are timed to the last pixel
   const $ = (id) => document.getElementById(id);
@@ -43,7 +48,7 @@
     scale: 1, tx: 0, ty: 0, width: 0, height: 0, dpr: 1,
     layers: [], candidates: 0, drawnTarget: 0, below: 0, kindCounts: null,
     firstFrameMs: null, lastRedrawMs: null, lastEdgeMs: 0, drawnEdges: 0, perEdgeMs: 0.004,
-    settled: true, settleTimer: 0, frames: 0, log: [],
+    settled: true, settleTimer: 0, frames: 0, log: [], phases: {},
   };
   let N, E, F, X, Y, role, nodeId, gen, outIdx, inIdx, bias, rate, born, died, src, dst, weight, absSorted;
   let present, rounds, inPtr, inList, outPtr, outList, idToNode, level, hashes, encoder = null;
@@ -74,6 +79,7 @@
     N = nodeId.length; E = src.length; F = raw.numEdges;
     rounds = await Promise.all(raw.rounds.map(async (r) => ({ ...r, pruned: await unpack(r.pruned), added: await unpack(r.added) })));
     if (raw.encoder) encoder = { rows: raw.encoder.rows, cols: raw.encoder.cols, values: await unpack(raw.encoder.values) };
+    S.phases.decodedMs = performance.now();
     S.last = Math.max(rounds.length - 1, 0); S.round = S.last;
     present = new Uint8Array(E); present.fill(1, 0, F);
     [inPtr, inList] = csr(dst, N); [outPtr, outList] = csr(src, N);
@@ -124,7 +130,7 @@
         const idx = Int32Array.from(groups[s * LEVELS + l]);
         const pri = new Float32Array(idx.length); for (let i = 0; i < idx.length; i++) pri[i] = idx[i] / Math.max(drawn, 1);
         const mag = (l + 1) / LEVELS, c = s ? COLORS.negative : COLORS.positive;
-        S.layers.push({ idx, pri, color: `rgba(${c[0]},${c[1]},${c[2]},${(base * (0.35 + 0.65 * mag)).toFixed(3)})`, width: l === LEVELS - 1 ? 1.4 : 1 });
+        S.layers.push({ idx, pri, color: `rgba(${c[0]},${c[1]},${c[2]},${(base * (0.35 + 0.65 * mag)).toFixed(3)})` });
       }
       return;
     }
@@ -143,7 +149,7 @@
       const idx = Int32Array.from(kinds[kind]).sort((a, b) => hashes[a] - hashes[b]);
       const pri = new Float32Array(idx.length); for (let i = 0; i < idx.length; i++) pri[i] = hashes[idx[i]] / rate;
       const c = COLORS[kind], alpha = kind === "kept" ? base : Math.min(1, 2 * base);
-      S.layers.push({ idx, pri, color: `rgba(${c[0]},${c[1]},${c[2]},${alpha.toFixed(3)})`, width: kind === "kept" ? 1 : 1.3 });
+      S.layers.push({ idx, pri, color: `rgba(${c[0]},${c[1]},${c[2]},${alpha.toFixed(3)})` });
     }
   }
 
@@ -198,14 +204,19 @@
 
   // ------------------------------------------------------------------ drawing
   function strokeEdges(layer, count, alphaScale) {
-    const W = S.width, H = S.height, path = new Path2D(), idx = layer.idx;
+    const W = S.width, H = S.height, idx = layer.idx;
+    ctx.globalAlpha = alphaScale; ctx.strokeStyle = layer.color; ctx.lineWidth = 1;
+    let path = new Path2D(), segments = 0;
     for (let i = 0; i < count; i++) {
       const e = idx[i], a = src[e], b = dst[e];
       const x0 = sx(X[a]), y0 = sy(Y[a]), x1 = sx(X[b]), y1 = sy(Y[b]);
       if ((x0 < 0 && x1 < 0) || (x0 > W && x1 > W) || (y0 < 0 && y1 < 0) || (y0 > H && y1 > H)) continue;  // off screen
       path.moveTo(x0, y0); path.lineTo(x1, y1);
+      // Skia fills a stroked path scanline by scanline over all its segments: many short paths
+      // rasterise far faster than one long one of crossing lines.
+      if (++segments === PATH_SEGMENTS) { ctx.stroke(path); path = new Path2D(); segments = 0; }
     }
-    ctx.globalAlpha = alphaScale; ctx.strokeStyle = layer.color; ctx.lineWidth = layer.width; ctx.stroke(path);
+    if (segments) ctx.stroke(path);
     ctx.globalAlpha = 1;
     return count;
   }
@@ -456,7 +467,9 @@
   }
 
   async function start() {
+    S.phases.scriptMs = scriptAt; S.phases.parsedMs = parsedAt;
     await load();
+    S.phases.loadedMs = performance.now();
     resize(); fit();
     $("round").max = String(S.last); $("round").value = String(S.last);
     $("rounds-box").hidden = rounds.length < 2;
@@ -472,7 +485,7 @@
     stats: () => ({
       firstFrameMs: S.firstFrameMs, lastRedrawMs: S.lastRedrawMs, drawnEdges: S.drawnEdges,
       hiddenEdges: S.candidates - S.drawnEdges, belowThreshold: S.below, candidates: S.candidates, settled: S.settled,
-      round: S.round, threshold: S.threshold, maxEdges: S.maxEdges, nodes: N, edges: F, frames: S.frames,
+      round: S.round, threshold: S.threshold, maxEdges: S.maxEdges, nodes: N, edges: F, frames: S.frames, ...S.phases,
     }),
     frameLog: () => S.log.slice(), roundCounts, setRound, setThreshold, select, pan, zoom,
     screenOf: (id) => { const v = idToNode.get(Number(id)); const box = canvas.getBoundingClientRect(); return { x: box.left + sx(X[v]), y: box.top + sy(Y[v]) }; },
