@@ -5,6 +5,7 @@ Playwright's Python package (``pip install "ncg[browser]"``; Playwright's own br
 not needed: :func:`find_chromium` finds ``chromium`` on the ``PATH``, or ``$NCG_CHROMIUM``). The
 page reports its own timings, measured with ``performance.now()``: the first frame (from the
 start of navigation) and every redraw, each one finished to the last pixel.
+``python -m viz.browser PAGE.html PNG [--hover ID]`` saves a screenshot (:func:`screenshot`).
 
 Examples
 --------
@@ -14,7 +15,9 @@ True
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
+import io
 import os
 import shutil
 import statistics
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 __all__ = ["CHROMIUM_ARGS", "find_chromium", "browser_missing", "ExplorerPage", "chromium", "open_explorer",
-           "interaction_ms"]
+           "interaction_ms", "screenshot"]
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -139,3 +142,45 @@ def interaction_ms(opened: ExplorerPage, steps: int = 12) -> dict[str, float]:
         result[f"{kind}_frames"] = len(frames)
         opened.settled()
     return result
+
+
+def screenshot(page_path: str | os.PathLike, png_path: str | os.PathLike, hover: int | None = None,
+               viewport: tuple[int, int] = (1200, 700), colors: int = 256) -> Path:
+    """Save a PNG of the explorer page ``page_path``, the mouse on neuron id ``hover`` if given
+    (its edges, tooltip and receptive field shown), reduced to ``colors`` colours (small files).
+
+    Returns
+    -------
+    Path
+        ``png_path``.
+    """
+    from PIL import Image
+
+    with open_explorer(page_path, viewport=viewport) as opened:
+        opened.settled()
+        if hover is not None:
+            where = opened.call("screenOf", hover)
+            opened.page.mouse.move(where["x"], where["y"])
+            opened.settled()
+        png = opened.page.screenshot()
+        if opened.errors:
+            raise RuntimeError(f"{page_path} logged console errors: {opened.errors}")
+    image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors)
+    image.save(png_path, optimize=True)
+    return Path(png_path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m viz.browser PAGE.html PNG [--hover ID]``: :func:`screenshot`."""
+    parser = argparse.ArgumentParser(prog="python -m viz.browser", description="Screenshot an explorer page.")
+    parser.add_argument("page", help="an explorer page written by python -m viz explore")
+    parser.add_argument("png", help="the PNG to write")
+    parser.add_argument("--hover", type=int, help="neuron id to put the mouse on")
+    parser.add_argument("--size", type=int, nargs=2, default=(1200, 700), metavar=("WIDTH", "HEIGHT"))
+    args = parser.parse_args(argv)
+    print(screenshot(args.page, args.png, hover=args.hover, viewport=tuple(args.size)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

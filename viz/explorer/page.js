@@ -12,8 +12,9 @@
   // (ten times slower); the strength of an edge shows in its opacity.
   const COLORS = {
     positive: [178, 24, 43], negative: [33, 102, 172], kept: [140, 140, 140], pruned: [214, 39, 40],
-    added: [44, 160, 44], hidden: "#3b3b3b", output: "#f28e2b", input: "#d5e8cf", removed: "#d62728",
+    added: [44, 160, 44], output: "#f28e2b", input: "#d5e8cf", removed: "#d62728",
   };
+  const HIDDEN_PIXEL = new Uint32Array(new Uint8ClampedArray([59, 59, 59, 255]).buffer)[0];  // #3b3b3b, opaque
   const scriptAt = performance.now();
   const raw = JSON.parse(document.getElementById("ncg-data").textContent);
   const parsedAt = performance.now();
@@ -225,12 +226,24 @@
 
   function focus() { return S.hover >= 0 ? S.hover : S.selected; }
 
+  let layer = null;                                  // hidden neurons, drawn as pixels
+  function pixelLayer() {
+    if (!layer || layer.width !== canvas.width || layer.height !== canvas.height) {
+      const c = document.createElement("canvas"); c.width = canvas.width; c.height = canvas.height;
+      const lctx = c.getContext("2d", { willReadFrequently: true }), image = lctx.createImageData(c.width, c.height);
+      layer = { canvas: c, ctx: lctx, image, pixels: new Uint32Array(image.data.buffer), width: c.width, height: c.height };
+    }
+    layer.pixels.fill(0);
+    return layer;
+  }
+
   function drawNodes() {
     const cell = cellSize() * S.scale, f = focus();
     const r = Math.max(1.5, Math.min(5, 0.45 * S.scale * 0.01 + 1));
     let fmax = 0;
     if (field) for (let i = 0; i < field.length; i++) fmax = Math.max(fmax, Math.abs(field[i]));
-    const inputs = new Path2D(), hidden = new Path2D(), outputs = new Path2D(), removed = new Path2D();
+    const inputs = new Path2D(), outputs = new Path2D(), removed = new Path2D();
+    const hidden = pixelLayer(), side = Math.max(2, Math.round(2 * r * S.dpr)), w = hidden.width, h = hidden.height;
     for (let v = 0; v < N; v++) {
       const x = sx(X[v]), y = sy(Y[v]);
       if (x < -10 || x > S.width + 10 || y < -10 || y > S.height + 10) continue;
@@ -244,10 +257,14 @@
         } else inputs.rect(x - side / 2, y - side / 2, Math.max(side - (side > 4 ? 1 : 0), 0.5), Math.max(side - (side > 4 ? 1 : 0), 0.5));
       } else if (role[v] === ROLE.OUTPUT) {
         const d = r + 3; outputs.moveTo(x, y - d); outputs.lineTo(x + d, y); outputs.lineTo(x, y + d); outputs.lineTo(x - d, y); outputs.closePath();
-      } else hidden.rect(x - r, y - r, 2 * r, 2 * r);
+      } else {                                       // a square of pixels: a hundred thousand cost milliseconds
+        const px0 = Math.max(0, Math.round(x * S.dpr - side / 2)), py0 = Math.max(0, Math.round(y * S.dpr - side / 2));
+        for (let py = py0; py < Math.min(h, py0 + side); py++) hidden.pixels.fill(HIDDEN_PIXEL, py * w + px0, py * w + Math.min(w, px0 + side));
+      }
     }
     ctx.fillStyle = COLORS.input; ctx.fill(inputs);
-    ctx.fillStyle = COLORS.hidden; ctx.fill(hidden);
+    hidden.ctx.putImageData(hidden.image, 0, 0);
+    ctx.setTransform(1, 0, 0, 1, 0, 0); ctx.drawImage(hidden.canvas, 0, 0); ctx.setTransform(S.dpr, 0, 0, S.dpr, 0, 0);
     ctx.fillStyle = COLORS.output; ctx.fill(outputs); ctx.strokeStyle = "#000"; ctx.lineWidth = 0.6; ctx.stroke(outputs);
     ctx.strokeStyle = COLORS.removed; ctx.lineWidth = 1.5; ctx.stroke(removed);
     ctx.fillStyle = "#000"; ctx.font = "11px system-ui, sans-serif"; ctx.textBaseline = "middle";
