@@ -115,6 +115,10 @@ def test_round_slider_replays_every_round_of_history_json(page, run):
         text = page.page.inner_text("#round-counts")
         assert f"edges {record.num_edges:,}, neurons {record.num_neurons:,}, depth {record.depth}" in text
         assert f"pruned {frame.num_pruned:,}, added {frame.num_added:,} this round" in text
+        dropped = frame.num_pruned - record.count("prune_edge")  # history.json's own edit counts
+        assert (counts["removedNeurons"], counts["droppedWithNeurons"]) == (record.count("remove_neuron"), dropped)
+        if record.count("remove_neuron"):
+            assert f"neurons removed {record.count('remove_neuron')}, added 0 ({dropped} of the pruned" in text
         if k < ROUNDS:  # earlier rounds: kept, pruned and added edges, all drawn at this size
             assert stats["drawnEdges"] == record.num_edges + frame.num_pruned
     assert page.call("roundCounts", 2)["neurons"] == history.rounds[1].num_neurons - 1  # round 2 removes one

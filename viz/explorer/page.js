@@ -113,7 +113,11 @@
     let neurons = 0; for (let v = 0; v < N; v++) neurons += alive(v) ? 1 : 0;
     const r = rounds[k];
     stepTo(saved);
-    return { round: r ? r.round : 0, edges, neurons, pruned: r ? r.pruned.length : 0, added: r ? r.added.length : 0 };
+    let dropped = 0, removedNeurons = 0, addedNeurons = 0;
+    if (r) for (const e of r.pruned) dropped += died[src[e]] === k || died[dst[e]] === k ? 1 : 0;
+    if (k > 0) for (let v = 0; v < N; v++) { removedNeurons += died[v] === k ? 1 : 0; addedNeurons += born[v] === k ? 1 : 0; }
+    return { round: r ? r.round : 0, edges, neurons, pruned: r ? r.pruned.length : 0, added: r ? r.added.length : 0,
+             droppedWithNeurons: dropped, removedNeurons, addedNeurons };
   }
 
   function weightView() { return S.round === S.last; }
@@ -149,7 +153,7 @@
     for (const kind of ["kept", "pruned", "added"]) {
       const idx = Int32Array.from(kinds[kind]).sort((a, b) => hashes[a] - hashes[b]);
       const pri = new Float32Array(idx.length); for (let i = 0; i < idx.length; i++) pri[i] = hashes[idx[i]] / rate;
-      const c = COLORS[kind], alpha = kind === "kept" ? base : Math.min(1, 2 * base);
+      const c = COLORS[kind], alpha = base;           // one opacity: the colours keep the true proportions
       S.layers.push({ idx, pri, color: `rgba(${c[0]},${c[1]},${c[2]},${alpha.toFixed(3)})` });
     }
   }
@@ -338,8 +342,10 @@
     const c = roundCounts(S.round), r = rounds[S.round];
     $("round-label").textContent = r ? `${r.round} of ${rounds[S.last].round} (${r.phase})` : "";
     const metric = r && r.metrics && (r.metrics.val_accuracy ?? r.metrics.train_accuracy);
+    const neurons = c.removedNeurons || c.addedNeurons ? `\nneurons removed ${fmt(c.removedNeurons)}, added ${fmt(c.addedNeurons)}` +
+      ` (${fmt(c.droppedWithNeurons)} of the pruned edges went with them)` : "";
     $("round-counts").textContent = r ? `edges ${fmt(c.edges)}, neurons ${fmt(c.neurons)}, depth ${r.depth}\n` +
-      `pruned ${fmt(c.pruned)}, added ${fmt(c.added)} this round` + (metric !== undefined ? `\naccuracy ${metric.toFixed(4)}` : "") : "";
+      `pruned ${fmt(c.pruned)}, added ${fmt(c.added)} this round${neurons}` + (metric !== undefined ? `\naccuracy ${metric.toFixed(4)}` : "") : "";
     $("threshold").disabled = !weightView();
   }
 
