@@ -173,7 +173,7 @@ def test_errors_name_what_does_not_match(run):
         explorer_data(model, image_shape=(5, 5))
     with pytest.raises(NCGError, match="firing_rate has 3 values, the graph 69 neurons"):
         explorer_data(model, firing_rate=np.zeros(3))
-    with pytest.raises(NCGError, match="the history's last round .* has 274 edges"):
+    with pytest.raises(NCGError, match=r"the history's last round \(round 0, 274 edges\) is not the graph given \(114 edges\)"):
         explorer_data(model, history=history_of(evolving_graphs()[:1]))
     with pytest.raises(NCGError, match="needs a path"):
         explore(model)

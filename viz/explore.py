@@ -151,7 +151,7 @@ def _pack(values: np.ndarray, delta: bool = False) -> dict[str, Any]:
     if delta:
         values = np.diff(values.astype(np.int64), prepend=0).astype(np.int32)
     kinds = {np.dtype(np.int32): "Int32", np.dtype(np.float32): "Float32", np.dtype(np.uint8): "Uint8",
-             np.dtype(np.int16): "Int16", np.dtype(np.uint16): "Uint16"}
+             np.dtype(np.int16): "Int16"}
     raw = values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
     return {"type": kinds[values.dtype], "n": int(values.size), "delta": delta,
             "z": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}
@@ -172,7 +172,7 @@ def _grid_positions(graph: NCG, image_shape: tuple[int, int]) -> tuple[np.ndarra
     return x, y
 
 
-def _check_image_shape(image_shape: Sequence[int] | None, graph: NCG, in_features: int) -> tuple[int, int] | None:
+def _check_image_shape(image_shape: Sequence[int] | None, in_features: int) -> tuple[int, int] | None:
     if image_shape is None:
         return None
     if len(image_shape) != 2 or int(image_shape[0]) * int(image_shape[1]) != in_features:
@@ -190,8 +190,8 @@ def _history_nodes(history: History, graph: NCG) -> tuple[np.ndarray, np.ndarray
     found = np.sort(ids[graph.edge_index.numpy()].T.copy().view(np.dtype((np.void, 16))).ravel())
     recorded = np.sort(final.edges.T.copy().view(np.dtype((np.void, 16))).ravel())
     if found.size != recorded.size or not np.array_equal(found, recorded):
-        raise NCGError(f"the history's last round (round {final.round}) has {final.num_edges:,} edges, not the "
-                       f"{graph.num_edges:,} edges of the graph given; pass the history this graph ends")
+        raise NCGError(f"the history's last round (round {final.round}, {final.num_edges:,} edges) is not the graph "
+                       f"given ({graph.num_edges:,} edges); pass the history this graph ends")
     layout_ids, generation, edges = _layout_graph(history)
     where = np.full(int(layout_ids.max()) + 1, -1, dtype=np.int64)
     where[layout_ids] = np.arange(layout_ids.size)
@@ -284,7 +284,7 @@ def explorer_data(
     model = graph_or_model if isinstance(graph_or_model, FreeNet) else None
     n = graph.num_neurons
     in_features = model.in_features if model is not None else graph.num_inputs
-    image_shape = _check_image_shape(image_shape, graph, in_features)
+    image_shape = _check_image_shape(image_shape, in_features)
     edge_index = graph.edge_index.numpy()
     if history is not None and len(history):
         ids, generation, layout_edges = _history_nodes(history, graph)
@@ -363,17 +363,15 @@ def _panel(stats: dict, summary: dict, rounds: list[dict], graph: NCG) -> dict[s
 
 
 def _payload(data: ExplorerData) -> dict[str, Any]:
-    nodes = dict(data.nodes)
-    nodes["bias"] = nodes["bias"].astype(np.float32)
-    payload = {
+    """The page's JSON: the summary and sizes as they are, the arrays packed (:func:`_pack`)."""
+    return {
         "title": data.title,
         "summary": data.summary,
             "imageShape": list(data.image_shape) if data.image_shape else None,
         "cell": GRID_HEIGHT / data.image_shape[0] if data.image_shape else 0,
         "maxDrawnEdges": data.max_drawn_edges,
         "numEdges": data.num_edges,
-        "hasFiringRate": bool(np.isfinite(nodes["firing_rate"]).any()),
-        "nodes": {name: _pack(values) for name, values in nodes.items()},
+        "nodes": {name: _pack(values) for name, values in data.nodes.items()},
         "src": _pack(data.src),
         "dst": _pack(data.dst),
         "weight": _pack(data.weight.astype(np.float32)),
@@ -384,7 +382,6 @@ def _payload(data: ExplorerData) -> dict[str, Any]:
             "rows": int(data.encoder.shape[0]), "cols": int(data.encoder.shape[1]),
             "values": _pack(data.encoder.astype(np.float32))},
     }
-    return payload
 
 
 def write_explorer(data: ExplorerData, path: str | os.PathLike) -> Path:
