@@ -23,6 +23,7 @@ from ncg.evolve.history import History
 from ncg.run_folder import RunFolder
 from viz.evolution import evolution_frames
 from viz.explore import ExplorerData, MAX_DRAWN_EDGES, _load, _pack, explore, explorer_data, write_explorer
+from viz.browser import browser_missing
 from viz.layout import generation_layout
 
 
@@ -226,3 +227,13 @@ def test_file_size_per_edge_stays_small(tmp_path):
     assert page.stat().st_size / graph.num_edges < 60
     assert data.edge_counts(0.0) == (graph.num_edges, 0, 0)
     assert torch.equal(torch.as_tensor(np.sort(data.nodes["id"])), torch.arange(graph.num_neurons))
+
+
+def test_without_a_browser_the_browser_tests_say_why(monkeypatch):
+    monkeypatch.delenv("NCG_CHROMIUM", raising=False)
+    monkeypatch.setenv("PATH", "")
+    assert browser_missing() in ("no chromium on the PATH (apt-get install chromium) and no $NCG_CHROMIUM",
+                                 "no playwright: pip install 'ncg[browser]'")
+    monkeypatch.setenv("NCG_CHROMIUM", "/nowhere/chromium")
+    assert browser_missing() in ("no executable at $NCG_CHROMIUM=/nowhere/chromium",
+                                 "no playwright: pip install 'ncg[browser]'")

@@ -34,9 +34,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 def find_chromium() -> str | None:
-    """The Chromium executable: ``$NCG_CHROMIUM``, else ``chromium`` or ``chromium-browser`` on the PATH."""
+    """The Chromium executable: ``$NCG_CHROMIUM`` if set, else ``chromium`` or ``chromium-browser``
+    on the PATH; None if that is no executable."""
     if os.environ.get("NCG_CHROMIUM"):
-        return os.environ["NCG_CHROMIUM"]
+        return shutil.which(os.environ["NCG_CHROMIUM"])
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -47,6 +48,8 @@ def browser_missing() -> str | None:
     except ImportError:
         return "no playwright: pip install 'ncg[browser]'"
     if find_chromium() is None:
+        if os.environ.get("NCG_CHROMIUM"):
+            return f"no executable at $NCG_CHROMIUM={os.environ['NCG_CHROMIUM']}"
         return "no chromium on the PATH (apt-get install chromium) and no $NCG_CHROMIUM"
     return None
 
