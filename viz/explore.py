@@ -154,7 +154,7 @@ def _pack(values: np.ndarray, delta: bool = False) -> dict[str, Any]:
              np.dtype(np.int16): "Int16"}
     raw = values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
     return {"type": kinds[values.dtype], "n": int(values.size), "delta": delta,
-            "z": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}
+            "z": base64.b64encode(zlib.compress(raw, 1)).decode("ascii")}
 
 
 def _column_step(num_generations: int) -> float:

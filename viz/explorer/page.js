@@ -272,7 +272,14 @@
     ctx.fillStyle = COLORS.output; ctx.fill(outputs); ctx.strokeStyle = "#000"; ctx.lineWidth = 0.6; ctx.stroke(outputs);
     ctx.strokeStyle = COLORS.removed; ctx.lineWidth = 1.5; ctx.stroke(removed);
     ctx.fillStyle = "#000"; ctx.font = "11px system-ui, sans-serif"; ctx.textBaseline = "middle";
-    for (let v = 0; v < N; v++) if (role[v] === ROLE.OUTPUT && alive(v)) ctx.fillText(String(outIdx[v]), sx(X[v]) + r + 6, sy(Y[v]));
+    const labels = [];                               // output classes, moved right past the labels they would cover
+    for (let v = 0; v < N; v++) {
+      if (role[v] !== ROLE.OUTPUT || !alive(v)) continue;
+      const text = String(outIdx[v]), y = sy(Y[v]), width = ctx.measureText(text).width + 4;
+      let x = sx(X[v]) + r + 6;
+      for (const l of labels) if (Math.abs(l.y - y) < 11 && x < l.x + l.width && l.x < x + width) x = l.x + l.width;
+      labels.push({ x, y, width }); ctx.fillText(text, x, y);
+    }
     if (f >= 0) {
       ctx.strokeStyle = "#000"; ctx.lineWidth = 2; ctx.beginPath(); ctx.arc(sx(X[f]), sy(Y[f]), r + 5, 0, 2 * Math.PI); ctx.stroke();
     }
