@@ -15,8 +15,8 @@ The run folder (``--out``, default ``runs/<dataset>-seed<seed>``, ``runs/<datase
 with ``--quick``) receives: ``config.json``, ``metrics.csv`` / ``metrics.json`` (one row per round),
 ``history.json`` (every edit, replayable), ``model.pt`` (checkpoint, rewritten atomically after
 every round with the optimiser and RNG state, so ``--resume`` continues an interrupted run),
-``graph.graphml`` (+ ``graph.weights.npz``), ``coactivation.npz``, the figures, and
-``summary.json``. A folder holds one run: a new run refuses a folder with another run's
+``graph.graphml`` (+ ``graph.weights.npz``), ``coactivation.npz``, the figures, the explorer page
+``explorer.html`` (``viz.explore``: open it in a browser) and ``summary.json``. A folder holds one run: a new run refuses a folder with another run's
 checkpoint unless ``--overwrite``, and ``--resume`` refuses flags other than the stored ones
 unless ``--allow-config-change``; nothing is written before these checks pass, and ``--resume``
 of a folder that does not exist is an error. Ctrl-C ends a run with one line that gives the
@@ -428,9 +428,10 @@ def run(args: argparse.Namespace, folder: RunFolder) -> dict:
     if not distributed.is_main():
         return summary
     if not args.no_figures:
-        from viz import render_run
+        from viz import explore, render_run
 
         render_run(folder.path)
+        explore(folder.path, folder.path / "explorer.html", summary=summary)
         summary["wall_seconds_with_figures"] = round(time.perf_counter() - start, 1)
     folder.write_summary(summary)
     print_summary(summary, folder.path)

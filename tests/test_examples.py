@@ -38,7 +38,7 @@ def quick_run(tmp_path_factory):
 def test_evolve_mnist_quick_writes_a_complete_run_folder(quick_run):
     out, summary = quick_run
     for name in ("config.json", "metrics.csv", "metrics.json", "history.json", "model.pt",
-                 "graph.graphml", "coactivation.npz", "summary.json"):
+                 "graph.graphml", "coactivation.npz", "summary.json", "explorer.html"):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
     assert (config["format"], config["version"]) == ("ncg.run", 2) and config["args"]["seed"] == 1

@@ -2,9 +2,11 @@
 
 Everything draws on matplotlib ``Figure`` objects with the Agg canvas (no display needed) and
 returns the figure; give ``path`` to save it (PNG, SVG, ... by extension). ``python -m viz RUN_DIR``
-renders every figure of a run folder (:func:`render_run`). Graphs of more than a few thousand
-neurons (up to millions) are drawn from a fixed random sample of neurons, outputs included, and the
-edges among them (:func:`sample_neurons`); each figure says so. :func:`pareto_figure` (accuracy
+renders every figure of a run folder (:func:`render_run`); :func:`explore` (``python -m viz explore
+RUN_OR_GRAPH``) writes an interactive explorer page of a net or a run, one self-contained HTML
+file that opens from ``file://``. Graphs of more than a few thousand neurons (up to millions) are
+drawn from a fixed random sample of neurons, outputs included, and the edges among them
+(:func:`sample_neurons`); each figure says so. :func:`pareto_figure` (accuracy
 against size for an experiment report) lives in :mod:`ncg.experiments.pareto` and is re-exported here.
 
 Examples
@@ -18,6 +20,7 @@ Examples
 from ncg.experiments.pareto import pareto_figure
 from viz.analysis import plot_coactivation, plot_degree_histograms, plot_receptive_fields, plot_weight_histogram
 from viz.evolution import evolution_frames, evolution_layout, plot_evolution_summary, render_evolution
+from viz.explore import explore, explorer_data
 from viz.layout import edge_paths, generation_layout
 from viz.run import render_run
 from viz.sample import sample_neurons
@@ -32,6 +35,8 @@ __all__ = [
     "plot_weight_histogram",
     "plot_receptive_fields",
     "render_run",
+    "explore",
+    "explorer_data",
     "generation_layout",
     "edge_paths",
     "evolution_frames",

@@ -1,4 +1,5 @@
-"""Command line: ``python -m viz RUN_DIR`` (or ``ncg-viz RUN_DIR``) renders a run's figures.
+"""Command line: ``python -m viz RUN_DIR`` (or ``ncg-viz RUN_DIR``) renders a run's figures;
+``python -m viz explore RUN_OR_GRAPH [-o FILE.html]`` writes its explorer page (:func:`viz.explore`).
 
 Prints the path of every file written, one per line; notes about skipped figures go to stderr.
 """
@@ -7,15 +8,42 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ncg.errors import NCGError
+from viz.explore import explore
 from viz.run import FIGURES, render_run
 
 
+def explore_main(argv: list[str]) -> int:
+    """``python -m viz explore``: write the explorer page of a run folder or graph file."""
+    parser = argparse.ArgumentParser(
+        prog="python -m viz explore",
+        description="Write an interactive explorer page (one self-contained HTML file that opens from file://) "
+        "of a run folder, a .pt checkpoint or a .graphml file.",
+    )
+    parser.add_argument("source", metavar="RUN_OR_GRAPH", help="run folder, .pt checkpoint or .graphml file")
+    parser.add_argument("-o", "--output", metavar="FILE.html",
+                        help="page to write (default: RUN/explorer.html, or the graph file's name with .html)")
+    args = parser.parse_args(argv)
+    try:
+        path = explore(args.source, args.output)
+    except NCGError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv``, render the run folder, print the written paths; return the exit status."""
+    """Parse ``argv``, render the run folder (or, after ``explore``, write its explorer page),
+    print the written paths; return the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["explore"]:
+        return explore_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m viz",
         description="Render every figure of a finished ncg run folder into it: "
-        + "; ".join(f"{name} ({what})" for name, what in FIGURES.items()),
+        + "; ".join(f"{name} ({what})" for name, what in FIGURES.items())
+        + ". 'python -m viz explore RUN_OR_GRAPH' writes its interactive explorer page instead.",
     )
     parser.add_argument("run_dir", help="folder written by examples/evolve_mnist.py")
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print notes about skipped figures")

@@ -43,6 +43,7 @@ def generation_layout(
     generation: np.ndarray | None = None,
     sweeps: int = 4,
     initial: np.ndarray | None = None,
+    fixed_y: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions ``(x, y)`` of every node: ``x`` its generation, ``y`` in ``(0, 1)``.
 
@@ -57,22 +58,36 @@ def generation_layout(
         Forward + backward barycenter sweeps.
     initial : ndarray ``[N]``, optional
         Key of the initial order inside each generation (default: node index).
+    fixed_y : ndarray ``[N]``, optional
+        A ``y`` that pins a node (NaN: the sweeps place it), e.g. the rows of input nodes drawn
+        as an image grid. Pinned nodes pull their neighbours but do not move; the free nodes of
+        a generation share its slots among themselves.
 
     Returns
     -------
     (ndarray, ndarray)
-        ``x`` (float generation) and ``y``; the ``s`` neurons of a generation sit at
+        ``x`` (float generation) and ``y``; the ``s`` free neurons of a generation sit at
         ``(r + 0.5) / s`` for ranks ``r = 0 .. s-1``, so a lone neuron is centred at 0.5.
+
+    Examples
+    --------
+    >>> x, y = generation_layout(np.array([[0, 1], [2, 2]]), 3, fixed_y=np.array([0.9, 0.1, np.nan]))
+    >>> y.tolist()
+    [0.9, 0.1, 0.5]
     """
     edge_index = np.asarray(edge_index, dtype=np.int64).reshape(2, -1)
     if generation is None:
         generation = topological_generations(torch.from_numpy(edge_index), num_nodes).numpy()
     generation = np.asarray(generation, dtype=np.int64)
-    sizes = np.bincount(generation)
-    rank, _ = _slots(generation, None if initial is None else np.asarray(initial))
-    y = (rank + 0.5) / sizes[generation]
-    src, dst = edge_index
     num_generations = int(generation.max()) + 1 if num_nodes else 0
+    pinned = np.zeros(num_nodes, dtype=bool) if fixed_y is None else ~np.isnan(np.asarray(fixed_y, dtype=np.float64))
+    free_generation = np.where(pinned, num_generations, generation)  # pinned nodes rank apart
+    sizes = np.bincount(free_generation)
+    rank, _ = _slots(free_generation, None if initial is None else np.asarray(initial))
+    y = (rank + 0.5) / sizes[free_generation]
+    if pinned.any():
+        y[pinned] = np.asarray(fixed_y, dtype=np.float64)[pinned]
+    src, dst = edge_index
     slot, members = _slots(generation)
     # Edge ends sorted by the generation of the node that moves (target going forward, source
     # back): the moving node as its slot in that generation, and the fixed node; and the number
@@ -88,10 +103,12 @@ def generation_layout(
         for moving_slot, fixed, degree, generations, bounds in passes:
             for g in generations:
                 nodes = members[g]
-                if nodes.size < 2:
+                free = ~pinned[nodes]
+                if free.sum() < 2:
                     continue
                 edges = slice(bounds[g], bounds[g + 1])
-                total = np.bincount(moving_slot[edges], weights=y[fixed[edges]], minlength=nodes.size)
+                total = np.bincount(moving_slot[edges], weights=y[fixed[edges]], minlength=nodes.size)[free]
+                nodes = nodes[free]
                 count = degree[nodes]
                 bary = np.where(count > 0, total / np.maximum(count, 1), y[nodes])
                 ranked = nodes[np.lexsort((y[nodes], bary))]
