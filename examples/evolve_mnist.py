@@ -43,7 +43,8 @@ from ncg import NCG, FreeNet, distributed
 from ncg.activations import ACTIVATIONS
 from ncg.build import sparse_start
 from ncg.errors import NCGError
-from ncg.datasets import load_dataset, load_table
+from ncg.datasets import load_dataset
+from ncg.tables import load_table
 from ncg.evolve import EditBudget, EvolveConfig, FreeEvolve, History, RoundRecord, record_coactivation
 from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES
 from ncg.io import summary as graph_summary

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from ncg import NCG, FreeNet, load_freenet, save_freenet
 from ncg.build import sparse_start
-from ncg.datasets import read_idx, write_idx
+from ncg.idx import read_idx, write_idx
 from ncg.errors import NCGError
 from ncg.io import read_graphml, write_graphml
 
