@@ -41,7 +41,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from ncg.datasets import DataSplits
-from ncg.errors import NCGError
+from ncg.errors import NCGError, NonFiniteError
 
 __all__ = ["TABLE_MAX_CLASSES", "TASKS", "TableSplits", "load_table"]
 
@@ -151,6 +151,8 @@ def load_table(
         a damaged or non-numeric ``.npz`` / ``.pt``, no rows, ``x`` and ``y`` of different
         lengths, fewer than 2 classes, text labels with ``task="regression"``, an unknown
         ``task``, or fractions that leave no training row.
+    NonFiniteError
+        (an ``NCGError``) for a NaN, an infinite or a float32-overflowing value.
 
     Examples
     --------
@@ -168,7 +170,7 @@ def load_table(
     >>> load_table(path, target="kind")
     Traceback (most recent call last):
     ...
-    ncg.errors.NCGError: ...iris.csv: line 3, column 'b' holds nan, not a finite number; every value must ...
+    ncg.errors.NonFiniteError: ...iris.csv: line 3, column 'b' holds nan, not a finite number; every value must ...
     """
     path = Path(path)
     if task not in (None, *TASKS):
@@ -261,7 +263,7 @@ def _check_finite(path: Path, table: _Table, values: np.ndarray, is_target: bool
     value = values[row, col]
     what = "beyond float32 (largest 3.4e+38)" if np.isfinite(value) else "not a finite number"
     count = int(bad.sum())
-    raise NCGError(
+    raise NonFiniteError(
         f"{path}: {table.place(row, None if is_target else col)} holds {float(value)!r}, {what}"
         f"{f' (and {count - 1:,} more such values)' if count > 1 else ''}; every value must be finite and fit "
         f"float32: drop or fill in the rows with missing values before training"
@@ -309,13 +311,22 @@ def _read_csv(path: Path, target: str | None) -> _Table:
     options = dict(delimiter=",", ndmin=2, comments=None, quotechar='"', encoding=None)
     try:
         table = np.loadtxt(io.StringIO(body), dtype=np.float64, **options)
-        x, y = np.delete(table, index, axis=1), table[:, index]
     except ValueError:
-        try:  # text class labels in the target column: read every cell as text, convert the features
+        table = None
+    if table is not None:
+        _check_width(path, header, target, body, lines, table)
+        x, y = np.delete(table, index, axis=1), table[:, index]
+    else:  # text class labels in the target column: read every cell as text, convert the features
+        try:
             cells = np.char.strip(np.loadtxt(io.StringIO(body), dtype=str, **options))
-            features, y = np.delete(cells, index, axis=1), cells[:, index]
-            if (np.char.find(features, "_") >= 0).any() or all(map(_is_number, y)):
-                raise ValueError("a feature is not a number")  # numpy's astype takes 1_000, loadtxt does not
+        except ValueError as err:
+            raise _csv_error(path, header, target, body, lines, err) from None
+        _check_width(path, header, target, body, lines, cells)
+        features, y = np.delete(cells, index, axis=1), cells[:, index]
+        if (np.char.find(features, "_") >= 0).any() or all(map(_is_number, y)):
+            # numpy's astype takes 1_000, loadtxt does not; a numeric target means a feature failed
+            raise _csv_error(path, header, target, body, lines, None)
+        try:
             x = features.astype(np.float64)
         except ValueError as err:
             raise _csv_error(path, header, target, body, lines, err) from None
@@ -324,9 +335,13 @@ def _read_csv(path: Path, target: str | None) -> _Table:
             row = int(np.argmax(missing))
             raise NCGError(f"{path}: line {lines[row]}, column {target!r} holds {str(y[row])!r}, a missing target; "
                            "drop the rows without a target")
-    if x.shape[1] + 1 != len(header):
-        raise _csv_error(path, header, target, body, lines, None)
     return _Table(x, y, header[:index] + header[index + 1:], target, lines)
+
+
+def _check_width(path: Path, header: list[str], target: str, body: str, lines: np.ndarray, table: np.ndarray) -> None:
+    """Refuse rows that all hold a different number of values than the header."""
+    if table.shape[1] != len(header):
+        raise _csv_error(path, header, target, body, lines, None)
 
 
 def _body_lines(body: str, first: int) -> np.ndarray:
