@@ -52,6 +52,7 @@ FILES = {
     "graph.weights.npz": "the exact float weights beside graph.graphml",
     "coactivation.npz": "coactivation statistics of the final graph (ncg.evolve.Coactivation)",
     "summary.json": "the run's result: test metrics, final size, edit totals, timing",
+    "classes.json": "a --data table's target, task and classes: output k predicts the target value classes[k]",
 }
 """The files of a run folder besides the figures (``viz.FIGURES``); ``--overwrite`` deletes them."""
 

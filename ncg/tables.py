@@ -266,7 +266,7 @@ def _check_finite(path: Path, table: _Table, values: np.ndarray, is_target: bool
     raise NonFiniteError(
         f"{path}: {table.place(row, None if is_target else col)} holds {float(value)!r}, {what}"
         f"{f' (and {count - 1:,} more such values)' if count > 1 else ''}; every value must be finite and fit "
-        f"float32: drop or fill in the rows with missing values before training"
+        f"float32: drop or fill in those rows before training"
     )
 
 
