@@ -3,8 +3,8 @@
 Writes a table of ``--rows`` rows x 21 columns (20 float features and an integer class label,
 as ``%.6g``) into a temporary folder, then times, interleaved (``common.interleaved_medians``):
 
-- **python**: ``csv.reader`` and ``float()`` on every cell into a float64 array, the parser
-  ``load_table`` used before it parsed with ``numpy.loadtxt``; kept here only as the baseline;
+- **python**: ``csv.reader`` and ``float()`` on every cell into a float64 array: the
+  pure-Python baseline, kept only here;
 - **load_table**: the whole of ``ncg.tables.load_table(path, target="label")``: decoding,
   parsing in C, the finiteness checks, the class mapping and the split.
 
