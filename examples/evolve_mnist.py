@@ -46,7 +46,6 @@ from ncg.activations import ACTIVATIONS
 from ncg.build import sparse_start
 from ncg.errors import NCGError
 from ncg.datasets import load_dataset
-from ncg.atomic import atomic_write_json
 from ncg.tables import TASKS, load_table
 from ncg.evolve import EditBudget, EvolveConfig, FreeEvolve, History, RoundRecord, record_coactivation
 from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES
@@ -432,9 +431,8 @@ def main(argv: list[str] | None = None) -> dict:
         if args.overwrite:
             folder.clear()
         folder.write_config(args=vars(args), evolve=config.to_dict(), model=model.config())
-        if args.data:  # class index k of the model's output means target value classes[k]
-            atomic_write_json(folder.file("classes.json"), {"target": args.target, "task": task,
-                                                             "classes": list(getattr(data, "classes", ()))}, end="\n")
+        if args.data:
+            folder.write_classes(args.target, task, data.classes)
     say(f"start: {model}")
 
     def checkpoint(evolve: FreeEvolve, record: RoundRecord) -> None:

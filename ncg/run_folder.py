@@ -234,6 +234,10 @@ class RunFolder:
         """Write ``summary.json``."""
         atomic_write_json(self.file("summary.json"), summary)
 
+    def write_classes(self, target: str | None, task: str, classes: Iterable[Any]) -> None:
+        """Write ``classes.json`` for a run on a table: output ``k`` predicts ``classes[k]``."""
+        atomic_write_json(self.file("classes.json"), {"target": target, "task": task, "classes": list(classes)})
+
     # ------------------------------------------------------------------ reader
     def read_config(self) -> dict[str, Any]:
         """``config.json``, with ``format`` and ``version`` (1 when the file has none).
@@ -253,6 +257,12 @@ class RunFolder:
         if not isinstance(config, dict):
             raise NCGError(f"{path} holds a JSON {type(config).__name__}, expected an object")
         return _check_format(path, config)
+
+    def read_classes(self) -> list[Any] | None:
+        """The target value each output predicts (``classes.json``): empty for regression, None
+        for a run on an image data set, which writes no such file."""
+        path = self.file("classes.json")
+        return json.loads(path.read_text())["classes"] if path.is_file() else None
 
     def read_summary(self) -> dict[str, Any]:
         """``summary.json`` (raises FileNotFoundError before the run has finished)."""

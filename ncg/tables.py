@@ -203,7 +203,8 @@ def load_table(
                        f"({n_val} rows) and test_fraction={test_fraction} ({n_test} rows) are held out")
     values = np.unique(y)
     if task is None:
-        few_integers = values.size <= TABLE_MAX_CLASSES and bool(np.all(values == np.round(values)))
+        few_integers = (not text_labels and values.size <= TABLE_MAX_CLASSES
+                        and bool(np.all(values == np.round(values))))
         task = "classification" if text_labels or few_integers else "regression"
     elif task == "regression" and text_labels:
         raise NCGError(f"{path}: task='regression' needs a numeric target, but {_target_name(table)} holds text "
