@@ -256,10 +256,10 @@ def _feature_name(table: _Table, column: int) -> str:
 def _check_finite(path: Path, table: _Table, values: np.ndarray, is_target: bool) -> None:
     """Refuse a NaN, an infinity or a value beyond float32 in ``values`` (``x``, or ``y`` as
     one column when ``is_target``), naming the first one's row and column and the count."""
-    bad = ~np.isfinite(values)
-    bad[~bad] = np.abs(values[~bad]) > _FLOAT32_MAX
-    if not bad.any():
-        return
+    if values.size == 0 or (values.max() <= _FLOAT32_MAX and values.min() >= -_FLOAT32_MAX):
+        return  # a NaN makes both comparisons false
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(values) <= _FLOAT32_MAX)
     row, col = (int(i) for i in np.argwhere(bad)[0])
     value = values[row, col]
     what = "beyond float32 (largest 3.4e+38)" if np.isfinite(value) else "not a finite number"
