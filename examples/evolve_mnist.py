@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> dict:
         x_train, y_train = x_train[:2000], y_train[:2000]
     say(f"{data}\n{len(x_train):,} training samples on {device}" + (f" x {processes} processes" if processes > 1 else ""))
     if args.data:
-        classes = getattr(data, "classes", ())
+        classes = data.classes
         shown = ", ".join(map(str, classes[:10])) + (", ..." if len(classes) > 10 else "")
         say(f"task: {task}" + (f", {len(classes)} classes ({shown})" if classes else "") + "; --task sets it")
         schedule = table_schedule(args, len(x_train))
