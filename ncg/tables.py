@@ -31,6 +31,7 @@ import codecs
 import csv
 import io
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,7 +312,7 @@ def _read_csv(path: Path, target: str | None) -> _Table:
     index = header.index(target)
     options = dict(delimiter=",", ndmin=2, comments=None, quotechar='"', encoding=None)
     try:
-        table = np.loadtxt(io.StringIO(body), dtype=np.float64, **options)
+        table = _loadtxt(body, np.float64, options)
     except ValueError:
         table = None
     if table is not None:
@@ -319,7 +320,7 @@ def _read_csv(path: Path, target: str | None) -> _Table:
         x, y = np.delete(table, index, axis=1), table[:, index]
     else:  # text class labels in the target column: read every cell as text, convert the features
         try:
-            cells = np.char.strip(np.loadtxt(io.StringIO(body), dtype=str, **options))
+            cells = np.char.strip(_loadtxt(body, str, options))
         except ValueError as err:
             raise _csv_error(path, header, target, body, lines, err) from None
         _check_width(path, header, target, body, lines, cells)
@@ -337,6 +338,13 @@ def _read_csv(path: Path, target: str | None) -> _Table:
             raise NCGError(f"{path}: line {lines[row]}, column {target!r} holds {str(y[row])!r}, a missing target; "
                            "drop the rows without a target")
     return _Table(x, y, header[:index] + header[index + 1:], target, lines)
+
+
+def _loadtxt(body: str, dtype: type, options: dict) -> np.ndarray:
+    """``numpy.loadtxt`` of ``body``, without its warning about the empty lines it skips."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Input line .* contained no data", category=UserWarning)
+        return np.loadtxt(io.StringIO(body), dtype=dtype, **options)
 
 
 def _check_width(path: Path, header: list[str], target: str, body: str, lines: np.ndarray, table: np.ndarray) -> None:

@@ -253,3 +253,13 @@ def test_standardizing_a_nearly_constant_feature_is_refused_not_overflowed(tmp_p
     np.savez(tmp_path / "t.npz", x=x, y=np.arange(40) % 2)
     with pytest.raises(NCGError, match=r"t\.npz: standardizing feature x\[:, 1\] overflows float32"):
         tables.load_table(tmp_path / "t.npz", standardize=True)
+
+
+def test_skipped_empty_lines_raise_no_numpy_warning(tmp_path):
+    import warnings
+
+    path = tmp_path / "gaps.csv"
+    path.write_text("a,label\n\n1,x\n\n2,y\n3,x\n4,y\n5,x\n6,y\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tables.load_table(path, target="label", val_fraction=0, test_fraction=0).classes == ("x", "y")
