@@ -16,7 +16,9 @@ with ``--quick``) receives: ``config.json``, ``metrics.csv`` / ``metrics.json`` 
 ``history.json`` (every edit, replayable), ``model.pt`` (checkpoint, rewritten atomically after
 every round with the optimiser and RNG state, so ``--resume`` continues an interrupted run),
 ``graph.graphml`` (+ ``graph.weights.npz``), ``coactivation.npz``, the figures, the explorer page
-``explorer.html`` (``viz.explore``: open it in a browser) and ``summary.json``. A folder holds one run: a new run refuses a folder with another run's
+``explorer.html`` (``viz.explore``: open it in a browser) and ``summary.json``; with ``--data``,
+``classes.json`` (the task and the target value of each class index the model predicts). A folder
+holds one run: a new run refuses a folder with another run's
 checkpoint unless ``--overwrite``, and ``--resume`` refuses flags other than the stored ones
 unless ``--allow-config-change``; nothing is written before these checks pass, and ``--resume``
 of a folder that does not exist is an error. Ctrl-C ends a run with one line that gives the
@@ -29,6 +31,7 @@ these checks live in :mod:`ncg.run_folder`.
     python examples/evolve_mnist.py --start complete   # the first main job (dense encoder)
     python examples/evolve_mnist.py --quick         # a seconds-long smoke run
     python examples/evolve_mnist.py --dataset fashion-mnist --rounds 6 --seed 1
+    python examples/evolve_mnist.py --data iris.csv --target species --standardize   # your own table
     torchrun --nproc_per_node 2 examples/evolve_mnist.py   # data-parallel, docs/scaling.md
 
 Under ``torchrun`` every rank trains on its slice of each batch of ``--batch-size`` (the global
@@ -48,7 +51,8 @@ from ncg import NCG, FreeNet, distributed
 from ncg.activations import ACTIVATIONS
 from ncg.build import sparse_start
 from ncg.errors import NCGError
-from ncg.datasets import load_dataset, load_table
+from ncg.datasets import load_dataset
+from ncg.tables import TASKS, load_table
 from ncg.evolve import EditBudget, EvolveConfig, FreeEvolve, History, RoundRecord, record_coactivation
 from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES
 from ncg.io import summary as graph_summary
@@ -59,6 +63,13 @@ DATASETS = ("mnist", "fashion-mnist", "emnist", "digits")
 FULL = {"neurons": 512, "epochs": 2, "rounds": 4, "final_epochs": 3, "record_samples": 10_000}
 QUICK = {"neurons": 48, "epochs": 1, "rounds": 2, "final_epochs": 1, "record_samples": 500}
 """Sizes of the main job and of ``--quick``; a flag given explicitly overrides either."""
+BATCH_SIZE = 256
+SMALL_TABLE = {"rows": 2000, "neurons": 64, "batch_size": 16, "steps": 300, "quick_steps": 50}
+"""A ``--data`` table with fewer training rows than ``rows`` trains by steps, not epochs: batches of
+``batch_size`` and enough epochs for ``steps`` optimizer steps per round (``quick_steps`` with
+``--quick``), and half as many again to fine-tune, on ``neurons`` hidden neurons (``--quick``'s,
+if fewer). At 256 rows a batch, 106 rows would make one step per epoch. ``--neurons``,
+``--batch-size``, ``--epochs`` and ``--final-epochs`` given explicitly win."""
 RULES = {
     "whole": {"prune_score": "magnitude", "grow_score": "gradient", "prune_fraction": 0.6, "add_fraction": 0.1,
               "target_parameters": 40_000},
@@ -111,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "holding x and y, split 70/15/15 by --seed; classification or regression is read from the "
                         "target (default: none)")
     p.add_argument("--target", default=None, help="target column of a --data CSV (default: none)")
+    p.add_argument("--task", choices=TASKS, default=None,
+                   help="what the --data target is (default: classification for text labels or at most 50 distinct "
+                        "integers, else regression)")
     p.add_argument("--tensorboard", default=None, metavar="DIR",
                    help="also log every round to TensorBoard in DIR: metrics, graph size, edits, step time, "
                         "weight histograms and the topology figure (needs pip install \"ncg[tensorboard]\"; "
@@ -118,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--standardize", action="store_true",
                    help="scale --data features to mean 0 and std 1 over the training split (default: off)")
     p.add_argument("--neurons", type=int, default=None,
-                   help=f"hidden neurons of the initial DAG (default: {FULL['neurons']}; --quick: {QUICK['neurons']})")
+                   help=f"hidden neurons of the initial DAG, {SMALL_TABLE['neurons']} for a --data table of under "
+                        f"{SMALL_TABLE['rows']:,} training rows (default: {FULL['neurons']}; "
+                        f"--quick: {QUICK['neurons']})")
     p.add_argument("--start", choices=sorted(RULES), default="whole",
                    help="whole: complete DAG over input nodes and neurons (input connections are edges); complete: "
                         "complete DAG of neurons behind a dense encoder; sparse: random sparse DAG with input nodes "
@@ -132,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--activation", default="relu", choices=[name for name in ACTIVATIONS if name != "identity"],
                    help="activation of every neuron (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None,
-                   help=f"training epochs per evolve round (default: {FULL['epochs']}; --quick: {QUICK['epochs']})")
+                   help=f"training epochs per evolve round (default: {FULL['epochs']}; --quick: {QUICK['epochs']}; a "
+                        f"--data table of under {SMALL_TABLE['rows']:,} training rows: {SMALL_TABLE['steps']} steps' "
+                        "worth)")
     p.add_argument("--rounds", type=int, default=None,
                    help=f"evolve rounds, train -> record -> edit (default: {FULL['rounds']}; "
                         f"--quick: {QUICK['rounds']})")
@@ -169,8 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Adam learning rate of the evolve rounds (default: %(default)s)")
     p.add_argument("--finetune-lr", type=float, default=2e-4,
                    help="learning rate of the final fine-tuning epochs (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=256,
-                   help="training batch size, the global batch under torchrun (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"training batch size, the global batch under torchrun (default: {BATCH_SIZE}; a --data table "
+                        f"of under {SMALL_TABLE['rows']:,} training rows: {SMALL_TABLE['batch_size']}, see "
+                        "table_schedule)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the graph, the weights, the batch order and the edits; it names the default --out "
                         "(default: %(default)s)")
@@ -197,23 +217,69 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
     defaults = {**(QUICK if args.quick else FULL), **RULES[args.start]}
+    if args.data:  # the schedule waits for the table's size: table_schedule
+        defaults = {name: value for name, value in defaults.items()
+                    if name not in ("neurons", "epochs", "final_epochs")}
+    elif args.batch_size is None:
+        args.batch_size = BATCH_SIZE
     if args.quick:
         defaults.update(QUICK_RULES.get(args.start, {}))
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     for name in ("neurons", "record_samples"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     for name in ("epochs", "rounds", "final_epochs"):
-        if getattr(args, name) < 0:
+        if getattr(args, name) is not None and getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if args.target is not None and args.data is None:
         p.error("--target names a column of a --data CSV; pass --data FILE too")
+    if args.task is not None and args.data is None:
+        p.error("--task sets what a --data table's target is; pass --data FILE too")
+    if args.batch_size is not None and args.batch_size < 1:
+        p.error(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.out is None:
         name = Path(args.data).stem if args.data else args.dataset
         args.out = f"runs/{name}-seed{args.seed}" + ("-quick" if args.quick else "")
     return args
+
+
+def table_schedule(args: argparse.Namespace, rows: int) -> str | None:
+    """Fill ``--neurons``, ``--batch-size``, ``--epochs`` and ``--final-epochs`` not given for a
+    ``--data`` table of ``rows`` training rows: the main job's for a large table, steps rather
+    than epochs for a small one (:data:`SMALL_TABLE`). Returns the line that tells a small
+    table's schedule.
+
+    Examples
+    --------
+    >>> args = argparse.Namespace(neurons=None, batch_size=None, epochs=None, final_epochs=None, quick=False)
+    >>> table_schedule(args, 106)
+    'small table (106 training rows): --neurons 64 --batch-size 16 --epochs 43 --final-epochs 65, 301 steps ...'
+    >>> args.neurons, args.batch_size, args.epochs, args.final_epochs
+    (64, 16, 43, 65)
+    """
+    sizes = QUICK if args.quick else FULL
+    if rows >= SMALL_TABLE["rows"]:
+        for name, value in (("neurons", sizes["neurons"]), ("batch_size", BATCH_SIZE), ("epochs", sizes["epochs"]),
+                            ("final_epochs", sizes["final_epochs"])):
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+        return None
+    if args.neurons is None:
+        args.neurons = min(SMALL_TABLE["neurons"], sizes["neurons"])
+    if args.batch_size is None:
+        args.batch_size = SMALL_TABLE["batch_size"]
+    steps_per_epoch = -(-rows // args.batch_size)
+    if args.epochs is None:
+        args.epochs = -(-SMALL_TABLE["quick_steps" if args.quick else "steps"] // steps_per_epoch)
+    if args.final_epochs is None:
+        args.final_epochs = -(-3 * args.epochs // 2)
+    epoch_steps = sizes["epochs"] * -(-rows // BATCH_SIZE)
+    return (f"small table ({rows:,} training rows): --neurons {args.neurons} --batch-size {args.batch_size} "
+            f"--epochs {args.epochs} --final-epochs {args.final_epochs}, {args.epochs * steps_per_epoch:,} steps a "
+            f"round (at batch {BATCH_SIZE} and {sizes['epochs']} epochs it would be {epoch_steps}); give these flags "
+            "to choose")
 
 
 def target_edges(parameters: int | None, biases: int) -> int | None:
@@ -362,7 +428,7 @@ def run(args: argparse.Namespace, folder: RunFolder) -> dict:
     folder.check_new_run(resume=args.resume, overwrite=args.overwrite)
 
     if args.data:
-        data = load_table(args.data, target=args.target, standardize=args.standardize, seed=args.seed)
+        data = load_table(args.data, target=args.target, standardize=args.standardize, task=args.task, seed=args.seed)
     else:
         data = load_dataset(args.dataset, root=args.data_root)
     task = getattr(data, "task", "classification")
@@ -370,6 +436,13 @@ def run(args: argparse.Namespace, folder: RunFolder) -> dict:
     if args.quick:
         x_train, y_train = x_train[:2000], y_train[:2000]
     say(f"{data}\n{len(x_train):,} training samples on {device}" + (f" x {processes} processes" if processes > 1 else ""))
+    if args.data:
+        classes = data.classes
+        shown = ", ".join(map(str, classes[:10])) + (", ..." if len(classes) > 10 else "")
+        say(f"task: {task}" + (f", {len(classes)} classes ({shown})" if classes else "") + "; --task sets it")
+        schedule = table_schedule(args, len(x_train))
+        if schedule:
+            say(schedule)
 
     resume_state = None
     resuming = args.resume and folder.holds_run()  # else --resume starts the run
@@ -400,6 +473,8 @@ def run(args: argparse.Namespace, folder: RunFolder) -> dict:
         if args.overwrite:
             folder.clear()
         folder.write_config(args=vars(args), evolve=config.to_dict(), model=model.config())
+        if args.data:
+            folder.write_classes(args.target, task, data.classes)
     say(f"start: {model}")
 
     def checkpoint(evolve: FreeEvolve, record: RoundRecord) -> None:

@@ -1,4 +1,4 @@
-"""IDX reader and the data sets ncg trains on.
+"""The data sets ncg trains on: MNIST, Fashion-MNIST, EMNIST and digits.
 
 Every loader returns a :class:`DataSplits`: three ``TensorDataset`` splits of flattened images
 scaled to [0, 1] with ``int64`` labels. Each split is fixed and documented; none is random except
@@ -23,8 +23,11 @@ alike. Of the Fashion-MNIST t10k files only the md5 of the published ``.gz`` is 
 (``IDX_GZ_MD5``), so only that ``.gz`` is checked. Files of any other name (EMNIST's: no per-file
 digests are published) are read unchecked. Pass ``verify=False`` to a loader to read a copy you
 modified on purpose. The check hashes the bytes already read: about 30 ms for MNIST's 47 MB of
-training images, which take about 180 ms to decompress. :func:`read_idx` checks a digest only
-when given one (``sha256=``).
+training images, which take about 180 ms to decompress.
+
+The IDX format itself (:func:`~ncg.idx.read_idx`, :func:`~ncg.idx.write_idx`) lives in
+:mod:`ncg.idx`, and tables of your own (:func:`~ncg.tables.load_table`) in :mod:`ncg.tables`;
+both can be imported from here as well.
 
 Examples
 --------
@@ -38,23 +41,19 @@ DataSplits('digits', train=1257, val=270, test=270, num_features=64, num_classes
 """
 from __future__ import annotations
 
-import csv
-import gzip
-import hashlib
 import os
-import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from math import prod
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
 from ncg.errors import ChecksumError, IDXError, NCGError
+from ncg.idx import check_digest, read_idx, write_idx
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -65,16 +64,11 @@ __all__ = [
     "IDX_SHA256",
     "IDX_GZ_MD5",
     "DataSplits",
-    "read_idx",
-    "write_idx",
     "mnist",
     "fashion_mnist",
     "emnist",
     "digits",
     "load_dataset",
-    "TABLE_MAX_CLASSES",
-    "TableSplits",
-    "load_table",
 ]
 
 DATA_DIR_ENV = "NCG_DATA_DIR"
@@ -127,19 +121,6 @@ _DOWNLOADS: dict[str, tuple[str, str]] = {
     ),
 }
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK_BYTES = 1 << 20
-MAX_IDX_BYTES = 1 << 36
-"""Largest data section an IDX header may declare (64 GiB); a corrupt header is refused early."""
-_IDX_DTYPES = {
-    0x08: np.dtype("u1"),
-    0x09: np.dtype("i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-_IDX_CODES = {(dtype.kind, dtype.itemsize): code for code, dtype in _IDX_DTYPES.items()}
 _MNIST_TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 _MNIST_TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -191,212 +172,6 @@ class DataSplits:
             f"num_classes={self.num_classes}, test_split={self.test_split!r})"
         )
 
-
-def read_idx(path: str | os.PathLike[str], *, sha256: str | None = None) -> np.ndarray:
-    """Read an IDX file (the format of the original MNIST distribution) into an array.
-
-    The file may be gzip-compressed or raw; compression is detected from the gzip magic
-    bytes, not the file name. Multi-byte values are big-endian in the file and native-endian
-    in the returned array. The header's declared size is checked against the data actually
-    present before the data is read: a raw file's length is compared first, and a gzip stream
-    is decompressed in chunks, so a header that declares more than the file holds fails fast
-    without allocating the declared size.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The IDX file.
-    sha256 : str, optional
-        Expected sha256 (hex) of the *uncompressed* IDX bytes, header included: it holds for a
-        file however it was compressed. Default: no check. The data set loaders pass the
-        published digest of each known file (see ``IDX_SHA256``).
-
-    Returns
-    -------
-    numpy.ndarray
-        A writable array with the file's shape and dtype (``uint8``, ``int8``, ``int16``,
-        ``int32``, ``float32`` or ``float64``).
-
-    Raises
-    ------
-    IDXError
-        If the file is missing, is not gzip-compressed correctly, has a wrong magic number, or
-        is shorter or longer than its header says. The message names the file.
-    ChecksumError
-        If ``sha256`` is given and differs from the content's; the message names the file and
-        both digests.
-
-    See Also
-    --------
-    write_idx
-
-    Examples
-    --------
-    >>> import hashlib, tempfile
-    >>> from pathlib import Path
-    >>> path = Path(tempfile.mkdtemp()) / "tiny-idx2-ubyte"
-    >>> header = bytes([0, 0, 0x08, 2]) + (2).to_bytes(4, "big") + (3).to_bytes(4, "big")
-    >>> _ = path.write_bytes(header + bytes(range(6)))
-    >>> read_idx(path)
-    array([[0, 1, 2],
-           [3, 4, 5]], dtype=uint8)
-    >>> read_idx(path, sha256=hashlib.sha256(header + bytes(range(6))).hexdigest()).shape
-    (2, 3)
-    >>> read_idx(path, sha256=64 * "0")
-    Traceback (most recent call last):
-    ncg.errors.ChecksumError: ...tiny-idx2-ubyte: checksum mismatch: expected sha256 000...000 of
-    the uncompressed IDX bytes, found ef281b2f...
-    """
-    path = Path(path)
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise IDXError(
-            f"IDX file not found: {path}. Check the path; the data set loaders look in "
-            f"ROOT/<folder>/ for an explicit root=ROOT, else in ${DATA_DIR_ENV}/<folder>/ "
-            f"and then {SHIPPED_DATA_DIR}/<folder>/."
-        ) from None
-    with handle:
-        compressed = handle.read(2) == _GZIP_MAGIC
-        handle.seek(0)
-        try:
-            if compressed:
-                with gzip.GzipFile(fileobj=handle, mode="rb") as stream:
-                    head, dtype, shape, data = _read_idx_bytes(stream, path, None)
-            else:
-                size = os.fstat(handle.fileno()).st_size
-                head, dtype, shape, data = _read_idx_bytes(handle, path, size)
-        except (OSError, EOFError, zlib.error) as err:
-            problem = f"corrupt gzip stream ({err})" if compressed else f"could not be read ({err})"
-            raise IDXError(f"{path}: {problem}") from err
-    if sha256 is not None:
-        _check_digest(path, "sha256", sha256, (head, data), "of the uncompressed IDX bytes")
-    array = np.frombuffer(data, dtype=dtype).reshape(shape)  # writable: data is a bytearray
-    if not dtype.isnative:
-        array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
-    return array
-
-
-def _read_idx_bytes(
-    handle: BinaryIO, path: Path, file_size: int | None
-) -> tuple[bytes, np.dtype, tuple[int, ...], bytearray]:
-    """The header, its dtype and shape, and the data bytes of an IDX stream.
-
-    ``file_size`` is the length of a raw file, compared with the header before any data is
-    read; ``None`` for a gzip stream, which is read in chunks up to the declared size (plus one
-    byte, to detect trailing data), so memory grows only with the data actually there.
-    """
-    head = handle.read(4)
-    if len(head) < 4:
-        raise IDXError(f"{path}: truncated header: expected at least 4 bytes, found {len(head)}")
-    if head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES or head[3] == 0:
-        codes = ", ".join(f"0x{code:02X}" for code in _IDX_DTYPES)
-        raise IDXError(
-            f"{path}: wrong magic number {head.hex(' ')}: an IDX file starts with two zero "
-            f"bytes, a type code ({codes}) and the number of dimensions (at least 1)"
-        )
-    dtype, ndim = _IDX_DTYPES[head[2]], head[3]
-    head += handle.read(4 * ndim)
-    if len(head) < 4 + 4 * ndim:
-        raise IDXError(
-            f"{path}: truncated header: {ndim} dimensions need {4 + 4 * ndim} header bytes, "
-            f"found {len(head)}"
-        )
-    shape = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    nbytes = prod(shape) * dtype.itemsize
-
-    def size_error(found: int | str) -> IDXError:
-        short = isinstance(found, int) and found < len(head) + nbytes
-        return IDXError(
-            f"{path}: {'truncated data' if short else 'trailing bytes after the data'}: the "
-            f"header declares shape {shape} of {dtype.name}, which needs {len(head) + nbytes} "
-            f"bytes ({len(head)} header + {nbytes} data), found {found}"
-        )
-
-    if file_size is not None and file_size != len(head) + nbytes:
-        raise size_error(file_size)
-    if file_size is None and nbytes > MAX_IDX_BYTES:
-        raise IDXError(
-            f"{path}: the header declares shape {shape}, {nbytes:,} bytes of data, more than "
-            f"the {MAX_IDX_BYTES:,} this reader accepts"
-        )
-    data = bytearray()
-    while len(data) < nbytes and (chunk := handle.read(min(nbytes - len(data), _CHUNK_BYTES))):
-        data += chunk
-    if len(data) < nbytes:
-        raise size_error(len(head) + len(data))
-    if handle.read(1):
-        raise size_error(f"more than {len(head) + nbytes}")
-    return head, dtype, shape, data
-
-
-def _check_digest(
-    path: Path, algorithm: str, expected: str, chunks: Iterable[bytes | bytearray], what: str
-) -> None:
-    """Raise ChecksumError unless the ``algorithm`` digest of ``chunks`` is ``expected``."""
-    digest = hashlib.new(algorithm, usedforsecurity=False)
-    for chunk in chunks:
-        digest.update(chunk)
-    found = digest.hexdigest()
-    if found != expected.lower():
-        raise ChecksumError(
-            f"{path}: checksum mismatch: expected {algorithm} {expected} {what}, found {found}"
-        )
-
-
-def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> Path:
-    """Write an array as an IDX file, gzip-compressed when the name ends in ``.gz``.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file to write.
-    array : array-like
-        At least one dimension, each below 2**32; dtype ``uint8``, ``int8``, ``int16``,
-        ``int32``, ``float32`` or ``float64``.
-
-    Returns
-    -------
-    pathlib.Path
-        The path written.
-
-    Raises
-    ------
-    NCGError
-        If the dtype or shape cannot be stored in an IDX file.
-
-    See Also
-    --------
-    read_idx
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> path = Path(tempfile.mkdtemp()) / "tiny-idx1-short.gz"
-    >>> read_idx(write_idx(path, np.array([-1, 300], dtype=np.int16)))
-    array([ -1, 300], dtype=int16)
-    """
-    path = Path(path)
-    array = np.asarray(array)
-    code = _IDX_CODES.get((array.dtype.kind, array.dtype.itemsize))
-    if code is None:
-        raise NCGError(
-            f"array dtype {array.dtype} has no IDX type code; expected one of uint8, int8, "
-            f"int16, int32, float32, float64"
-        )
-    if not 1 <= array.ndim <= 255 or any(size >= 2**32 for size in array.shape):
-        raise NCGError(
-            f"array shape {array.shape} cannot be stored in IDX: expected 1 to 255 dimensions, "
-            f"each below 2**32"
-        )
-    header = bytes([0, 0, code, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
-    payload = header + array.astype(_IDX_DTYPES[code]).tobytes()
-    # mtime=0 makes the compressed bytes reproducible.
-    path.write_bytes(gzip.compress(payload, mtime=0) if path.suffix == ".gz" else payload)
-    return path
-
-
 def _search_dirs(folder: str, root: str | os.PathLike[str] | None) -> list[tuple[Path, str]]:
     if root is not None:
         return [(Path(root) / folder, "root argument")]
@@ -441,7 +216,7 @@ def _read_checked(path: Path, folder: str, verify: bool) -> np.ndarray:
     gz_md5 = IDX_GZ_MD5.get(f"{folder}/{path.name}") if verify else None
     try:
         if gz_md5 is not None:
-            _check_digest(path, "md5", gz_md5, [path.read_bytes()], "of the published .gz file")
+            check_digest(path, "md5", gz_md5, [path.read_bytes()], "of the published .gz file")
         return read_idx(path, sha256=sha256)
     except IDXError as err:
         if sha256 is None and gz_md5 is None:
@@ -897,172 +672,14 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None, **kwargs
     return loader(**kwargs)
 
 
-TABLE_MAX_CLASSES = 50
-"""A target of integer values with at most this many distinct ones is read as class labels
-(:func:`load_table` with ``task=None``); any other target as a regression target."""
+_TABLE_NAMES = ("TABLE_MAX_CLASSES", "TableSplits", "load_table")
 
 
-@dataclass(frozen=True, repr=False)
-class TableSplits(DataSplits):
-    """The splits of a table (:func:`load_table`): a :class:`DataSplits` whose ``x`` holds the
-    table's feature columns (float32, as read, or standardised) and whose ``task`` says what
-    ``y`` is: ``"classification"`` (int64 labels ``0..num_classes - 1``, class ``k`` being the
-    ``k``-th smallest target value) or ``"regression"`` (float32 ``[n, 1]``; ``num_classes``
-    is then 1, the model's output width).
-    """
+def __getattr__(name: str) -> Any:
+    """``load_table`` and its companions of :mod:`ncg.tables`, imported on first use (that module
+    builds on :class:`DataSplits`, so importing it here at the top would be circular)."""
+    if name in _TABLE_NAMES:
+        from ncg import tables
 
-    task: str = "classification"
-
-    def __repr__(self) -> str:
-        return f"{super().__repr__()[:-1]}, task={self.task!r})"
-
-
-def load_table(
-    path: str | os.PathLike[str],
-    target: str | None = None,
-    standardize: bool = False,
-    task: str | None = None,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-    seed: int = 0,
-) -> TableSplits:
-    """Load a table of features and a target, split at random (seeded) into train, val and test.
-
-    Parameters
-    ----------
-    path : str or path-like
-        A ``.csv`` file with a header row (every column numeric; ``target`` names the target
-        column, the others are the features), or an ``.npz`` / ``.pt`` file holding arrays (or
-        tensors) ``x`` ``[n, features]`` and ``y`` ``[n]``.
-    target : str, optional
-        The target column of a CSV (required there; not used for ``.npz`` / ``.pt``).
-    standardize : bool
-        Scale every feature to mean 0 and standard deviation 1 over the training split (the
-        same shift and scale apply to val and test; a constant feature is only centred).
-    task : {"classification", "regression"}, optional
-        What ``y`` is; by default classification when ``y`` holds integer values with at most
-        :data:`TABLE_MAX_CLASSES` distinct ones, else regression.
-    val_fraction, test_fraction : float
-        Fractions held out, as :func:`digits` takes them.
-    seed : int
-        Seeds the permutation ``numpy.random.default_rng(seed).permutation(n)`` that orders
-        the samples before the split (last ``test``, before it ``val``).
-
-    Returns
-    -------
-    TableSplits
-
-    Raises
-    ------
-    NCGError
-        Naming the file (and column) and what was wrong: an unknown suffix, a missing file, a
-        missing target column or array, a non-numeric or missing value, ``x`` and ``y`` of
-        different lengths, an unknown ``task``, or fractions that leave no training sample.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "iris.csv"
-    >>> _ = path.write_text("a,b,kind\\n" + "".join(f"{i},{i % 3 * 0.5},{i % 2}\\n" for i in range(20)))
-    >>> splits = load_table(path, target="kind")
-    >>> splits.task, splits.num_features, splits.num_classes, len(splits.train)
-    ('classification', 2, 2, 14)
-    >>> load_table(path, target="c")
-    Traceback (most recent call last):
-    ...
-    ncg.errors.NCGError: ...iris.csv: no column 'c'; the columns are 'a', 'b', 'kind'
-    """
-    path = Path(path)
-    if task not in (None, "classification", "regression"):
-        raise NCGError(f"task must be 'classification', 'regression' or None (infer), got {task!r}")
-    readers = {".csv": partial(_read_csv, target=target), ".npz": _read_npz, ".pt": _read_pt}
-    if path.suffix not in readers:
-        raise NCGError(f"{path}: expected a .csv, .npz or .pt file, got suffix {path.suffix!r}")
-    if not path.is_file():
-        raise NCGError(f"{path}: no such file")
-    x, y = readers[path.suffix](path)
-    if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
-        raise NCGError(f"{path}: expected x [n, features] and y [n], got x {list(x.shape)} and y {list(y.shape)}")
-    if val_fraction < 0 or test_fraction < 0:
-        raise NCGError(f"val_fraction and test_fraction must be >= 0, got {val_fraction} and {test_fraction}")
-    n = y.shape[0]
-    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
-    n_train = _check_split_sizes(n, val_size=n_val, test_size=n_test)
-    values = np.unique(y)
-    if task is None:
-        integral = bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
-        task = "classification" if integral and values.size <= TABLE_MAX_CLASSES else "regression"
-    order = np.random.default_rng(seed).permutation(n)
-    x = x[order].astype(np.float32)
-    if standardize:
-        mean, std = x[:n_train].mean(0), x[:n_train].std(0)
-        x = (x - mean) / np.where(std > 0, std, 1.0)
-    if task == "classification":
-        labels, num_outputs = np.searchsorted(values, y[order]).astype(np.int64), values.size
-    else:
-        labels, num_outputs = y[order].astype(np.float32).reshape(-1, 1), 1
-    xt, yt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(labels)
-    n_fit = n_train + n_val
-    return TableSplits(
-        name=path.stem,
-        train=TensorDataset(xt[:n_train], yt[:n_train]),
-        val=TensorDataset(xt[n_train:n_fit], yt[n_train:n_fit]),
-        test=TensorDataset(xt[n_fit:], yt[n_fit:]),
-        num_features=x.shape[1],
-        num_classes=num_outputs,
-        image_shape=None,
-        test_split=f"held-out split (permutation seed {seed}): {n_test} of {n:,} samples of {path.name}",
-        task=task,
-    )
-
-
-def _read_csv(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Features and target of a CSV with a header row; every value must be a number."""
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        raise NCGError(f"{path}: the file is empty (expected a header row naming the columns)")
-    header, body = [name.strip() for name in rows[0]], rows[1:]
-    names = ", ".join(repr(name) for name in header)
-    if target is None:
-        raise NCGError(f"{path}: a CSV needs target=<column> to name the target; the columns are {names}")
-    if target not in header:
-        raise NCGError(f"{path}: no column {target!r}; the columns are {names}")
-    table = np.empty((len(body), len(header)), dtype=np.float64)
-    for line, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise NCGError(f"{path}: line {line} has {len(row)} values, the header {len(header)}")
-        for column, value in enumerate(row):
-            try:
-                table[line - 2, column] = float(value)
-            except ValueError:
-                raise NCGError(f"{path}: column {header[column]!r} is not numeric: line {line} holds {value!r} "
-                               "(encode categories as numbers, or drop the column)") from None
-    index = header.index(target)
-    return np.delete(table, index, axis=1), table[:, index]
-
-
-def _read_arrays(path: Path, arrays: dict) -> tuple[np.ndarray, np.ndarray]:
-    missing = [key for key in ("x", "y") if key not in arrays]
-    if missing:
-        raise NCGError(f"{path}: no {' and no '.join(repr(k) for k in missing)} array; expected 'x' (features) and "
-                       f"'y' (targets), found {sorted(arrays)}")
-    x, y = (np.asarray(arrays[key].numpy() if isinstance(arrays[key], torch.Tensor) else arrays[key])
-            for key in ("x", "y"))
-    for key, array in (("x", x), ("y", y)):
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-            raise NCGError(f"{path}: array {key!r} is not numeric (dtype {array.dtype})")
-    return x.reshape(x.shape[0], -1) if x.ndim > 2 else x, y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
-
-
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(path, allow_pickle=False) as arrays:
-        return _read_arrays(path, dict(arrays))
-
-
-def _read_pt(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    arrays = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(arrays, dict):
-        raise NCGError(f"{path}: expected a dict of tensors 'x' and 'y' (torch.save({{'x': x, 'y': y}}, path)), "
-                       f"got {type(arrays).__name__}")
-    return _read_arrays(path, arrays)
+        return getattr(tables, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -51,7 +51,7 @@ class DuplicateEdgeError(NCGError):
 
 
 class NonFiniteError(NCGError):
-    """A weight, bias or activation is NaN or infinite."""
+    """A weight, bias, activation or data value is NaN or infinite."""
 
 
 class UnreachableNeuronError(NCGError):

@@ -53,6 +53,7 @@ FILES = {
     "graph.weights.npz": "the exact float weights beside graph.graphml",
     "coactivation.npz": "coactivation statistics of the final graph (ncg.evolve.Coactivation)",
     "summary.json": "the run's result: test metrics, final size, edit totals, timing",
+    "classes.json": "a --data table's target, task and classes: output k predicts the target value classes[k]",
 }
 """The files of a run folder besides the figures (``viz.FIGURES``); ``--overwrite`` deletes them."""
 
@@ -299,6 +300,10 @@ class RunFolder:
         """Write ``summary.json``."""
         atomic_write_json(self.file("summary.json"), summary)
 
+    def write_classes(self, target: str | None, task: str, classes: Iterable[Any]) -> None:
+        """Write ``classes.json`` for a run on a table: output ``k`` predicts ``classes[k]``."""
+        atomic_write_json(self.file("classes.json"), {"target": target, "task": task, "classes": list(classes)})
+
     # ------------------------------------------------------------------ reader
     def read_config(self) -> dict[str, Any]:
         """``config.json``, with ``format`` and ``version`` (1 when the file has none).
@@ -312,6 +317,12 @@ class RunFolder:
         """
         path = self.file("config.json")
         return _check_format(path, _read_json(path, dict))
+
+    def read_classes(self) -> list[Any] | None:
+        """The target value each output predicts (``classes.json``): empty for regression, None
+        for a run on an image data set, which writes no such file."""
+        path = self.file("classes.json")
+        return json.loads(path.read_text())["classes"] if path.is_file() else None
 
     def read_summary(self) -> dict[str, Any]:
         """``summary.json`` (raises FileNotFoundError before the run has finished, NCGError

@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ncg.errors import NCGError
+from ncg.errors import NCGError, NonFiniteError
 
 __all__ = ["Task", "TASKS", "get_task"]
 
@@ -154,6 +154,9 @@ class Task:
             class labels that are not integers, not 1-D or outside ``[0, num_outputs)``,
             regression targets that are not floating point or whose width differs from
             ``num_outputs``.
+        NonFiniteError
+            If ``x`` or a regression ``y`` holds a NaN or an infinity: the message names the
+            first one's place and the count, before anything trains on it.
 
         Examples
         --------
@@ -186,10 +189,12 @@ build it with out_features=2 ...
         if x.dim() == 1:
             raise NCGError(f"{argument}: x must be [samples, features], got shape {list(x.shape)}; "
                            "for one feature per sample pass x.unsqueeze(1)")
+        _check_finite(x, "x", argument)
         if self.primary == "accuracy":
             self._check_labels(y, argument, num_outputs)
         else:
             self._check_targets(y, argument, num_outputs)
+            _check_finite(y, "y", argument)
 
     def _check_labels(self, y: Tensor, argument: str, num_outputs: int | None) -> None:
         """:meth:`check` for class labels: integers, 1-D, in ``[0, num_outputs)``."""
@@ -258,3 +263,18 @@ def get_task(task: str | Task) -> Task:
     if task not in TASKS:
         raise NCGError(f"task must be a Task or one of {sorted(TASKS)}, got {task!r}")
     return TASKS[task]
+
+
+def _check_finite(tensor: Tensor, name: str, argument: str) -> None:
+    """Raise :class:`~ncg.errors.NonFiniteError` naming the first NaN or infinity in
+    ``tensor`` (``name`` of ``argument``) and their count."""
+    if not tensor.is_floating_point() or bool(torch.isfinite(tensor).all()):
+        return
+    bad = ~torch.isfinite(tensor)
+    first = tuple(int(i) for i in bad.nonzero()[0])
+    count = int(bad.sum())
+    raise NonFiniteError(
+        f"{argument}: {name}[{', '.join(map(str, first))}] is {tensor[first].item()}"
+        f"{f' (and {count - 1:,} more NaN or infinite values)' if count > 1 else ''}; the data must be finite: "
+        "drop or fill in those samples before training"
+    )

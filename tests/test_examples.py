@@ -101,6 +101,56 @@ def test_evolve_mnist_trains_on_your_own_table(tmp_path):
         main(["--quick", "--data", str(tmp_path / "table.csv"), "--target", "nope", "--out", str(tmp_path / "x")])
 
 
+def _iris_csv(path: Path) -> Path:
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    rows = [",".join(f"{v:g}" for v in row) + f",{iris.target_names[t]}" for row, t in zip(iris.data, iris.target)]
+    path.write_text("sepal_length,sepal_width,petal_length,petal_width,species\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_a_small_table_with_text_labels_trains_by_steps_and_stores_its_classes(tmp_path, capsys):
+    iris = _iris_csv(tmp_path / "iris.csv")
+    main = _load("evolve_mnist").main
+    summary = main(["--quick", "--data", str(iris), "--target", "species", "--standardize", "--out",
+                    str(tmp_path / "run"), "--no-figures"])
+    printed = capsys.readouterr().out
+    assert "task: classification, 3 classes (setosa, versicolor, virginica); --task sets it" in printed
+    assert ("small table (106 training rows): --neurons 48 --batch-size 16 --epochs 8 --final-epochs 12, 56 steps a "
+            "round") in printed
+    stored = json.loads((tmp_path / "run" / "classes.json").read_text())
+    assert stored == {"target": "species", "task": "classification", "classes": ["setosa", "versicolor", "virginica"]}
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["args"]["batch_size"], config["args"]["epochs"], config["evolve"]["batch_size"]) == (16, 8, 16)
+    assert summary["test_split"].endswith("22 of 150 samples of iris.csv")
+    again = main(["--quick", "--data", str(iris), "--target", "species", "--standardize", "--out",
+                  str(tmp_path / "run"), "--no-figures", "--resume"])  # the filled-in schedule is the stored one
+    assert "test_accuracy" in again
+    explicit = main(["--quick", "--data", str(iris), "--target", "species", "--batch-size", "53", "--epochs", "1",
+                     "--final-epochs", "0", "--out", str(tmp_path / "explicit"), "--no-figures"])
+    assert explicit["rounds"] >= 1
+    printed = capsys.readouterr().out
+    assert "(106 training rows): --neurons 48 --batch-size 53 --epochs 1 --final-epochs 0, 2 steps" in printed
+    with pytest.raises(NCGError, match=r"iris\.csv: task='regression' needs a numeric target, but column 'species'"):
+        main(["--quick", "--data", str(iris), "--target", "species", "--task", "regression", "--out",
+              str(tmp_path / "reg")])
+    assert not (tmp_path / "reg").exists()
+
+
+def test_the_task_of_a_table_can_be_overridden(tmp_path, capsys):
+    x = torch.arange(60.0).reshape(30, 2)
+    torch.save({"x": x, "y": torch.arange(30) % 3}, tmp_path / "t.pt")
+    main = _load("evolve_mnist").main
+    summary = main(["--quick", "--data", str(tmp_path / "t.pt"), "--task", "regression", "--out", str(tmp_path / "r"),
+                    "--no-figures"])
+    assert "task: regression; --task sets it" in capsys.readouterr().out and "test_mse" in summary
+    assert json.loads((tmp_path / "r" / "classes.json").read_text())["classes"] == []
+    with pytest.raises(SystemExit):
+        _load("evolve_mnist").parse_args(["--task", "regression"])
+    assert "--task sets what a --data table's target is; pass --data FILE too" in capsys.readouterr().err
+
+
 def test_evolve_mnist_logs_to_tensorboard(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -348,3 +398,9 @@ def test_quick_runs_write_into_ignored_folders_only():
         pytest.skip("needs a git checkout")
     result = subprocess.run(["git", "check-ignore", "--no-index", *quick_outs], cwd=root, capture_output=True, text=True)
     assert sorted(result.stdout.split()) == sorted(quick_outs)
+
+
+def test_iris_csv_quick_compares_the_cli_with_the_mlp():
+    result = _load("iris_csv").main(["--quick"])
+    assert len(result["cli_test_accuracy"]) == 1 and 0.0 <= result["cli_mean"] <= 1.0
+    assert 0.9 <= result["mlp_5fold_accuracy"] <= 1.0

@@ -1,5 +1,8 @@
 """Fuzzing the loaders: every mutated file either loads what was written or raises ncg's own error.
 
+A mutated table (CSV, npz, pt) may still be a valid table, so there the requirement is weaker:
+an :class:`~ncg.errors.NCGError`, or splits whose every value is finite.
+
 Each test mutates a valid file (byte flips, overwritten runs, truncation, insertions) with
 hypothesis for a bounded number of examples, and requires one of two outcomes: an
 :class:`~ncg.errors.NCGError` subclass, or a result identical to the source. Never another
@@ -27,11 +30,12 @@ from hypothesis import strategies as st
 from ncg import NCG, FreeNet, load_freenet, save_freenet
 from ncg.build import sparse_start
 from ncg.checkpoint import payload_checksum
-from ncg.datasets import read_idx, write_idx
+from ncg.idx import read_idx, write_idx
 from ncg.errors import NCGError
 from ncg.evolve.coactivation import Coactivation
 from ncg.evolve.history import History
 from ncg.io import read_graphml, write_graphml
+from ncg.tables import load_table
 
 TRIED: dict[str, int] = {}
 FUZZ = settings(max_examples=2000, deadline=timedelta(seconds=10), suppress_health_check=list(HealthCheck))
@@ -287,6 +291,66 @@ def test_sparse_start_survives_its_own_round_trip(tmp_path):
     net = FreeNet(sparse_start(6, 5, 2, fan_in=3, seed=0), in_features=6, seed=0)
     write_graphml(net, tmp_path / "s.graphml")
     assert _same_model(net, read_graphml(tmp_path / "s.graphml"))
+
+
+TABLE_TOKENS = [b"nan", b"NaN", b"inf", b"-inf", b"1e309", b"1e39", b"-3.5e38", b"", b",", b"\n", b'"', b"\r",
+                b"\xff\xfe", b"\xef\xbb\xbf", b"\x00", b"setosa", b"1_0", b" "]
+"""Bytes a table fuzz inserts or writes over a cell: non-finite and overflowing numbers, CSV
+syntax, byte order marks, NUL, a text label."""
+
+
+@st.composite
+def table_mutations(draw, size: int):
+    """Byte mutations, or a token of TABLE_TOKENS written into the file at a random place."""
+    if draw(st.booleans()):
+        return draw(mutations(size))
+    return [(draw(st.sampled_from(["insert", "overwrite"])), draw(st.integers(0, max(0, size - 1))),
+             draw(st.sampled_from(TABLE_TOKENS)) or b"x")]
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    """A CSV with text labels, one with numeric labels, an npz and a pt file of the same table."""
+    folder = tmp_path_factory.mktemp("tables")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(12, 3)).round(3), np.arange(12) % 3
+    names = np.array(["setosa", "versicolor", "virginica"])
+    rows = [f"{a},{b},{c},{label}" for (a, b, c), label in zip(x.tolist(), names[y])]
+    (folder / "labels.csv").write_text("a,b,c,species\n" + "\n".join(rows) + "\n")
+    rows = [f"{a},{b},{c},{label}" for (a, b, c), label in zip(x.tolist(), y)]
+    (folder / "numbers.csv").write_bytes(("a,b,c,species\n" + "\n".join(rows) + "\n").encode("utf-16"))
+    np.savez(folder / "table.npz", x=x, y=y)
+    torch.save({"x": torch.from_numpy(x), "y": torch.from_numpy(y)}, folder / "table.pt")
+    return folder
+
+
+def _finite_splits(splits) -> bool:
+    return all(bool(torch.isfinite(t.float()).all()) for split in (splits.train, splits.val, splits.test)
+               for t in split.tensors)
+
+
+def fuzz_tables(folder: Path, work: Path, examples: int) -> None:
+    """Mutate each table file ``examples`` times: load_table raises NCGError or loads finite splits."""
+    for name in ("labels.csv", "numbers.csv", "table.npz", "table.pt"):
+        source, path = (folder / name).read_bytes(), work / name
+
+        @settings(FUZZ, max_examples=examples)
+        @given(st.data())
+        def run(data):
+            path.write_bytes(mutate(source, data.draw(table_mutations(len(source)))))
+            _attempt("table", lambda: load_table(path, target="species", standardize=data.draw(st.booleans())),
+                     _finite_splits)
+
+        run()
+
+
+def test_mutated_tables_load_finite_splits_or_raise(tables, tmp_path):
+    fuzz_tables(tables, tmp_path, examples=50)
+
+
+@pytest.mark.slow
+def test_a_thousand_mutations_of_each_table(tables, tmp_path):
+    fuzz_tables(tables, tmp_path, examples=1000)
 
 
 def test_report_how_many_inputs_were_tried():

@@ -29,6 +29,7 @@ def write_run(folder: RunFolder, net: FreeNet) -> None:
     folder.write_round(history, net, extra={"round": 0, "image_shape": []})
     folder.write_final(net, record_coactivation(net, torch.randn(32, 5)))
     folder.write_summary({"edges": 7, "test_accuracy": 0.5})
+    folder.write_classes("species", "classification", ["setosa", "virginica", "versicolor"])
 
 
 def test_everything_written_reads_back(tmp_path, net):
@@ -38,6 +39,8 @@ def test_everything_written_reads_back(tmp_path, net):
     config = folder.read_config()
     assert (config["format"], config["version"]) == (FORMAT, VERSION)
     assert config["args"]["quick"] is True and config["model"] == net.config()
+    assert folder.read_classes() == ["setosa", "virginica", "versicolor"]
+    assert RunFolder(tmp_path / "images").read_classes() is None
     assert folder.stored_args()["seed"] == 0
     model, extra = folder.load_checkpoint()
     x = torch.randn(4, 5)

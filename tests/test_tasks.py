@@ -99,3 +99,25 @@ def test_data_on_another_device_than_the_model_is_moved_batch_by_batch():
     x, y = torch.randn(40, 4), torch.arange(40) % 3
     metrics = fit(_net().cuda(), (x, y), val=(x.cuda(), y.cuda()))
     assert metrics["epochs"] == 1 and 0.0 <= metrics["val_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("train", [
+    lambda net, x, y, task: fit(net, (x, y), task=task),
+    lambda net, x, y, task: FreeEvolve(net, EvolveConfig(rounds=1, record_samples=8, task=task)).run((x, y)),
+])
+def test_non_finite_inputs_are_named_before_training_not_blamed_on_the_learning_rate(train):
+    from ncg.errors import NonFiniteError
+
+    x = torch.randn(40, 4)
+    x[7, 2], x[9, 0] = float("nan"), float("inf")
+    net = _net()
+    before = {name: value.clone() for name, value in net.state_dict().items()}
+    with pytest.raises(NonFiniteError, match=r"x\[7, 2\] is nan \(and 1 more NaN or infinite values\); the data "
+                                             r"must be finite") as info:
+        train(net, x, torch.randint(0, 3, (40,)), "classification")
+    assert "learning rate" not in str(info.value)
+    assert all(torch.equal(before[name], value) for name, value in net.state_dict().items())  # nothing trained
+    y = torch.randn(40, 1)
+    y[3] = float("-inf")
+    with pytest.raises(NonFiniteError, match=r"y\[3, 0\] is -inf;"):
+        train(_net(outputs=1), torch.randn(40, 4), y, "regression")
