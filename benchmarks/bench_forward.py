@@ -23,7 +23,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 from common import interleaved_medians  # noqa: E402
 
-from ncg import NCG, FreeNet  # noqa: E402
+from ncg import NCG, FreeNet, presets  # noqa: E402
 from ncg.kernels.sweep import backend  # noqa: E402
 
 
@@ -68,7 +68,7 @@ class PerNeuronLoop(nn.Module):
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--hidden", type=int, default=presets.MAIN.neurons)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--block-size", type=int, default=64)

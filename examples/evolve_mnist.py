@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from ncg import NCG, FreeNet, distributed
+from ncg import NCG, FreeNet, distributed, presets
 from ncg.activations import ACTIVATIONS
 from ncg.build import sparse_start
 from ncg.errors import NCGError
@@ -51,20 +51,27 @@ from ncg.run_folder import RunFolder
 from ncg.train import evaluate
 
 DATASETS = ("mnist", "fashion-mnist", "emnist", "digits")
-FULL = {"neurons": 512, "epochs": 2, "rounds": 4, "final_epochs": 3, "record_samples": 10_000}
-QUICK = {"neurons": 48, "epochs": 1, "rounds": 2, "final_epochs": 1, "record_samples": 500}
+SCHEDULE = presets.MAIN
+"""The main job's schedule (:mod:`ncg.presets`), which the flags' defaults spend."""
+
+
+def _sizes(schedule: presets.Schedule) -> dict:
+    return {"neurons": schedule.neurons, "epochs": schedule.epochs_per_round, "rounds": schedule.rounds,
+            "final_epochs": schedule.final_epochs, "record_samples": schedule.record_samples}
+
+
+def _rules(rules: presets.RuleSet, target_parameters: int | None) -> dict:
+    return {"prune_score": rules.prune_score, "grow_score": rules.grow_score, "prune_fraction": rules.prune_fraction,
+            "add_fraction": rules.add_fraction, "target_parameters": target_parameters}
+
+
+FULL, QUICK = _sizes(SCHEDULE), _sizes(presets.QUICK)
 """Sizes of the main job and of ``--quick``; a flag given explicitly overrides either."""
-RULES = {
-    "whole": {"prune_score": "magnitude", "grow_score": "gradient", "prune_fraction": 0.6, "add_fraction": 0.1,
-              "target_parameters": 40_000},
-    "complete": {"prune_score": "coactivation", "grow_score": "coactivation", "prune_fraction": 0.2,
-                 "add_fraction": 0.02, "target_parameters": None},
-    "sparse": {"prune_score": "coactivation", "grow_score": "coactivation", "prune_fraction": 0.2,
-               "add_fraction": 0.02, "target_parameters": None},
-}
+RULES = {"whole": _rules(presets.GRANET, presets.SPARSE_PARAMETERS),
+         "complete": _rules(presets.COACTIVATION, None), "sparse": _rules(presets.COACTIVATION, None)}
 """Rule defaults of each ``--start`` (``whole``: the best variant of docs/results.md's sparse table
 under the time limit; ``complete``: the first main job); explicit flags win."""
-QUICK_RULES = {"whole": {"target_parameters": 4_000}}
+QUICK_RULES = {"whole": {"target_parameters": presets.QUICK_SPARSE_PARAMETERS}}
 """Rule defaults that ``--quick`` replaces, per ``--start``."""
 WHERE_NOT_WHAT = ("out", "resume", "overwrite", "allow_config_change", "no_figures", "device", "data_root")
 """Flags that say where or how a run is computed, not what: they may differ on ``--resume``."""
@@ -160,11 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record-samples", type=int, default=None,
                    help=f"samples streamed to record coactivation and gradient scores (default: "
                         f"{FULL['record_samples']:,}; --quick: {QUICK['record_samples']:,})")
-    p.add_argument("--lr", type=float, default=1e-3,
+    p.add_argument("--lr", type=float, default=SCHEDULE.lr,
                    help="Adam learning rate of the evolve rounds (default: %(default)s)")
-    p.add_argument("--finetune-lr", type=float, default=2e-4,
+    p.add_argument("--finetune-lr", type=float, default=SCHEDULE.finetune_lr,
                    help="learning rate of the final fine-tuning epochs (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=256,
+    p.add_argument("--batch-size", type=int, default=SCHEDULE.batch_size,
                    help="training batch size, the global batch under torchrun (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the graph, the weights, the batch order and the edits; it names the default --out "
