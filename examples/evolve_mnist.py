@@ -36,6 +36,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 
@@ -318,7 +319,8 @@ def print_summary(summary: dict, out: Path) -> None:
     print("-" * (width + 30) + f"\nrun folder: {out}")
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None, callbacks: Sequence[Callable[[FreeEvolve, RoundRecord], None]] = ()) -> dict:
+    """Run the command line ``argv``; ``callbacks`` run after each round, after its checkpoint."""
     args = parse_args(argv)
     start = time.perf_counter()
     torch.manual_seed(args.seed)
@@ -375,7 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
             folder.write_round(evolve.history, model, extra)
         distributed.barrier()
 
-    callbacks = [checkpoint]
+    callbacks = [checkpoint, *callbacks]
     if args.tensorboard and distributed.is_main():
         from ncg.tensorboard import TensorBoardCallback
         from viz import draw_topology

@@ -33,8 +33,9 @@ from ncg.errors import CycleError, NCGError
 __all__ = ["topological_generations", "find_cycle", "Plan", "build_plan", "block_kinds", "MODES",
            "DENSE_MIN_DENSITY", "DENSE_MIN_SHARE", "DENSE_MAX_CELLS"]
 
-MODES = ("auto", "dense", "sparse")
-"""How :func:`build_plan` evaluates blocks: chosen per block, or all dense, or all sparse."""
+MODES = ("auto", "density", "dense", "sparse")
+"""How :func:`build_plan` evaluates blocks: chosen per block (``auto``; ``density``: by each
+block's density alone, without :data:`DENSE_MIN_SHARE`), or all dense, or all sparse."""
 
 DENSE_MIN_DENSITY = 0.5
 """``auto`` makes a block dense when at least this fraction of the pairs it could receive
@@ -270,7 +271,8 @@ def block_kinds(
     :data:`DENSE_MIN_DENSITY` of the pairs it could receive, ``(start - lo) * b + b (b - 1) / 2``
     for ``b = end - start``, and its slab has at most :data:`DENSE_MAX_CELLS` entries; unless
     the blocks so chosen receive less than :data:`DENSE_MIN_SHARE` of all the edges, in which case
-    every block is sparse.
+    every block is sparse. ``density`` chooses by :data:`DENSE_MIN_DENSITY` and
+    :data:`DENSE_MAX_CELLS` alone.
 
     Examples
     --------
@@ -279,12 +281,14 @@ def block_kinds(
     ('sparse', 'dense')
     >>> block_kinds(((0, 4, 0, 8), (4, 200, 0, 300)), np.array([6, 100]))  # dense: 6 of 106 edges
     ('sparse', 'sparse')
+    >>> block_kinds(((0, 4, 0, 8), (4, 200, 0, 300)), np.array([6, 100]), mode="density")
+    ('dense', 'sparse')
     >>> block_kinds(((0, 4, 0, 8),), np.array([0]), mode="dense")
     ('dense',)
     """
     if mode not in MODES:
         raise NCGError(f"mode must be one of {MODES}, got {mode!r}")
-    if mode != "auto":
+    if mode in ("dense", "sparse"):
         return tuple(mode for _ in blocks)
     kinds = []
     for (start, end, lo, _), count in zip(blocks, edges.tolist()):
@@ -293,7 +297,7 @@ def block_kinds(
         dense = pairs > 0 and count >= DENSE_MIN_DENSITY * pairs and (end - lo) * b <= DENSE_MAX_CELLS
         kinds.append("dense" if dense else "sparse")
     in_dense = sum(count for kind, count in zip(kinds, edges.tolist()) if kind == "dense")
-    if in_dense < DENSE_MIN_SHARE * edges.sum():
+    if mode == "auto" and in_dense < DENSE_MIN_SHARE * edges.sum():
         return tuple("sparse" for _ in blocks)
     return tuple(kinds)
 
@@ -314,7 +318,7 @@ def build_plan(
     tie_break : Tensor, optional
         Key ordering neurons inside a generation (e.g. their topological position); by default
         the neuron id.
-    mode : {"auto", "dense", "sparse"}, default "auto"
+    mode : {"auto", "density", "dense", "sparse"}, default "auto"
         How blocks are evaluated (:func:`block_kinds`).
 
     Returns
