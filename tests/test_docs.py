@@ -34,6 +34,7 @@ def run_blocks(page: Path, namespace: dict) -> int:
     return len(blocks)
 
 
+@pytest.mark.slow
 def test_readme_code_runs(tmp_path, monkeypatch, capsys):
     """README.md's Python blocks, in order, in one namespace, in a fresh working folder (its
     Free-Evolve block trains on MNIST: 10-45 s of this test on one busy core), and the figures its
@@ -176,6 +177,7 @@ def readme_shell_commands() -> list[str]:
     return [command.strip() for line in lines if line for command in line.split("&&")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", readme_shell_commands())
 def test_readme_shell_commands_run_in_their_quick_form(command, tmp_path):
     """Every shell command of README.md has a quick form here, and the quick form runs; the

@@ -35,6 +35,7 @@ def quick_run(tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow
 def test_evolve_mnist_quick_writes_a_complete_run_folder(quick_run):
     out, summary = quick_run
     for name in ("config.json", "metrics.csv", "metrics.json", "history.json", "model.pt",
@@ -101,6 +102,7 @@ def test_evolve_mnist_trains_on_your_own_table(tmp_path):
         main(["--quick", "--data", str(tmp_path / "table.csv"), "--target", "nope", "--out", str(tmp_path / "x")])
 
 
+@pytest.mark.slow
 def test_evolve_mnist_logs_to_tensorboard(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -118,6 +120,7 @@ def test_custom_ncg_quick():
     assert result["neurons"] == 34 and 0.0 <= result["test_accuracy"] <= 1.0
 
 
+@pytest.mark.slow
 def test_export_graphml_on_a_run(quick_run, tmp_path):
     out, summary = quick_run
     analysis = _load("export_graphml").main([str(out), "--out", str(tmp_path / "g.graphml")])
@@ -125,6 +128,7 @@ def test_export_graphml_on_a_run(quick_run, tmp_path):
     assert analysis["edges"] == summary["edges"]
 
 
+@pytest.mark.slow
 def test_evolve_mnist_resume_continues_a_saved_run(quick_run):
     out, summary = quick_run
     with warnings.catch_warnings():
@@ -150,6 +154,7 @@ def quick_copy(quick_run, tmp_path):
     return out
 
 
+@pytest.mark.slow
 def test_a_new_run_refuses_a_folder_holding_another_run(quick_copy):
     config = (quick_copy / "config.json").read_bytes()
     command = [sys.executable, str(EXAMPLES / "evolve_mnist.py"), "--no-figures", "--out", str(quick_copy)]
@@ -165,6 +170,7 @@ def test_a_new_run_refuses_a_folder_holding_another_run(quick_copy):
     assert summary["rounds"] <= 1 and json.loads((quick_copy / "summary.json").read_text()) == summary
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_flags_unless_allowed(quick_copy):
     from ncg.errors import NCGError
 
@@ -225,6 +231,7 @@ def _rounds_saved(out: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_a_run_killed_at_any_point_resumes_to_the_uninterrupted_result(tmp_path):
     reference = tmp_path / "reference"
     _run_example(reference)
@@ -247,6 +254,7 @@ def test_a_run_killed_at_any_point_resumes_to_the_uninterrupted_result(tmp_path)
     assert killed >= 2, "the kill points were not reached"
 
 
+@pytest.mark.slow
 def test_cli_errors_are_a_message_not_a_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "evolve_mnist.py"), "--quick", "--no-figures", "--data-root", str(tmp_path),

@@ -139,6 +139,7 @@ def big_net() -> FreeNet:
     return FreeNet(sparse_start(784, 150, 10, fan_in=60, seed=0), in_features=784)
 
 
+@pytest.mark.slow
 def test_program_size_follows_the_edges(tmp_path):
     net = big_net()
     path = export_program(net, tmp_path / "net.pt2")
