@@ -109,6 +109,7 @@ def test_program_agrees(kind, tmp_path):
     check(program, net)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_program_agrees_for_each_activation(activation, tmp_path):
     net = sparse_net(activation, "tanh")

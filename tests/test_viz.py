@@ -348,6 +348,7 @@ def make_run(run_dir, history) -> FreeNet:
     return net
 
 
+@pytest.mark.slow
 def test_cli_renders_a_run_folder(tmp_path, history, capsys):
     make_run(tmp_path, history)
     assert viz.__main__.main([str(tmp_path)]) == 0
@@ -379,6 +380,7 @@ def test_run_folder_with_missing_inputs(tmp_path, history, capsys):
     assert viz.__main__.main([str(tmp_path / "missing")]) == 2
 
 
+@pytest.mark.slow
 def test_render_run_reads_the_config_through_the_run_folder(tmp_path, history, capsys):
     import json
 
