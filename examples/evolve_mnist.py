@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-parameters", type=int, default=None,
                    help="stop pruning at this many parameters, edges + neuron biases (default: per --start and "
                         "--quick, see RULES below)")
-    p.add_argument("--grow", type=int, default=0, help="new neurons proposed per round (default: %(default)s)")
+    p.add_argument("--grow-neurons", type=int, default=0,
+                   help="new neurons proposed per round (default: %(default)s); --grow-score picks the edges' rule")
     p.add_argument("--constant-budget", action="store_true", help="grow as many edges as pruned each round")
     p.add_argument("--decay", choices=["constant", "cosine"], default="constant",
                    help="decay of the edit fractions over the rounds (default: %(default)s)")
@@ -302,7 +303,7 @@ def summarize(history: History, model: FreeNet, test: dict[str, float], data, ar
         + totals.get("add_edge", 0) - final.num_edges,
         "neurons_removed": totals.get("remove_neuron", 0),
         "neurons_added": totals.get("add_neuron", 0),
-        "rounds": len(history) - 2,
+        "rounds": sum(record.phase == "evolve" for record in history.rounds),
         "seed": args.seed,
     }
 
@@ -332,7 +333,10 @@ def main(argv: list[str] | None = None, callbacks: Sequence[Callable[[FreeEvolve
     if args.data:
         data = load_table(args.data, target=args.target, standardize=args.standardize, seed=args.seed)
     else:
-        data = load_dataset(args.dataset, root=args.data_root)
+        try:
+            data = load_dataset(args.dataset, root=args.data_root)
+        except NCGError as error:  # the library names its argument, this command line its flag
+            raise NCGError(str(error).replace("pass root=ROOT", "pass --data-root ROOT")) from None
     task = getattr(data, "task", "classification")
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = (s.tensors for s in (data.train, data.val, data.test))
     if args.quick:
@@ -353,7 +357,7 @@ def main(argv: list[str] | None = None, callbacks: Sequence[Callable[[FreeEvolve
         rounds=args.rounds, epochs_per_round=args.epochs, final_epochs=args.final_epochs, tau=args.tau,
         measure=args.measure, prune_score=args.prune_score, grow_score=args.grow_score,
         evolve=not args.no_evolve, remove_dead=not args.keep_dead, stop_when_unchanged=not args.keep_going,
-        budget=EditBudget(prune_fraction=args.prune_fraction, add_fraction=args.add_fraction, grow_neurons=args.grow,
+        budget=EditBudget(prune_fraction=args.prune_fraction, add_fraction=args.add_fraction, grow_neurons=args.grow_neurons,
                           regrow=args.constant_budget, decay=args.decay,
                           target_edges=target_edges(args.target_parameters, biases)),
         record_samples=args.record_samples, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr, seed=args.seed, progress=True,
@@ -398,6 +402,7 @@ def main(argv: list[str] | None = None, callbacks: Sequence[Callable[[FreeEvolve
     if not args.no_figures:
         from viz import render_run
 
+        say(f"rendering the figures into {folder.path} (--no-figures skips them)")
         render_run(folder.path)
         summary["wall_seconds_with_figures"] = round(time.perf_counter() - start, 1)
     folder.write_summary(summary)

@@ -54,6 +54,7 @@ def test_evolve_mnist_quick_writes_a_complete_run_folder(quick_run):
     assert saved == summary
     assert 0.5 < saved["test_accuracy"] <= 1.0
     assert saved["edges_pruned"] > 0
+    assert saved["rounds"] == config["args"]["rounds"]  # the evolve rounds, as the evolution figure's title says
     assert saved["edges"] < saved["initial_edges"]
     assert nx.read_graphml(out / "graph.graphml").number_of_edges() == saved["edges"]
     pngs = sorted(out.glob("*.png"))
@@ -67,7 +68,7 @@ def test_evolve_mnist_help_lists_the_knobs():
     result = subprocess.run([sys.executable, str(EXAMPLES / "evolve_mnist.py"), "--help"],
                             capture_output=True, text=True, check=True)
     for flag in ("--dataset", "--neurons", "--epochs", "--rounds", "--tau", "--seed", "--device", "--out", "--quick",
-                 "--resume", "--overwrite", "--allow-config-change"):
+                 "--resume", "--overwrite", "--allow-config-change", "--grow-neurons", "--grow-score"):
         assert flag in result.stdout
     assert "(default: None)" not in result.stdout and "(default: False)" not in result.stdout
     assert "(default: 512; --quick: 48)" in " ".join(result.stdout.split())
@@ -113,6 +114,14 @@ def test_evolve_mnist_logs_to_tensorboard(tmp_path):
     events.Reload()
     assert {"graph/edges", "val/accuracy", "timing/seconds_per_step"} <= set(events.Tags()["scalars"])
     assert "topology" in events.Tags()["images"]
+
+
+def test_custom_ncg_help_explains_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        _load("custom_ncg").main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for line in ("--epochs EPOCHS training epochs (default: 30)", "--seed SEED seed of"):
+        assert line in shown, line
 
 
 def test_custom_ncg_quick():
@@ -263,3 +272,4 @@ def test_cli_errors_are_a_message_not_a_traceback(tmp_path):
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: Fashion-MNIST IDX files not found")
+    assert "pass --data-root ROOT" in result.stderr and "root=ROOT" not in result.stderr.replace("--data-root ROOT", "")

@@ -392,3 +392,11 @@ def test_render_run_reads_the_config_through_the_run_folder(tmp_path, history, c
     (tmp_path / "config.json").write_text(json.dumps({"format": "ncg.run", "version": 99}))
     with pytest.raises(NCGError, match="has version 99"):
         viz.render_run(tmp_path, verbose=False)
+
+
+def test_cli_help_names_the_installed_command(capsys):
+    from viz.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: ncg-viz ")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m viz RUN_DIR`` (or ``ncg-viz RUN_DIR``) renders a run's figures.
+"""Command line: ``ncg-viz RUN_DIR`` (or ``python -m viz RUN_DIR``) renders a run's figures.
 
 Prints the path of every file written, one per line; notes about skipped figures go to stderr.
 """
@@ -13,7 +13,7 @@ from viz.run import FIGURES, render_run
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, render the run folder, print the written paths; return the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m viz",
+        prog="ncg-viz",
         description="Render every figure of a finished ncg run folder into it: "
         + "; ".join(f"{name} ({what})" for name, what in FIGURES.items()),
     )
