@@ -40,14 +40,14 @@ block's density alone, without :data:`DENSE_MIN_SHARE`), or all dense, or all sp
 DENSE_MIN_DENSITY = 0.5
 """``auto`` makes a block dense when at least this fraction of the pairs it could receive
 (earlier positions in its span, and forward pairs inside it) are edges: about where BLAS GEMMs
-overtake the compiled sparse pass in a training step at batch 256 (AMD EPYC, AVX-512, 2026-12-04).
-The main job's own nets decide it: after its first prune (210k edges) the step took 9.5 ms all
-sparse against 12.9 ms with its four densest blocks (40-50%) as slabs on one thread, 8.9 against
-10.2 ms on two; after the second (105k), 6.2 against 8.4 ms. Random DAGs agree up to ~0.45 (512
-and 2,048 neurons at density 0.2-0.3 stepped 1.4-1.8x faster all sparse) and split around 0.5
-(784 input nodes + 517 neurons at density 0.5: all sparse 11.3 against 13.0 ms on one thread,
-10.5 against 8.7 ms on two). The earlier 0.15 predates the edge-gradient kernel that reduces
-sixteen edges at a time."""
+overtake the compiled sparse pass in a training step at batch 256 (AMD EPYC, AVX-512). On the
+main job's net after its first prune (210k edges) the step took 9.5 ms all sparse against 12.9 ms
+with its four densest blocks (40-50%) as slabs on one thread, 8.9 against 10.2 ms on two; after
+the second (105k), 6.2 against 8.4 ms. Random DAGs agree up to ~0.45 (512 and 2,048 neurons at
+density 0.2-0.3 stepped 1.4-1.8x faster all sparse) and split around 0.5 (784 input nodes + 517
+neurons at density 0.5: all sparse 11.3 against 13.0 ms on one thread, 10.5 against 8.7 ms on
+two). These pairs were timed by hand; ``benchmarks/bench_paths.py`` times the main job's
+all-sparse plans against the blocked path and against the plans without :data:`DENSE_MIN_SHARE`."""
 
 DENSE_MIN_SHARE = 0.25
 """``auto`` keeps its dense blocks only where together they receive at least this share of the
@@ -57,8 +57,8 @@ whole-network FreeNet leaves its one-call training path
 (:func:`ncg.kernels.sparse.graph_train_forward`). The main job's net after its second prune (105k
 edges), whose one dense block was its last output neuron (624 of its edges), stepped in 4.34 ms
 all sparse against 6.55 ms with that block dense (batch 256, one thread, AMD EPYC, AVX-512,
-2026-12-04, ``benchmarks/bench_paths.py``); on its complete start, where the dense blocks receive
-98% of the edges, they stay."""
+``python benchmarks/bench_paths.py --threads 1``, its "no share rule" column); on its complete
+start, where the dense blocks receive 98% of the edges, they stay."""
 
 DENSE_MAX_CELLS = 1 << 24
 """``auto`` never makes a block dense whose weight slab would hold more entries than this
