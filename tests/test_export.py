@@ -1,6 +1,7 @@
 """Exporting a FreeNet: the plain module, torch.export programs and ONNX files agree with it."""
 from __future__ import annotations
 
+import sys
 import zipfile
 
 import pytest
@@ -170,3 +171,9 @@ def test_bad_arguments(tmp_path):
         export_onnx(net, 3)
     with pytest.raises(NCGError, match="opset_version must be an int >= 11, got 9"):
         export_onnx(net, tmp_path / "net.onnx", opset_version=9)
+
+
+def test_onnx_export_without_onnx_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    with pytest.raises(ModuleNotFoundError, match=r'pip install "ncg\[export\]"'):
+        export_onnx(FreeNet(NCG.complete(4, num_outputs=2), in_features=3), tmp_path / "net.onnx")

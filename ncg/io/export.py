@@ -50,6 +50,7 @@ True
 """
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import warnings
@@ -318,6 +319,8 @@ def export_onnx(net: FreeNet, path: str | os.PathLike, opset_version: int = 17) 
     NCGError
         ``net`` is not a FreeNet, ``path`` does not end in ``.onnx``, or ``opset_version`` is
         not an int >= 11.
+    ModuleNotFoundError
+        The ``onnx`` package is not installed (``pip install "ncg[export]"``).
 
     Examples
     --------
@@ -330,6 +333,8 @@ def export_onnx(net: FreeNet, path: str | os.PathLike, opset_version: int = 17) 
     path = _check_path(path, ".onnx")
     if not isinstance(opset_version, int) or opset_version < 11:
         raise NCGError(f"opset_version must be an int >= 11, got {opset_version!r}")
+    if importlib.util.find_spec("onnx") is None:
+        raise ModuleNotFoundError('export_onnx needs the onnx package: pip install "ncg[export]"')
     with warnings.catch_warnings():  # the deprecated TorchScript exporter, chosen on purpose
         warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\._internal\.torchscript_exporter")
