@@ -23,11 +23,11 @@ import time
 
 import torch
 
-from ncg import NCG, FreeNet
+from ncg import NCG, FreeNet, presets
 from ncg.datasets import mnist
 from ncg.evolve.apply import apply_edits, rewire
 from ncg.evolve.coactivation import CoactivationRecorder, record_coactivation
-from ncg.evolve.loop import EditBudget, EvolveConfig, FreeEvolve
+from ncg.evolve.loop import EvolveConfig, FreeEvolve
 from ncg.train import train_epoch
 
 
@@ -67,8 +67,8 @@ def evolve_round(evolve: FreeEvolve, x: torch.Tensor, y: torch.Tensor, samples: 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--hidden", type=int, default=512)
-    p.add_argument("--record-samples", type=int, default=10_000)
+    p.add_argument("--hidden", type=int, default=presets.MAIN.neurons)
+    p.add_argument("--record-samples", type=int, default=presets.MAIN.record_samples)
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args(argv)
     torch.manual_seed(0)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     x = torch.cat([data.train.tensors[0], data.val.tensors[0]])
     y = torch.cat([data.train.tensors[1], data.val.tensors[1]])
     model = FreeNet(NCG.complete(args.hidden + 10, num_outputs=10, seed=0), in_features=784, seed=0)
-    config = EvolveConfig(record_samples=args.record_samples, budget=EditBudget(prune_fraction=0.2))
+    config = EvolveConfig(record_samples=args.record_samples, **presets.COACTIVATION.config())
     evolve = FreeEvolve(model, config)
     edges = model.edge_index.shape[1]
 

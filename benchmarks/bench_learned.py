@@ -484,7 +484,7 @@ def render(args: argparse.Namespace, info: dict, models: list[Model], medians: d
     net = models[0]
     source = f"`{args.run}/model.pt`" if args.run else "the main job run by this benchmark"
     lines = [
-        f"Run of {info['date']}: `python benchmarks/bench_learned.py{' ' + ' '.join(args.argv) if args.argv else ''}`. "
+        f"Command: `python benchmarks/bench_learned.py{' ' + ' '.join(args.argv) if args.argv else ''}`. "
         f"{info['cpu']} ({info['isa']}), {info['cores']} cores, torch {info['torch']} with 1 and "
         f"{counts['default']} threads (its default here), Python {info['python']}, OMP_WAIT_POLICY "
         f"{info['omp_wait_policy']}, load average {info['load']:.1f} at the start. Net: {source}, "

@@ -7,11 +7,11 @@ MNIST samples:
 
 1. **one call against the blocked evaluator**: a training step (forward, cross-entropy,
    backward, ``ncg.train.adam``) of each round's all-sparse net on the one-call path
-   (``ncg.kernels.sparse.graph_train_forward``) and on the blocked path it replaced, the same
-   net and plan; and the same step while an activation hook records firing rates (the last
+   (``ncg.kernels.sparse.graph_train_forward``) and on the blocked path (``FreeNet.path =
+   "blocked"``), the same net and plan; and the same step while an activation hook records firing rates (the last
    epoch of a round, ``CoactivationRecorder(pairs=False)``), on each path;
 2. **``DENSE_MIN_SHARE``**: the step of each round's net with its plan built under the default
-   share and under a share of 0 (every block dense that its density makes dense);
+   share and without it (``evaluator="density"``: every block dense that its density makes dense);
 3. **inference** of the learned net at batch 256 and 10,000 against MLP 784-512-10 alone (no
    other model interleaved, unlike ``bench_learned.py``).
 
@@ -39,29 +39,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 import evolve_mnist  # noqa: E402
 from common import interleaved_medians, machine  # noqa: E402
 
-import ncg.schedule as schedule  # noqa: E402
 from ncg import FreeNet  # noqa: E402
 from ncg.datasets import mnist  # noqa: E402
-from ncg.evolve import CoactivationRecorder  # noqa: E402
-from ncg.run_folder import RunFolder  # noqa: E402
+from ncg.evolve import CoactivationRecorder, FreeEvolve, RoundRecord  # noqa: E402
 from ncg.train import adam  # noqa: E402
 
 
 def main_job_nets(quick: bool) -> list[FreeNet]:
     """The main job's network after each round's edits (the first is what round 2 trains)."""
     nets: list[FreeNet] = []
-    write_round = RunFolder.write_round
 
-    def keep(folder: RunFolder, history, model: FreeNet, extra: dict) -> None:
-        write_round(folder, history, model, extra)
-        nets.append(copy.deepcopy(model))
+    def keep(evolve: FreeEvolve, record: RoundRecord) -> None:
+        nets.append(copy.deepcopy(evolve.model))
 
-    RunFolder.write_round = keep
-    try:
-        with tempfile.TemporaryDirectory() as out:
-            evolve_mnist.main(["--no-figures", "--device", "cpu", "--out", out, *(["--quick"] if quick else [])])
-    finally:
-        RunFolder.write_round = write_round
+    with tempfile.TemporaryDirectory() as out:
+        evolve_mnist.main(["--no-figures", "--device", "cpu", "--out", out, *(["--quick"] if quick else [])],
+                          callbacks=[keep])
     return nets[:-1]  # the last one is the fine-tuned copy of the one before
 
 
@@ -69,13 +62,10 @@ def step(net: FreeNet, x: torch.Tensor, y: torch.Tensor, one_call: bool, hook: b
     """One training step of ``net`` on its one-call path or on the blocked evaluator, with or
     without a firing-rate recorder as its activation hook."""
     optimizer = adam(net.parameters(), lr=1e-3)
-    net.plan()
-    frozen = net._plan_cache[3]
-    eligible = frozen.trains_in_one_call
+    net.path = "auto" if one_call else "blocked"
     recorder = CoactivationRecorder(net, pairs=False) if hook else None
 
     def run() -> None:
-        frozen.trains_in_one_call = eligible and one_call
         net.activation_hook = recorder.update if recorder else None
         optimizer.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(net(x), y).backward()
@@ -85,15 +75,10 @@ def step(net: FreeNet, x: torch.Tensor, y: torch.Tensor, one_call: bool, hook: b
     return run
 
 
-def with_share(net: FreeNet, share: float) -> FreeNet:
-    """A copy of ``net`` whose plan is built under ``DENSE_MIN_SHARE = share``."""
-    twin, default = copy.deepcopy(net), schedule.DENSE_MIN_SHARE
-    twin._plan_cache = None
-    schedule.DENSE_MIN_SHARE = share
-    try:
-        twin.plan()
-    finally:
-        schedule.DENSE_MIN_SHARE = default
+def without_share(net: FreeNet) -> FreeNet:
+    """A copy of ``net`` whose blocks are chosen by their density alone, without ``DENSE_MIN_SHARE``."""
+    twin = copy.deepcopy(net)
+    twin.evaluator = "density"
     return twin
 
 
@@ -112,19 +97,19 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{info['cpu']} ({info['isa']}), {info['cores']} cores, torch {torch.__version__} at {args.threads} "
           f"thread(s), load average {info['load']:.1f}; medians of {repeats} interleaved repeats, batch 256\n")
     print("| net (trains in round) | edges | dense blocks | step, one call ms | step, blocked ms | ratio | "
-          "recording step, one call ms | recording step, blocked ms | ratio | step, share 0 ms | ratio to default |")
+          "recording step, one call ms | recording step, blocked ms | ratio | step, no share rule ms | ratio to default |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     result: dict[str, float] = {}
     for k, net in enumerate(nets, start=2):
-        bare = with_share(net, 0.0)
+        bare = without_share(net)
         calls = {"one": step(net, x, y, True, False), "blocked": step(copy.deepcopy(net), x, y, False, False),
                  "rec_one": step(copy.deepcopy(net), x, y, True, True),
                  "rec_blocked": step(copy.deepcopy(net), x, y, False, True),
                  "share0": step(bare, x, y, True, False)}
         t = {name: 1e3 * s for name, s in interleaved_medians(calls, repeats).items()}
-        dense = bare.plan()[0].kinds.count("dense")
-        print(f"| round {k} | {net.weight.numel():,} | {dense} under share 0, "
-              f"{net.plan()[0].kinds.count('dense')} by default | {t['one']:.2f} | {t['blocked']:.2f} | "
+        dense = bare.execution_plan().dense_blocks
+        print(f"| round {k} | {net.weight.numel():,} | {dense} without the share rule, "
+              f"{net.execution_plan().dense_blocks} by default | {t['one']:.2f} | {t['blocked']:.2f} | "
               f"{t['one'] / t['blocked']:.2f} | {t['rec_one']:.2f} | {t['rec_blocked']:.2f} | "
               f"{t['rec_one'] / t['rec_blocked']:.2f} | {t['share0']:.2f} | {t['share0'] / t['one']:.2f} |")
         result.update({f"round{k}_{name}_ms": round(value, 3) for name, value in t.items()})

@@ -394,7 +394,7 @@ def _count(value: int | None) -> str:
 
 def render(args, info: dict, complete: list[dict], sparse: list[dict], scale: list[dict], result: dict) -> str:
     lines = [
-        f"Run of {info['date']}: `python benchmarks/bench_scale.py{' ' + ' '.join(args.argv) if args.argv else ''}`. "
+        f"Command: `python benchmarks/bench_scale.py{' ' + ' '.join(args.argv) if args.argv else ''}`. "
         f"{info['cpu']} ({info['isa']}), {info['cores']} cores, torch threads: {info['threads']}, "
         f"torch {info['torch']}, Python {info['python']}, sweep backend `{info['backend']}`, "
         f"OMP_WAIT_POLICY {info['omp_wait_policy']}, load average {info['load']:.1f} at the start. "

@@ -2,7 +2,6 @@
 description of the machine every table names."""
 from __future__ import annotations
 
-import datetime
 import os
 import platform
 import statistics
@@ -37,7 +36,7 @@ def interleaved_medians(
 
 def machine() -> dict:
     """What a run's tables were measured on: CPU model and vector ISA (AVX-512 / AVX2), cores,
-    torch threads and version, Python, the sweep backend, OMP_WAIT_POLICY, load average, date."""
+    torch threads and version, Python, the sweep backend, OMP_WAIT_POLICY, load average."""
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -49,5 +48,4 @@ def machine() -> dict:
             "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "backend": backend(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
-            "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
-            "date": datetime.date.today().isoformat()}
+            "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")}

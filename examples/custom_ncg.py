@@ -38,9 +38,9 @@ def build_graph(num_hidden: int = 24, num_outputs: int = 10) -> NCG:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="two epochs")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch order (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="two epochs: a smoke run")
     args = p.parse_args(argv)
     epochs = 2 if args.quick else args.epochs
     torch.manual_seed(args.seed)
@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
     strongest = max(g.edges(data=True), key=lambda e: abs(e[2]["weight"]))
     print(f"test accuracy {test['accuracy']:.3f}")
     print(f"summary: {info}")
+    print("  graph_parameters: edges + one bias per neuron (the graph's numbers); parameters: PyTorch's count, "
+          "which adds the dense encoder's neurons x in_features weights (ncg.io.summary)")
     print(f"strongest edge: {strongest[0]} -> {strongest[1]} (w = {strongest[2]['weight']:+.3f})")
     return {"test_accuracy": test["accuracy"], **info}
 

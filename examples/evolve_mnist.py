@@ -44,10 +44,11 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 
-from ncg import NCG, FreeNet, distributed
+from ncg import NCG, FreeNet, distributed, presets
 from ncg.activations import ACTIVATIONS
 from ncg.build import sparse_start
 from ncg.errors import NCGError
@@ -60,27 +61,34 @@ from ncg.run_folder import RunFolder
 from ncg.train import evaluate
 
 DATASETS = ("mnist", "fashion-mnist", "emnist", "digits")
-FULL = {"neurons": 512, "epochs": 2, "rounds": 4, "final_epochs": 3, "record_samples": 10_000}
-QUICK = {"neurons": 48, "epochs": 1, "rounds": 2, "final_epochs": 1, "record_samples": 500}
+SCHEDULE = presets.MAIN
+"""The main job's schedule (:mod:`ncg.presets`), which the flags' defaults spend."""
+
+
+def _sizes(schedule: presets.Schedule) -> dict:
+    return {"neurons": schedule.neurons, "epochs": schedule.epochs_per_round, "rounds": schedule.rounds,
+            "final_epochs": schedule.final_epochs, "record_samples": schedule.record_samples}
+
+
+def _rules(rules: presets.RuleSet, target_parameters: int | None) -> dict:
+    return {"prune_score": rules.prune_score, "grow_score": rules.grow_score, "prune_fraction": rules.prune_fraction,
+            "add_fraction": rules.add_fraction, "target_parameters": target_parameters}
+
+
+FULL, QUICK = _sizes(SCHEDULE), _sizes(presets.QUICK)
 """Sizes of the main job and of ``--quick``; a flag given explicitly overrides either."""
-BATCH_SIZE = 256
+BATCH_SIZE = SCHEDULE.batch_size
 SMALL_TABLE = {"rows": 2000, "neurons": 64, "batch_size": 16, "steps": 300, "quick_steps": 50}
 """A ``--data`` table with fewer training rows than ``rows`` trains by steps, not epochs: batches of
 ``batch_size`` and enough epochs for ``steps`` optimizer steps per round (``quick_steps`` with
 ``--quick``), and half as many again to fine-tune, on ``neurons`` hidden neurons (``--quick``'s,
 if fewer). At 256 rows a batch, 106 rows would make one step per epoch. ``--neurons``,
 ``--batch-size``, ``--epochs`` and ``--final-epochs`` given explicitly win."""
-RULES = {
-    "whole": {"prune_score": "magnitude", "grow_score": "gradient", "prune_fraction": 0.6, "add_fraction": 0.1,
-              "target_parameters": 40_000},
-    "complete": {"prune_score": "coactivation", "grow_score": "coactivation", "prune_fraction": 0.2,
-                 "add_fraction": 0.02, "target_parameters": None},
-    "sparse": {"prune_score": "coactivation", "grow_score": "coactivation", "prune_fraction": 0.2,
-               "add_fraction": 0.02, "target_parameters": None},
-}
+RULES = {"whole": _rules(presets.GRANET, presets.SPARSE_PARAMETERS),
+         "complete": _rules(presets.COACTIVATION, None), "sparse": _rules(presets.COACTIVATION, None)}
 """Rule defaults of each ``--start`` (``whole``: the best variant of docs/results.md's sparse table
 under the time limit; ``complete``: the first main job); explicit flags win."""
-QUICK_RULES = {"whole": {"target_parameters": 4_000}}
+QUICK_RULES = {"whole": {"target_parameters": presets.QUICK_SPARSE_PARAMETERS}}
 """Rule defaults that ``--quick`` replaces, per ``--start``."""
 WHERE_NOT_WHAT = ("out", "resume", "overwrite", "allow_config_change", "no_figures", "device", "data_root")
 """Flags that say where or how a run is computed, not what: they may differ on ``--resume``."""
@@ -173,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-parameters", type=int, default=None,
                    help="stop pruning at this many parameters, edges + neuron biases (default: per --start and "
                         "--quick, see RULES below)")
-    p.add_argument("--grow", type=int, default=0, help="new neurons proposed per round (default: %(default)s)")
+    p.add_argument("--grow-neurons", type=int, default=0,
+                   help="new neurons proposed per round (default: %(default)s); --grow-score picks the edges' rule")
     p.add_argument("--constant-budget", action="store_true", help="grow as many edges as pruned each round")
     p.add_argument("--decay", choices=["constant", "cosine"], default="constant",
                    help="decay of the edit fractions over the rounds (default: %(default)s)")
@@ -183,9 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record-samples", type=int, default=None,
                    help=f"samples streamed to record coactivation and gradient scores (default: "
                         f"{FULL['record_samples']:,}; --quick: {QUICK['record_samples']:,})")
-    p.add_argument("--lr", type=float, default=1e-3,
+    p.add_argument("--lr", type=float, default=SCHEDULE.lr,
                    help="Adam learning rate of the evolve rounds (default: %(default)s)")
-    p.add_argument("--finetune-lr", type=float, default=2e-4,
+    p.add_argument("--finetune-lr", type=float, default=SCHEDULE.finetune_lr,
                    help="learning rate of the final fine-tuning epochs (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"training batch size, the global batch under torchrun (default: {BATCH_SIZE}; a --data table "
@@ -365,7 +374,7 @@ def summarize(history: History, model: FreeNet, test: dict[str, float], data, ar
         + totals.get("add_edge", 0) - final.num_edges,
         "neurons_removed": totals.get("remove_neuron", 0),
         "neurons_added": totals.get("add_neuron", 0),
-        "rounds": len(history) - 2,
+        "rounds": sum(record.phase == "evolve" for record in history.rounds),
         "seed": args.seed,
     }
 
@@ -394,8 +403,9 @@ def resume_command(argv: list[str]) -> str:
     return shlex.join(["python", "examples/evolve_mnist.py", *kept, "--resume"])
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Run the job of the flags ``argv`` (default: ``sys.argv[1:]``) and return its summary.
+def main(argv: list[str] | None = None, callbacks: Sequence[Callable[[FreeEvolve, RoundRecord], None]] = ()) -> dict:
+    """Run the job of the flags ``argv`` (default: ``sys.argv[1:]``) and return its summary;
+    ``callbacks`` run after each round, after its checkpoint.
 
     A run that stops before it saved its first round leaves no half-written folder
     (:meth:`RunFolder.abandon <ncg.run_folder.RunFolder.abandon>`). Ctrl-C raises a
@@ -407,7 +417,7 @@ def main(argv: list[str] | None = None) -> dict:
     folder = RunFolder(args.out)
     created = not folder.path.exists()
     try:
-        return run(args, folder)
+        return run(args, folder, callbacks)
     except BaseException as error:
         left = folder.abandon(f"{type(error).__name__}: {error}", created) if distributed.is_main() else ""
         if not isinstance(error, KeyboardInterrupt):
@@ -419,7 +429,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise KeyboardInterrupt(line) from None
 
 
-def run(args: argparse.Namespace, folder: RunFolder) -> dict:
+def run(args: argparse.Namespace, folder: RunFolder,
+        callbacks: Sequence[Callable[[FreeEvolve, RoundRecord], None]] = ()) -> dict:
     """The body of :func:`main`: train, evolve, write ``folder``; return the summary."""
     start = time.perf_counter()
     torch.manual_seed(args.seed)
@@ -430,7 +441,10 @@ def run(args: argparse.Namespace, folder: RunFolder) -> dict:
     if args.data:
         data = load_table(args.data, target=args.target, standardize=args.standardize, task=args.task, seed=args.seed)
     else:
-        data = load_dataset(args.dataset, root=args.data_root)
+        try:
+            data = load_dataset(args.dataset, root=args.data_root)
+        except NCGError as error:  # the library names its argument, this command line its flag
+            raise NCGError(str(error).replace("pass root=ROOT", "pass --data-root ROOT")) from None
     task = getattr(data, "task", "classification")
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = (s.tensors for s in (data.train, data.val, data.test))
     if args.quick:
@@ -458,7 +472,7 @@ def run(args: argparse.Namespace, folder: RunFolder) -> dict:
         rounds=args.rounds, epochs_per_round=args.epochs, final_epochs=args.final_epochs, tau=args.tau,
         measure=args.measure, prune_score=args.prune_score, grow_score=args.grow_score,
         evolve=not args.no_evolve, remove_dead=not args.keep_dead, stop_when_unchanged=not args.keep_going,
-        budget=EditBudget(prune_fraction=args.prune_fraction, add_fraction=args.add_fraction, grow_neurons=args.grow,
+        budget=EditBudget(prune_fraction=args.prune_fraction, add_fraction=args.add_fraction, grow_neurons=args.grow_neurons,
                           regrow=args.constant_budget, decay=args.decay,
                           target_edges=target_edges(args.target_parameters, biases)),
         record_samples=args.record_samples, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr, seed=args.seed, progress=True,
@@ -484,7 +498,7 @@ def run(args: argparse.Namespace, folder: RunFolder) -> dict:
             folder.write_round(evolve.history, model, extra)
         distributed.barrier()
 
-    callbacks = [checkpoint]
+    callbacks = [checkpoint, *callbacks]
     if args.tensorboard and distributed.is_main():
         from ncg.tensorboard import TensorBoardCallback
         from viz import draw_topology
@@ -505,6 +519,7 @@ def run(args: argparse.Namespace, folder: RunFolder) -> dict:
     if not args.no_figures:
         from viz import explore, render_run
 
+        say(f"rendering the figures into {folder.path} (--no-figures skips them)")
         render_run(folder.path)
         explore(folder.path, folder.path / "explorer.html", summary=summary)
         summary["wall_seconds_with_figures"] = round(time.perf_counter() - start, 1)

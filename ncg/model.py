@@ -31,17 +31,56 @@ from ncg.kernels.reference import reference_forward
 from ncg.kernels.sparse import csr_infer, graph_train_forward
 from ncg.schedule import MODES, Plan, build_plan
 
-__all__ = ["FreeNet", "SquareReLU", "EVALUATORS", "state_shapes"]
+__all__ = ["FreeNet", "SquareReLU", "EVALUATORS", "ExecutionPlan", "PATHS", "state_shapes"]
 
 Evaluator = Callable[[Tensor, Tensor, Plan, Tensor, int], Tensor]
 
 EVALUATORS: dict[str, Evaluator] = {
-    "auto": blocked_forward, "dense": blocked_forward, "sparse": blocked_forward, "reference": reference_forward,
+    "auto": blocked_forward, "density": blocked_forward, "dense": blocked_forward, "sparse": blocked_forward,
+    "reference": reference_forward,
 }
 """DAG evaluators by name; each maps ``(u [N, B], weight [E], plan, codes [N], push_from) -> h [N, B]``
 (``push_from``: leading rows whose gradient nobody reads, :func:`~ncg.kernels.blocked.blocked_forward`).
-``auto``, ``dense`` and ``sparse`` are the blocked evaluator with each block's kind chosen from
-its density, or forced (:func:`ncg.schedule.block_kinds`); ``reference`` is the per-neuron loop."""
+``auto``, ``density``, ``dense`` and ``sparse`` are the blocked evaluator with each block's kind
+chosen from its density, or forced (:func:`ncg.schedule.block_kinds`); ``reference`` is the
+per-neuron loop."""
+
+PATHS = ("auto", "blocked", "one_call")
+"""What :attr:`FreeNet.path` asks of :meth:`FreeNet.forward`: the fastest path that applies
+(``auto``), the blocked evaluator always (``blocked``: no compiled one-call kernel), or the
+one-call kernels, raising :class:`~ncg.errors.NCGError` where they do not apply (``one_call``)."""
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    """Which path :meth:`FreeNet.forward` runs, and why (:meth:`FreeNet.execution_plan`).
+
+    Attributes
+    ----------
+    training : {"one_call", "blocked", "reference"}
+        With autograd: one compiled call each way
+        (:func:`~ncg.kernels.sparse.graph_train_forward`), the blocked evaluator
+        (:func:`~ncg.kernels.blocked.blocked_forward`, fed by the input nodes or by a dense
+        encoder), or the per-neuron loop.
+    inference : {"one_call", "blocked", "reference"}
+        Without autograd: one compiled call (:func:`~ncg.kernels.sparse.csr_infer`), or the
+        same as ``training`` otherwise.
+    reason : str
+        Why, in words.
+    path : str
+        The :data:`PATHS` entry asked for.
+    dense_blocks : int
+        Blocks of the plan evaluated as dense slabs.
+
+    The one-call kernels run where a compiled kernel exists for the tensors' device and dtype
+    and the input needs no gradient; elsewhere ``forward`` takes the blocked path.
+    """
+
+    training: str
+    inference: str
+    reason: str
+    path: str = "auto"
+    dense_blocks: int = 0
 
 ENCODERS = ("auto", "linear", "random", "graph")
 DECODERS = ("auto", "identity", "linear")
@@ -95,6 +134,9 @@ class FreeNet(nn.Module):
     activation_hook : callable or None
         If set, called by :meth:`forward` with the detached activations ``[B, N]`` (neuron-id
         order); Free-Evolve uses it to record coactivation during training at no extra pass.
+    path : {"auto", "blocked", "one_call"}
+        Which path :meth:`forward` follows (:data:`PATHS`); :meth:`execution_plan` says which
+        runs and why.
     """
 
     def __init__(
@@ -110,6 +152,7 @@ class FreeNet(nn.Module):
         evaluator: str = "auto",
         seed: int | None = None,
         init_scale: float | None = None,
+        path: str = "auto",
     ) -> None:
         super().__init__()
         if not isinstance(graph, NCG):
@@ -167,13 +210,15 @@ class FreeNet(nn.Module):
             with torch.no_grad():
                 self.decoder.weight.uniform_(-bound, bound, generator=gen)
                 self.decoder.bias.uniform_(-bound, bound, generator=gen)
-        self._plan_cache: tuple[tuple, Plan, Tensor, _Frozen] | None = None
+        self._cached: _Cached | None = None
+        self._path = "auto"
         self.activation_hook: Callable[[Tensor], None] | None = None
         self.init_scale = ACTIVATIONS[activation].init_scale if init_scale is None else float(init_scale)
         self._load_graph(graph)
         if self.init_scale != 1.0:
             with torch.no_grad():
                 self.weight.mul_(self.init_scale)
+        self.path = path
 
     def _init_encoder_rows(self, rows: Tensor, generator: torch.Generator | None) -> None:
         with torch.no_grad():
@@ -212,7 +257,7 @@ class FreeNet(nn.Module):
         # The topology constraint (ncg.layers) is read by the graph edits alone, on the CPU; it is
         # not in the state_dict (checkpoints and GraphML store it with the graph).
         self.layer, self.allowed_layers = (None if t is None else t.cpu().clone() for t in graph.constraint.values())
-        self._plan_cache = None
+        self._cached = None
 
     @property
     def num_neurons(self) -> int:
@@ -364,10 +409,45 @@ class FreeNet(nn.Module):
     def plan(self) -> tuple[Plan, Tensor]:
         """The evaluation plan and per-position activation codes, cached until the graph, the
         block size, the evaluator or an activation changes."""
+        cached = self._state()
+        return cached.plan, cached.codes
+
+    def execution_plan(self) -> ExecutionPlan:
+        """Which path :meth:`forward` runs on this topology, with and without autograd, and why.
+
+        Examples
+        --------
+        >>> from ncg.build import sparse_start
+        >>> net = FreeNet(sparse_start(6, 4, 2, fan_in=2, seed=0), in_features=6)
+        >>> net.execution_plan().training
+        'one_call'
+        >>> net.path = "blocked"
+        >>> net.execution_plan().training, net.execution_plan().reason
+        ('blocked', "path='blocked' asked for")
+        >>> FreeNet(NCG.complete(4, num_outputs=2), in_features=3).execution_plan().inference
+        'blocked'
+        """
+        return self._state().execution
+
+    @property
+    def path(self) -> str:
+        """The :data:`PATHS` entry :meth:`forward` follows; set it to force a path (benchmarks,
+        tests). ``one_call`` raises :class:`~ncg.errors.NCGError` on a net it does not apply to."""
+        return self._path
+
+    @path.setter
+    def path(self, value: str) -> None:
+        if value not in PATHS:
+            raise NCGError(f"path must be one of {PATHS}, got {value!r}")
+        self._path, self._cached = value, None
+        if value != "auto":
+            self.execution_plan()
+
+    def _state(self) -> _Cached:
         ei = self.edge_index
         key = (id(ei), ei._version, id(self.outputs), self.outputs._version, id(self.inputs), ei.device,
-               self.block_size, self.evaluator, self.activation, self.output_activation)
-        if self._plan_cache is None or self._plan_cache[0] != key:
+               self.block_size, self.evaluator, self.activation, self.output_activation, self._path)
+        if self._cached is None or self._cached.key != key:
             # Normal tensors even under torch.inference_mode(): the plan outlives the call, and
             # training after an inference-mode evaluation must be able to save them for backward.
             with torch.inference_mode(False):
@@ -377,8 +457,10 @@ class FreeNet(nn.Module):
                 codes[self.outputs.cpu()] = ACTIVATIONS[self.output_activation].code
                 codes[self.inputs.cpu()] = ACTIVATIONS["identity"].code
                 plan, codes = plan.to(ei.device), codes[plan.perm].to(ei.device)
-                self._plan_cache = (key, plan, codes, _Frozen.of(plan, codes, self.inputs, self.outputs))
-        return self._plan_cache[1], self._plan_cache[2]
+                fast = _FastPaths.of(plan, codes, self.inputs, self.outputs)
+                execution = _execution(fast, plan, self.encoder_kind, self.evaluator, self._path)
+                self._cached = _Cached(key, plan, codes, fast, execution)
+        return self._cached
 
     def order_position(self) -> Tensor:
         """``position[v]``: neuron ``v``'s place in the stored topological order."""
@@ -403,20 +485,20 @@ class FreeNet(nn.Module):
         needs it or ``input_grads`` asks for their rows of ``u.grad``; without ``input_grads``, a
         network with input nodes builds no ``u`` (None is returned in its place), and with
         ``outputs_only`` its ``h`` is the output neurons' rows alone (in decoder order)."""
-        plan, codes = self.plan()
-        frozen = self._plan_cache[3]
+        cached = self._state()
+        plan, codes, fast = cached.plan, cached.codes, cached.fast
         x = self._flatten(x)
-        push_from = 0 if input_grads or x.requires_grad else frozen.leading_inputs
+        push_from = 0 if input_grads or x.requires_grad else fast.leading_inputs
         dtype = self.weight.dtype
-        bias = frozen.position_bias(self.bias, plan)
+        bias = fast.position_bias(self.bias, plan)
         if self.encoder_kind == "graph" and not input_grads and self.evaluator != "reference":
             with torch.autocast(device_type=x.device.type, enabled=False):
-                h = graph_input_forward(x, bias, self.weight, plan, codes, frozen.input_pos, push_from,
-                                        frozen.inputs_in_order, frozen.out_pos if outputs_only else None)
+                h = graph_input_forward(x, bias, self.weight, plan, codes, fast.input_pos, push_from,
+                                        fast.inputs_in_order, fast.out_pos if outputs_only else None)
             return None, h, plan
         if self.encoder_kind == "graph":  # input node f holds feature f; its bias is unused
             u = bias.unsqueeze(1).expand(-1, x.shape[0])
-            u = u.index_copy(0, frozen.input_pos, x.to(dtype).t().contiguous())
+            u = u.index_copy(0, fast.input_pos, x.to(dtype).t().contiguous())
         else:
             enc = self.encoder.weight if plan.identity else self.encoder.weight[plan.perm]
             u = torch.addmm(bias.unsqueeze(1), enc, x.to(enc.dtype).t()).to(dtype)
@@ -453,7 +535,8 @@ class FreeNet(nn.Module):
         follows its edges, with no ``[N, B]`` tensor and no Python per block. With autograd, such
         a network whose input nodes lead the position order in feature order (and whose
         activations' derivatives are functions of ``h``) trains in one compiled call each way
-        (:func:`~ncg.kernels.sparse.graph_train_forward`).
+        (:func:`~ncg.kernels.sparse.graph_train_forward`). :meth:`execution_plan` names the path
+        and why; :attr:`path` forces one.
         """
         if not torch.is_grad_enabled() and self.activation_hook is None:
             out = self._infer(x)
@@ -479,35 +562,33 @@ class FreeNet(nn.Module):
         else None); or None where it does not apply (a dense encoder, a dense block, input nodes
         out of feature order, an activation that needs ``z``, ``x`` that needs a gradient,
         another device or dtype)."""
-        if self.encoder_kind != "graph" or self.evaluator == "reference":
+        cached = self._state()
+        if cached.execution.training != "one_call":
             return None
-        plan, codes = self.plan()
-        frozen = self._plan_cache[3]
+        plan, codes, fast = cached.plan, cached.codes, cached.fast
         x = self._flatten(x)
-        if x.requires_grad or not frozen.trains_in_one_call:  # it implies inputs leading in feature order
+        if x.requires_grad:
             return None
-        result = graph_train_forward(x.to(self.weight.dtype), self.bias, self.weight, plan, codes, frozen.bias_pos,
-                                     frozen.out_pos, check=not frozen.train_checked, states=states)
+        result = graph_train_forward(x.to(self.weight.dtype), self.bias, self.weight, plan, codes, fast.bias_pos,
+                                     fast.out_pos, check=not fast.train_checked, states=states)
         if result is None:
             return None
-        frozen.train_checked = True
+        fast.train_checked = True
         return result if states else (result, None)
 
     def _infer(self, x: Tensor) -> Tensor | None:
         """The output neurons' ``[B, K]`` from the one-call inference kernel, or None where it
         does not apply (a dense encoder, dense blocks, another device or dtype)."""
-        if self.encoder_kind != "graph" or self.evaluator == "reference":
+        cached = self._state()
+        if cached.execution.inference != "one_call":
             return None
-        plan, codes = self.plan()
-        frozen = self._plan_cache[3]
-        if not frozen.all_sparse:
-            return None
+        plan, codes, fast = cached.plan, cached.codes, cached.fast
         x = self._flatten(x)
         if x.dtype != self.weight.dtype or not x.is_contiguous():
             x = x.to(self.weight.dtype).contiguous()
-        bias, w_csr = frozen.parameters(self.bias, self.weight, plan)
-        out = csr_infer(x, plan, bias, w_csr, codes, frozen.input_pos, frozen.out_pos, check=not frozen.checked)
-        frozen.checked = frozen.checked or out is not None
+        bias, w_csr = fast.parameters(self.bias, self.weight, plan)
+        out = csr_infer(x, plan, bias, w_csr, codes, fast.input_pos, fast.out_pos, check=not fast.checked)
+        fast.checked = fast.checked or out is not None
         return out
 
     @torch.no_grad()
@@ -633,11 +714,12 @@ def state_shapes(graph: NCG, config: dict) -> dict[str, tuple[int, ...]]:
 
 
 @dataclass
-class _Frozen:
+class _FastPaths:
     """What the fast paths need of one plan, computed once per topology: whether every block is
     sparse, the rows of the input nodes and outputs, how many leading rows are input nodes
-    (whether they are rows ``0..F-1`` in feature order), and whether the compiled inference
-    kernel has validated the plan's structure."""
+    (whether they are rows ``0..F-1`` in feature order); and what they learn on the way: whether
+    the compiled kernels have validated the plan's structure, and the weights gathered in CSR
+    order."""
 
     all_sparse: bool
     input_pos: Tensor
@@ -672,7 +754,7 @@ class _Frozen:
         return bias if plan.identity else bias[plan.perm]
 
     @classmethod
-    def of(cls, plan: Plan, codes: Tensor, inputs: Tensor, outputs: Tensor) -> _Frozen:
+    def of(cls, plan: Plan, codes: Tensor, inputs: Tensor, outputs: Tensor) -> _FastPaths:
         """``codes``: the activation code of each position."""
         input_pos = plan.position[inputs].contiguous()
         count = input_pos.numel()
@@ -682,6 +764,44 @@ class _Frozen:
         all_sparse = all(kind == "sparse" for kind in plan.kinds)
         one_call = all_sparse and in_order and not needs_preactivation(codes[count:])
         return cls(all_sparse, input_pos, bias_pos, plan.position[outputs].contiguous(), lead, in_order, one_call)
+
+
+@dataclass(frozen=True)
+class _Cached:
+    """The plan of one topology and configuration (``key``), with what the paths need of it."""
+
+    key: tuple
+    plan: Plan
+    codes: Tensor
+    fast: _FastPaths
+    execution: ExecutionPlan
+
+
+def _execution(fast: _FastPaths, plan: Plan, encoder: str, evaluator: str, path: str) -> ExecutionPlan:
+    """The :class:`ExecutionPlan` of a plan whose fast-path facts are ``fast``."""
+    dense = plan.kinds.count("dense")
+    if evaluator == "reference":
+        chosen = ExecutionPlan("reference", "reference", "evaluator='reference': the per-neuron loop", path, dense)
+    elif encoder != "graph":
+        chosen = ExecutionPlan("blocked", "blocked", f"a {encoder} encoder feeds every neuron: one matrix product, "
+                               "then the blocked evaluator", path, dense)
+    elif path == "blocked":
+        chosen = ExecutionPlan("blocked", "blocked", "path='blocked' asked for", path, dense)
+    elif not fast.all_sparse:
+        chosen = ExecutionPlan("blocked", "blocked", f"{dense} of {len(plan.kinds)} blocks dense: the one-call "
+                               "kernels need every block sparse", path, dense)
+    elif not fast.inputs_in_order:
+        chosen = ExecutionPlan("blocked", "one_call", "every block sparse, but the input nodes do not lead the "
+                               "position order in feature order, which training in one call needs", path, dense)
+    elif not fast.trains_in_one_call:
+        chosen = ExecutionPlan("blocked", "one_call", "every block sparse, but an activation's derivative needs "
+                               "its pre-activation, which training in one call does not keep", path, dense)
+    else:
+        chosen = ExecutionPlan("one_call", "one_call", "every block sparse and the input nodes leading in feature "
+                               "order: one compiled call each way", path, dense)
+    if path == "one_call" and chosen.training != "one_call":
+        raise NCGError(f"path='one_call' does not apply to this net: {chosen.reason}")
+    return chosen
 
 
 def _non_inputs(num_neurons: int, inputs: Tensor) -> Tensor:

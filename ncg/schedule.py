@@ -33,20 +33,21 @@ from ncg.errors import CycleError, NCGError
 __all__ = ["topological_generations", "find_cycle", "Plan", "build_plan", "block_kinds", "MODES",
            "DENSE_MIN_DENSITY", "DENSE_MIN_SHARE", "DENSE_MAX_CELLS"]
 
-MODES = ("auto", "dense", "sparse")
-"""How :func:`build_plan` evaluates blocks: chosen per block, or all dense, or all sparse."""
+MODES = ("auto", "density", "dense", "sparse")
+"""How :func:`build_plan` evaluates blocks: chosen per block (``auto``; ``density``: by each
+block's density alone, without :data:`DENSE_MIN_SHARE`), or all dense, or all sparse."""
 
 DENSE_MIN_DENSITY = 0.5
 """``auto`` makes a block dense when at least this fraction of the pairs it could receive
 (earlier positions in its span, and forward pairs inside it) are edges: about where BLAS GEMMs
-overtake the compiled sparse pass in a training step at batch 256 (AMD EPYC, AVX-512, 2026-12-04).
-The main job's own nets decide it: after its first prune (210k edges) the step took 9.5 ms all
-sparse against 12.9 ms with its four densest blocks (40-50%) as slabs on one thread, 8.9 against
-10.2 ms on two; after the second (105k), 6.2 against 8.4 ms. Random DAGs agree up to ~0.45 (512
-and 2,048 neurons at density 0.2-0.3 stepped 1.4-1.8x faster all sparse) and split around 0.5
-(784 input nodes + 517 neurons at density 0.5: all sparse 11.3 against 13.0 ms on one thread,
-10.5 against 8.7 ms on two). The earlier 0.15 predates the edge-gradient kernel that reduces
-sixteen edges at a time."""
+overtake the compiled sparse pass in a training step at batch 256 (AMD EPYC, AVX-512). On the
+main job's net after its first prune (210k edges) the step took 9.5 ms all sparse against 12.9 ms
+with its four densest blocks (40-50%) as slabs on one thread, 8.9 against 10.2 ms on two; after
+the second (105k), 6.2 against 8.4 ms. Random DAGs agree up to ~0.45 (512 and 2,048 neurons at
+density 0.2-0.3 stepped 1.4-1.8x faster all sparse) and split around 0.5 (784 input nodes + 517
+neurons at density 0.5: all sparse 11.3 against 13.0 ms on one thread, 10.5 against 8.7 ms on
+two). These pairs were timed by hand; ``benchmarks/bench_paths.py`` times the main job's
+all-sparse plans against the blocked path and against the plans without :data:`DENSE_MIN_SHARE`."""
 
 DENSE_MIN_SHARE = 0.25
 """``auto`` keeps its dense blocks only where together they receive at least this share of the
@@ -56,8 +57,8 @@ whole-network FreeNet leaves its one-call training path
 (:func:`ncg.kernels.sparse.graph_train_forward`). The main job's net after its second prune (105k
 edges), whose one dense block was its last output neuron (624 of its edges), stepped in 4.34 ms
 all sparse against 6.55 ms with that block dense (batch 256, one thread, AMD EPYC, AVX-512,
-2026-12-04, ``benchmarks/bench_paths.py``); on its complete start, where the dense blocks receive
-98% of the edges, they stay."""
+``python benchmarks/bench_paths.py --threads 1``, its "no share rule" column); on its complete
+start, where the dense blocks receive 98% of the edges, they stay."""
 
 DENSE_MAX_CELLS = 1 << 24
 """``auto`` never makes a block dense whose weight slab would hold more entries than this
@@ -270,7 +271,8 @@ def block_kinds(
     :data:`DENSE_MIN_DENSITY` of the pairs it could receive, ``(start - lo) * b + b (b - 1) / 2``
     for ``b = end - start``, and its slab has at most :data:`DENSE_MAX_CELLS` entries; unless
     the blocks so chosen receive less than :data:`DENSE_MIN_SHARE` of all the edges, in which case
-    every block is sparse.
+    every block is sparse. ``density`` chooses by :data:`DENSE_MIN_DENSITY` and
+    :data:`DENSE_MAX_CELLS` alone.
 
     Examples
     --------
@@ -279,12 +281,14 @@ def block_kinds(
     ('sparse', 'dense')
     >>> block_kinds(((0, 4, 0, 8), (4, 200, 0, 300)), np.array([6, 100]))  # dense: 6 of 106 edges
     ('sparse', 'sparse')
+    >>> block_kinds(((0, 4, 0, 8), (4, 200, 0, 300)), np.array([6, 100]), mode="density")
+    ('dense', 'sparse')
     >>> block_kinds(((0, 4, 0, 8),), np.array([0]), mode="dense")
     ('dense',)
     """
     if mode not in MODES:
         raise NCGError(f"mode must be one of {MODES}, got {mode!r}")
-    if mode != "auto":
+    if mode in ("dense", "sparse"):
         return tuple(mode for _ in blocks)
     kinds = []
     for (start, end, lo, _), count in zip(blocks, edges.tolist()):
@@ -293,7 +297,7 @@ def block_kinds(
         dense = pairs > 0 and count >= DENSE_MIN_DENSITY * pairs and (end - lo) * b <= DENSE_MAX_CELLS
         kinds.append("dense" if dense else "sparse")
     in_dense = sum(count for kind, count in zip(kinds, edges.tolist()) if kind == "dense")
-    if in_dense < DENSE_MIN_SHARE * edges.sum():
+    if mode == "auto" and in_dense < DENSE_MIN_SHARE * edges.sum():
         return tuple("sparse" for _ in blocks)
     return tuple(kinds)
 
@@ -314,7 +318,7 @@ def build_plan(
     tie_break : Tensor, optional
         Key ordering neurons inside a generation (e.g. their topological position); by default
         the neuron id.
-    mode : {"auto", "dense", "sparse"}, default "auto"
+    mode : {"auto", "density", "dense", "sparse"}, default "auto"
         How blocks are evaluated (:func:`block_kinds`).
 
     Returns

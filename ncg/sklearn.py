@@ -53,6 +53,7 @@ from ncg.evolve import EditBudget, EvolveConfig, FreeEvolve
 from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES
 from ncg.kernels.sweep import ACTIVATION_CODES
 from ncg.model import FreeNet
+from ncg.presets import ESTIMATOR, ESTIMATOR_RULES
 
 __all__ = ["FreeNetClassifier", "FreeNetRegressor"]
 
@@ -105,21 +106,21 @@ class _FreeNetEstimator(BaseEstimator):
 
     def __init__(
         self,
-        n_hidden: int = 32,
+        n_hidden: int = ESTIMATOR.neurons,
         max_parameters: int | float = 0.3,
         start_density: float = 1.0,
-        rounds: int = 4,
-        epochs_per_round: int = 5,
-        final_epochs: int = 10,
-        prune_score: str = "magnitude",
-        grow_score: str = "gradient",
-        prune_fraction: float = 0.5,
-        add_fraction: float = 0.1,
+        rounds: int = ESTIMATOR.rounds,
+        epochs_per_round: int = ESTIMATOR.epochs_per_round,
+        final_epochs: int = ESTIMATOR.final_epochs,
+        prune_score: str = ESTIMATOR_RULES.prune_score,
+        grow_score: str = ESTIMATOR_RULES.grow_score,
+        prune_fraction: float = ESTIMATOR_RULES.prune_fraction,
+        add_fraction: float = ESTIMATOR_RULES.add_fraction,
         tau: float = 0.25,
         activation: str = "relu",
-        lr: float = 1e-2,
-        finetune_lr: float | None = 2e-3,
-        batch_size: int = 64,
+        lr: float = ESTIMATOR.lr,
+        finetune_lr: float | None = ESTIMATOR.finetune_lr,
+        batch_size: int = ESTIMATOR.batch_size,
         weight_decay: float = 0.0,
         random_state: int | np.random.RandomState | None = None,
     ) -> None:

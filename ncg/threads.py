@@ -6,7 +6,7 @@ where another process holds a core it loses a lot: every barrier waits for the t
 scheduler has parked. A FreeNet's step at batch 256 runs ~15 such ops (Adam over the edge
 weights, the loss, the ``[N, B]`` buffers) around ncg's compiled kernels, and the kernels
 themselves keep a batch this small on the calling thread (a chunk is at least 2^24 row updates,
-``ncg/kernels/sweep.cpp``). Measured on the 2-core AMD EPYC (AVX-512) of 2026-12-04, train step
+``ncg/kernels/sweep.cpp``). Measured on a 2-core AMD EPYC (AVX-512), train step
 at batch 256 of a FreeNet with 784 input nodes and 517 neurons, two threads against one: at
 16k-42k edges 0.92-0.95x on an idle machine but 2.5-3.7x beside one busy process; at 85k-171k
 edges 0.65-0.72x idle and 1.7-1.9x beside the busy process.

@@ -72,13 +72,27 @@ def _input_graph(seed: int, edited: bool) -> NCG:
     return apply_edits(graph, edits, unreachable="ignore")[0]
 
 
-@settings(max_examples=40, deadline=None)
-@given(graph=dags(max_neurons=30), mode=st.sampled_from(MODES), activation=st.sampled_from(NEW),
-       output_activation=st.sampled_from(["identity", "relu", *NEW]), batch=st.sampled_from([1, 5, 70]))
-def test_random_dags_match_the_reference(graph, mode, activation, output_activation, batch):
+RANDOM_DAGS = given(graph=dags(max_neurons=30), mode=st.sampled_from(MODES), activation=st.sampled_from(NEW),
+                    output_activation=st.sampled_from(["identity", "relu", *NEW]), batch=st.sampled_from([1, 5, 70]))
+
+
+def _random_dag_matches(graph, mode, activation, output_activation, batch):
     fast, slow = _pair(graph, 3, mode, activation=activation, output_activation=output_activation)
     x = torch.randn(batch, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(batch))
     _assert_paths_agree(fast, slow, x)
+
+
+@settings(max_examples=8, deadline=None)
+@RANDOM_DAGS
+def test_random_dags_match_the_reference(graph, mode, activation, output_activation, batch):
+    _random_dag_matches(graph, mode, activation, output_activation, batch)
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None)
+@RANDOM_DAGS
+def test_many_random_dags_match_the_reference(graph, mode, activation, output_activation, batch):
+    _random_dag_matches(graph, mode, activation, output_activation, batch)
 
 
 @settings(max_examples=30, deadline=None)

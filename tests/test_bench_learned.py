@@ -20,6 +20,7 @@ def bench_learned():
     sys.path.remove(str(BENCHMARKS))
 
 
+@pytest.mark.slow
 def test_tiny_run_names_its_rows_and_keeps_the_hand_written_text(bench_learned, tmp_path, capsys):
     page = tmp_path / "benchmarks.md"
     page.write_text(f"# Benchmarks\n\nhand-written\n\n{bench_learned.BEGIN}\nold\n{bench_learned.END}\n\nafter\n")

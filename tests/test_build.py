@@ -109,6 +109,7 @@ def test_a_live_builder_is_waited_for_until_it_dies(tmp_path, capsys):
         assert not lock.exists()
 
 
+@pytest.mark.slow
 @needs_compiler
 def test_a_build_killed_midway_does_not_block_the_next_one(tmp_path, capsys, monkeypatch):
     """The acceptance test of issue 21."""

@@ -54,6 +54,7 @@ def runs(tmp_path_factory) -> tuple[dict, dict, dict]:
     return tuple(torch.load(path, weights_only=False) for path in paths)
 
 
+@pytest.mark.slow
 @needs_gloo
 def test_both_ranks_end_with_the_identical_graph_and_weights(runs):
     _, rank0, rank1 = runs
@@ -65,6 +66,7 @@ def test_both_ranks_end_with_the_identical_graph_and_weights(runs):
         assert rank0[name]["edits"] == rank1[name]["edits"] and sum(rank0[name]["edits"]) > 0, name
 
 
+@pytest.mark.slow
 @needs_gloo
 def test_the_weights_equal_a_one_process_run_with_the_same_global_batch(runs):
     one, rank0, _ = runs
@@ -79,6 +81,7 @@ def test_the_weights_equal_a_one_process_run_with_the_same_global_batch(runs):
     assert one["hebbian"]["edits"] == rank0["hebbian"]["edits"] and one["gradient"]["edits"] == rank0["gradient"]["edits"]
 
 
+@pytest.mark.slow
 @needs_gloo
 def test_a_rank_that_differs_is_an_error_on_every_rank(runs):
     one, rank0, rank1 = runs
@@ -88,6 +91,7 @@ def test_a_rank_that_differs_is_an_error_on_every_rank(runs):
             assert "after a deliberate change on rank 1: ranks [1] hold a different model" in rank[name]["mismatch"]
 
 
+@pytest.mark.slow
 @needs_gloo
 def test_bytes_per_step_and_per_round(runs):
     """What docs/scaling.md reports: 4 (P + 3) bytes of gradients per step (P parameters and one
@@ -141,6 +145,7 @@ def test_one_process_is_the_identity():
     assert distributed.init_from_env("cpu") == (0, 1) and not dist.is_initialized()
 
 
+@pytest.mark.slow
 @needs_gloo
 def test_a_sweep_spreads_its_cells_over_torchrun_ranks_and_rank_0_reports(tmp_path):
     out = tmp_path / "sweep"

@@ -1,7 +1,9 @@
 """The Python blocks of the README, the tutorial and the GraphML page run as written, in order,
-in one namespace per page (so the docs cannot silently rot)."""
+in one namespace per page (so the docs cannot silently rot), and the docs and docstrings describe
+the software as it is, with no work-log narration (its history goes to CHANGELOG.md)."""
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -34,6 +36,7 @@ def run_blocks(page: Path, namespace: dict) -> int:
     return len(blocks)
 
 
+@pytest.mark.slow
 def test_readme_code_runs(tmp_path, monkeypatch, capsys):
     """README.md's Python blocks, in order, in one namespace, in a fresh working folder (its
     Free-Evolve block trains on MNIST: 10-45 s of this test on one busy core), and the figures its
@@ -176,6 +179,7 @@ def readme_shell_commands() -> list[str]:
     return [command.strip() for line in lines if line for command in line.split("&&")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", readme_shell_commands())
 def test_readme_shell_commands_run_in_their_quick_form(command, tmp_path):
     """Every shell command of README.md has a quick form here, and the quick form runs; the
@@ -199,3 +203,61 @@ def test_readme_shell_commands_run_in_their_quick_form(command, tmp_path):
     assert done.returncode == 0, f"`{quick}` failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     if "report" in quick:
         assert (tmp_path / "docs" / "results.md").read_text() == (DOCS / "results.md").read_text()
+
+
+NARRATION = {
+    "a date": r"\b20\d\d-\d\d-\d\d\b",
+    "a session": r"\b(this|that|previous|earlier|later|next|another|each|a) sessions?\b|\bsessions\b",
+    "an issue": r"\b(the|this|that|an|its|which) issue\b|\bissue's\b|\bissue #?\d+",
+    "this task": r"\bthis task\b",
+    "a previous machine": r"\b(previous|old|other) machine\b",
+    "an old figure": r"\bwas \d[\d.,]*\s?(s|ms|seconds|x)\b|\bwent from\b",
+    "a former design": r"\bthe (old|former|earlier|previous) (path|design|code|kernel|version|evaluator|default)\b"
+                       r"|\bpredates?\b|\bpreviously\b",
+    "a work log": r"\bwe (tried|changed|replaced|rewrote)\b|\b(before|after) (this|that) (change|fix|rewrite|commit)\b"
+                  r"|\bthe runs? before (and after|this)\b",
+    "a lent device": r"\b(GPU|device|machine)s? (was|were|has been|have been) lent\b",
+}
+"""Work-log narration the docs and docstrings leave to CHANGELOG.md: they describe the software as it is."""
+
+
+def documentation() -> list[tuple[str, int, str]]:
+    """``(file, first line, text)`` of README.md, every docs/*.md page, and every docstring (and
+    string statement) of ncg/, viz/, examples/ and benchmarks/."""
+    found = [(page.relative_to(ROOT).as_posix(), 1, page.read_text())
+             for page in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]]
+    for folder in ("ncg", "viz", "examples", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                    found.append((path.relative_to(ROOT).as_posix(), node.lineno, node.value.value))
+    return found
+
+
+def narration(text: str) -> list[tuple[int, str, str]]:
+    """``(line offset, kind, words)`` of each piece of work-log narration in ``text``."""
+    return [(text.count("\n", 0, m.start()), kind, m[0])
+            for kind, pattern in NARRATION.items() for m in re.finditer(pattern, text, re.I)]
+
+
+@pytest.mark.parametrize("text", [
+    "Run of 2026-12-04: one thread.", "the previous session's machine", "as the issue asks",
+    "inference was 4.2 ms", "batch 10,000 went from 1.1x to 0.2x", "The earlier 0.15 predates the kernel",
+    "No GPU has been lent", "the runs before and after",
+])
+def test_narration_is_recognised(text):
+    assert narration(text), text
+
+
+@pytest.mark.parametrize("text", [
+    "import onnxruntime; session = ort.InferenceSession(path)", "the session loads the file",
+    "issues a TargetMissedWarning", "neurons that fire before the first prune", "it takes 2.1 ms",
+])
+def test_what_the_software_does_is_not_narration(text):
+    assert not narration(text), text
+
+
+def test_docs_and_docstrings_describe_the_software_not_its_history():
+    found = [f"{name}:{line + offset}: {kind} ({words!r})"
+             for name, line, text in documentation() for offset, kind, words in narration(text)]
+    assert not found, "history belongs in CHANGELOG.md:\n" + "\n".join(found)

@@ -35,6 +35,7 @@ def quick_run(tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow
 def test_evolve_mnist_quick_writes_a_complete_run_folder(quick_run):
     out, summary = quick_run
     for name in ("config.json", "metrics.csv", "metrics.json", "history.json", "model.pt",
@@ -53,6 +54,7 @@ def test_evolve_mnist_quick_writes_a_complete_run_folder(quick_run):
     assert saved == summary
     assert 0.5 < saved["test_accuracy"] <= 1.0
     assert saved["edges_pruned"] > 0
+    assert saved["rounds"] == config["args"]["rounds"]  # the evolve rounds, as the evolution figure's title says
     assert saved["edges"] < saved["initial_edges"]
     assert nx.read_graphml(out / "graph.graphml").number_of_edges() == saved["edges"]
     pngs = sorted(out.glob("*.png"))
@@ -66,7 +68,7 @@ def test_evolve_mnist_help_lists_the_knobs():
     result = subprocess.run([sys.executable, str(EXAMPLES / "evolve_mnist.py"), "--help"],
                             capture_output=True, text=True, check=True)
     for flag in ("--dataset", "--neurons", "--epochs", "--rounds", "--tau", "--seed", "--device", "--out", "--quick",
-                 "--resume", "--overwrite", "--allow-config-change"):
+                 "--resume", "--overwrite", "--allow-config-change", "--grow-neurons", "--grow-score"):
         assert flag in result.stdout
     assert "(default: None)" not in result.stdout and "(default: False)" not in result.stdout
     assert "(default: 512; --quick: 48)" in " ".join(result.stdout.split())
@@ -151,6 +153,7 @@ def test_the_task_of_a_table_can_be_overridden(tmp_path, capsys):
     assert "--task sets what a --data table's target is; pass --data FILE too" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_evolve_mnist_logs_to_tensorboard(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -163,11 +166,20 @@ def test_evolve_mnist_logs_to_tensorboard(tmp_path):
     assert "topology" in events.Tags()["images"]
 
 
+def test_custom_ncg_help_explains_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        _load("custom_ncg").main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for line in ("--epochs EPOCHS training epochs (default: 30)", "--seed SEED seed of"):
+        assert line in shown, line
+
+
 def test_custom_ncg_quick():
     result = _load("custom_ncg").main(["--quick"])
     assert result["neurons"] == 34 and 0.0 <= result["test_accuracy"] <= 1.0
 
 
+@pytest.mark.slow
 def test_export_graphml_on_a_run(quick_run, tmp_path):
     out, summary = quick_run
     analysis = _load("export_graphml").main([str(out), "--out", str(tmp_path / "g.graphml")])
@@ -175,6 +187,7 @@ def test_export_graphml_on_a_run(quick_run, tmp_path):
     assert analysis["edges"] == summary["edges"]
 
 
+@pytest.mark.slow
 def test_evolve_mnist_resume_continues_a_saved_run(quick_run):
     out, summary = quick_run
     with warnings.catch_warnings():
@@ -200,6 +213,7 @@ def quick_copy(quick_run, tmp_path):
     return out
 
 
+@pytest.mark.slow
 def test_a_new_run_refuses_a_folder_holding_another_run(quick_copy):
     config = (quick_copy / "config.json").read_bytes()
     command = [sys.executable, str(EXAMPLES / "evolve_mnist.py"), "--no-figures", "--out", str(quick_copy)]
@@ -215,6 +229,7 @@ def test_a_new_run_refuses_a_folder_holding_another_run(quick_copy):
     assert summary["rounds"] <= 1 and json.loads((quick_copy / "summary.json").read_text()) == summary
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_flags_unless_allowed(quick_copy):
     from ncg.errors import NCGError
 
@@ -275,6 +290,7 @@ def _rounds_saved(out: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_a_run_killed_at_any_point_resumes_to_the_uninterrupted_result(tmp_path):
     reference = tmp_path / "reference"
     _run_example(reference)
@@ -297,6 +313,7 @@ def test_a_run_killed_at_any_point_resumes_to_the_uninterrupted_result(tmp_path)
     assert killed >= 2, "the kill points were not reached"
 
 
+@pytest.mark.slow
 def test_cli_errors_are_a_message_not_a_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "evolve_mnist.py"), "--quick", "--no-figures", "--data-root", str(tmp_path),
@@ -305,6 +322,7 @@ def test_cli_errors_are_a_message_not_a_traceback(tmp_path):
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: Fashion-MNIST IDX files not found")
+    assert "pass --data-root ROOT" in result.stderr and "root=ROOT" not in result.stderr.replace("--data-root ROOT", "")
 
 
 def test_resume_of_a_folder_that_does_not_exist_is_an_error(tmp_path):

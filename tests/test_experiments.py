@@ -22,6 +22,7 @@ def sweep(tmp_path_factory):
     return out, run_sweep(["digits"], list(METHODS), [0, 1], TINY, out, progress=False)
 
 
+@pytest.mark.slow
 def test_every_method_trains_above_chance(sweep):
     _, rows = sweep
     assert {(r["method"], r["seed"]) for r in rows} == {(m, s) for m in METHODS for s in (0, 1)}

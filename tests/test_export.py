@@ -1,6 +1,7 @@
 """Exporting a FreeNet: the plain module, torch.export programs and ONNX files agree with it."""
 from __future__ import annotations
 
+import sys
 import zipfile
 
 import pytest
@@ -109,6 +110,7 @@ def test_program_agrees(kind, tmp_path):
     check(program, net)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_program_agrees_for_each_activation(activation, tmp_path):
     net = sparse_net(activation, "tanh")
@@ -139,6 +141,7 @@ def big_net() -> FreeNet:
     return FreeNet(sparse_start(784, 150, 10, fan_in=60, seed=0), in_features=784)
 
 
+@pytest.mark.slow
 def test_program_size_follows_the_edges(tmp_path):
     net = big_net()
     path = export_program(net, tmp_path / "net.pt2")
@@ -168,3 +171,9 @@ def test_bad_arguments(tmp_path):
         export_onnx(net, 3)
     with pytest.raises(NCGError, match="opset_version must be an int >= 11, got 9"):
         export_onnx(net, tmp_path / "net.onnx", opset_version=9)
+
+
+def test_onnx_export_without_onnx_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    with pytest.raises(ModuleNotFoundError, match=r'pip install "ncg\[export\]"'):
+        export_onnx(FreeNet(NCG.complete(4, num_outputs=2), in_features=3), tmp_path / "net.onnx")

@@ -3,12 +3,14 @@
 nothing into input nodes. Each is held against the per-neuron reference evaluator."""
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ncg import FreeNet
+from ncg import NCG, FreeNet
 from ncg.activations import ACTIVATIONS as TABLE
 from ncg.build import sparse_start
 from ncg.errors import NCGError
@@ -68,7 +70,7 @@ def test_inference_runs_in_one_compiled_call_and_caches_its_gathers():
     x = torch.randn(5, 20)
     with torch.no_grad():
         first = net(x)
-        frozen = net._plan_cache[3]
+        frozen = net._state().fast
         cached = frozen._parameters
         assert frozen.checked and cached is not None
         assert net(x).equal(first) and frozen._parameters is cached  # nothing changed: nothing gathered again
@@ -100,8 +102,9 @@ def test_one_call_training_matches_the_reference(seed, fan_in, batch, activation
     target = torch.randn(batch, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
     for model in (net, ref):
         (model(x) * target).sum().backward()
-    frozen = net._plan_cache[3]
+    frozen = net._state().fast
     assert frozen.trains_in_one_call == (frozen.inputs_in_order and not TABLE[activation].needs_preactivation)
+    assert (net.execution_plan().training == "one_call") == frozen.trains_in_one_call
     assert frozen.train_checked == (frozen.trains_in_one_call and cpp_available())
     torch.testing.assert_close(net(x), ref(x), rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(net.weight.grad, ref.weight.grad, rtol=1e-10, atol=1e-10)
@@ -112,13 +115,11 @@ def test_one_call_training_equals_the_blocked_evaluator():
     # the same kernel sweeps both: outputs and weight gradients agree bit for bit
     net = FreeNet(sparse_start(30, 40, 5, fan_in=6, seed=3), in_features=30, evaluator="sparse")
     x = torch.randn(200, 30)
-    net.plan()
-    assert net._plan_cache[3].trains_in_one_call  # inputs in feature order, all sparse, relu
+    assert net.execution_plan().training == "one_call"  # inputs in feature order, all sparse, relu
     results = []
-    for one_call in (True, False):
+    for path in ("one_call", "blocked"):
         net.zero_grad(set_to_none=True)
-        net.plan()
-        net._plan_cache[3].trains_in_one_call = one_call
+        net.path = path
         out = net(x)
         out.square().sum().backward()
         results.append((out.detach(), net.weight.grad, net.bias.grad))
@@ -151,7 +152,7 @@ def test_an_activation_hook_sees_every_neuron_on_the_one_call_path():
     seen = []
     net.activation_hook = seen.append
     net(x).square().sum().backward()
-    assert net._plan_cache[3].train_checked and len(seen) == 1 and not seen[0].requires_grad
+    assert net._state().fast.train_checked and len(seen) == 1 and not seen[0].requires_grad
     assert net.weight.grad.equal(grads[0]) and net.bias.grad.equal(grads[1])
     net.activation_hook = None
     torch.testing.assert_close(seen[0], net.neuron_activations(x))
@@ -286,3 +287,39 @@ def test_edge_gradients_of_wide_rows_match_the_reference(batch):
     ref(x.double()).square().sum().backward()
     torch.testing.assert_close(net.weight.grad, ref.weight.grad.float(), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(net.bias.grad, ref.bias.grad.float(), rtol=1e-4, atol=1e-4)
+
+
+def test_the_execution_plan_names_the_path_and_why():
+    whole = FreeNet(sparse_start(30, 40, 5, fan_in=6, seed=3), in_features=30, evaluator="sparse")
+    plan = whole.execution_plan()
+    assert (plan.training, plan.inference, plan.path, plan.dense_blocks) == ("one_call", "one_call", "auto", 0)
+    assert "one compiled call" in plan.reason and whole.execution_plan() is plan  # cached with the plan
+    encoded = FreeNet(NCG.complete(8, num_outputs=2), in_features=3)
+    assert (encoded.execution_plan().training, encoded.execution_plan().inference) == ("blocked", "blocked")
+    assert "encoder" in encoded.execution_plan().reason
+    dense = FreeNet(sparse_start(30, 40, 5, fan_in=6, seed=3), in_features=30, evaluator="dense")
+    assert dense.execution_plan().training == "blocked" and "dense" in dense.execution_plan().reason
+    silu = FreeNet(sparse_start(30, 40, 5, fan_in=6, seed=3), in_features=30, evaluator="sparse", activation="silu")
+    assert silu.execution_plan().training in ("one_call", "blocked")
+    reference = FreeNet(sparse_start(30, 40, 5, fan_in=6, seed=3), in_features=30, evaluator="reference")
+    assert reference.execution_plan().training == reference.execution_plan().inference == "reference"
+
+
+def test_the_execution_plan_is_immutable():
+    plan = FreeNet(NCG.complete(8, num_outputs=2), in_features=3).execution_plan()
+    with pytest.raises(FrozenInstanceError):
+        plan.training = "one_call"
+
+
+def test_a_forced_path_is_followed_or_refused():
+    net = FreeNet(sparse_start(30, 40, 5, fan_in=6, seed=3), in_features=30, evaluator="sparse", path="blocked")
+    assert net.execution_plan().training == net.execution_plan().inference == "blocked"
+    assert "path='blocked'" in net.execution_plan().reason
+    x = torch.randn(7, 30)
+    blocked = net(x)
+    net.path = "auto"
+    torch.testing.assert_close(net(x), blocked)
+    with pytest.raises(NCGError, match="path='one_call' does not apply.*encoder"):
+        FreeNet(NCG.complete(8, num_outputs=2), in_features=3, path="one_call")
+    with pytest.raises(NCGError, match="path must be one of"):
+        net.path = "fastest"

@@ -4,7 +4,8 @@ A mutated table (CSV, npz, pt) may still be a valid table, so there the requirem
 an :class:`~ncg.errors.NCGError`, or splits whose every value is finite.
 
 Each test mutates a valid file (byte flips, overwritten runs, truncation, insertions) with
-hypothesis for a bounded number of examples, and requires one of two outcomes: an
+hypothesis for a bounded number of examples (a few in the default run, 2,000 under
+``-m slow``), and requires one of two outcomes: an
 :class:`~ncg.errors.NCGError` subclass, or a result identical to the source. Never another
 exception, a hang (hypothesis' deadline), a NaN model or a silently different one. The counts of
 inputs tried are printed (``pytest -s tests/test_fuzz.py``).
@@ -44,7 +45,13 @@ SIZES = settings(max_examples=40, deadline=timedelta(seconds=1), suppress_health
 PEAK_BYTES = 50 * 2**20
 DECLARED = st.one_of(st.integers(-2, 40), st.sampled_from([10**8, 10**10, 2**31, 2**63 - 1, 2**64]))
 """A size a mutated file may declare: small (near the true ones) or huge."""
+EXAMPLES = pytest.mark.parametrize("examples", [50, pytest.param(2000, marks=pytest.mark.slow)])
+"""Examples per fuzz test: 50 by default, 2,000 among the slow tests."""
 PROBE = torch.linspace(-1, 1, 5 * 6).reshape(5, 6)
+
+
+def fuzz(examples: int) -> settings:
+    return settings(max_examples=examples, deadline=timedelta(seconds=10), suppress_health_check=list(HealthCheck))
 
 
 @st.composite
@@ -122,10 +129,11 @@ def _attempt_bounded(name: str, load, check) -> None:
     assert peak < PEAK_BYTES, f"{name}: a peak of {peak / 2**20:.0f} MiB"
 
 
-def _fuzz_file(name: str, source: bytes, work: Path, load, check) -> None:
-    """Write mutations of ``source`` to ``work`` and require ``load(work)`` to raise or pass ``check``."""
+def _fuzz_file(name: str, source: bytes, work: Path, load, check, examples: int) -> None:
+    """Write ``examples`` mutations of ``source`` to ``work`` and require ``load(work)`` to raise or
+    pass ``check``."""
 
-    @FUZZ
+    @fuzz(examples)
     @given(st.data())
     def run(data):
         work.write_bytes(mutate(source, data.draw(mutations(len(source)))))
@@ -134,19 +142,22 @@ def _fuzz_file(name: str, source: bytes, work: Path, load, check) -> None:
     run()
 
 
-def test_mutated_graphml_loads_the_same_model_or_raises(files, tmp_path_factory):
+@EXAMPLES
+def test_mutated_graphml_loads_the_same_model_or_raises(files, tmp_path_factory, examples):
     folder, net, _ = files
     _fuzz_file("graphml", (folder / "inline.graphml").read_bytes(), tmp_path_factory.mktemp("graphml") / "net.graphml",
-               read_graphml, lambda model: _same_model(net, model))
+               read_graphml, lambda model: _same_model(net, model), examples)
 
 
-def test_mutated_checkpoints_load_the_same_model_or_raise(files, tmp_path_factory):
+@EXAMPLES
+def test_mutated_checkpoints_load_the_same_model_or_raise(files, tmp_path_factory, examples):
     folder, net, _ = files
     _fuzz_file("checkpoint", (folder / "model.pt").read_bytes(), tmp_path_factory.mktemp("ckpt") / "model.pt",
-               load_freenet, lambda loaded: _same_model(net, loaded[0]) and loaded[1] == {"round": 1})
+               load_freenet, lambda loaded: _same_model(net, loaded[0]) and loaded[1] == {"round": 1}, examples)
 
 
-def test_mutated_idx_files_read_the_same_array_or_raise(files, tmp_path_factory):
+@EXAMPLES
+def test_mutated_idx_files_read_the_same_array_or_raise(files, tmp_path_factory, examples):
     folder, _, images = files
     packed = (folder / "packed-idx3-ubyte.gz").read_bytes()
     raw = (folder / "raw-idx3-ubyte").read_bytes()
@@ -154,7 +165,7 @@ def test_mutated_idx_files_read_the_same_array_or_raise(files, tmp_path_factory)
 
     digest = hashlib.sha256(raw).hexdigest()
 
-    @FUZZ
+    @fuzz(examples)
     @given(st.data())
     def run(data):
         # gzip carries a CRC and a checked file (sha256=, as the loaders pass for known files)
@@ -267,24 +278,28 @@ def test_histories_declaring_other_shapes_load_the_same_or_raise(tmp_path):
     run()
 
 
-@FUZZ
-@given(
-    edges=st.lists(st.tuples(st.integers(-3, 12), st.integers(-3, 12)), max_size=30),
-    num_neurons=st.integers(-1, 10),
-    outputs=st.lists(st.integers(-2, 11), max_size=4),
-    inputs=st.lists(st.integers(-2, 11), max_size=3),
-)
-def test_arbitrary_edge_lists_build_a_valid_graph_or_raise(edges, num_neurons, outputs, inputs):
-    TRIED["edge list"] = TRIED.get("edge list", 0) + 1
-    edge_index = torch.tensor(edges, dtype=torch.long).reshape(-1, 2).t()
-    try:
-        graph = NCG(edge_index, num_neurons, torch.tensor(outputs, dtype=torch.long),
-                    inputs=torch.tensor(inputs, dtype=torch.long), unreachable="ignore")
-        net = FreeNet(graph, in_features=max(1, graph.num_inputs), seed=0)
-    except NCGError:
-        return
-    graph.validate(unreachable="ignore")
-    assert torch.isfinite(net(torch.randn(2, net.in_features))).all()
+@EXAMPLES
+def test_arbitrary_edge_lists_build_a_valid_graph_or_raise(examples):
+    @fuzz(examples)
+    @given(
+        edges=st.lists(st.tuples(st.integers(-3, 12), st.integers(-3, 12)), max_size=30),
+        num_neurons=st.integers(-1, 10),
+        outputs=st.lists(st.integers(-2, 11), max_size=4),
+        inputs=st.lists(st.integers(-2, 11), max_size=3),
+    )
+    def run(edges, num_neurons, outputs, inputs):
+        TRIED["edge list"] = TRIED.get("edge list", 0) + 1
+        edge_index = torch.tensor(edges, dtype=torch.long).reshape(-1, 2).t()
+        try:
+            graph = NCG(edge_index, num_neurons, torch.tensor(outputs, dtype=torch.long),
+                        inputs=torch.tensor(inputs, dtype=torch.long), unreachable="ignore")
+            net = FreeNet(graph, in_features=max(1, graph.num_inputs), seed=0)
+        except NCGError:
+            return
+        graph.validate(unreachable="ignore")
+        assert torch.isfinite(net(torch.randn(2, net.in_features))).all()
+
+    run()
 
 
 def test_sparse_start_survives_its_own_round_trip(tmp_path):

@@ -138,6 +138,7 @@ def test_input_pruning_may_disconnect_an_input_feature():
     assert not (pruned.edge_index[0] == 0).any()
 
 
+@pytest.mark.slow
 def test_set_style_evolution_moves_input_edges_at_a_constant_budget():
     torch.manual_seed(0)
     x = torch.rand(256, 16)
@@ -167,6 +168,7 @@ def test_graphml_and_checkpoint_round_trip_with_input_nodes(tmp_path):
     assert torch.equal(loaded(x), net(x)) and loaded.encoder_kind == "graph"
 
 
+@pytest.mark.slow
 def test_receptive_fields_are_drawn_from_input_edges(tmp_path):
     from viz.analysis import input_weights, plot_receptive_fields
 

@@ -125,6 +125,7 @@ def test_firing_rate_is_written_when_given(tmp_path, net):
         write_graphml(net, path, firing_rate=rate[:3])
 
 
+@pytest.mark.slow
 def test_graphml_round_trip_of_a_200k_edge_layered_net_is_exact(tmp_path):
     net = FreeNet(layered_start(784, 20_000, 10, depth=4, fan_in=10, seed=0), in_features=784, seed=0)
     path = tmp_path / "big.graphml"
@@ -156,6 +157,7 @@ READ_PEAK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_reading_a_million_edge_graphml_file_streams(tmp_path):  # 10 to 18 s
     net = FreeNet(layered_start(784, 100_000, 10, depth=8, fan_in=10, seed=0), in_features=784, seed=0)
     path = tmp_path / "big.graphml"

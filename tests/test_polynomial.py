@@ -74,6 +74,7 @@ def test_bad_arguments_name_themselves():
         polynomial_data(monomial(2), interval=(1.0, -1.0))
 
 
+@pytest.mark.slow
 def test_short_fit_of_x2_with_two_neurons_is_accurate():
     # x^2 = relu(x)^2 + relu(-x)^2 is exact with 2 neurons; an MLP [1, 1] cannot come close.
     data = polynomial_data(monomial(2), seed=0, num_points=1000)

@@ -22,6 +22,7 @@ from ncg.sklearn import FreeNetClassifier, FreeNetRegressor
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+@pytest.mark.slow
 @parametrize_with_checks([FreeNetClassifier(), FreeNetRegressor()])
 def test_sklearn_estimator_checks(estimator, check):
     """Every check of scikit-learn's check_estimator passes with the default parameters (none
@@ -98,6 +99,7 @@ def test_breast_cancer_accuracy():
     assert clf.score(X_test, y_test) > 0.93
 
 
+@pytest.mark.slow
 def test_diabetes_r2_and_multi_target_regression():
     X, y = load_diabetes(return_X_y=True)
     scores = cross_val_score(FreeNetRegressor(random_state=0), X, y, cv=KFold(5, shuffle=True, random_state=0))

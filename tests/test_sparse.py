@@ -181,6 +181,7 @@ SCALE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_100k_neuron_sparse_freenet_trains_without_any_n_by_n_tensor():
     # One N x N float32 tensor would be 40 GB; the whole step must stay under 1.5 GiB of RSS.
     result = subprocess.run([sys.executable, "-c", SCALE], capture_output=True, text=True, timeout=300)

@@ -42,6 +42,7 @@ def test_scalars_per_round_read_back(tmp_path):
     assert {"weights/weight", "weights/bias"} <= set(events.Tags()["histograms"])
 
 
+@pytest.mark.slow
 def test_figure_per_round(tmp_path):
     pytest.importorskip("matplotlib")
     from viz import draw_topology

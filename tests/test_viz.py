@@ -348,6 +348,7 @@ def make_run(run_dir, history) -> FreeNet:
     return net
 
 
+@pytest.mark.slow
 def test_cli_renders_a_run_folder(tmp_path, history, capsys):
     make_run(tmp_path, history)
     assert viz.__main__.main([str(tmp_path)]) == 0
@@ -379,6 +380,7 @@ def test_run_folder_with_missing_inputs(tmp_path, history, capsys):
     assert viz.__main__.main([str(tmp_path / "missing")]) == 2
 
 
+@pytest.mark.slow
 def test_render_run_reads_the_config_through_the_run_folder(tmp_path, history, capsys):
     import json
 
@@ -390,3 +392,11 @@ def test_render_run_reads_the_config_through_the_run_folder(tmp_path, history, c
     (tmp_path / "config.json").write_text(json.dumps({"format": "ncg.run", "version": 99}))
     with pytest.raises(NCGError, match="has version 99"):
         viz.render_run(tmp_path, verbose=False)
+
+
+def test_cli_help_names_the_installed_command(capsys):
+    from viz.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: ncg-viz ")

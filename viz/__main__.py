@@ -1,5 +1,5 @@
-"""Command line: ``python -m viz RUN_DIR`` (or ``ncg-viz RUN_DIR``) renders a run's figures;
-``python -m viz explore RUN_OR_GRAPH [-o FILE.html]`` writes its explorer page (:func:`viz.explore`).
+"""Command line: ``ncg-viz RUN_DIR`` (or ``python -m viz RUN_DIR``) renders a run's figures;
+``ncg-viz explore RUN_OR_GRAPH [-o FILE.html]`` writes its explorer page (:func:`viz.explore`).
 
 Prints the path of every file written, one per line; notes about skipped figures go to stderr.
 """
@@ -16,7 +16,7 @@ from viz.run import FIGURES, render_run
 def explore_main(argv: list[str]) -> int:
     """``python -m viz explore``: write the explorer page of a run folder or graph file."""
     parser = argparse.ArgumentParser(
-        prog="python -m viz explore",
+        prog="ncg-viz explore",
         description="Write an interactive explorer page (one self-contained HTML file that opens from file://) "
         "of a run folder, a .pt checkpoint or a .graphml file.",
     )
@@ -40,10 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["explore"]:
         return explore_main(argv[1:])
     parser = argparse.ArgumentParser(
-        prog="python -m viz",
+        prog="ncg-viz",
         description="Render every figure of a finished ncg run folder into it: "
         + "; ".join(f"{name} ({what})" for name, what in FIGURES.items())
-        + ". 'python -m viz explore RUN_OR_GRAPH' writes its interactive explorer page instead.",
+        + ". 'ncg-viz explore RUN_OR_GRAPH' writes its interactive explorer page instead.",
     )
     parser.add_argument("run_dir", help="folder written by examples/evolve_mnist.py")
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print notes about skipped figures")

@@ -651,7 +651,8 @@ def plot_evolution_summary(
     for ax in axes.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Free-Evolve run: {len(records)} rounds, "
+    evolved = sum(record.phase == "evolve" for record in records)  # as summary.json counts them
+    fig.suptitle(f"Free-Evolve run: {evolved} rounds{' + fine-tuning' if records[-1].phase == 'finetune' else ''}, "
                  f"{records[0].num_edges:,} -> {records[-1].num_edges:,} edges")
     save_figure(fig, path)
     return fig

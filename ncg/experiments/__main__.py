@@ -21,6 +21,7 @@ import re
 import sys
 from pathlib import Path
 
+from ncg import presets
 from ncg.distributed import shard_from_env
 from ncg.errors import NCGError
 from ncg.experiments.methods import METHODS, PRESETS, Budget
@@ -35,10 +36,18 @@ def _shard(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-FULL = {"seeds": [0, 1, 2, 3, 4], "out": "results/main", "neurons": 512, "epochs": 8, "finetune_epochs": 3,
-        "rounds": 4, "train_samples": None, "record_samples": 10_000, "sparse_parameters": 40_000}
-QUICK = {"seeds": [0, 1], "out": "results/quick", "neurons": 32, "epochs": 4, "finetune_epochs": 1, "rounds": 2,
-         "train_samples": 5_000, "record_samples": 500, "sparse_parameters": 4_000}
+def _flags(schedule: presets.Schedule, **more: object) -> dict:
+    """The ``run`` flags that ``schedule`` sets, with ``more``."""
+    return {"neurons": schedule.neurons, "epochs": schedule.evolve_epochs, "finetune_epochs": schedule.final_epochs,
+            "rounds": schedule.rounds, "train_samples": schedule.train_samples,
+            "record_samples": schedule.record_samples, **more}
+
+
+SCHEDULE = presets.MAIN
+"""The main job's schedule, which ``run`` spends by default."""
+FULL = _flags(SCHEDULE, seeds=[0, 1, 2, 3, 4], out="results/main", sparse_parameters=presets.SPARSE_PARAMETERS)
+QUICK = _flags(presets.SWEEP_QUICK, seeds=[0, 1], out="results/quick",
+               sparse_parameters=presets.QUICK_SPARSE_PARAMETERS)
 """Defaults of ``run`` and of ``run --quick`` where they differ; a flag given explicitly wins."""
 
 
@@ -71,14 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--neurons", type=int, default=None, help=f"hidden neurons of the FreeNets {_default('neurons')}")
     run.add_argument("--epochs", type=int, default=None,
                      help=f"epochs of the first (evolve) stage {_default('epochs')}")
-    run.add_argument("--lr", type=float, default=1e-3, help="learning rate of the first stage (default: %(default)s)")
+    run.add_argument("--lr", type=float, default=SCHEDULE.lr, help="learning rate of the first stage (default: %(default)s)")
     run.add_argument("--finetune-epochs", type=int, default=None,
                      help=f"epochs of the fine-tuning stage, 0 for none {_default('finetune_epochs')}")
-    run.add_argument("--finetune-lr", type=float, default=2e-4,
+    run.add_argument("--finetune-lr", type=float, default=SCHEDULE.finetune_lr,
                      help="learning rate of the fine-tuning stage (default: %(default)s)")
     run.add_argument("--rounds", type=int, default=None,
                      help=f"Free-Evolve rounds in the first stage; they must divide --epochs {_default('rounds')}")
-    run.add_argument("--batch-size", type=int, default=256, help="training batch size (default: %(default)s)")
+    run.add_argument("--batch-size", type=int, default=SCHEDULE.batch_size, help="training batch size (default: %(default)s)")
     run.add_argument("--density", type=float, default=0.38,
                      help="target edges of the sparse baselines, a fraction of the complete DAG (default: %(default)s)")
     run.add_argument("--train-samples", type=int, default=None,

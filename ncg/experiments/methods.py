@@ -11,7 +11,7 @@ name                           model                               training
 ``mlp-neurons``                MLP, one hidden layer of N units    plain
 ``mlp-params``                 MLP with the sparse nets' params    plain
 ``dense``                      complete DAG of N (+ K outputs)     plain (Free-Evolve loop, ``evolve=False``)
-``free-evolve``                complete DAG                        Free-Evolve (the main job's rules)
+``free-evolve``                complete DAG                        Free-Evolve, coactivation rules
 ``magnitude``                  complete DAG                        the same loop, magnitude pruning
 ``saliency``                   complete DAG                        the same loop, saliency pruning
 ``imp``                        complete DAG                        IMP with rewinding to the target edges
@@ -70,6 +70,7 @@ from ncg.evolve.loop import EditBudget, EvolveConfig, FreeEvolve
 from ncg.graph import NCG
 from ncg.layers import CONNECTIONS, within_reach
 from ncg.model import FreeNet
+from ncg.presets import COACTIVATION, GRADUAL_MAGNITUDE, GRANET, IMP, MAIN, RIGL, SET, SPARSE_PARAMETERS, RuleSet
 from ncg.schedule import topological_generations
 from ncg.train import fit
 
@@ -106,15 +107,15 @@ class Budget:
         non-input neuron): 40,000 is under 10% of MLP 784-512-10.
     """
 
-    neurons: int = 512
-    stages: tuple[tuple[int, float], ...] = ((8, 1e-3), (3, 2e-4))
-    rounds: int = 4
-    batch_size: int = 256
+    neurons: int = MAIN.neurons
+    stages: tuple[tuple[int, float], ...] = MAIN.stages
+    rounds: int = MAIN.rounds
+    batch_size: int = MAIN.batch_size
     density: float = 0.38
     train_samples: int | None = None
-    record_samples: int = 10_000
-    imp_cycles: int = 2
-    sparse_parameters: int = 40_000
+    record_samples: int = MAIN.record_samples
+    imp_cycles: int = IMP.cycles
+    sparse_parameters: int = SPARSE_PARAMETERS
 
     def validate(self) -> Budget:
         """Raise :class:`~ncg.errors.NCGError` naming the first bad field."""
@@ -433,7 +434,7 @@ def _imp(target: Callable[[Setting], int]) -> Trainer:
         edges = min(target(setting), int(model.edge_index.shape[1]))
         result = iterative_magnitude_pruning(
             model, train, val, target_edges=edges, cycles=b.imp_cycles, epochs=b.stages,
-            rewind_epochs=1 if b.epochs > 1 else 0, batch_size=b.batch_size, seed=seed, task=setting.task,
+            rewind_epochs=IMP.rewind_epochs if b.epochs > 1 else 0, batch_size=b.batch_size, seed=seed, task=setting.task,
         )
         segments = [(epochs, freenet_macs(model, model.num_neurons, edges)) for epochs, edges in result.pop("segments")]
         return Trained(result, result.pop("epochs"), segments)
@@ -442,8 +443,9 @@ def _imp(target: Callable[[Setting], int]) -> Trainer:
 
 
 def free_evolve_config(setting: Setting, seed: int) -> EvolveConfig:
-    """The main job's rules (``examples/evolve_mnist.py``)."""
-    return evolve_config(setting, seed, budget=EditBudget(prune_fraction=0.2, add_fraction=0.02))
+    """Coactivation pruning and Hebbian growth (:data:`ncg.presets.COACTIVATION`, ``--start complete``
+    of ``examples/evolve_mnist.py``)."""
+    return evolve_config(setting, seed, **COACTIVATION.config())
 
 
 def _same_loop(prune_score: str) -> Callable[[Setting, int], EvolveConfig]:
@@ -456,8 +458,7 @@ def _same_loop(prune_score: str) -> Callable[[Setting, int], EvolveConfig]:
 def gradual_magnitude_config(setting: Setting, seed: int) -> EvolveConfig:
     """Gradual magnitude pruning of the whole network (input edges included) to the sparse
     budget: half the edges per round, stopping at :attr:`Setting.sparse_edges`."""
-    budget = EditBudget(prune_fraction=0.5, add_fraction=0.0, target_edges=setting.sparse_edges)
-    return replace(free_evolve_config(setting, seed), prune_score="magnitude", budget=budget)
+    return replace(free_evolve_config(setting, seed), **GRADUAL_MAGNITUDE.config(setting.sparse_edges))
 
 
 def _gradual(prune_score: str, grow_score: str) -> Callable[[Setting, int], EvolveConfig]:
@@ -466,8 +467,8 @@ def _gradual(prune_score: str, grow_score: str) -> Callable[[Setting, int], Evol
     on :attr:`Setting.sparse_edges` after 4 rounds (0.5^4 = 6% of the complete start)."""
 
     def configure(setting: Setting, seed: int) -> EvolveConfig:
-        budget = EditBudget(prune_fraction=0.6, add_fraction=0.1, target_edges=setting.sparse_edges)
-        return replace(free_evolve_config(setting, seed), prune_score=prune_score, grow_score=grow_score, budget=budget)
+        rules = replace(GRANET, prune_score=prune_score, grow_score=grow_score)
+        return replace(free_evolve_config(setting, seed), **rules.config(setting.sparse_edges))
 
     return configure
 
@@ -477,33 +478,27 @@ def _no_evolution(setting: Setting, seed: int) -> EvolveConfig:
 
 
 def set_config(setting: Setting, seed: int) -> EvolveConfig:
-    """SET (Mocanu et al. 2018): after each epoch drop the fraction zeta = 0.3 of the
-    smallest-magnitude edges and regrow as many at random, new weights drawn like the start."""
-    return evolve_config(
-        setting, seed, rounds=setting.budget.stages[0][0], prune_score="magnitude", grow_score="random",
-        grow_init="uniform", remove_dead=False, budget=EditBudget(prune_fraction=0.3, regrow=True),
-    )
+    """SET (:data:`ncg.presets.SET`): after each epoch drop the smallest-magnitude edges and
+    regrow as many at random."""
+    return _per_epoch(setting, seed, SET)
 
 
 def rigl_config(setting: Setting, seed: int) -> EvolveConfig:
-    """RigL (Evci et al. 2020): drop the smallest-magnitude edges, grow the non-edges with the
-    largest gradient at weight 0 (new weights 0); the fraction starts at 0.3 and decays with a
-    cosine to 0 at 75% of the updates. Updates once per epoch (Delta T = one epoch)."""
-    return evolve_config(
-        setting, seed, rounds=setting.budget.stages[0][0], prune_score="magnitude", grow_score="gradient",
-        remove_dead=False, budget=EditBudget(prune_fraction=0.3, regrow=True, decay="cosine", decay_end=0.75),
-    )
+    """RigL (:data:`ncg.presets.RIGL`): drop the smallest-magnitude edges, grow the non-edges
+    with the largest gradient at weight 0, once per epoch (Delta T = one epoch)."""
+    return _per_epoch(setting, seed, RIGL)
+
+
+def _per_epoch(setting: Setting, seed: int, rules: RuleSet, **overrides) -> EvolveConfig:
+    """``rules`` updating once per epoch of the first stage."""
+    return evolve_config(setting, seed, rounds=setting.budget.stages[0][0], **{**rules.config(), **overrides})
 
 
 def _constant(prune_score: str, grow_score: str, **overrides) -> Callable[[Setting, int], EvolveConfig]:
     """Rules at a constant edge budget, updated once per epoch, 30% cosine-decayed to 0 at 75%."""
 
     def configure(setting: Setting, seed: int) -> EvolveConfig:
-        return evolve_config(
-            setting, seed, rounds=setting.budget.stages[0][0], prune_score=prune_score, grow_score=grow_score,
-            remove_dead=False, budget=EditBudget(prune_fraction=0.3, regrow=True, decay="cosine", decay_end=0.75),
-            **overrides,
-        )
+        return _per_epoch(setting, seed, replace(RIGL, prune_score=prune_score, grow_score=grow_score), **overrides)
 
     return configure
 

@@ -22,32 +22,18 @@ generation. The module then computes
 
 So the file holds, per edge, one flat index (int32; int64 only for very large graphs) into the
 run-time slabs and one weight: 8 bytes per float32 edge, never a dense matrix over all possible
-edges. Measured on a 40,333-edge net (``sparse_start(784, 507, 10, fan_in=78, seed=0)``: 517
-neurons in 61 generations, 31,104 input edges), one thread:
-
-======================  ==============  ===================  ==============
-file                    bytes per edge  ms, batch of 256     ms, one sample
-======================  ==============  ===================  ==============
-ONNX, onnxruntime       8.9             4 - 8                0.2 - 0.3
-``.pt2``, torch.export  14.9            18 - 25              2.2 - 3.7
-======================  ==============  ===================  ==============
-
-(ranges over runs on a shared machine; the FreeNet itself: 1.2 - 1.4 and 0.05 - 0.1 ms). Past the 8 bytes of an edge, a file holds its graph: about
-2.3 KB (ONNX) or 4.4 KB (``.pt2``) per generation. onnxruntime folds the scatters into dense
-slabs once, when the session loads, so a call costs GEMMs only; the ``torch.export`` program
-rebuilds the slabs on every call. The slabs take ``4 (F M + M^2 / 2)`` bytes of memory at run
-time for ``F`` inputs and ``M`` neurons (2 MB here), never in the file.
-
-The alternative, a gather of each edge's source and a scatter-add into its target per
-generation (12 bytes per edge and no slab), took 25 / 4.8 ms with ``torch.export`` on the same
-net, and the TorchScript ONNX exporter translated its ``index_add`` into a scatter that drops
-repeated targets (wrong outputs, 185 ms per batch).
+edges. Past the 8 bytes of an edge, a file holds its graph: about 2.3 KB (ONNX) or 4.4 KB
+(``.pt2``) per generation. onnxruntime folds the scatters into dense slabs once, when it loads the
+file, so a call costs GEMMs only; the ``torch.export`` program rebuilds the slabs on every call.
+The slabs take ``4 (F M + M^2 / 2)`` bytes of memory at run time for ``F`` inputs and ``M``
+neurons, never in the file. ``python benchmarks/bench_learned.py`` times both forms against the
+FreeNet itself and MLPs (docs/benchmarks.md: 2.5-7x slower than the FreeNet's own kernel, 9-15
+bytes per edge).
 
 ONNX goes through the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``) with
 constant folding off, so the scatters stay in the graph (folding would store the dense slabs).
-It needs only the ``onnx`` package, exports that net in 1.6 s and writes 8.9 bytes per edge. The
-``dynamo=True`` exporter needs ``onnxscript`` as well and took 11.6 s for 12.3 bytes per edge
-(3.7 s and 18 bytes without its optimiser, and onnxruntime then rebuilds the slabs on every
+It needs only the ``onnx`` package; the ``dynamo=True`` exporter needs ``onnxscript`` as well,
+writes more bytes per edge, and without its optimiser leaves onnxruntime to rebuild the slabs on every
 call). torch deprecates the TorchScript exporter; :func:`export_onnx` silences that warning, and
 the module exports unchanged with ``dynamo=True`` the day it goes.
 
@@ -64,6 +50,7 @@ True
 """
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import warnings
@@ -332,6 +319,8 @@ def export_onnx(net: FreeNet, path: str | os.PathLike, opset_version: int = 17) 
     NCGError
         ``net`` is not a FreeNet, ``path`` does not end in ``.onnx``, or ``opset_version`` is
         not an int >= 11.
+    ModuleNotFoundError
+        The ``onnx`` package is not installed (``pip install "ncg[export]"``).
 
     Examples
     --------
@@ -344,6 +333,8 @@ def export_onnx(net: FreeNet, path: str | os.PathLike, opset_version: int = 17) 
     path = _check_path(path, ".onnx")
     if not isinstance(opset_version, int) or opset_version < 11:
         raise NCGError(f"opset_version must be an int >= 11, got {opset_version!r}")
+    if importlib.util.find_spec("onnx") is None:
+        raise ModuleNotFoundError('export_onnx needs the onnx package: pip install "ncg[export]"')
     with warnings.catch_warnings():  # the deprecated TorchScript exporter, chosen on purpose
         warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\._internal\.torchscript_exporter")
