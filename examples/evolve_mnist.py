@@ -50,7 +50,8 @@ import torch
 
 from ncg import NCG, FreeNet, distributed, presets
 from ncg.activations import ACTIVATIONS
-from ncg.build import sparse_start
+from ncg.build import lift_constraint, sparse_start
+from ncg.layers import within_reach
 from ncg.errors import NCGError
 from ncg.datasets import load_dataset
 from ncg.tables import TASKS, load_table
@@ -153,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hidden layer sizes summing to --neurons: the layered control of --start whole or sparse "
                         "(edges only between consecutive layers, kept by every edit; docs/evolve.md) (default: "
                         "layer-free)")
+    p.add_argument("--reach", type=int, default=None, metavar="HOPS",
+                   help="hop cap of --start whole: an edge between hidden neurons joins neurons at most HOPS apart in "
+                        "the topological order, kept by every edit (ncg.layers.within_reach; the sparse-local-granet "
+                        "rule of docs/results.md uses 16) (default: none)")
+    p.add_argument("--lift-layers", action="store_true",
+                   help="start from the --layers graph, then lift its constraint, so the rules may wire any neuron "
+                        "to any later one (start layered, then free the edges)")
     p.add_argument("--activation", default="relu", choices=[name for name in ACTIVATIONS if name != "identity"],
                    help="activation of every neuron (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None,
@@ -336,14 +344,26 @@ def say(*parts: object) -> None:
 
 
 def build_model(args: argparse.Namespace, data, device: torch.device) -> FreeNet:
-    """The starting FreeNet of a new run: ``--start``, ``--neurons``, ``--layers``, ``--activation``."""
+    """The starting FreeNet of a new run: ``--start``, ``--neurons``, ``--layers`` (``--lift-layers``),
+    ``--reach``, ``--activation``."""
     if args.layers and sum(args.layers) != args.neurons:
         raise NCGError(f"--layers {' '.join(map(str, args.layers))} sum to {sum(args.layers)}, but --neurons is "
                        f"{args.neurons}; give hidden layer sizes that sum to --neurons")
+    if args.reach is not None and args.start != "whole":
+        raise NCGError(f"--reach caps the hops of --start whole, got --start {args.start}")
+    if args.reach is not None and args.layers:
+        raise NCGError("--reach and --layers exclude each other: a hop cap is a layer-free start")
+    if args.lift_layers and not args.layers:
+        raise NCGError("--lift-layers lifts the constraint of a --layers start; give --layers too")
     if args.start in ("sparse", "whole"):
         wiring = {"fan_in": args.fan_in} if args.start == "sparse" else {"density": 1.0}
+        layers, connect = args.layers, "consecutive"
+        if args.reach is not None:
+            layers, connect = (1,) * args.neurons, within_reach(args.neurons + 2, args.reach)
         graph = sparse_start(data.num_features, args.neurons, data.num_classes, seed=args.seed,
-                             layers=args.layers, **wiring)
+                             layers=layers, connect=connect, **wiring)
+        if args.lift_layers:
+            graph = lift_constraint(graph)
     elif args.layers:
         raise NCGError("--layers needs --start whole or sparse (input nodes in layer 0)")
     else:

@@ -31,7 +31,7 @@ from ncg.errors import NCGError
 from ncg.graph import NCG, init_edge_weights
 from ncg.layers import allowed_layers, layer_of_sizes
 
-__all__ = ["sparse_start", "layered_start", "mlp_graph", "MLPGraph"]
+__all__ = ["sparse_start", "lift_constraint", "layered_start", "mlp_graph", "MLPGraph"]
 
 
 def sparse_start(
@@ -127,6 +127,23 @@ def sparse_start(
         edge_index, n, outputs=torch.arange(f + h, n), weight=init_edge_weights(edge_index, n, generator),
         order=torch.arange(n), inputs=torch.arange(f), **constraint,
     )
+
+
+def lift_constraint(graph: NCG) -> NCG:
+    """A copy of ``graph`` without its topology constraint (:mod:`ncg.layers`): the same edges,
+    weights, biases and order, from which every rule may wire any neuron to any later one. A
+    layered start lifted this way is "start layered, then free the edges".
+
+    Examples
+    --------
+    >>> g = sparse_start(4, 6, 2, density=1.0, layers=(3, 3), seed=0)
+    >>> free = lift_constraint(g)
+    >>> free.allowed_layers is None, bool((free.edge_index == g.edge_index).all())
+    (True, True)
+    """
+    return NCG(graph.edge_index.clone(), graph.num_neurons, graph.outputs.clone(), weight=graph.weight.clone(),
+               bias=graph.bias.clone(), order=graph.order.clone(), neuron_ids=graph.neuron_ids.clone(),
+               inputs=graph.inputs.clone(), unreachable="ignore")
 
 
 def _layer_constraint(f: int, h: int, k: int, layers: Sequence[int], connect: str | torch.Tensor

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from ncg.errors import NCGError
+from ncg.datasets import load_dataset
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -422,3 +423,20 @@ def test_iris_csv_quick_compares_the_cli_with_the_mlp():
     result = _load("iris_csv").main(["--quick"])
     assert len(result["cli_test_accuracy"]) == 1 and 0.0 <= result["cli_mean"] <= 1.0
     assert 0.9 <= result["mlp_5fold_accuracy"] <= 1.0
+
+
+def test_the_main_job_takes_a_hop_cap_and_a_lifted_layered_start(tmp_path):
+    example = _load("evolve_mnist")
+    data = load_dataset("digits")
+    capped = example.build_model(example.parse_args(["--neurons", "12", "--reach", "3"]), data, torch.device("cpu"))
+    src, dst = capped.graph.edge_index.numpy()
+    between = (src >= data.num_features) & (dst < data.num_features + 12)
+    assert between.any() and (dst[between] - src[between]).max() == 3 and capped.graph.allowed_layers is not None
+    lifted = example.build_model(example.parse_args(["--neurons", "12", "--layers", "12", "--lift-layers"]), data,
+                                 torch.device("cpu"))
+    assert lifted.graph.allowed_layers is None and lifted.graph.num_edges == 64 * 12 + 12 * 10
+    for argv, message in [(["--reach", "3", "--start", "sparse"], "--reach caps the hops of --start whole"),
+                          (["--neurons", "4", "--reach", "3", "--layers", "4"], "exclude each other"),
+                          (["--lift-layers"], "give --layers too")]:
+        with pytest.raises(NCGError, match=message):
+            example.build_model(example.parse_args(argv), data, torch.device("cpu"))

@@ -62,7 +62,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ncg.build import sparse_start
+from ncg.build import lift_constraint, sparse_start
 from ncg.cost import freenet_macs, macs_per_sample
 from ncg.errors import NCGError
 from ncg.evolve.lottery import iterative_magnitude_pruning
@@ -292,9 +292,7 @@ def _whole_complete(setting: Setting, seed: int) -> FreeNet:
     if start.reach is not None:
         graph = sparse_start(f, h, k, density=1.0, seed=seed, layers=(1,) * h, connect=within_reach(h + 2, start.reach))
     elif start.layered is not None:
-        graph = sparse_start(f, h, k, density=1.0, seed=seed, layers=hidden_layers(h, start.layered))
-        graph = NCG(graph.edge_index, graph.num_neurons, graph.outputs, weight=graph.weight, bias=graph.bias,
-                    order=graph.order, inputs=graph.inputs)
+        graph = lift_constraint(sparse_start(f, h, k, density=1.0, seed=seed, layers=hidden_layers(h, start.layered)))
     else:
         graph = sparse_start(f, h, k, density=1.0, seed=seed)
     return FreeNet(initialized(graph, start.init, seed), in_features=f, seed=seed)
@@ -306,7 +304,7 @@ def initialized(graph: NCG, init: str, seed: int) -> NCG:
 
     Examples
     --------
-    >>> from ncg.build import sparse_start
+    >>> from ncg.build import lift_constraint, sparse_start
     >>> g = sparse_start(4, 3, 1, density=1.0, seed=0)
     >>> bound = float(initialized(g, "he", 0).weight.abs().max() / g.weight.abs().max())
     >>> 1.0 < bound <= 6 ** 0.5 * 2
