@@ -27,6 +27,8 @@ name                           model                               training
 ``sparse-gradual-hebbian``     whole-network complete DAG          gradual magnitude pruning, Hebbian regrowth
 ``sparse-gradual-coactive``    whole-network complete DAG          gradual coactivation-weighted magnitude
                                                                    pruning, Hebbian regrowth
+``sparse-local-granet``        whole-network complete DAG under    GraNet
+                               a hop cap of ``LOCAL_REACH``
 ``sparse-set``                 sparse start                        SET rules
 ``sparse-rigl``                sparse start                        RigL rules
 ``sparse-hebbian``             sparse start                        magnitude drop, Hebbian regrowth, constant
