@@ -76,7 +76,7 @@ def test_tutorial_code_runs(tmp_path, monkeypatch, capsys):
 def test_results_tables_are_rebuilt_from_the_committed_runs(tmp_path):
     """Every marked table of docs/results.md equals the one rebuilt from results/<name>/runs.json."""
     from ncg.experiments.__main__ import section
-    from ncg.experiments.layer_pairs import pairs_table
+    from ncg.experiments.layer_pairs import tables
     from ncg.experiments.polynomial import polynomial_table
     from ncg.experiments.report import load_runs, write_report
 
@@ -92,7 +92,7 @@ def test_results_tables_are_rebuilt_from_the_committed_runs(tmp_path):
         if "polynomial" in rows[0]:
             table = polynomial_table(rows)
         else:
-            table = write_report(rows, tmp_path / name, lead=pairs_table(rows))["table"].read_text()
+            table = write_report(rows, tmp_path / name, lead=tables(rows))["table"].read_text()
         assert section(page, name)[1] == table.strip(), f"docs/results.md section {name!r} is stale"
 
 

@@ -169,11 +169,10 @@ def report(results: str | Path, docs: str | Path | None = None) -> dict[str, Pat
         write_outputs(results, rows)
         paths = {"table": results / "table.md"}
     else:
-        from ncg.experiments.layer_pairs import ablation_table, pairs_table
+        from ncg.experiments.layer_pairs import tables
         from ncg.experiments.pareto import pareto_figure
 
-        lead = "\n".join(table for table in (pairs_table(rows), ablation_table(rows)) if table)
-        paths = write_report(rows, results, lead=lead)
+        paths = write_report(rows, results, lead=tables(rows))
         for dataset in dict.fromkeys(r["dataset"] for r in rows):
             paths[f"pareto-{dataset}"] = results / f"pareto-{dataset}.png"
             pareto_figure(rows, dataset, paths[f"pareto-{dataset}"])

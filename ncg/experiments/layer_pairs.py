@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from ncg.experiments.report import SIGNIFICANCE, confidence_interval, format_interval, paired_comparison, paired_verdict
 
-__all__ = ["parse_method", "pair_rows", "pairs_table", "ablation_rows", "ablation_table"]
+__all__ = ["parse_method", "pair_rows", "pairs_table", "ablation_rows", "ablation_table", "tables"]
 
 DEPTHS = (1, 2, 3)
 CONTROLS = {"local-granet": "granet"}
@@ -244,3 +244,9 @@ def _signed(value: float) -> str:
 
 def _p(value: float) -> str:
     return f"{value:.2g}" if math.isfinite(value) else "–"
+
+
+def tables(rows: Sequence[dict]) -> str:
+    """What a results report leads with: :func:`pairs_table`, then :func:`ablation_table` (each
+    only if it has rows)."""
+    return "\n".join(table for table in (pairs_table(rows), ablation_table(rows)) if table)
