@@ -33,10 +33,10 @@ sweep already gives paired rows. ``python -m ncg.experiments feynman --help``.
 Examples
 --------
 >>> import tempfile
->>> rows = run_feynman(tempfile.mkdtemp(), ["I.12.1"], sizes=[50], seeds=[0], methods=["freenet", "gbr"],
+>>> rows = run_feynman(tempfile.mkdtemp(), ["I.12.1"], sizes=[50], seeds=[0, 1], methods=["mlp"],
 ...                    budget=FitBudget.quick(), log=None)
->>> [(r["method"], r["size"]) for r in rows]
-[('freenet', 50), ('gbr', 0)]
+>>> [(r["method"], r["size"], r["seed"], r["parameters"]) for r in rows]
+[('mlp', 50, 0, 51), ('mlp', 50, 1, 51)]
 """
 from __future__ import annotations
 
@@ -198,7 +198,7 @@ def build_model(method: str, num_inputs: int, size: int, seed: int, activation: 
     >>> counts = {m: sum(p.numel() for p in build_model(m, 3, 200, 0).parameters())
     ...           for m in ("freenet", "layered", "mlp")}
     >>> counts
-    {'freenet': 204, 'layered': 113, 'mlp': 201}
+    {'freenet': 204, 'layered': 113, 'mlp': 188}
     """
     if method in ("freenet", "freenet-evolve", "layered"):
         h = freenet_neurons(num_inputs, 2 * size if method == "freenet-evolve" else size)
@@ -326,7 +326,7 @@ def fit(method: str, formula: Formula, size: int, seed: int, budget: FitBudget) 
     --------
     >>> r = fit("mlp", FORMULAS["I.12.1"], 50, 0, FitBudget.quick())
     >>> r["parameters"], r["test_nrmse"] < 1.0
-    (46, True)
+    (51, True)
     """
     begin = time.perf_counter()
     train, val, test, scale = _splits(formula, budget, seed)
@@ -508,7 +508,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Examples
     --------
     >>> import tempfile
-    >>> main(["--quick", "--out", tempfile.mkdtemp(), "--quiet", "--methods", "freenet", "mlp"])
+    >>> main(["--quick", "--out", tempfile.mkdtemp(), "--quiet", "--formulas", "I.12.1", "--seeds", "1",
+    ...       "--methods", "mlp"])
     0
     """
     parser = argparse.ArgumentParser(
@@ -528,6 +529,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), help=f"some of {' '.join(METHODS)}")
     parser.add_argument("--activation", default="square_relu",
                         help="hidden activation of the FreeNets, layered control and MLP (default: %(default)s)")
+    parser.add_argument("--graph", nargs=3, default=None, metavar=("FORMULA", "SIZE", "SEED"),
+                        help="instead of the sweep, train that cell's FreeNets again (those of --methods) and write "
+                             "their GraphML, topology figure and neuron table into --out")
     parser.add_argument("--quiet", action="store_true", help="print nothing")
     args = parser.parse_args(argv)
     if args.seeds is not None and args.seeds < 1:
@@ -542,6 +546,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         kan_sizes = args.kan_sizes or list(KAN_SIZES)
     out = Path(args.out or ("results/feynman-quick" if args.quick else "results/feynman"))
     say = None if args.quiet else (lambda line: print(line, flush=True))
+    if args.graph is not None:
+        from ncg.experiments.feynman_graph import export_graph
+
+        formula, size, seed = args.graph[0], int(args.graph[1]), int(args.graph[2])
+        for method in [m for m in args.methods if m in ("freenet", "freenet-evolve")]:
+            paths = export_graph(out, formula, size, seed, method, budget)
+            if say is not None:
+                say(f"{method}: " + ", ".join(str(p) for p in paths.values()))
+        return 0
     rows = run_feynman(out, formulas, sizes, seeds, args.methods, budget, kan_sizes, log=say)
     if say is not None:
         say(f"{len(rows)} runs in {out}; table: {out / 'table.md'}")

@@ -8,9 +8,9 @@ against the mean parameter count, one line per method.
 
 Examples
 --------
->>> rows = [dict(formula="f", num_variables=1, method=m, size=50, seed=s, test_nrmse=v * (1 + s / 10),
+>>> rows = [dict(formula="f", num_variables=1, method=m, size=50, seed=s, test_nrmse=v * (1 + s / 10) ** k,
 ...              parameters=50, wall_seconds=1.0, train_flops=1e6)
-...         for m, v in (("freenet", 1e-4), ("mlp", 1e-2)) for s in range(3)]
+...         for m, v, k in (("freenet", 1e-4, 1), ("mlp", 1e-2, 2)) for s in range(3)]
 >>> comparisons(rows)[("f", 50, "mlp")]["verdict"]
 'better'
 """
