@@ -171,6 +171,7 @@ def test_comparisons_count_wins_ties_and_losses():
     assert verdicts == {"a": "better", "b": "worse", "c": "tie"}
     table = feynman_table(rows)
     assert "| 50 | 1 / 1 / 1 of 3 (W+T 67%, W 33%) |" in table
+    assert "| all (formula, size) pairs | 1 / 1 / 1 of 3 (W+T 67%, W 33%) |" in table
     assert "| a | 2 | 50 | 1.2e-04 ± " in table
 
 

@@ -92,8 +92,9 @@ def feynman_table(rows: Sequence[dict]) -> str:
     sizes = sorted({r["size"] for r in rows if r["method"] != "gbr"})
     formulas = list(dict.fromkeys(r["formula"] for r in rows))
     lines = ["#### Summary per method and size", "",
-             "| method | size | formulas | runs | mean parameters | median nRMSE | fitted (nRMSE <= 1e-3) "
-             "| mean wall s | mean train GFLOPs |", "|---|---|---|---|---|---|---|---|---|"]
+             "| method | size | formulas | runs | mean parameters | median nRMSE | runs fitted (nRMSE <= 1e-3) "
+             "| formulas fitted (median over seeds <= 1e-3) | mean wall s | mean train GFLOPs |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for method in methods:
         for size in ([0] if method == "gbr" else sizes):
             group = [r for r in rows if r["method"] == method and r["size"] == size]
@@ -101,26 +102,29 @@ def feynman_table(rows: Sequence[dict]) -> str:
                 continue
             flops = [r["train_flops"] for r in group if r.get("train_flops") is not None]
             fitted = sum(r["test_nrmse"] <= FITTED for r in group)
+            names = list(dict.fromkeys(r["formula"] for r in group))
+            medians = [statistics.median(r["test_nrmse"] for r in group if r["formula"] == f) for f in names]
+            solved = sum(m <= FITTED for m in medians)
             lines.append(
                 f"| {_NAMES.get(method, method)} | {size or '–'} | {len({r['formula'] for r in group})} | "
                 f"{len(group)} | {np.mean([r['parameters'] for r in group]):,.0f} | "
                 f"{statistics.median(r['test_nrmse'] for r in group):.2e} | {fitted}/{len(group)} "
-                f"({100 * fitted / len(group):.0f}%) | {np.mean([r['wall_seconds'] for r in group]):.2f} | "
+                f"({100 * fitted / len(group):.0f}%) | {solved}/{len(names)} | {np.mean([r['wall_seconds'] for r in group]):.2f} | "
                 + (f"{np.mean(flops) / 1e9:.2f}" if flops else "–") + " |")
     compared = comparisons(rows)
     peers = [p for p in PEERS if any(k[2] == p for k in compared)]
     lines += ["", "#### FreeNet against each peer: formulas won / tied / lost (paired t-test on log10 nRMSE over "
               "seeds, p < 0.05)", "", "| size | " + " | ".join(_NAMES[p] for p in peers) + " |",
               "|---|" + "---|" * len(peers)]
-    for size in sizes:
+    for size in [*sizes, None]:
         cells = []
         for peer in peers:
-            verdicts = [v["verdict"] for k, v in compared.items() if k[1] == size and k[2] == peer]
+            verdicts = [v["verdict"] for k, v in compared.items() if size in (None, k[1]) and k[2] == peer]
             n = len(verdicts)
             won, tied, lost = (verdicts.count(v) for v in ("better", "tie", "worse"))
             cells.append(f"{won} / {tied} / {lost} of {n}" + (f" (W+T {100 * (won + tied) / n:.0f}%, "
                                                             f"W {100 * won / n:.0f}%)" if n else ""))
-        lines.append(f"| {size} | " + " | ".join(cells) + " |")
+        lines.append(f"| {size or 'all (formula, size) pairs'} | " + " | ".join(cells) + " |")
     lines += ["", "#### Per formula: mean test nRMSE ± 95% CI over seeds; W / T / L: the FreeNet against that "
               "method", "", "| formula | vars | size | " + " | ".join(_NAMES[m] for m in methods) + " |",
               "|---|---|---|" + "---|" * len(methods)]
