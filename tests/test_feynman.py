@@ -203,3 +203,24 @@ def test_quick_cli_runs_within_a_minute_resumes_and_reports(tmp_path, capsys):
     table = (tmp_path / "table.md").read_text()
     assert "| I.12.1 | 2 | 50 |" in table and "layered control" in table
     assert (tmp_path / "nrmse-vs-parameters.png").stat().st_size > 0
+
+
+def test_the_exported_graph_reads_back_and_its_neuron_table_adds_up(tmp_path):
+    import torch
+
+    from ncg.experiments.feynman_graph import export_graph, neuron_table
+    from ncg.io import read_graphml
+
+    paths = export_graph(tmp_path, "I.12.1", 50, 0, budget=FitBudget.quick())
+    assert all(p.is_file() for p in paths.values())
+    model = read_graphml(paths["graphml"])
+    x = torch.randn(32, 2, dtype=torch.float64)
+    rows = neuron_table(model, x)
+    assert len(rows) == freenet_neurons(2, 50) and sum(r["share"] for r in rows) == pytest.approx(1.0)
+    assert [r["share"] for r in rows] == sorted((r["share"] for r in rows), reverse=True)
+    graph = model.graph
+    first = rows[0]["neuron"]
+    for i, w in zip(graph.inputs.tolist(), rows[0]["inputs"]):
+        mask = (graph.edge_index[0] == i) & (graph.edge_index[1] == first)
+        assert float(graph.weight[mask].sum()) == w
+    assert "| neuron | w from mu | w from Nn |" in paths["neurons"].read_text()

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
-import json
 import math
 import sys
 import time

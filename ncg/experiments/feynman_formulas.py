@@ -33,7 +33,7 @@ from ncg.errors import NCGError
 __all__ = ["Formula", "FORMULAS", "sample", "get_formula"]
 
 pi = np.pi
-sqrt, exp, sin, cos, tanh, log, arcsin = np.sqrt, np.exp, np.sin, np.cos, np.tanh, np.log, np.arcsin
+sqrt, exp, sin, cos, tanh, arcsin = np.sqrt, np.exp, np.sin, np.cos, np.tanh, np.arcsin
 
 
 @dataclass(frozen=True)
