@@ -12,6 +12,7 @@ parameter count (PyTorch's ``sum(p.numel() for p in model.parameters())``, state
 * ``layered``: the FreeNet's ``H`` neurons in two consecutive layers, the same activation (its
   layered control: fewer edges, so fewer parameters);
 * ``mlp``: two hidden layers of equal width, the same activation, the width that fits the size;
+* ``mlp-silu``: the same MLP with SiLU, the usual activation of an MLP fitting smooth functions;
 * ``kan``: a ``[F, w, 1]`` KAN of pykan (grid 5, order 3), when ``pykan`` imports (the
   ``peers`` extra); its count is PyTorch's count of its trainable parameters (pykan registers
   fixed masks as parameters too);
@@ -77,8 +78,8 @@ __all__ = [
     "main",
 ]
 
-METHODS = ("freenet", "freenet-evolve", "layered", "mlp", "kan", "gbr")
-NEURAL = ("freenet", "freenet-evolve", "layered", "mlp", "kan")
+METHODS = ("freenet", "freenet-evolve", "layered", "mlp", "mlp-silu", "kan", "gbr")
+NEURAL = ("freenet", "freenet-evolve", "layered", "mlp", "mlp-silu", "kan")
 SIZES = (50, 200, 1000)
 KAN_SIZES = (200,)
 """The sizes the KAN runs at in the full sweep (a KAN step costs ~10 MLP steps here)."""
@@ -204,9 +205,9 @@ def build_model(method: str, num_inputs: int, size: int, seed: int, activation: 
         layers = [h // 2, h - h // 2] if method == "layered" and h > 1 else None
         graph = sparse_start(num_inputs, h, 1, density=1.0, seed=seed, layers=layers)
         return FreeNet(graph, in_features=num_inputs, activation=activation, seed=seed).double()
-    if method == "mlp":
+    if method in ("mlp", "mlp-silu"):
         w = _mlp_width(num_inputs, size)
-        module = ACTIVATIONS[activation].module
+        module = ACTIVATIONS["silu" if method == "mlp-silu" else activation].module
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             mlp = nn.Sequential(nn.Linear(num_inputs, w), module(), nn.Linear(w, w), module(), nn.Linear(w, 1))
@@ -399,7 +400,7 @@ def run_cell(formula: Formula, method: str, size: int, seed: int, budget: FitBud
         extra = {"neurons": model.num_neurons - model.graph.num_inputs, "edges": model.graph.num_edges}
     return {"kind": "feynman", "formula": formula.id, "expression": formula.expression,
             "num_variables": formula.num_variables, "method": method, "size": size, "seed": seed,
-            "activation": budget.activation if method in ("freenet", "freenet-evolve", "layered", "mlp") else None,
+            "activation": "silu" if method == "mlp-silu" else budget.activation if method in NEURAL[:4] else None,
             **result, **extra, "fitted": result["test_nrmse"] <= FITTED, "budget": asdict(budget),
             "threads": torch.get_num_threads()}
 

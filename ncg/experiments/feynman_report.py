@@ -28,11 +28,11 @@ from ncg.experiments.report import confidence_interval, paired_comparison, paire
 __all__ = ["comparisons", "feynman_table", "feynman_figure", "CANDIDATE", "PEERS"]
 
 CANDIDATE = "freenet"
-PEERS = ("layered", "mlp", "kan", "gbr", "freenet-evolve")
+PEERS = ("layered", "mlp", "mlp-silu", "kan", "gbr", "freenet-evolve")
 """The methods the FreeNet is compared with, in the tables' order."""
 FITTED = 1e-3
 _NAMES = {"freenet": "FreeNet", "freenet-evolve": "FreeNet + Free-Evolve", "layered": "layered control",
-          "mlp": "MLP", "kan": "KAN (pykan)", "gbr": "gradient boosting"}
+          "mlp": "MLP", "mlp-silu": "MLP (SiLU)", "kan": "KAN (pykan)", "gbr": "gradient boosting"}
 
 
 def _log(value: float) -> float:
