@@ -76,6 +76,7 @@ def test_tutorial_code_runs(tmp_path, monkeypatch, capsys):
 def test_results_tables_are_rebuilt_from_the_committed_runs(tmp_path):
     """Every marked table of docs/results.md equals the one rebuilt from results/<name>/runs.json."""
     from ncg.experiments.__main__ import section
+    from ncg.experiments.feynman_report import feynman_table
     from ncg.experiments.layer_pairs import tables
     from ncg.experiments.polynomial import polynomial_table
     from ncg.experiments.report import load_runs, write_report
@@ -89,7 +90,9 @@ def test_results_tables_are_rebuilt_from_the_committed_runs(tmp_path):
             assert section(page, name)[1] == "", f"{name}: a table without its runs.json"
             continue
         rows = load_runs(folder)
-        if "polynomial" in rows[0]:
+        if rows[0].get("kind") == "feynman":
+            table = feynman_table(rows)
+        elif "polynomial" in rows[0]:
             table = polynomial_table(rows)
         else:
             table = write_report(rows, tmp_path / name, lead=tables(rows))["table"].read_text()

@@ -4,6 +4,7 @@
     python -m ncg.experiments run --quick          # a sweep of seconds to a minute, into results/quick
     python -m ncg.experiments report results/main --docs docs/results.md
     python -m ncg.experiments polynomial --out results/polynomial
+    python -m ncg.experiments feynman --out results/feynman
 
 ``run`` trains every missing cell (data set x method x seed) into ``--out``, printing a line per
 finished cell, and then writes the report; under ``torchrun`` or in a SLURM array each process
@@ -12,7 +13,8 @@ runs its share of the cells (``--shard``, taken from the environment by default)
 ``aggregates.json`` and one Pareto figure per data set) from ``runs.json`` alone, and with
 ``--docs`` the table between the markers ``<!-- results:<name>:begin -->`` and
 ``<!-- results:<name>:end -->`` of a Markdown page, where ``<name>`` is the results folder's name.
-``polynomial`` runs the FreeNets authors' polynomial experiment (``polynomial --help``).
+``polynomial`` runs the FreeNets authors' polynomial experiment (``polynomial --help``), ``feynman``
+the AI Feynman equations at equal parameter counts (``feynman --help``).
 """
 from __future__ import annotations
 
@@ -64,7 +66,8 @@ def _default(name: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ncg.experiments", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                           help="run: train a sweep; report: rebuild its tables; polynomial: the polynomial experiment")
+                           help="run: train a sweep; report: rebuild its tables; polynomial: the polynomial experiment; "
+                                "feynman: the Feynman equations")
     run = sub.add_parser("run", help="train every missing cell (data set x method x seed), then write the report",
                          description="Train every missing cell (data set x method x seed) into --out, one line per "
                                      "finished cell, then write runs.json, runs.csv, table.md and the figures. A cell "
@@ -119,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
                           add_help=False)
     poly.add_argument("rest", nargs=argparse.REMAINDER,
                       help="the flags of the polynomial experiment (polynomial --help)")
+    feynman = sub.add_parser("feynman", help="the Feynman equations at equal parameter counts (feynman --help)",
+                             add_help=False)
+    feynman.add_argument("rest", nargs=argparse.REMAINDER, help="the flags of the benchmark (feynman --help)")
     return p
 
 
@@ -163,7 +169,11 @@ def report(results: str | Path, docs: str | Path | None = None) -> dict[str, Pat
         raise NCGError(f"--docs {docs}: no such file; pass the path of the Markdown page holding the marked section "
                        "(such as docs/results.md in the ncg repository), or leave --docs out")
     rows = load_runs(results)
-    if rows and "polynomial" in rows[0]:
+    if rows and rows[0].get("kind") == "feynman":
+        from ncg.experiments.feynman import write_outputs as write_feynman
+
+        paths = write_feynman(results, rows)
+    elif rows and "polynomial" in rows[0]:
         from ncg.experiments.polynomial import write_outputs
 
         write_outputs(results, rows)
@@ -184,12 +194,16 @@ def report(results: str | Path, docs: str | Path | None = None) -> dict[str, Pat
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser().parse_args(argv[:1] if argv and argv[0] == "polynomial" else argv)
+    args = _parser().parse_args(argv[:1] if argv and argv[0] in ("polynomial", "feynman") else argv)
     try:
         if args.command == "polynomial":
             from ncg.experiments.polynomial import main as polynomial_main
 
             return polynomial_main(argv[1:])
+        if args.command == "feynman":
+            from ncg.experiments.feynman import main as feynman_main
+
+            return feynman_main(argv[1:])
         if args.command == "run":
             args = _run_defaults(args)
             methods = list(METHODS) if args.methods == ["all"] else args.methods
