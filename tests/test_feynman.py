@@ -224,3 +224,7 @@ def test_the_exported_graph_reads_back_and_its_neuron_table_adds_up(tmp_path):
         mask = (graph.edge_index[0] == i) & (graph.edge_index[1] == first)
         assert float(graph.weight[mask].sum()) == w
     assert "| neuron | w from mu | w from Nn |" in paths["neurons"].read_text()
+    from viz.__main__ import main as viz_main
+
+    assert viz_main(["topology", str(paths["graphml"])]) == 0
+    assert paths["graphml"].with_suffix(".png").stat().st_size > 0

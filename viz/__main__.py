@@ -1,5 +1,6 @@
 """Command line: ``ncg-viz RUN_DIR`` (or ``python -m viz RUN_DIR``) renders a run's figures;
-``ncg-viz explore RUN_OR_GRAPH [-o FILE.html]`` writes its explorer page (:func:`viz.explore`).
+``ncg-viz explore RUN_OR_GRAPH [-o FILE.html]`` writes its explorer page (:func:`viz.explore`);
+``ncg-viz topology GRAPH [-o FILE.png]`` draws the topology of a graph file or checkpoint.
 
 Prints the path of every file written, one per line; notes about skipped figures go to stderr.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ncg.errors import NCGError
 from viz.explore import explore
@@ -33,12 +35,38 @@ def explore_main(argv: list[str]) -> int:
     return 0
 
 
+def topology_main(argv: list[str]) -> int:
+    """``ncg-viz topology``: draw the topology figure of a graph file or checkpoint."""
+    parser = argparse.ArgumentParser(prog="ncg-viz topology",
+                                     description="Draw the topology of a .graphml file or .pt checkpoint into a PNG.")
+    parser.add_argument("source", metavar="GRAPH", help=".graphml file or .pt checkpoint")
+    parser.add_argument("-o", "--output", metavar="FILE.png", help="figure to write (default: GRAPH with .png)")
+    parser.add_argument("--title", default=None, help="figure title (default: the file's name)")
+    args = parser.parse_args(argv)
+    from ncg.checkpoint import load_freenet
+    from ncg.io import read_graphml
+    from viz.topology import draw_topology
+
+    source = Path(args.source)
+    output = Path(args.output) if args.output else source.with_suffix(".png")
+    try:
+        model = read_graphml(source) if source.suffix == ".graphml" else load_freenet(source)[0]
+    except NCGError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    draw_topology(model, output, title=args.title or source.stem, figsize=(8, 5), dpi=110)
+    print(output)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, render the run folder (or, after ``explore``, write its explorer page),
     print the written paths; return the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["explore"]:
         return explore_main(argv[1:])
+    if argv[:1] == ["topology"]:
+        return topology_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="ncg-viz",
         description="Render every figure of a finished ncg run folder into it: "

@@ -96,11 +96,10 @@ def neuron_markdown(rows: list[dict], variables: tuple[str, ...]) -> str:
 def export_graph(out_dir: str | Path, formula: str, size: int, seed: int, method: str = "freenet",
                  budget: FitBudget | None = None) -> dict[str, Path]:
     """Train the ``method`` FreeNet of the cell (``formula``, ``size``, ``seed``) and write
-    ``graph-<formula>-<method>-<size>-s<seed>.graphml`` (with its ``.weights.npz`` side file),
-    ``.png`` (the topology) and ``.md`` (the test nRMSE and :func:`neuron_table`) into
-    ``out_dir``; returns their paths."""
+    ``graph-<formula>-<method>-<size>-s<seed>.graphml`` (with its ``.weights.npz`` side file)
+    and ``.md`` (the test nRMSE and :func:`neuron_table`) into ``out_dir``; returns their paths.
+    ``ncg-viz topology GRAPH.graphml`` draws the graph's topology figure."""
     from ncg.io import write_graphml
-    from viz.topology import draw_topology
 
     if method not in ("freenet", "freenet-evolve"):
         raise NCGError(f"method must be 'freenet' or 'freenet-evolve', got {method!r}")
@@ -111,12 +110,11 @@ def export_graph(out_dir: str | Path, formula: str, size: int, seed: int, method
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"graph-{formula}-{method}-{size}-s{seed}"
-    paths = {kind: out / f"{stem}.{kind}" for kind in ("graphml", "png", "md")}
+    paths = {kind: out / f"{stem}.{kind}" for kind in ("graphml", "md")}
     files = write_graphml(model, paths["graphml"])
     _, _, test, _ = _splits(spec, budget, seed)
     title = (f"{formula}: {spec.expression}, {method} ({result['parameters']} parameters), "
              f"test nRMSE {result['test_nrmse']:.1e}")
-    draw_topology(model, paths["png"], title=title, figsize=(8, 5), dpi=110)
     table = neuron_markdown(neuron_table(model, test.x), spec.variables)
     paths["md"].write_text(f"{title}\n\n{table}\n")
-    return {"graphml": files[0], "weights": files[1], "figure": paths["png"], "neurons": paths["md"]}
+    return {"graphml": files[0], "weights": files[1], "neurons": paths["md"]}
