@@ -1,9 +1,8 @@
-"""The learned graph of one Feynman cell: GraphML, a topology figure and a table of its neurons.
+"""The learned graph of one Feynman cell: GraphML and a table of its neurons.
 
 :func:`export_graph` trains the FreeNet of one (formula, size, seed) cell again with the
 benchmark's budget (:func:`ncg.experiments.feynman.fit`, bit for bit the sweep's run), writes it
-as GraphML (:func:`ncg.io.write_graphml`) and draws it (:func:`viz.topology.draw_topology`),
-and :func:`neuron_table` lists what each hidden neuron reads and how much it adds to the output:
+as GraphML (:func:`ncg.io.write_graphml`; ``ncg-viz topology GRAPH.graphml`` draws it), and :func:`neuron_table` lists what each hidden neuron reads and how much it adds to the output:
 the weights from the input nodes, the summed ``|weight|`` from earlier neurons, its edge to the
 output and its *share*: ``|w_out| * std(h)`` over the test inputs, divided by the sum over the
 neurons. The network sees standardised inputs and predicts the standardised target, so the
@@ -15,7 +14,7 @@ Examples
 >>> from ncg.experiments.feynman import FitBudget
 >>> paths = export_graph(tempfile.mkdtemp(), "I.12.1", 50, 0, budget=FitBudget.quick())
 >>> sorted(paths)
-['figure', 'graphml', 'neurons', 'weights']
+['graphml', 'neurons', 'weights']
 """
 from __future__ import annotations
 
