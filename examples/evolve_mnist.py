@@ -50,7 +50,7 @@ import torch
 
 from ncg import NCG, FreeNet, distributed, presets
 from ncg.activations import ACTIVATIONS
-from ncg.build import lift_constraint, sparse_start
+from ncg.build import INITS, initialized, lift_constraint, sparse_start
 from ncg.layers import within_reach
 from ncg.errors import NCGError
 from ncg.datasets import load_dataset
@@ -158,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hop cap of --start whole: an edge between hidden neurons joins neurons at most HOPS apart in "
                         "the topological order, kept by every edit (ncg.layers.within_reach; the sparse-local-granet "
                         "rule of docs/results.md uses 16) (default: none)")
+    p.add_argument("--init", choices=INITS, default="fan_in",
+                   help="start weights of --start whole or sparse: fan_in U(+-1/sqrt(d)) for a neuron of d incoming "
+                        "edges, he U(+-sqrt(6/d)), by_source (input and neuron edges each scaled by their own count) "
+                        "(default: %(default)s)")
     p.add_argument("--lift-layers", action="store_true",
                    help="start from the --layers graph, then lift its constraint, so the rules may wire any neuron "
                         "to any later one (start layered, then free the edges)")
@@ -345,7 +349,7 @@ def say(*parts: object) -> None:
 
 def build_model(args: argparse.Namespace, data, device: torch.device) -> FreeNet:
     """The starting FreeNet of a new run: ``--start``, ``--neurons``, ``--layers`` (``--lift-layers``),
-    ``--reach``, ``--activation``."""
+    ``--reach``, ``--init``, ``--activation``."""
     if args.layers and sum(args.layers) != args.neurons:
         raise NCGError(f"--layers {' '.join(map(str, args.layers))} sum to {sum(args.layers)}, but --neurons is "
                        f"{args.neurons}; give hidden layer sizes that sum to --neurons")
@@ -364,8 +368,11 @@ def build_model(args: argparse.Namespace, data, device: torch.device) -> FreeNet
                              layers=layers, connect=connect, **wiring)
         if args.lift_layers:
             graph = lift_constraint(graph)
+        graph = initialized(graph, args.init, args.seed)
     elif args.layers:
         raise NCGError("--layers needs --start whole or sparse (input nodes in layer 0)")
+    elif args.init != "fan_in":
+        raise NCGError(f"--init {args.init} needs --start whole or sparse (the edges of the input nodes)")
     else:
         graph = NCG.complete(args.neurons + data.num_classes, num_outputs=data.num_classes, seed=args.seed)
     return FreeNet(graph, in_features=data.num_features, activation=args.activation, seed=args.seed).to(device)

@@ -31,7 +31,7 @@ from ncg.errors import NCGError
 from ncg.graph import NCG, init_edge_weights
 from ncg.layers import allowed_layers, layer_of_sizes
 
-__all__ = ["sparse_start", "lift_constraint", "layered_start", "mlp_graph", "MLPGraph"]
+__all__ = ["sparse_start", "INITS", "initialized", "lift_constraint", "layered_start", "mlp_graph", "MLPGraph"]
 
 
 def sparse_start(
@@ -127,6 +127,41 @@ def sparse_start(
         edge_index, n, outputs=torch.arange(f + h, n), weight=init_edge_weights(edge_index, n, generator),
         order=torch.arange(n), inputs=torch.arange(f), **constraint,
     )
+
+
+INITS = ("fan_in", "he", "by_source")
+"""Schemes of :func:`initialized`."""
+
+
+def initialized(graph: NCG, init: str, seed: int) -> NCG:
+    """``graph`` with its edge weights drawn by the scheme ``init`` (:data:`INITS`); ``fan_in``
+    keeps the builders' weights.
+
+    Examples
+    --------
+    >>> g = sparse_start(4, 3, 1, density=1.0, seed=0)
+    >>> bound = float(initialized(g, "he", 0).weight.abs().max() / g.weight.abs().max())
+    >>> 1.0 < bound <= 6 ** 0.5 * 2
+    True
+    """
+    if init == "fan_in":
+        return graph
+    src, dst = graph.edge_index
+    if init == "he":
+        count = torch.bincount(dst, minlength=graph.num_neurons)[dst]
+        bound = (6.0 / count.clamp(min=1).double()).sqrt()
+    elif init == "by_source":
+        from_input = graph.is_input[src].long()
+        group = dst * 2 + from_input
+        count = torch.bincount(group, minlength=2 * graph.num_neurons)[group]
+        bound = count.clamp(min=1).double().rsqrt()
+    else:
+        raise NCGError(f"init must be one of {INITS}, got {init!r}")
+    generator = torch.Generator().manual_seed(seed)
+    uniform = 2 * torch.rand(graph.num_edges, generator=generator, dtype=torch.float64) - 1
+    graph = graph.clone()
+    graph.weight = (uniform * bound).to(graph.weight.dtype)
+    return graph
 
 
 def lift_constraint(graph: NCG) -> NCG:

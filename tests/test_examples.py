@@ -425,7 +425,7 @@ def test_iris_csv_quick_compares_the_cli_with_the_mlp():
     assert 0.9 <= result["mlp_5fold_accuracy"] <= 1.0
 
 
-def test_the_main_job_takes_a_hop_cap_and_a_lifted_layered_start(tmp_path):
+def test_the_main_job_takes_a_hop_cap_a_lifted_layered_start_and_an_init(tmp_path):
     example = _load("evolve_mnist")
     data = load_dataset("digits")
     capped = example.build_model(example.parse_args(["--neurons", "12", "--reach", "3"]), data, torch.device("cpu"))
@@ -435,7 +435,12 @@ def test_the_main_job_takes_a_hop_cap_and_a_lifted_layered_start(tmp_path):
     lifted = example.build_model(example.parse_args(["--neurons", "12", "--layers", "12", "--lift-layers"]), data,
                                  torch.device("cpu"))
     assert lifted.graph.allowed_layers is None and lifted.graph.num_edges == 64 * 12 + 12 * 10
+    default = example.build_model(example.parse_args(["--neurons", "12"]), data, torch.device("cpu"))
+    he = example.build_model(example.parse_args(["--neurons", "12", "--init", "he"]), data, torch.device("cpu"))
+    assert torch.equal(he.graph.edge_index, default.graph.edge_index)
+    assert he.graph.weight.abs().max() > 1.5 * default.graph.weight.abs().max()
     for argv, message in [(["--reach", "3", "--start", "sparse"], "--reach caps the hops of --start whole"),
+                          (["--init", "he", "--start", "complete"], "--init he needs --start whole or sparse"),
                           (["--neurons", "4", "--reach", "3", "--layers", "4"], "exclude each other"),
                           (["--lift-layers"], "give --layers too")]:
         with pytest.raises(NCGError, match=message):

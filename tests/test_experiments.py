@@ -262,7 +262,8 @@ def _digits_tensors():
 
 def test_start_options_build_what_they_say():
     from ncg.build import sparse_start
-    from ncg.experiments.methods import Setting, Start, check_methods, initialized
+    from ncg.build import initialized
+    from ncg.experiments.methods import Setting, Start, check_methods
 
     setting = Setting(TINY, 64, 10)
     (lifted,) = check_methods(["sparse-granet[start.layered=1]"])

@@ -64,7 +64,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ncg.build import lift_constraint, sparse_start
+from ncg.build import INITS, initialized, lift_constraint, sparse_start
 from ncg.cost import freenet_macs, macs_per_sample
 from ncg.errors import NCGError
 from ncg.evolve.lottery import iterative_magnitude_pruning
@@ -76,7 +76,7 @@ from ncg.presets import COACTIVATION, GRADUAL_MAGNITUDE, GRANET, IMP, MAIN, RIGL
 from ncg.schedule import topological_generations
 from ncg.train import fit
 
-__all__ = ["Budget", "Start", "Setting", "Method", "initialized", "METHODS", "PRESETS", "Trained", "evolve_config", "free_evolve_config", "set_config", "rigl_config", "flops", "parameters", "structure"]
+__all__ = ["Budget", "Start", "Setting", "Method", "METHODS", "PRESETS", "Trained", "evolve_config", "free_evolve_config", "set_config", "rigl_config", "flops", "parameters", "structure"]
 
 
 @dataclass(frozen=True)
@@ -134,10 +134,6 @@ class Budget:
     @property
     def epochs(self) -> int:
         return sum(n for n, _ in self.stages)
-
-
-INITS = ("fan_in", "he", "by_source")
-"""Start weights of the whole-network builders (:attr:`Start.init`)."""
 
 
 @dataclass(frozen=True)
@@ -298,38 +294,6 @@ def _whole_complete(setting: Setting, seed: int) -> FreeNet:
     else:
         graph = sparse_start(f, h, k, density=1.0, seed=seed)
     return FreeNet(initialized(graph, start.init, seed), in_features=f, seed=seed)
-
-
-def initialized(graph: NCG, init: str, seed: int) -> NCG:
-    """``graph`` with its edge weights drawn by the scheme ``init`` (:data:`INITS`); ``fan_in``
-    keeps the builders' weights.
-
-    Examples
-    --------
-    >>> from ncg.build import lift_constraint, sparse_start
-    >>> g = sparse_start(4, 3, 1, density=1.0, seed=0)
-    >>> bound = float(initialized(g, "he", 0).weight.abs().max() / g.weight.abs().max())
-    >>> 1.0 < bound <= 6 ** 0.5 * 2
-    True
-    """
-    if init == "fan_in":
-        return graph
-    src, dst = graph.edge_index
-    if init == "he":
-        count = torch.bincount(dst, minlength=graph.num_neurons)[dst]
-        bound = (6.0 / count.clamp(min=1).double()).sqrt()
-    elif init == "by_source":
-        from_input = graph.is_input[src].long()
-        group = dst * 2 + from_input
-        count = torch.bincount(group, minlength=2 * graph.num_neurons)[group]
-        bound = count.clamp(min=1).double().rsqrt()
-    else:
-        raise NCGError(f"init must be one of {INITS}, got {init!r}")
-    generator = torch.Generator().manual_seed(seed)
-    uniform = 2 * torch.rand(graph.num_edges, generator=generator, dtype=torch.float64) - 1
-    graph = graph.clone()
-    graph.weight = (uniform * bound).to(graph.weight.dtype)
-    return graph
 
 
 def hidden_layers(neurons: int, depth: int) -> tuple[int, ...]:
