@@ -40,6 +40,7 @@ batch), and only rank 0 prints and writes the run folder.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -563,4 +564,9 @@ if __name__ == "__main__":
         sys.exit(2)
     except KeyboardInterrupt as stop:  # Ctrl-C: how to resume, in one line, and the shell's status
         print(stop.args[0] if stop.args else "interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # every file is written atomically, so nothing is lost by skipping the interpreter's
+        # shutdown; it would run the finalizers of half-built objects (a progress bar that
+        # Ctrl-C interrupted in its constructor prints a traceback from __del__)
+        os._exit(130)
