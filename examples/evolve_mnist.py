@@ -52,7 +52,6 @@ import torch
 from ncg import NCG, FreeNet, distributed, presets
 from ncg.activations import ACTIVATIONS
 from ncg.build import INITS, initialized, lift_constraint, sparse_start
-from ncg.layers import within_reach
 from ncg.errors import NCGError
 from ncg.datasets import load_dataset
 from ncg.tables import TASKS, load_table
@@ -362,11 +361,8 @@ def build_model(args: argparse.Namespace, data, device: torch.device) -> FreeNet
         raise NCGError("--lift-layers lifts the constraint of a --layers start; give --layers too")
     if args.start in ("sparse", "whole"):
         wiring = {"fan_in": args.fan_in} if args.start == "sparse" else {"density": 1.0}
-        layers, connect = args.layers, "consecutive"
-        if args.reach is not None:
-            layers, connect = (1,) * args.neurons, within_reach(args.neurons + 2, args.reach)
         graph = sparse_start(data.num_features, args.neurons, data.num_classes, seed=args.seed,
-                             layers=layers, connect=connect, **wiring)
+                             layers=args.layers, reach=args.reach, **wiring)
         if args.lift_layers:
             graph = lift_constraint(graph)
         graph = initialized(graph, args.init, args.seed)

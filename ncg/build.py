@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ncg.activations import ACTIVATIONS
 from ncg.errors import NCGError
 from ncg.graph import NCG, init_edge_weights
-from ncg.layers import allowed_layers, layer_of_sizes
+from ncg.layers import allowed_layers, layer_of_sizes, within_reach
 
 __all__ = ["sparse_start", "INITS", "initialized", "lift_constraint", "layered_start", "mlp_graph", "MLPGraph"]
 
@@ -43,6 +43,7 @@ def sparse_start(
     seed: int | None = None,
     layers: Sequence[int] | None = None,
     connect: str | torch.Tensor = "consecutive",
+    reach: int | None = None,
 ) -> NCG:
     """A random sparse DAG over input nodes, hidden neurons and outputs, layer-free or layered.
 
@@ -65,14 +66,17 @@ def sparse_start(
     ``density=1.0`` is the MLP of that shape; ``skips``: every earlier layer). The graph carries
     the constraint (:mod:`ncg.layers`), so every later edit keeps it. ``connect`` may also be
     the ``[L, L]`` bool matrix itself over the ``L = len(layers) + 2`` layers (inputs, hidden
-    layers, outputs), e.g. :func:`ncg.layers.within_reach` for a hop cap.
+    layers, outputs). ``reach`` is a hop cap: every hidden neuron its own layer under
+    :func:`ncg.layers.within_reach`, so an edge between hidden neurons spans at most ``reach`` of
+    them in the order while inputs feed every neuron and every neuron the outputs.
 
     Raises
     ------
     NCGError
         A size is not positive (``num_hidden`` may be 0), or not exactly one of ``fan_in`` and
         ``density`` is given, or it is out of range, or ``layers`` has a size below 1 or does
-        not sum to ``num_hidden``, or ``connect`` is unknown.
+        not sum to ``num_hidden``, or ``connect`` is unknown, or ``reach`` is given with
+        ``layers`` or is below 1.
 
     Examples
     --------
@@ -89,6 +93,10 @@ def sparse_start(
         raise NCGError(f"fan_in must be an int >= 1, got {fan_in!r}")
     if density is not None and not 0.0 < density <= 1.0:
         raise NCGError(f"density must be in (0, 1], got {density}")
+    if reach is not None:
+        if layers is not None:
+            raise NCGError("give at most one of layers and reach (a hop cap gives every hidden neuron a layer of its own)")
+        layers, connect = (1,) * num_hidden, within_reach(num_hidden + 2, reach)
     rng = np.random.default_rng(seed)
     f, h = num_inputs, num_hidden
     n = f + h + num_outputs

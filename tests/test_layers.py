@@ -182,8 +182,7 @@ def test_a_budget_reaches_its_target_or_says_it_did_not():
 @given(st.integers(1, 12), st.integers(1, 6), st.integers(0, 2**16))
 @settings(max_examples=25, deadline=None)
 def test_a_hop_cap_start_keeps_short_edges_between_neurons_and_every_input_and_output_edge(hidden, reach, seed):
-    graph = sparse_start(3, hidden, 2, density=1.0, seed=seed, layers=(1,) * hidden,
-                         connect=within_reach(hidden + 2, reach))
+    graph = sparse_start(3, hidden, 2, density=1.0, seed=seed, reach=reach)
     src, dst = graph.edge_index.numpy()
     between = (src >= 3) & (dst < 3 + hidden)
     assert (dst[between] - src[between] <= reach).all()
@@ -196,3 +195,7 @@ def test_bad_hop_caps_are_named():
         within_reach(4, 0)
     with pytest.raises(NCGError, match=r"\[L, L\] bool over the L = 4 layers"):
         sparse_start(2, 2, 1, density=1.0, layers=(1, 1), connect=within_reach(3, 1))
+    with pytest.raises(NCGError, match="give at most one of layers and reach"):
+        sparse_start(2, 2, 1, density=1.0, layers=(1, 1), reach=1)
+    with pytest.raises(NCGError, match="reach must be an int >= 1, got 0"):
+        sparse_start(2, 2, 1, density=1.0, reach=0)

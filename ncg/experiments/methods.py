@@ -70,7 +70,7 @@ from ncg.errors import NCGError
 from ncg.evolve.lottery import iterative_magnitude_pruning
 from ncg.evolve.loop import EditBudget, EvolveConfig, FreeEvolve
 from ncg.graph import NCG
-from ncg.layers import CONNECTIONS, within_reach
+from ncg.layers import CONNECTIONS
 from ncg.model import FreeNet
 from ncg.presets import COACTIVATION, GRADUAL_MAGNITUDE, GRANET, IMP, MAIN, RIGL, SET, SPARSE_PARAMETERS, RuleSet
 from ncg.schedule import topological_generations
@@ -288,7 +288,7 @@ def _whole_complete(setting: Setting, seed: int) -> FreeNet:
     layered and lift the constraint."""
     f, h, k, start = setting.in_features, setting.budget.neurons, setting.num_classes, setting.start
     if start.reach is not None:
-        graph = sparse_start(f, h, k, density=1.0, seed=seed, layers=(1,) * h, connect=within_reach(h + 2, start.reach))
+        graph = sparse_start(f, h, k, density=1.0, seed=seed, reach=start.reach)
     elif start.layered is not None:
         graph = lift_constraint(sparse_start(f, h, k, density=1.0, seed=seed, layers=hidden_layers(h, start.layered)))
     else:
