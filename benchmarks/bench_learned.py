@@ -58,7 +58,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_forward import training_step  # noqa: E402
-from common import machine  # noqa: E402
+from common import busy_process, machine  # noqa: E402
 
 import ncg.train as train_module  # noqa: E402
 from ncg import FreeNet, load_freenet  # noqa: E402
@@ -315,20 +315,6 @@ def time_row(models: list[Model], row: str, data: dict[str, Tensor], counts: lis
             continue
         calls.update({(m.name, threads): (lambda call=call: call(x)) for threads, call in per_count.items()})
     return interleaved(calls, repeats, warmup, burst=BURSTS.get(batch, 1)), notes
-
-
-@contextlib.contextmanager
-def busy_process() -> Iterator[None]:
-    """One other process spinning on a core until the block ends."""
-    code = "import sys\nsys.stdout.write('ready\\n')\nsys.stdout.flush()\nwhile True:\n    pass\n"
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        process.stdout.readline()
-        yield
-    finally:
-        process.kill()
-        process.wait()
-        process.stdout.close()
 
 
 # ---------------------------------------------------------------------------- the main job

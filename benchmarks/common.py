@@ -1,13 +1,16 @@
-"""Shared helpers of the benchmarks: interleaved runs with a median per candidate, and the
-description of the machine every table names."""
+"""Shared helpers of the benchmarks: interleaved runs with a median per candidate, a busy
+neighbour process, and the description of the machine every table names."""
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -49,3 +52,19 @@ def machine() -> dict:
             "python": platform.python_version(), "backend": backend(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
             "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")}
+
+
+@contextlib.contextmanager
+def busy_process(cpu: int | None = None) -> Iterator[None]:
+    """One other process spinning until the block ends, pinned to ``cpu`` where given (and where
+    the platform sets affinity)."""
+    pin = f"os.sched_setaffinity(0, {{{cpu}}})\n" if cpu is not None and hasattr(os, "sched_setaffinity") else ""
+    code = f"import os, sys\n{pin}sys.stdout.write('ready\\n')\nsys.stdout.flush()\nwhile True:\n    pass\n"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        process.stdout.readline()
+        yield
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()

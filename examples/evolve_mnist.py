@@ -59,6 +59,7 @@ from ncg.evolve import EditBudget, EvolveConfig, FreeEvolve, History, RoundRecor
 from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES
 from ncg.io import summary as graph_summary
 from ncg.run_folder import RunFolder
+from ncg.threads import intra_op_threads
 from ncg.train import evaluate
 
 DATASETS = ("mnist", "fashion-mnist", "emnist", "digits")
@@ -91,7 +92,7 @@ RULES = {"whole": _rules(presets.GRANET, presets.SPARSE_PARAMETERS),
 under the time limit; ``complete``: the first main job); explicit flags win."""
 QUICK_RULES = {"whole": {"target_parameters": presets.QUICK_SPARSE_PARAMETERS}}
 """Rule defaults that ``--quick`` replaces, per ``--start``."""
-WHERE_NOT_WHAT = ("out", "resume", "overwrite", "allow_config_change", "no_figures", "device", "data_root")
+WHERE_NOT_WHAT = ("out", "resume", "overwrite", "allow_config_change", "no_figures", "device", "data_root", "threads")
 """Flags that say where or how a run is computed, not what: they may differ on ``--resume``."""
 
 
@@ -116,6 +117,19 @@ def _rules_epilog() -> str:
         "continue that run, --overwrite to start over, or another --out. --resume refuses flags that differ from\n"
         "the run's stored ones (config.json and the checkpoint) unless --allow-config-change is given."
     )
+
+
+def thread_setting(text: str) -> str | int:
+    """``--threads``: ``auto`` or a positive count.
+
+    >>> thread_setting("auto"), thread_setting("2")
+    ('auto', 2)
+    """
+    if text == "auto":
+        return text
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected auto or a positive count of threads, got {text!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--device", default="auto",
                    help="cpu, cuda, cuda:K, or auto: this rank's GPU if any (default: %(default)s)")
+    p.add_argument("--threads", type=thread_setting, default="auto",
+                   help="torch's intra-op threads: auto gives a small step one thread and a large one the cores that "
+                        "other processes leave free, measured every half second; a count pins them for the whole "
+                        "run, which repeats a run bit for bit (default: %(default)s)")
     p.add_argument("--out", default=None,
                    help="run folder (default: runs/<dataset>-seed<seed>; --quick: runs/<dataset>-seed<seed>-quick)")
     p.add_argument("--no-figures", action="store_true", help="skip rendering the figures")
@@ -441,7 +459,8 @@ def main(argv: list[str] | None = None, callbacks: Sequence[Callable[[FreeEvolve
     folder = RunFolder(args.out)
     created = not folder.path.exists()
     try:
-        return run(args, folder, callbacks)
+        with intra_op_threads(None if args.threads == "auto" else args.threads):  # a count holds for everything
+            return run(args, folder, callbacks)
     except BaseException as error:
         left = folder.abandon(f"{type(error).__name__}: {error}", created) if distributed.is_main() else ""
         if not isinstance(error, KeyboardInterrupt):
@@ -528,15 +547,17 @@ def run(args: argparse.Namespace, folder: RunFolder,
         from viz import draw_topology
 
         callbacks.append(TensorBoardCallback(args.tensorboard, figure=draw_topology))
-    evolve = FreeEvolve(model, config, callbacks=callbacks)
+    evolve = FreeEvolve(model, config, callbacks=callbacks, threads=args.threads)
     if resume_state is not None:
         evolve.load_state_dict(resume_state)
     history = evolve.run((x_train, y_train), (x_val, y_val))
-    test = evaluate(model, x_test, y_test, task=task)
+    test = evaluate(model, x_test, y_test, task=task, threads=args.threads)
     if distributed.is_main():  # statistics of the final graph (the last round's recording predates its edits)
-        folder.write_final(model, record_coactivation(model, x_val, max_samples=args.record_samples, progress=True))
+        final = record_coactivation(model, x_val, max_samples=args.record_samples, progress=True, threads=args.threads)
+        folder.write_final(model, final)
 
     summary = {**summarize(history, model, test, data, args), "device": str(device), "processes": processes,
+               "threads": args.threads,
                "wall_seconds": round(time.perf_counter() - start, 1)}
     if not distributed.is_main():
         return summary

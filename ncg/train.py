@@ -46,7 +46,7 @@ from ncg.batches import Check, Data, as_batches
 from ncg.distributed import all_gather, all_reduce_gradients, world
 from ncg.errors import NCGError, NonFiniteError
 from ncg.tasks import Task, get_task
-from ncg.threads import Threads, intra_op_threads, resolve_threads
+from ncg.threads import Threads, thread_scope
 
 __all__ = ["adam", "train_epoch", "train_epochs", "evaluate", "fit"]
 
@@ -86,9 +86,10 @@ def train_epoch(
 
     ``x`` may also be the whole data: ``(x, y)``, a Dataset or a DataLoader (``y`` omitted;
     a DataLoader's own batches and order are used, ``batch_size`` and ``generator`` ignored).
-    ``threads`` sets torch's intra-op threads for the epoch (:mod:`ncg.threads`): ``"auto"``
-    runs a small FreeNet's steps on one thread, a count pins it, ``None`` leaves torch's setting;
-    torch's setting is restored afterwards.
+    ``threads`` sets torch's intra-op threads for the epoch (:func:`ncg.threads.thread_scope`):
+    ``"auto"`` runs a small FreeNet's steps on one thread and any other step on the cores other
+    processes leave free (measured again every half second), a count pins it, ``None`` leaves
+    torch's setting; torch's setting is restored afterwards.
     Returns the task's metrics over the epoch (e.g. mean loss and accuracy). Raises
     :class:`~ncg.errors.NonFiniteError` at the end of the epoch if the loss is NaN or infinite,
     and :class:`~ncg.errors.NCGError` if the data yields no batch.
@@ -103,12 +104,13 @@ def train_epoch(
                        "without a sample of the first batch; use a batch of at least one sample per rank")
     model.train()
     step_batch = getattr(data.loader, "batch_size", None) or batch_size
-    with intra_op_threads(resolve_threads(threads, model, step_batch)):
+    with thread_scope(threads, model, step_batch) as tick:
         batches = data.shuffled(batch_size, generator, check=_checker(task, model, device))
         totals: dict[str, float] = {}
         seen = 0
         for batch in tqdm(batches, total=data.num_batches(batch_size), desc=desc,
                           disable=not progress or rank > 0, leave=False):
+            tick()
             optimizer.zero_grad(set_to_none=True)
             output = loss = None
             if batch.x is not None:
@@ -139,10 +141,11 @@ def train_epoch(
 @torch.no_grad()
 def evaluate(
     model: nn.Module, x: Tensor | Data, y: Tensor | None = None, batch_size: int = 2048,
-    task: str | Task = "classification",
+    task: str | Task = "classification", threads: Threads = "auto",
 ) -> dict[str, float]:
     """``task``'s metrics of ``model`` on ``(x, y)`` (by default mean cross-entropy and accuracy);
-    ``x`` may also be the whole data as :func:`train_epoch` takes it."""
+    ``x`` may also be the whole data, and ``threads`` the setting, as :func:`train_epoch` takes
+    them."""
     task = get_task(task)
     device = next(model.parameters()).device
     data = as_batches(x, y, "evaluation data")
@@ -153,10 +156,13 @@ def evaluate(
     shared = size > 1 and (n is None or n >= size)  # else every rank evaluates everything: no exchange
     totals: dict[str, float] = {}
     seen = 0
+    step_batch = getattr(data.loader, "batch_size", None) or batch_size
     try:
-        for xb, yb in (data.local() if shared else data).in_order(batch_size, check=_checker(task, model, device)):
-            task.merge(totals, task.metric_sums(model(xb.to(device)), yb.to(device)))
-            seen += xb.shape[0]
+        with thread_scope(threads, model, step_batch) as tick:
+            for xb, yb in (data.local() if shared else data).in_order(batch_size, check=_checker(task, model, device)):
+                tick()
+                task.merge(totals, task.metric_sums(model(xb.to(device)), yb.to(device)))
+                seen += xb.shape[0]
     finally:
         model.train(was_training)
     return task.reduce(_merge_ranks(task, totals) if shared else totals, n if shared else seen)

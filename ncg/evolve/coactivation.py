@@ -50,6 +50,7 @@ from ncg.batches import Data, as_batches
 from ncg.bounded import read_npz
 from ncg.distributed import all_reduce, world
 from ncg.errors import NCGError, NonFiniteError
+from ncg.threads import Threads, thread_scope
 
 __all__ = [
     "Coactivation",
@@ -365,6 +366,7 @@ def record_coactivation(
     progress: bool = False,
     across_ranks: bool = False,
     pairs: bool = True,
+    threads: Threads = "auto",
 ) -> Coactivation:
     """Stream ``data`` through ``model`` and accumulate coactivation statistics.
 
@@ -399,6 +401,8 @@ def record_coactivation(
         make it.
     pairs : bool
         Track pairs (default); ``False`` records firing rates alone (no pair in the result).
+    threads : "auto", int or None
+        torch's intra-op threads while recording (:func:`ncg.threads.thread_scope`).
 
     Raises
     ------
@@ -414,9 +418,11 @@ def record_coactivation(
     model.eval()
     bar = tqdm(total=data.num_samples, desc="coactivation", unit="sample", disable=not progress or world()[0] > 0, leave=False)
     try:
-        for x, _ in data.in_order(batch_size):
-            recorder.update(model.neuron_activations(x.to(device)))
-            bar.update(x.shape[0])
+        with thread_scope(threads, model, getattr(data.loader, "batch_size", None) or batch_size) as tick:
+            for x, _ in data.in_order(batch_size):
+                tick()
+                recorder.update(model.neuron_activations(x.to(device)))
+                bar.update(x.shape[0])
     finally:
         bar.close()
         model.train(was_training)

@@ -51,6 +51,7 @@ from ncg.evolve.operators import grow_edges, grow_neurons, prune_edges, remove_n
 from ncg.evolve.rules import GROW_SCORES, PRUNE_SCORES, ScoreContext, saliency_scores
 from ncg.graph import NCG
 from ncg.tasks import get_task
+from ncg.threads import Threads, resolve_threads
 from ncg.train import adam, evaluate, train_epochs
 
 __all__ = ["EditBudget", "EvolveConfig", "FreeEvolve", "prune_fraction_to_reach", "saliency_scores"]
@@ -322,6 +323,11 @@ class FreeEvolve:
         ``callback(evolve, record)`` after every round (e.g. to checkpoint or log); one that also
         has a method ``on_epoch(evolve, epoch, stats)`` gets every epoch's training metrics too
         (``epoch`` counts from 1 over the whole run, fine-tuning included).
+    threads : "auto", int or None
+        torch's intra-op threads while training, validating and recording
+        (:func:`ncg.threads.thread_scope`): by default one for a small FreeNet step and the cores
+        other processes leave free for any other; a count pins them (bit-for-bit repeatable runs
+        of nets with dense blocks need one). Not part of the config: a resumed run may change it.
 
     Notes
     -----
@@ -337,8 +343,11 @@ class FreeEvolve:
         config: EvolveConfig | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         callbacks: list[Callback] | None = None,
+        threads: Threads = "auto",
     ) -> None:
+        resolve_threads(threads, model, 1)  # a bad setting fails here, not after the first round
         self.model = model
+        self.threads = threads
         self.config = (config or EvolveConfig()).validate()
         self.optimizer = optimizer or adam(model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
         self.callbacks = list(callbacks or [])
@@ -392,10 +401,11 @@ class FreeEvolve:
         metrics, seconds = train_epochs(
             self.model, self.optimizer, train, epochs, batch_size=self.config.batch_size, generator=self.generator,
             progress=self.config.progress, desc=f"{label} epoch", task=self.config.task, on_epoch=on_epoch,
-            last_epoch_hook=last_epoch_hook,
+            last_epoch_hook=last_epoch_hook, threads=self.threads,
         )
         if val is not None:
-            metrics.update({f"val_{k}": v for k, v in evaluate(self.model, val, task=self.config.task).items()})
+            scores = evaluate(self.model, val, task=self.config.task, threads=self.threads)
+            metrics.update({f"val_{k}": v for k, v in scores.items()})
         steps = epochs * (train.num_batches(self.config.batch_size) or 0)
         return metrics, {"train_seconds": seconds, "seconds_per_step": seconds / steps if steps else 0.0}
 
@@ -502,6 +512,7 @@ class FreeEvolve:
             coactivation = record_coactivation(
                 self.model, train, threshold=cfg.firing_threshold, max_samples=cfg.record_samples,
                 seed=cfg.seed + len(self.history), progress=cfg.progress, across_ranks=True, pairs=needs_pairs,
+                threads=self.threads,
             )
         edits = self.propose(coactivation, train) if cfg.evolve else EditSet.empty()
         graph, maps = apply_edits(self.model.graph, edits, unreachable="ignore")
