@@ -27,10 +27,12 @@ Modules
 ``ncg.io.graphml``: :func:`write_graphml`, :func:`read_graphml`, ``GRAPHML_FORMAT``, ``GRAPHML_VERSION``.
 ``ncg.io.export``: :func:`to_module`, :func:`export_program`, :func:`export_onnx`, ``FreeNetModule``
 (a learned network for runtimes without ncg: torch.export and ONNX Runtime).
+``ncg.io.export_c``: :func:`export_c` (a learned network as dependency-free C99, for embedded and WebAssembly).
 """
 from __future__ import annotations
 
 from ncg.io.export import FreeNetModule, export_onnx, export_program, to_module
+from ncg.io.export_c import export_c
 from ncg.io.graphml import GRAPHML_FORMAT, GRAPHML_VERSION, read_graphml, write_graphml
 from ncg.io.nx import from_networkx, to_networkx
 from ncg.io.pyg import from_pyg, to_pyg
@@ -40,6 +42,7 @@ __all__ = [
     "to_module",
     "export_program",
     "export_onnx",
+    "export_c",
     "FreeNetModule",
     "to_networkx",
     "from_networkx",
