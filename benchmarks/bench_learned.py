@@ -6,7 +6,7 @@ main job itself (``--no-figures --device cpu`` into a temporary folder), and tha
 whole-main-job timing of section 3. Everything below is measured in this process, on the CPU:
 
 1. **Per call**, side by side with MLP 784-512-10 (the accuracy the net matches), MLP 784-50-10
-   (about its parameter count) and, where ``ncg.io.export`` provides them, the net exported as a
+   (about its parameter count) and, where ``ncg.io`` provides them, the net exported as a
    ``torch.export`` program and as an ONNX Runtime session (each checked against the FreeNet's
    outputs first): inference at batch 1, 256 and 10,000 (``torch.inference_mode``) and the
    training step at batch 256 (forward, cross-entropy, backward, a step of ncg's fused Adam,
@@ -171,15 +171,15 @@ def torch_model(name: str, label: str, module: nn.Module) -> Model:
 
 
 def _export_function(name: str) -> tuple[Callable | None, str]:
-    """``ncg.io.export.<name>`` or the reason it is missing."""
+    """``ncg.io.<name>`` or the reason it is missing."""
     try:
-        return getattr(importlib.import_module("ncg.io.export"), name), ""
+        return getattr(importlib.import_module("ncg.io"), name), ""
     except (ImportError, AttributeError) as error:
         return None, f"not available ({type(error).__name__}: {error})"
 
 
 def program_model(net: FreeNet, folder: Path) -> Model:
-    """The net as a ``torch.export`` program (``ncg.io.export.export_program``)."""
+    """The net as a ``torch.export`` program (``ncg.io.export_program``)."""
     label = "FreeNet as a torch.export program"
     export, note = _export_function("export_program")
     if export is None:
@@ -194,7 +194,7 @@ def program_model(net: FreeNet, folder: Path) -> Model:
 
 
 def onnx_model(net: FreeNet, folder: Path) -> Model:
-    """The net as an ONNX Runtime session (``ncg.io.export.export_onnx``), one session per thread
+    """The net as an ONNX Runtime session (``ncg.io.export_onnx``), one session per thread
     count (``intra_op_num_threads``; torch's setting does not reach it)."""
     label = "FreeNet as an ONNX Runtime session"
     export, note = _export_function("export_onnx")

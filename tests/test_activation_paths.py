@@ -16,7 +16,7 @@ from ncg import NCG, FreeNet
 from ncg.activations import ACTIVATIONS
 from ncg.build import sparse_start
 from ncg.evolve import Edit, apply_edits
-from ncg.io.export import export_onnx, to_module
+from ncg.io import export_onnx, to_module
 from ncg.kernels.blocked import _evaluate
 from ncg.schedule import build_plan
 from strategies import dags

@@ -1,4 +1,5 @@
-"""Exporting a FreeNet: the plain module, torch.export programs and ONNX files agree with it."""
+"""Exporting a FreeNet: the plain module, the module laid out for ONNX, torch.export programs and ONNX
+files agree with it."""
 from __future__ import annotations
 
 import sys
@@ -6,13 +7,17 @@ import zipfile
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ncg import NCG, FreeNet
 from ncg.build import sparse_start
 from ncg.errors import NCGError
 from ncg.evolve import Edit, apply_edits
-from ncg.io.export import _ACTIVATIONS, FreeNetModule, export_onnx, export_program, to_module
+from ncg.io.export import _ACTIVATIONS, FreeNetModule, export_program, to_module
+from ncg.io.onnx_export import _BUCKET_AREA, _CHUNK, OnnxFreeNetModule, _buckets, _dense_block, export_onnx, to_onnx_module
 from ncg.kernels.sweep import ACTIVATION_CODES
+from strategies import dags
 
 ATOL = 1e-5
 ACTIVATIONS = sorted(ACTIVATION_CODES)
@@ -51,6 +56,28 @@ NETS = {
     "dense-random-linear-decoder": lambda: dense_net(encoder="random", out_features=2),
     "inputs-to-outputs-only": lambda: FreeNet(sparse_start(5, 0, 3, fan_in=2, seed=0), in_features=5),
 }
+
+
+@st.composite
+def graphs_with_inputs(draw) -> NCG:
+    """Random DAGs whose input nodes sit anywhere among the ids, in a shuffled feature order, and
+    whose outputs sit anywhere in the order (some with edges out)."""
+    features, hidden, outputs = draw(st.integers(1, 8)), draw(st.integers(0, 30)), draw(st.integers(1, 4))
+    density = draw(st.sampled_from([0.05, 0.1, 0.3, 0.7, 1.0]))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    n = features + hidden + outputs
+    node = torch.randperm(n, generator=gen)  # node[i] holds place i of a topological order
+    src, dst = torch.triu_indices(n, n, offset=1)
+    keep = (torch.rand(src.numel(), generator=gen) < density) & (dst >= features)  # none enters an input
+    return NCG(
+        torch.stack([node[src[keep]], node[dst[keep]]]),
+        n,
+        outputs=node[features:][torch.randperm(n - features, generator=gen)[:outputs]],
+        inputs=node[:features][torch.randperm(features, generator=gen)],
+        weight=torch.randn(int(keep.sum()), generator=gen),
+        bias=torch.randn(n, generator=gen) * 0.1,
+        validate=False,
+    )
 
 
 def check(run, net: FreeNet, batches=(1, 3, 64)) -> None:
@@ -117,6 +144,71 @@ def test_program_agrees_for_each_activation(activation, tmp_path):
     check(torch.export.load(export_program(net, tmp_path / "net.pt2")).module(), net, batches=(5,))
 
 
+@pytest.mark.parametrize("kind", NETS)
+@pytest.mark.parametrize("refresh", [1, 3, 12])
+def test_onnx_module_agrees(kind, refresh):
+    module = to_onnx_module(NETS[kind](), refresh=refresh)
+    assert isinstance(module, OnnxFreeNetModule) and not module.training
+    check(module, NETS[kind]())
+
+
+def test_onnx_module_reads_the_gathered_state_the_recent_generations_and_both_input_paths():
+    module = to_onnx_module(sparse_net("tanh", "sigmoid"), refresh=3)
+    steps = module.plan.steps
+    assert any(s.refresh for s in steps) and any(s.gathered and s.recent for s in steps)
+    assert module.plan.dense_shape[0] and module.plan.buckets
+    assert any(0 < s.hidden < s.size for s in steps)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_onnx_module_agrees_for_each_activation(activation):
+    net = sparse_net(activation, ACTIVATIONS[(ACTIVATIONS.index(activation) + 1) % len(ACTIVATIONS)])
+    check(to_onnx_module(net, refresh=2), net)
+
+
+@settings(max_examples=40, deadline=None)
+@given(graph=graphs_with_inputs(), refresh=st.integers(1, 4), activation=st.sampled_from(ACTIVATIONS))
+def test_onnx_module_agrees_on_graphs_with_input_nodes(graph, refresh, activation):
+    net = FreeNet(graph, in_features=graph.num_inputs, activation=activation, output_activation="tanh")
+    check(to_onnx_module(net, refresh=refresh), net, batches=(5,))
+
+
+@settings(max_examples=15, deadline=None)
+@given(graph=dags(max_neurons=20), encoder=st.sampled_from(["linear", "random"]), decoder=st.booleans(),
+       refresh=st.integers(1, 4))
+def test_onnx_module_agrees_with_a_dense_encoder(graph, encoder, decoder, refresh):
+    out_features = graph.num_outputs + 2 if decoder else None
+    net = FreeNet(graph, in_features=6, out_features=out_features, encoder=encoder, activation="tanh", seed=0)
+    check(to_onnx_module(net, refresh=refresh), net, batches=(5,))
+
+
+def test_onnx_module_stores_no_dense_edge_matrix():
+    net = big_net()
+    module = to_onnx_module(net)
+    stored = sum(b.numel() for b in module.buffers())
+    assert stored <= 4 * net.edge_index.shape[1] + 4 * net.num_neurons + net.in_features
+
+
+def test_the_dense_input_block_takes_the_busy_corner_or_nothing():
+    features, slots = torch.meshgrid(torch.arange(8), torch.arange(6), indexing="ij")  # all of 8 x 6
+    feature = torch.cat([features.flatten(), torch.arange(8, 40)])  # and 32 edges elsewhere
+    slot = torch.cat([slots.flatten(), torch.arange(6, 38)])
+    block = _dense_block(feature, slot, num_features=40, num_slots=38, cost=8.0)
+    assert block[0].tolist() == list(range(8)) and block[1].tolist() == list(range(6))
+    diagonal = _dense_block(torch.arange(30), torch.arange(30), num_features=30, num_slots=30, cost=1.0)
+    assert diagonal[0].numel() == diagonal[1].numel() == 0  # no block holds more edges than cells
+
+
+def test_buckets_group_similar_fan_ins_and_stay_small():
+    fan_in = torch.tensor([0, 1, 2, 2, 3, 5, 9, 10, 40, 41, 300] + [60] * 40)
+    buckets = _buckets(fan_in)
+    assert sorted(torch.cat(buckets).tolist()) == list(range(1, len(fan_in)))  # every slot with edges, once
+    for bucket in buckets:
+        fans = fan_in[bucket]
+        assert fans.max() <= 1.25 * fans.min() + 1
+        assert fans.numel() == 1 or fans.numel() * fans.max() <= _BUCKET_AREA
+
+
 def onnx_session(net: FreeNet, path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
@@ -127,13 +219,39 @@ def onnx_session(net: FreeNet, path):
 @pytest.mark.parametrize("kind", NETS)
 def test_onnx_agrees(kind, tmp_path):
     net = NETS[kind]()
-    check(onnx_session(net, tmp_path / "net.onnx"), net)
+    check(onnx_session(net, tmp_path / "net.onnx"), net, batches=(0, 1, 3, 64, 2 * _CHUNK + 3))
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_onnx_agrees_for_each_activation(activation, tmp_path):
     net = sparse_net(activation, "sigmoid")
     check(onnx_session(net, tmp_path / "net.onnx"), net, batches=(5,))
+
+
+@settings(max_examples=8, deadline=None)
+@given(graph=graphs_with_inputs())
+def test_onnx_agrees_on_graphs_with_input_nodes(graph, tmp_path_factory):
+    net = FreeNet(graph, in_features=graph.num_inputs, activation="gelu", output_activation="sigmoid")
+    check(onnx_session(net, tmp_path_factory.mktemp("net") / "net.onnx"), net, batches=(5,))
+
+
+def test_onnx_loops_over_the_batch_and_builds_its_weights_once(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(export_onnx(sparse_net(), tmp_path / "net.onnx")))
+    onnx.checker.check_model(model, full_check=True)
+    (loop,) = [node for node in model.graph.node if node.op_type == "Loop"]
+    body = {node.op_type for node in loop.attribute[0].g.node}
+    assert {"Gather", "Gemm", "MatMul", "Relu"} <= body and "ScatterElements" not in body
+    assert "ScatterElements" in {node.op_type for node in model.graph.node}
+
+
+@pytest.mark.parametrize("opset_version", [11, 20])
+def test_onnx_opsets(opset_version, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    net = sparse_net("tanh", "sigmoid")
+    path = export_onnx(net, tmp_path / "net.onnx", opset_version=opset_version)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    check(lambda x: session.run(None, {"x": x.numpy()})[0], net, batches=(3, _CHUNK + 1))
 
 
 def big_net() -> FreeNet:
@@ -171,6 +289,10 @@ def test_bad_arguments(tmp_path):
         export_onnx(net, 3)
     with pytest.raises(NCGError, match="opset_version must be an int >= 11, got 9"):
         export_onnx(net, tmp_path / "net.onnx", opset_version=9)
+    with pytest.raises(NCGError, match="net must be a FreeNet, got NCG"):
+        to_onnx_module(net.graph)
+    with pytest.raises(NCGError, match="refresh must be a positive int, got 0"):
+        to_onnx_module(net, refresh=0)
 
 
 def test_onnx_export_without_onnx_names_the_extra(tmp_path, monkeypatch):

@@ -25,14 +25,17 @@ Modules
 ``ncg.io.pyg``: :func:`to_pyg`, :func:`from_pyg`.
 ``ncg.io.summary``: :func:`summary`.
 ``ncg.io.graphml``: :func:`write_graphml`, :func:`read_graphml`, ``GRAPHML_FORMAT``, ``GRAPHML_VERSION``.
-``ncg.io.export``: :func:`to_module`, :func:`export_program`, :func:`export_onnx`, ``FreeNetModule``
-(a learned network for runtimes without ncg: torch.export and ONNX Runtime).
+``ncg.io.export``: :func:`to_module`, :func:`export_program`, ``FreeNetModule`` (a learned network
+as a torch.export program, for runtimes without ncg).
+``ncg.io.onnx_export``: :func:`to_onnx_module`, :func:`export_onnx`, ``OnnxFreeNetModule`` (the
+same for ONNX Runtime).
 ``ncg.io.export_c``: :func:`export_c` (a learned network as dependency-free C99, for embedded and WebAssembly).
 """
 from __future__ import annotations
 
-from ncg.io.export import FreeNetModule, export_onnx, export_program, to_module
+from ncg.io.export import FreeNetModule, export_program, to_module
 from ncg.io.export_c import export_c
+from ncg.io.onnx_export import OnnxFreeNetModule, export_onnx, to_onnx_module
 from ncg.io.graphml import GRAPHML_FORMAT, GRAPHML_VERSION, read_graphml, write_graphml
 from ncg.io.nx import from_networkx, to_networkx
 from ncg.io.pyg import from_pyg, to_pyg
@@ -42,6 +45,8 @@ __all__ = [
     "to_module",
     "export_program",
     "export_onnx",
+    "to_onnx_module",
+    "OnnxFreeNetModule",
     "export_c",
     "FreeNetModule",
     "to_networkx",

@@ -1,41 +1,35 @@
-"""Export a FreeNet to runtimes users already have: ``torch.export`` programs and ONNX.
+"""Export a FreeNet as a ``torch.export`` program, and the layout the other exports share.
 
 :func:`to_module` turns a :class:`~ncg.model.FreeNet` into a plain ``torch.nn.Module`` whose
 forward uses only standard torch ops (its edges, weights, biases and evaluation order are
-buffers); :func:`export_program` saves it with ``torch.export`` (a ``.pt2`` file) and
-:func:`export_onnx` as an ONNX file for ``onnxruntime``. Both keep a dynamic batch dimension and
-run without ncg.
+buffers), which :func:`export_program` saves with ``torch.export`` (a ``.pt2`` file, with a
+dynamic batch dimension, that runs without ncg). :mod:`ncg.io.onnx_export` lays the same function
+out for onnxruntime, :mod:`ncg.io.export_c` as C.
 
 Design
 ------
-The non-input neurons are laid out in topological generations of the graph among them (input
+Both files lay the non-input neurons out in topological generations of the graph among them (input
 nodes carry the features and are no part of it), hidden neurons before outputs inside a
-generation. The module then computes
+generation, and hold per edge one flat index (int32; int64 only for very large graphs) into
+weight tables built at run time by one scatter, and one weight: never a dense matrix over all
+possible edges in the file. They differ past that, because ``torch.export`` and onnxruntime
+reward different shapes.
 
-* ``z = bias + x @ W_in``: with the graph encoder ``W_in`` (``[in_features, M]``) is built at
-  run time by one scatter of the input edges' weights into zeros, since two thirds of the edges
-  leave the inputs; a dense encoder's own weight is stored as it is;
+:func:`to_module` (the ``torch.export`` program) keeps activations ``[batch, neurons]`` and
+computes
+
+* ``z = bias + x @ W_in``: with the graph encoder ``W_in`` (``[in_features, M]``) is scattered
+  from the input edges (two thirds of the edges leave the inputs); a dense encoder's own weight
+  is stored as it is;
 * per generation ``g`` (neurons ``[s, s + k)``): ``h_g = act(z[:, s:s+k] + h[:, :s] @ W_g)``,
-  where the slab ``W_g`` (``[s, k]``) is a slice of one buffer that a single scatter of the
-  hidden edges builds at run time, and ``h = cat(h, h_g)``;
+  where the slab ``W_g`` (``[s, k]``) is a slice of one buffer scattered from the hidden edges,
+  and ``h = cat(h, h_g)``;
 * the outputs ``h[:, outputs]``, then the decoder.
 
-So the file holds, per edge, one flat index (int32; int64 only for very large graphs) into the
-run-time slabs and one weight: 8 bytes per float32 edge, never a dense matrix over all possible
-edges. Past the 8 bytes of an edge, a file holds its graph: about 2.3 KB (ONNX) or 4.4 KB
-(``.pt2``) per generation. onnxruntime folds the scatters into dense slabs once, when it loads the
-file, so a call costs GEMMs only; the ``torch.export`` program rebuilds the slabs on every call.
-The slabs take ``4 (F M + M^2 / 2)`` bytes of memory at run time for ``F`` inputs and ``M``
-neurons, never in the file. ``python benchmarks/bench_learned.py`` times both forms against the
-FreeNet itself and MLPs (docs/benchmarks.md: 2.5-7x slower than the FreeNet's own kernel, 9-15
-bytes per edge).
+A ``.pt2`` file holds about 4.4 KB of graph per generation past the 8 bytes of an edge, and
+rebuilds the slabs (``4 (F M + M^2 / 2)`` bytes for ``F`` inputs and ``M`` neurons) on every call.
 
-ONNX goes through the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``) with
-constant folding off, so the scatters stay in the graph (folding would store the dense slabs).
-It needs only the ``onnx`` package; the ``dynamo=True`` exporter needs ``onnxscript`` as well,
-writes more bytes per edge, and without its optimiser leaves onnxruntime to rebuild the slabs on every
-call). torch deprecates the TorchScript exporter; :func:`export_onnx` silences that warning, and
-the module exports unchanged with ``dynamo=True`` the day it goes.
+The ONNX layout is :mod:`ncg.io.onnx_export`'s.
 
 Examples
 --------
@@ -50,12 +44,11 @@ True
 """
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -65,7 +58,7 @@ from ncg.errors import NCGError
 from ncg.model import FreeNet
 from ncg.schedule import topological_generations
 
-__all__ = ["FreeNetModule", "to_module", "export_program", "export_onnx"]
+__all__ = ["FreeNetModule", "to_module", "export_program"]
 
 Activation = Callable[[Tensor], Tensor]
 
@@ -74,6 +67,16 @@ _ACTIVATIONS: dict[str, Activation] = {name: a.module() for name, a in ACTIVATIO
 
 _EXAMPLE_BATCH = 2
 """Batch of the example input given to the exporters (0 and 1 would be specialised)."""
+
+
+def _activate(z: Tensor, size: int, hidden: int, act: Activation, output_act: Activation, dim: int = 1) -> Tensor:
+    """The first ``hidden`` of the ``size`` neurons along ``dim`` of ``z`` are hidden, the rest outputs."""
+    if hidden == size:
+        return act(z)
+    if hidden == 0:
+        return output_act(z)
+    zh, zo = z.split([hidden, size - hidden], dim)
+    return torch.cat([act(zh), output_act(zo)], dim)
 
 
 def _index_dtype(bound: int) -> torch.dtype:
@@ -123,27 +126,17 @@ class FreeNetModule(nn.Module):
             encoder = encoder.scatter(0, self.input_index, self.input_weight).view(self.in_features, self.num_slots)
         z = torch.addmm(self.bias, x, encoder).split([size for size, _ in self.blocks], 1)
         act, output_act = _ACTIVATIONS[self.activation], _ACTIVATIONS[self.output_activation]
-        h = self._activate(z[0], *self.blocks[0], act, output_act)
+        h = _activate(z[0], *self.blocks[0], act, output_act)
         if self.slab_sizes:
             slabs = self.hidden_weight.new_zeros(1).expand(sum(self.slab_sizes))
             slabs = slabs.scatter(0, self.hidden_index, self.hidden_weight).split(self.slab_sizes)
             for zg, slab, (size, hidden) in zip(z[1:], slabs, self.blocks[1:]):
                 zg = torch.addmm(zg, h, slab.view(-1, size))
-                h = torch.cat([h, self._activate(zg, size, hidden, act, output_act)], 1)
+                h = torch.cat([h, _activate(zg, size, hidden, act, output_act)], 1)
         y = h.index_select(1, self.output_slot)
         if hasattr(self, "decoder_weight"):
             y = torch.addmm(self.decoder_bias, y, self.decoder_weight.t())
         return y
-
-    @staticmethod
-    def _activate(z: Tensor, size: int, hidden: int, act: Activation, output_act: Activation) -> Tensor:
-        """The first ``hidden`` columns of ``z`` are hidden neurons, the rest outputs."""
-        if hidden == size:
-            return act(z)
-        if hidden == 0:
-            return output_act(z)
-        zh, zo = z.split([hidden, size - hidden], 1)
-        return torch.cat([act(zh), output_act(zo)], 1)
 
     def extra_repr(self) -> str:
         edges = self.hidden_weight.numel() + (self.input_weight.numel() if hasattr(self, "input_weight") else 0)
@@ -157,6 +150,85 @@ def _check_net(net: object) -> FreeNet:
     if not isinstance(net, FreeNet):
         raise NCGError(f"net must be a FreeNet, got {type(net).__name__}")
     return net
+
+
+class _Layout(NamedTuple):
+    """A FreeNet's non-input neurons in evaluation order ("slots") and its edges in slot terms.
+
+    Slots follow the topological generations of the graph among the non-input neurons (input
+    nodes carry the features and are no part of it), hidden neurons before outputs inside a
+    generation, then the stored order. Edges keep the net's edge order.
+    """
+
+    sizes: list[int]
+    """Neurons per generation (consecutive slots)."""
+    hidden: list[int]
+    """Hidden neurons per generation: its first slots; the rest are outputs."""
+    generation: Tensor
+    """``[M]``: each slot's generation."""
+    bias: Tensor
+    """``[M]``: each slot's bias."""
+    input_edges: tuple[Tensor, Tensor, Tensor]
+    """Feature, target slot and weight of each edge leaving an input node (graph encoder)."""
+    hidden_edges: tuple[Tensor, Tensor, Tensor]
+    """Source slot, target slot and weight of each edge between neurons."""
+    encoder_weight: Tensor | None
+    """``[M, in_features]``: a dense encoder's weight in slot order, else ``None``."""
+    output_slot: Tensor
+    """``[num_outputs]``: the output neurons' slots, in output order."""
+
+    @property
+    def num_slots(self) -> int:
+        return len(self.generation)
+
+
+def _layout(net: FreeNet) -> _Layout:
+    """``net``'s slots and edges (on the CPU, detached, in its dtype)."""
+    edge_index = net.edge_index.detach().cpu()
+    weight, bias = net.weight.detach().cpu(), net.neuron_bias().detach().cpu()
+    n = net.num_neurons
+    is_input = torch.zeros(n, dtype=torch.bool)
+    is_input[net.inputs.cpu()] = True
+    is_output = torch.zeros(n, dtype=torch.bool)
+    is_output[net.outputs.cpu()] = True
+    src, dst = edge_index
+    from_input = is_input[src]
+    neuron_ids = torch.nonzero(~is_input).flatten()
+    m = int(neuron_ids.numel())
+    local = torch.full((n,), -1, dtype=torch.long)
+    local[neuron_ids] = torch.arange(m)
+    generation = topological_generations(torch.stack([local[src[~from_input]], local[dst[~from_input]]]), m)
+    key = (generation * 2 + is_output[neuron_ids].long()) * n + net.order_position()[neuron_ids]
+    order = torch.argsort(key)
+    neurons = neuron_ids[order]
+    slot = torch.full((n,), -1, dtype=torch.long)
+    slot[neurons] = torch.arange(m)
+    sizes = torch.bincount(generation, minlength=1).tolist()
+    feature = torch.full((n,), -1, dtype=torch.long)
+    encoder = None
+    if net.encoder is None:  # the graph encoder: input node i carries feature i
+        feature[net.inputs.cpu()] = torch.arange(net.in_features)
+    else:
+        encoder = net.encoder.weight.detach().cpu()[neurons].to(weight.dtype).clone()
+    return _Layout(
+        sizes=sizes,
+        hidden=torch.bincount(generation[~is_output[neuron_ids]], minlength=len(sizes)).tolist(),
+        generation=generation[order],
+        bias=bias[neurons].clone(),
+        input_edges=(feature[src[from_input]], slot[dst[from_input]], weight[from_input].clone()),
+        hidden_edges=(slot[src[~from_input]], slot[dst[~from_input]], weight[~from_input].clone()),
+        encoder_weight=encoder,
+        output_slot=slot[net.outputs.cpu()],
+    )
+
+
+def _decoder_tables(net: FreeNet) -> dict[str, Tensor]:
+    """``decoder_weight`` and ``decoder_bias`` of a linear decoder, in the net's dtype; else none."""
+    if not isinstance(net.decoder, nn.Linear):
+        return {}
+    dtype = net.weight.dtype
+    return {"decoder_weight": net.decoder.weight.detach().cpu().to(dtype).clone(),
+            "decoder_bias": net.decoder.bias.detach().cpu().to(dtype).clone()}
 
 
 def to_module(net: FreeNet) -> FreeNetModule:
@@ -192,50 +264,26 @@ def to_module(net: FreeNet) -> FreeNetModule:
     >>> torch.allclose(module(x), net(x), atol=1e-6)
     True
     """
-    net = _check_net(net)
-    edge_index = net.edge_index.detach().cpu()
-    weight, bias = net.weight.detach().cpu(), net.neuron_bias().detach().cpu()
-    n = net.num_neurons
-    is_input = torch.zeros(n, dtype=torch.bool)
-    is_input[net.inputs.cpu()] = True
-    is_output = torch.zeros(n, dtype=torch.bool)
-    is_output[net.outputs.cpu()] = True
-    src, dst = edge_index
-    from_input = is_input[src]
-    # generations of the graph among neurons: input edges all enter through W_in
-    neuron_ids = torch.nonzero(~is_input).flatten()
-    m = int(neuron_ids.numel())
-    local = torch.full((n,), -1, dtype=torch.long)
-    local[neuron_ids] = torch.arange(m)
-    generation = topological_generations(torch.stack([local[src[~from_input]], local[dst[~from_input]]]), m)
-    key = (generation * 2 + is_output[neuron_ids].long()) * n + net.order_position()[neuron_ids]
-    neurons = neuron_ids[torch.argsort(key)]
-    slot = torch.full((n,), -1, dtype=torch.long)
-    slot[neurons] = torch.arange(m)
-    sizes = torch.bincount(generation, minlength=1).tolist()
-    hidden_counts = torch.bincount(generation[~is_output[neuron_ids]], minlength=len(sizes)).tolist()
-    size = torch.tensor(sizes)
+    layout = _layout(_check_net(net))
+    size = torch.tensor(layout.sizes)
     start = torch.cumsum(size, 0) - size
     offset = torch.cumsum(start * size, 0) - start * size  # where each generation's slab begins
-    hs, hd = slot[src[~from_input]], slot[dst[~from_input]]
-    g = torch.repeat_interleave(torch.arange(len(sizes)), size)[hd]
-    tables: dict[str, Tensor] = {"bias": bias[neurons].clone()}
-    flat = offset[g] + hs * size[g] + hd - start[g]
+    src, dst, weight = layout.hidden_edges
+    g = layout.generation[dst]
+    tables = {"bias": layout.bias}
+    flat = offset[g] + src * size[g] + dst - start[g]
     tables["hidden_index"] = flat.to(_index_dtype(int((start * size).sum())))
-    tables["hidden_weight"] = weight[~from_input].clone()
-    if net.encoder is None:
-        feature = torch.full((n,), -1, dtype=torch.long)
-        feature[net.inputs.cpu()] = torch.arange(net.in_features)
-        flat = feature[src[from_input]] * m + slot[dst[from_input]]
-        tables["input_index"] = flat.to(_index_dtype(net.in_features * m))
-        tables["input_weight"] = weight[from_input].clone()
+    tables["hidden_weight"] = weight
+    if layout.encoder_weight is None:
+        feature, slot, weight = layout.input_edges
+        flat = feature * layout.num_slots + slot
+        tables["input_index"] = flat.to(_index_dtype(net.in_features * layout.num_slots))
+        tables["input_weight"] = weight
     else:
-        tables["encoder_weight"] = net.encoder.weight.detach().cpu()[neurons].t().contiguous().to(weight.dtype)
-    tables["output_slot"] = slot[net.outputs.cpu()]
-    if isinstance(net.decoder, nn.Linear):
-        tables["decoder_weight"] = net.decoder.weight.detach().cpu().to(weight.dtype).clone()
-        tables["decoder_bias"] = net.decoder.bias.detach().cpu().to(weight.dtype).clone()
-    blocks = tuple(zip(sizes, hidden_counts))
+        tables["encoder_weight"] = layout.encoder_weight.t().contiguous()
+    tables["output_slot"] = layout.output_slot
+    tables.update(_decoder_tables(net))
+    blocks = tuple(zip(layout.sizes, layout.hidden))
     return FreeNetModule(net, blocks, tables).eval().requires_grad_(False)
 
 
@@ -291,62 +339,4 @@ def export_program(net: FreeNet, path: str | os.PathLike) -> Path:
     batch = torch.export.Dim("batch")
     program = torch.export.export(to_module(net), (_example_input(net),), dynamic_shapes=({0: batch},))
     torch.export.save(program, path)
-    return path
-
-
-def export_onnx(net: FreeNet, path: str | os.PathLike, opset_version: int = 17) -> Path:
-    """Save ``net`` as an ONNX model with a dynamic batch dimension (needs the ``onnx`` package).
-
-    The graph's input is ``x`` (``[batch, in_features]``, the net's float dtype), its output
-    ``y`` (``[batch, out_features]``); run it with
-    ``onnxruntime.InferenceSession(path).run(None, {"x": x})[0]``.
-
-    Parameters
-    ----------
-    net : FreeNet
-    path : str or os.PathLike
-        The file to write; must end in ``.onnx``.
-    opset_version : int, default 17
-        ONNX opset; at least 11 (``ScatterElements``).
-
-    Returns
-    -------
-    Path
-        ``path``.
-
-    Raises
-    ------
-    NCGError
-        ``net`` is not a FreeNet, ``path`` does not end in ``.onnx``, or ``opset_version`` is
-        not an int >= 11.
-    ModuleNotFoundError
-        The ``onnx`` package is not installed (``pip install "ncg[export]"``).
-
-    Examples
-    --------
-    >>> export_onnx(None, "net.onnx")
-    Traceback (most recent call last):
-    ...
-    ncg.errors.NCGError: net must be a FreeNet, got NoneType
-    """
-    net = _check_net(net)
-    path = _check_path(path, ".onnx")
-    if not isinstance(opset_version, int) or opset_version < 11:
-        raise NCGError(f"opset_version must be an int >= 11, got {opset_version!r}")
-    if importlib.util.find_spec("onnx") is None:
-        raise ModuleNotFoundError('export_onnx needs the onnx package: pip install "ncg[export]"')
-    with warnings.catch_warnings():  # the deprecated TorchScript exporter, chosen on purpose
-        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\._internal\.torchscript_exporter")
-        torch.onnx.export(
-            to_module(net),
-            (_example_input(net),),
-            str(path),
-            dynamo=False,
-            input_names=["x"],
-            output_names=["y"],
-            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
-            opset_version=opset_version,
-            do_constant_folding=False,
-        )
     return path
