@@ -261,6 +261,25 @@ def test_explicit_flags_win_over_quick_and_bad_values_are_refused(capsys):
     assert "must be >=" in capsys.readouterr().err
 
 
+
+def test_threads_flag_takes_auto_or_a_count(capsys):
+    example = _load("evolve_mnist")
+    assert example.parse_args([]).threads == "auto" and example.parse_args(["--threads", "2"]).threads == 2
+    for bad in ("0", "-1", "many", "1.5"):
+        with pytest.raises(SystemExit) as exit_info:
+            example.parse_args(["--threads", bad])
+        assert exit_info.value.code == 2
+    assert "expected auto or a positive count of threads" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_threads_may_change_on_resume_and_are_restored_after_the_run(quick_copy):
+    example = _load("evolve_mnist")
+    before = torch.get_num_threads()
+    summary = example.main(["--quick", "--seed", "1", "--out", str(quick_copy), "--resume", "--no-figures",
+                            "--threads", "1"])
+    assert summary["threads"] == 1 and torch.get_num_threads() == before  # where, not what: no refusal
+
 def _run_example(out: Path, *extra: str, kill_when=None) -> subprocess.Popen | None:
     """Run the main example in a subprocess (one thread, so runs are bitwise repeatable); with
     ``kill_when(out)``, SIGKILL it as soon as that returns True (polled every millisecond)."""
