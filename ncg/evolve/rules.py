@@ -165,7 +165,7 @@ def edge_gradients(
     batches). The loss is summed over ``(x, y)`` (and, with ``across_ranks``, over every
     data-parallel rank's ``(x, y)``: a collective call). Up to
     :data:`DENSE_GRADIENT_MAX_NEURONS` neurons, all pairs come from one ``h G^T`` product per
-    batch (of at most ``batch_size`` samples, fewer where ``N x batch`` would pass
+    batch over the rows the candidates read (of at most ``batch_size`` samples, fewer where ``N x batch`` would pass
     :data:`STATE_ELEMENTS`); above, from dot products of the candidates' rows only (:func:`ncg.kernels.sparse.pair_dots`).
 
     Examples
@@ -182,6 +182,9 @@ def edge_gradients(
     src_pos = torch.from_numpy(position[sources]).to(device)
     dst_pos = torch.from_numpy(position[targets]).to(device)
     dense = model.num_neurons <= DENSE_GRADIENT_MAX_NEURONS
+    if dense:  # the product over the rows candidates read only: no input node is a target
+        src_rows, src_pos = torch.unique(src_pos, return_inverse=True)
+        dst_rows, dst_pos = torch.unique(dst_pos, return_inverse=True)
     total = torch.zeros(len(sources), dtype=torch.float64, device=device)
     was_training = model.training
     model.eval()
@@ -194,7 +197,7 @@ def edge_gradients(
         _summed_loss(task, output, yb).backward()
         h, g = h.detach(), u.grad
         if dense:
-            total += (h @ g.t())[src_pos, dst_pos].double()
+            total += (h[src_rows] @ g[dst_rows].t())[src_pos, dst_pos].double()
         else:
             total += pair_dots(h, g, src_pos, dst_pos).double()
     model.zero_grad(set_to_none=True)
