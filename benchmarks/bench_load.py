@@ -3,8 +3,7 @@
 Runs ``examples/evolve_mnist.py --no-figures --device cpu`` (start to exit, as a user times it)
 as a fresh process for each setting, on an idle machine and while one other process spins pinned
 to the first CPU: ``--threads auto`` (the default), ``--threads 1`` and ``--threads N`` with N
-torch's default thread count here (every large step's count before the thread count followed the
-free cores). The settings are interleaved within each repeat; medians of wall seconds. The
+torch's default thread count here (every step on all of torch's threads, whatever the load). The settings are interleaved within each repeat; medians of wall seconds. The
 target: under load, the default is at most 1.5x one thread.
 
     python benchmarks/bench_load.py                 # 6 main jobs of 20-90 s per repeat

@@ -38,8 +38,8 @@ Measured with ``python benchmarks/bench_onnx.py --run DIR`` on the main job's le
 generations; one thread, AMD EPYC with AVX-512, onnxruntime 1.32) against MLP 784-512-10
 exported the same way, in two runs: 1.45-1.48x its time at batch 256 (2.75-2.85 against
 1.90-1.93 ms), 1.14-1.18x at batch 10,000 (106-113 against 93-95 ms), 21x at batch 1 (0.62-0.63
-against 0.03 ms). The slab layout of :func:`to_module` exported the same way (what
-:func:`export_onnx` wrote before) took 2.86-2.91x, 3.40x and 7.0-7.1x. The file holds 13.4 bytes
+against 0.03 ms). The slab layout of :func:`~ncg.io.export.to_module` exported the same
+way (the benchmark's ``slab`` row) took 2.86-2.91x, 3.40x and 7.0-7.1x. The file holds 13.4 bytes
 per edge (the slab form 9.6).
 
 The loop's body runs about 420 kernels (a Gather, a Concat and a fused Gemm per generation; the
