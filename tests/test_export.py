@@ -85,9 +85,11 @@ def check(run, net: FreeNet, batches=(1, 3, 64)) -> None:
         x = torch.randn(batch, net.in_features, generator=torch.Generator().manual_seed(batch))
         with torch.no_grad():
             expected = net(x)
+            # float32 rounding grows with the values the neurons of a random DAG reach: ATOL at their scale
+            scale = max([1.0] + [float(t.abs().max()) for t in (net.neuron_activations(x), expected) if t.numel()])
         got = torch.as_tensor(run(x))
         assert got.shape == expected.shape
-        torch.testing.assert_close(got, expected, atol=ATOL, rtol=0)
+        torch.testing.assert_close(got, expected, atol=ATOL * scale, rtol=0)
 
 
 def test_every_kernel_activation_is_exportable():
