@@ -30,17 +30,20 @@ the scatters stay in the graph: folding would store the dense tables) writes tha
 the nodes that read initializers only (the scatter, its splits) stay in the main graph, where
 onnxruntime folds them once, when it loads the file, and all the others become the body of an
 ONNX ``Loop`` over :data:`_CHUNK` rows of the batch at a time, whose state then stays in the
-caches. It needs only the ``onnx`` package. torch deprecates the TorchScript exporter;
-:func:`export_onnx` silences that warning.
+caches. Below :data:`_SMALL_BATCH` rows the file runs the slab layout of
+:func:`~ncg.io.export.to_module` instead, exported the same way into the same file and chosen by
+an ONNX ``If`` on the batch: its fewer, larger kernels win at small batches. It needs only the
+``onnx`` package. torch deprecates the TorchScript exporter; :func:`export_onnx` silences that
+warning.
 
 Measured with ``python benchmarks/bench_onnx.py --run DIR`` on the main job's learned net
 (39,478 edges: 26,477 from 689 used input features into 507 neurons, 13,001 among them, 110
 generations; one thread, AMD EPYC with AVX-512, onnxruntime 1.32) against MLP 784-512-10
-exported the same way, in two runs: 1.45-1.48x its time at batch 256 (2.75-2.85 against
-1.90-1.93 ms), 1.14-1.18x at batch 10,000 (106-113 against 93-95 ms), 21x at batch 1 (0.62-0.63
-against 0.03 ms). The slab layout of :func:`~ncg.io.export.to_module` exported the same
-way (the benchmark's ``slab`` row) took 2.86-2.91x, 3.40x and 7.0-7.1x. The file holds 13.4 bytes
-per edge (the slab form 9.6).
+exported the same way, in three runs: 1.34-1.52x its time at batch 256 (2.52-2.85 against
+1.89-1.93 ms), 1.08-1.26x at batch 10,000, 8.5x at batch 1 (0.26 against 0.03 ms, the slab
+layout; the gathering layout alone took 0.62). The slab layout alone (the benchmark's ``slab``
+row) took 2.71-2.91x and 3.29-3.51x at 256 and 10,000. The file holds 23.3 bytes per edge, both
+layouts (the slab form alone 9.6).
 
 The loop's body runs about 420 kernels (a Gather, a Concat and a fused Gemm per generation; the
 buckets), about 1.5 us each at batch 1: at batch 256 that overhead is a third of the MLP's time.
@@ -78,7 +81,7 @@ from torch import Tensor, nn
 
 from ncg.errors import NCGError
 from ncg.io.export import (_ACTIVATIONS, _activate, _check_net, _check_path, _decoder_tables, _example_input,
-                           _index_dtype, _Layout, _layout)
+                           _index_dtype, _Layout, _layout, to_module)
 from ncg.model import FreeNet
 
 if TYPE_CHECKING:
@@ -101,6 +104,12 @@ _BUCKET_GROWTH = 1.25
 _BUCKET_AREA = 1024
 """At most this many padded edges per bucket (unless one neuron has more), so that a bucket's
 gathered rows stay in the caches: 1.30x the MLP's time at batch 1,024 against 1.40x with 4,096."""
+
+_SMALL_BATCH = 32
+"""Below this many rows the file runs the slab layout of :func:`~ncg.io.export.to_module`
+instead (an ONNX ``If``): its fewer, larger kernels win there. Measured on the main job's net
+against this layout: 0.20 against 0.61 ms at batch 1, 0.48 against 0.69 at 16, 0.79 against 0.77
+at 32, 1.36 against 0.96 at 64."""
 
 _CHUNK = 512
 """Rows of the batch per iteration of the ONNX ``Loop``: batch 10,000 in one piece took 1.9-2.3x
@@ -416,16 +425,9 @@ def to_onnx_module(net: FreeNet, refresh: int = _REFRESH) -> OnnxFreeNetModule:
     return OnnxFreeNetModule(net, plan, tables).eval().requires_grad_(False)
 
 
-def _loop_over_batch(model: onnx.ModelProto, chunk: int) -> onnx.ModelProto:
-    """``model`` (input ``x``, output ``y``, batch first) run by an ONNX ``Loop`` over ``chunk``
-    rows of ``x`` at a time, the last chunk shorter; ``y`` is the chunks' outputs in turn.
-
-    The nodes that read only initializers (the run-time weights and tables) stay in the main graph,
-    where onnxruntime folds them once, when it loads the file; the others form the loop's body.
-    """
-    from onnx import TensorProto, helper
-
-    graph = model.graph
+def _outer_and_body(graph: onnx.GraphProto) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto]]:
+    """The nodes that read only initializers (the run-time weights and tables: onnxruntime folds
+    them once, when it loads the file) and the others, each in topological order."""
     known = {tensor.name for tensor in graph.initializer}
     outer, body = [], []
     for node in graph.node:  # topological order
@@ -434,28 +436,58 @@ def _loop_over_batch(model: onnx.ModelProto, chunk: int) -> onnx.ModelProto:
             known.update(node.output)
         else:
             body.append(node)
+    return outer, body
+
+
+def _prefixed(model: onnx.ModelProto, prefix: str) -> onnx.GraphProto:
+    """``model``'s graph with every name but ``x`` and ``y`` prefixed, so that two exported graphs
+    can share one file."""
+    graph = model.graph
+
+    def rename(name: str) -> str:
+        return name if name in ("", "x", "y") else prefix + name
+
+    for node in graph.node:
+        node.input[:] = [rename(name) for name in node.input]
+        node.output[:] = [rename(name) for name in node.output]
+        node.name = rename(node.name)
+    for tensor in graph.initializer:
+        tensor.name = rename(tensor.name)
+    return graph
+
+
+def _constant(name: str, values: list, dims: list[int] | None = None, kind: int | None = None) -> onnx.NodeProto:
+    from onnx import TensorProto, helper
+
+    tensor = helper.make_tensor(name, TensorProto.INT64 if kind is None else kind,
+                                [len(values)] if dims is None else dims, values)
+    return helper.make_node("Constant", [], [name], value=tensor)
+
+
+def _node(op: str, inputs: list[str], output: str, **attributes) -> onnx.NodeProto:
+    from onnx import helper
+
+    return helper.make_node(op, inputs, [output], **attributes)
+
+
+def _loop_over_batch(body: list[onnx.NodeProto], chunk: int, width: int, dtype: int, output: str
+                     ) -> list[onnx.NodeProto]:
+    """Nodes running ``body`` (input ``x``, output ``y``, batch first) in an ONNX ``Loop`` over
+    ``chunk`` rows of ``x`` at a time, the last chunk shorter, into ``output``: the chunks'
+    outputs in turn. ``body`` may read any name of the enclosing graph."""
+    from onnx import TensorProto, helper
+
     for node in body:
         node.input[:] = ["loop_x" if name == "x" else name for name in node.input]
         node.output[:] = ["loop_y" if name == "y" else name for name in node.output]
-    dtype = graph.output[0].type.tensor_type.elem_type
-    width = graph.output[0].type.tensor_type.shape.dim[1].dim_value
-
-    def constant(name: str, values: list, dims: list[int] | None = None, kind: int = TensorProto.INT64
-                 ) -> onnx.NodeProto:
-        tensor = helper.make_tensor(name, kind, [len(values)] if dims is None else dims, values)
-        return helper.make_node("Constant", [], [name], value=tensor)
-
-    def node(op: str, inputs: list[str], output: str, **attributes) -> onnx.NodeProto:
-        return helper.make_node(op, inputs, [output], **attributes)
-
     head = [  # x[i * chunk : (i + 1) * chunk]
-        node("Reshape", ["loop_i", "loop_one"], "loop_i1"),
-        node("Mul", ["loop_i1", "loop_chunk"], "loop_begin"),
-        node("Add", ["loop_begin", "loop_chunk"], "loop_end"),
-        node("Slice", ["x", "loop_begin", "loop_end", "loop_axis"], "loop_x"),
+        _node("Reshape", ["loop_i", "loop_one"], "loop_i1"),
+        _node("Mul", ["loop_i1", "loop_chunk"], "loop_begin"),
+        _node("Add", ["loop_begin", "loop_chunk"], "loop_end"),
+        _node("Slice", ["x", "loop_begin", "loop_end", "loop_axis"], "loop_x"),
     ]
-    tail = [node("Concat", ["loop_done", "loop_y"], "loop_done_out", axis=0),
-            node("Identity", ["loop_cond"], "loop_cond_out")]
+    tail = [_node("Concat", ["loop_done", "loop_y"], "loop_done_out", axis=0),
+            _node("Identity", ["loop_cond"], "loop_cond_out")]
     loop_body = helper.make_graph(
         head + body + tail, "chunk",
         [helper.make_tensor_value_info("loop_i", TensorProto.INT64, []),
@@ -464,25 +496,98 @@ def _loop_over_batch(model: onnx.ModelProto, chunk: int) -> onnx.ModelProto:
         [helper.make_tensor_value_info("loop_cond_out", TensorProto.BOOL, []),
          helper.make_tensor_value_info("loop_done_out", dtype, [None, width])],
     )
-    loop = [  # ceil(batch / chunk) iterations, each appending its rows of y
-        constant("loop_axis", [0]),
-        constant("loop_one", [1]),
-        constant("loop_chunk", [chunk]),
-        constant("loop_chunk_less_one", [chunk - 1]),
-        constant("loop_scalar", [], dims=[0]),
-        constant("loop_true", [True], dims=[], kind=TensorProto.BOOL),
-        constant("loop_none", [], dims=[0, width], kind=dtype),
-        node("Shape", ["x"], "loop_shape"),
-        node("Gather", ["loop_shape", "loop_axis"], "loop_batch"),
-        node("Add", ["loop_batch", "loop_chunk_less_one"], "loop_rounded"),
-        node("Div", ["loop_rounded", "loop_chunk"], "loop_count_1"),
-        node("Reshape", ["loop_count_1", "loop_scalar"], "loop_count"),
-        node("Loop", ["loop_count", "loop_true", "loop_none"], "y", body=loop_body),
+    return [  # ceil(batch / chunk) iterations, each appending its rows of y
+        _constant("loop_axis", [0]),
+        _constant("loop_one", [1]),
+        _constant("loop_chunk", [chunk]),
+        _constant("loop_chunk_less_one", [chunk - 1]),
+        _constant("loop_scalar", [], dims=[0]),
+        _constant("loop_true", [True], dims=[], kind=TensorProto.BOOL),
+        _constant("loop_none", [], dims=[0, width], kind=dtype),
+        _node("Shape", ["x"], "loop_shape"),
+        _node("Gather", ["loop_shape", "loop_axis"], "loop_batch"),
+        _node("Add", ["loop_batch", "loop_chunk_less_one"], "loop_rounded"),
+        _node("Div", ["loop_rounded", "loop_chunk"], "loop_count_1"),
+        _node("Reshape", ["loop_count_1", "loop_scalar"], "loop_count"),
+        _node("Loop", ["loop_count", "loop_true", "loop_none"], output, body=loop_body),
     ]
-    main = helper.make_graph(outer + loop, graph.name, graph.input, graph.output, initializer=graph.initializer)
-    result = helper.make_model(main, opset_imports=model.opset_import, producer_name=model.producer_name)
-    result.ir_version = model.ir_version
+
+
+def _by_batch(large: onnx.ModelProto, small: onnx.ModelProto, chunk: int, small_batch: int) -> onnx.ModelProto:
+    """One model that runs ``small`` below ``small_batch`` rows and ``large`` in a ``Loop`` over
+    ``chunk`` rows from there (an ONNX ``If`` on the batch); both read ``x`` and write ``y``,
+    and their initializer-only nodes stay in the main graph."""
+    from onnx import helper
+
+    small_graph = _prefixed(small, "slab/")
+    large_outer, large_body = _outer_and_body(large.graph)
+    small_outer, small_body = _outer_and_body(small_graph)
+    output = large.graph.output[0].type.tensor_type
+    dtype, width = output.elem_type, output.shape.dim[1].dim_value
+
+    def branch(name: str, nodes: list[onnx.NodeProto], result: str) -> onnx.GraphProto:
+        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(result, dtype, [None, width])])
+
+    for node in small_body:
+        node.output[:] = ["small_y" if name == "y" else name for name in node.output]
+    choose = [
+        _constant("batch_axis", [0]),
+        _constant("batch_small", [small_batch]),
+        _node("Shape", ["x"], "batch_shape"),
+        _node("Gather", ["batch_shape", "batch_axis"], "batch_size"),
+        _node("Less", ["batch_size", "batch_small"], "batch_is_small_1"),
+        _node("Squeeze", ["batch_is_small_1"], "batch_is_small"),
+        helper.make_node("If", ["batch_is_small"], ["y"],
+                         then_branch=branch("small", small_body, "small_y"),
+                         else_branch=branch("large", _loop_over_batch(large_body, chunk, width, dtype, "large_y"),
+                                            "large_y")),
+    ]
+    main = helper.make_graph(large_outer + small_outer + choose, large.graph.name, large.graph.input,
+                             large.graph.output,
+                             initializer=list(large.graph.initializer) + list(small_graph.initializer))
+    result = helper.make_model(main, opset_imports=large.opset_import, producer_name=large.producer_name)
+    result.ir_version = large.ir_version
     return result
+
+
+def _exported(module: nn.Module, example: Tensor, opset_version: int) -> onnx.ModelProto:
+    """``module`` through the TorchScript exporter (``x`` to ``y``, dynamic batch, no constant
+    folding, so that the scatters stay in the graph)."""
+    import onnx
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the deprecated TorchScript exporter, chosen on purpose
+        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\._internal\.torchscript_exporter")
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            dynamo=False,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+            opset_version=opset_version,
+            do_constant_folding=False,
+        )
+    model = onnx.load_from_string(buffer.getvalue())
+    _restore_aliased_buffers(model.graph, dict(module.named_buffers()))
+    return model
+
+
+def _restore_aliased_buffers(graph: onnx.GraphProto, buffers: dict[str, Tensor]) -> None:
+    """Undo the exporter's merging of equal initializers where it merged buffers of different
+    dtypes: two empty buffers (a net without hidden edges: no index, no weight) are equal, and
+    the exporter writes the second as an ``Identity`` of the first, which onnxruntime then
+    refuses as a type clash. Each such buffer becomes its own initializer again."""
+    from onnx import numpy_helper
+
+    initializers = {tensor.name for tensor in graph.initializer}
+    for node in list(graph.node):
+        name = node.output[0] if node.op_type == "Identity" else None
+        if name in buffers and node.input[0] in initializers:
+            graph.node.remove(node)
+            graph.initializer.append(numpy_helper.from_array(buffers[name].numpy(), name))
 
 
 def export_onnx(net: FreeNet, path: str | os.PathLike, opset_version: int = 17) -> Path:
@@ -530,20 +635,7 @@ def export_onnx(net: FreeNet, path: str | os.PathLike, opset_version: int = 17) 
         raise ModuleNotFoundError('export_onnx needs the onnx package: pip install "ncg[export]"')
     import onnx
 
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the deprecated TorchScript exporter, chosen on purpose
-        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\._internal\.torchscript_exporter")
-        torch.onnx.export(
-            to_onnx_module(net),
-            (_example_input(net),),
-            buffer,
-            dynamo=False,
-            input_names=["x"],
-            output_names=["y"],
-            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
-            opset_version=opset_version,
-            do_constant_folding=False,
-        )
-    onnx.save(_loop_over_batch(onnx.load_from_string(buffer.getvalue()), _CHUNK), str(path))
+    large = _exported(to_onnx_module(net), _example_input(net), opset_version)
+    small = _exported(to_module(net), _example_input(net), opset_version)
+    onnx.save(_by_batch(large, small, _CHUNK, _SMALL_BATCH), str(path))
     return path
