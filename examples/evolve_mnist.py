@@ -21,7 +21,9 @@ every round with the optimiser and RNG state, so ``--resume`` continues an inter
 holds one run: a new run refuses a folder with another run's
 checkpoint unless ``--overwrite``, and ``--resume`` refuses flags other than the stored ones
 unless ``--allow-config-change``; nothing is written before these checks pass, and ``--resume``
-of a folder that does not exist is an error. Ctrl-C ends a run with one line that gives the
+of a folder that does not exist is an error (``--threads``, ``--device`` and the other flags that
+say where a run computes, not what, may differ). Steps take the cores other processes leave free
+(``--threads auto``); ``--threads N`` pins them, which a bit-for-bit repeat needs. Ctrl-C ends a run with one line that gives the
 command continuing it (exit status 130); bad input ends it with one line ``error: ...`` (status 2).
 A run that stops before it saved its first round leaves no half-written folder: one it created
 is removed, in another a ``FAILED`` file says why. The folder's layout, its writer and reader and
@@ -30,6 +32,7 @@ these checks live in :mod:`ncg.run_folder`.
     python examples/evolve_mnist.py                 # the main job
     python examples/evolve_mnist.py --start complete   # the first main job (dense encoder)
     python examples/evolve_mnist.py --quick         # a seconds-long smoke run
+    python examples/evolve_mnist.py --threads 1     # one thread: repeats bit for bit
     python examples/evolve_mnist.py --dataset fashion-mnist --rounds 6 --seed 1
     python examples/evolve_mnist.py --data iris.csv --target species --standardize   # your own table
     torchrun --nproc_per_node 2 examples/evolve_mnist.py   # data-parallel, docs/scaling.md
