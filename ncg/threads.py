@@ -163,6 +163,8 @@ class AutoThreads:
         age = self.use.age()
         if age is None:
             self.use.sample()
+            if self.use.age() is None:  # no counters to read (not Linux): torch's setting
+                return ceiling
             time.sleep(MIN_WINDOW_SECONDS)
         elif age < MIN_WINDOW_SECONDS and self.count is not None:
             return min(self.count, ceiling)
@@ -186,8 +188,8 @@ class AutoThreads:
                 torch.set_num_threads(count)
 
         def tick() -> None:
-            age = self.use.age()
-            if age is None or age >= RECHECK_SECONDS:
+            age = self.use.age()  # None: no counters, nothing to measure again
+            if age is not None and age >= RECHECK_SECONDS:
                 apply()
 
         try:

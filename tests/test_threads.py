@@ -143,9 +143,11 @@ def test_core_use_is_the_busy_time_of_the_cpus_less_this_process_s_own(fake_core
     assert use.sample() is None  # no time passed
 
 
-def test_core_use_without_counters_says_nothing(tmp_path, fake_cores):
+def test_core_use_without_counters_says_nothing(tmp_path, fake_cores, monkeypatch):
     use = CoreUse(tmp_path / "missing")
     assert use.sample() is None and use.sample() is None and use.age() is None
+    monkeypatch.setattr(threads_module.time, "sleep", lambda seconds: pytest.fail("waited for a window"))
+    assert AutoThreads(use).choose(ceiling=2) == 2  # torch's setting, at once
     (tmp_path / "partial").write_text("cpu0 1 0 0 5 0 0 0 0\n")  # cpu1 has no line
     assert CoreUse(tmp_path / "partial").sample() is None
 
