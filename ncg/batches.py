@@ -108,6 +108,10 @@ class Batches:
         size = _loader_size(self.loader)
         return size if self.limit is None or size is None else min(size, self.limit)
 
+    def batch_size(self, batch_size: int) -> int:
+        """The size of a batch: a loader's own (where it says), else ``batch_size``."""
+        return getattr(self.loader, "batch_size", None) or batch_size
+
     def num_batches(self, batch_size: int) -> int | None:
         """Batches per pass (of ``batch_size``, or the loader's own), ``None`` if unknown."""
         if self.loader is None:

@@ -103,7 +103,7 @@ def train_epoch(
         raise NCGError(f"batch_size={batch_size} and {n} samples leave some of the {size} ranks "
                        "without a sample of the first batch; use a batch of at least one sample per rank")
     model.train()
-    step_batch = getattr(data.loader, "batch_size", None) or batch_size
+    step_batch = data.batch_size(batch_size)
     with thread_scope(threads, model, step_batch) as tick:
         batches = data.shuffled(batch_size, generator, check=_checker(task, model, device))
         totals: dict[str, float] = {}
@@ -156,7 +156,7 @@ def evaluate(
     shared = size > 1 and (n is None or n >= size)  # else every rank evaluates everything: no exchange
     totals: dict[str, float] = {}
     seen = 0
-    step_batch = getattr(data.loader, "batch_size", None) or batch_size
+    step_batch = data.batch_size(batch_size)
     try:
         with thread_scope(threads, model, step_batch) as tick:
             for xb, yb in (data.local() if shared else data).in_order(batch_size, check=_checker(task, model, device)):

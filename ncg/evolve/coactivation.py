@@ -418,7 +418,7 @@ def record_coactivation(
     model.eval()
     bar = tqdm(total=data.num_samples, desc="coactivation", unit="sample", disable=not progress or world()[0] > 0, leave=False)
     try:
-        with thread_scope(threads, model, getattr(data.loader, "batch_size", None) or batch_size) as tick:
+        with thread_scope(threads, model, data.batch_size(batch_size)) as tick:
             for x, _ in data.in_order(batch_size):
                 tick()
                 recorder.update(model.neuron_activations(x.to(device)))
