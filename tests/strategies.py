@@ -28,3 +28,26 @@ def dags(draw, min_neurons: int = 1, max_neurons: int = 40) -> NCG:
         bias=torch.randn(n, generator=gen) * 0.1,
         validate=False,
     )
+
+
+@st.composite
+def graphs_with_inputs(draw, max_hidden: int = 30, densities: tuple[float, ...] = (0.05, 0.1, 0.3, 0.7, 1.0)) -> NCG:
+    """Random DAGs whose input nodes sit anywhere among the ids, in a shuffled feature order, and
+    whose outputs sit anywhere in the order (some with edges out); at most ``max_hidden`` hidden
+    neurons, edges kept with a probability drawn from ``densities``."""
+    features, hidden, outputs = draw(st.integers(1, 8)), draw(st.integers(0, max_hidden)), draw(st.integers(1, 4))
+    density = draw(st.sampled_from(densities))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    n = features + hidden + outputs
+    node = torch.randperm(n, generator=gen)  # node[i] holds place i of a topological order
+    src, dst = torch.triu_indices(n, n, offset=1)
+    keep = (torch.rand(src.numel(), generator=gen) < density) & (dst >= features)  # none enters an input
+    return NCG(
+        torch.stack([node[src[keep]], node[dst[keep]]]),
+        n,
+        outputs=node[features:][torch.randperm(n - features, generator=gen)[:outputs]],
+        inputs=node[:features][torch.randperm(features, generator=gen)],
+        weight=torch.randn(int(keep.sum()), generator=gen),
+        bias=torch.randn(n, generator=gen) * 0.1,
+        validate=False,
+    )

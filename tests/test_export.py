@@ -15,9 +15,10 @@ from ncg.build import sparse_start
 from ncg.errors import NCGError
 from ncg.evolve import Edit, apply_edits
 from ncg.io.export import _ACTIVATIONS, FreeNetModule, export_program, to_module
-from ncg.io.onnx_export import _BUCKET_AREA, _CHUNK, _SMALL_BATCH, OnnxFreeNetModule, _buckets, _dense_block, export_onnx, to_onnx_module
+from ncg.io.onnx_export import (_BUCKET_AREA, _CHUNK, _SMALL_BATCH, OnnxFreeNetModule, _buckets, _dense_block,
+                                export_onnx, to_onnx_module)
 from ncg.kernels.sweep import ACTIVATION_CODES
-from strategies import dags
+from strategies import dags, graphs_with_inputs
 
 ATOL = 1e-5
 ACTIVATIONS = sorted(ACTIVATION_CODES)
@@ -56,28 +57,6 @@ NETS = {
     "dense-random-linear-decoder": lambda: dense_net(encoder="random", out_features=2),
     "inputs-to-outputs-only": lambda: FreeNet(sparse_start(5, 0, 3, fan_in=2, seed=0), in_features=5),
 }
-
-
-@st.composite
-def graphs_with_inputs(draw) -> NCG:
-    """Random DAGs whose input nodes sit anywhere among the ids, in a shuffled feature order, and
-    whose outputs sit anywhere in the order (some with edges out)."""
-    features, hidden, outputs = draw(st.integers(1, 8)), draw(st.integers(0, 30)), draw(st.integers(1, 4))
-    density = draw(st.sampled_from([0.05, 0.1, 0.3, 0.7, 1.0]))
-    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
-    n = features + hidden + outputs
-    node = torch.randperm(n, generator=gen)  # node[i] holds place i of a topological order
-    src, dst = torch.triu_indices(n, n, offset=1)
-    keep = (torch.rand(src.numel(), generator=gen) < density) & (dst >= features)  # none enters an input
-    return NCG(
-        torch.stack([node[src[keep]], node[dst[keep]]]),
-        n,
-        outputs=node[features:][torch.randperm(n - features, generator=gen)[:outputs]],
-        inputs=node[:features][torch.randperm(features, generator=gen)],
-        weight=torch.randn(int(keep.sum()), generator=gen),
-        bias=torch.randn(n, generator=gen) * 0.1,
-        validate=False,
-    )
 
 
 def check(run, net: FreeNet, batches=(1, 3, 64)) -> None:

@@ -25,7 +25,7 @@ from ncg.errors import NCGError, NonFiniteError
 from ncg.evolve.apply import apply_edits
 from ncg.evolve.operators import forward_non_edges, grow_edges, prune_edges, remove_neurons
 from ncg.io import export_c
-from strategies import dags
+from strategies import dags, graphs_with_inputs
 
 export_c_module = importlib.import_module("ncg.io.export_c")  # the attribute ncg.io.export_c is the function
 
@@ -111,28 +111,6 @@ NETS = {
     "inputs-to-outputs-only": lambda: FreeNet(sparse_start(5, 0, 3, fan_in=2, seed=0), in_features=5),
     "float64": lambda: sparse_net("tanh", "sigmoid").double(),
 }
-
-
-@st.composite
-def graphs_with_inputs(draw) -> NCG:
-    """Random DAGs whose input nodes sit anywhere among the ids, feature order shuffled, and whose
-    outputs sit anywhere in the order (some with edges out)."""
-    features, hidden, outputs = draw(st.integers(1, 8)), draw(st.integers(0, 20)), draw(st.integers(1, 4))
-    density = draw(st.sampled_from([0.1, 0.3, 0.7, 1.0]))
-    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
-    n = features + hidden + outputs
-    node = torch.randperm(n, generator=gen)  # node[i] holds place i of a topological order
-    src, dst = torch.triu_indices(n, n, offset=1)
-    keep = (torch.rand(src.numel(), generator=gen) < density) & (dst >= features)  # none enters an input
-    return NCG(
-        torch.stack([node[src[keep]], node[dst[keep]]]),
-        n,
-        outputs=node[features:][torch.randperm(n - features, generator=gen)[:outputs]],
-        inputs=node[:features][torch.randperm(features, generator=gen)],
-        weight=torch.randn(int(keep.sum()), generator=gen),
-        bias=torch.randn(n, generator=gen) * 0.1,
-        validate=False,
-    )
 
 
 def edited(graph: NCG, rounds: int, seed: int) -> tuple[NCG, torch.Tensor]:
@@ -240,7 +218,8 @@ def test_compiled_net_agrees_for_each_activation(activation, tmp_path):
 
 
 @settings(max_examples=12)
-@given(graph=graphs_with_inputs(), activation=st.sampled_from(NAMES), output_activation=st.sampled_from(NAMES))
+@given(graph=graphs_with_inputs(max_hidden=20, densities=(0.1, 0.3, 0.7, 1.0)), activation=st.sampled_from(NAMES),
+       output_activation=st.sampled_from(NAMES))
 def test_graphs_with_input_nodes_agree(graph, activation, output_activation, tmp_path_factory):
     net = FreeNet(graph, in_features=graph.num_inputs, activation=activation, output_activation=output_activation)
     check(net, tmp_path_factory.mktemp("net"), batches=(19,))
