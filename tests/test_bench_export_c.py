@@ -2,24 +2,19 @@
 the FreeNet, times every row and names them in the JSON line."""
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from ncg import save_freenet
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from benchmark_modules import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench_export_c():
-    sys.path.insert(0, str(BENCHMARKS))
-    yield importlib.import_module("bench_export_c")
-    sys.path.remove(str(BENCHMARKS))
+    yield from benchmark_module("bench_export_c")
 
 
 def test_tiny_run_of_a_run_folder_times_every_row(bench_export_c, tmp_path, capsys):

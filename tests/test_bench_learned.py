@@ -2,22 +2,17 @@
 under-load rows) names its rows in the JSON line and rewrites its page section in place."""
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from benchmark_modules import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench_learned():
-    sys.path.insert(0, str(BENCHMARKS))
-    yield importlib.import_module("bench_learned")
-    sys.path.remove(str(BENCHMARKS))
+    yield from benchmark_module("bench_learned")
 
 
 @pytest.mark.slow

@@ -1,21 +1,16 @@
 """benchmarks/bench_load.py: its ratios and table from given timings, and (slow) its tiny mode."""
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from benchmark_modules import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench_load():
-    sys.path.insert(0, str(BENCHMARKS))
-    yield importlib.import_module("bench_load")
-    sys.path.remove(str(BENCHMARKS))
+    yield from benchmark_module("bench_load")
 
 
 def test_ratios_are_each_setting_over_one_thread_and_the_table_names_the_target(bench_load, monkeypatch):

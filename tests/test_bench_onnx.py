@@ -2,10 +2,7 @@
 job), checks both FreeNet files against the net, and names every timing and ratio in its JSON line."""
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,17 +10,15 @@ from ncg import FreeNet
 from ncg.build import sparse_start
 from ncg.checkpoint import save_freenet
 
+from benchmark_modules import benchmark_module
+
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def bench_onnx():
-    sys.path.insert(0, str(BENCHMARKS))
-    yield importlib.import_module("bench_onnx")
-    sys.path.remove(str(BENCHMARKS))
+    yield from benchmark_module("bench_onnx")
 
 
 def check_result(bench_onnx, result: dict, output: str) -> None:

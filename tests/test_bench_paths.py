@@ -2,21 +2,20 @@
 and names them in its JSON line."""
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+import pytest
+
+from benchmark_modules import benchmark_module
 
 
-def test_quick_run_names_its_rows(capsys):
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        bench_paths = importlib.import_module("bench_paths")
-        result = bench_paths.main(["--quick"])
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+@pytest.fixture(scope="module")
+def bench_paths():
+    yield from benchmark_module("bench_paths")
+
+
+def test_quick_run_names_its_rows(bench_paths, capsys):
+    result = bench_paths.main(["--quick"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == result
     for name in ("one", "blocked", "rec_one", "rec_blocked", "share0"):
         assert result[f"round2_{name}_ms"] > 0

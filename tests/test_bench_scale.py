@@ -2,24 +2,19 @@
 the FreeNet's outputs and gradients, and its page section is rewritten in place."""
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from ncg import NCG, FreeNet
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from benchmark_modules import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench_scale():
-    sys.path.insert(0, str(BENCHMARKS))
-    yield importlib.import_module("bench_scale")
-    sys.path.remove(str(BENCHMARKS))
+    yield from benchmark_module("bench_scale")
 
 
 def test_tiny_run_names_its_rows_and_keeps_the_hand_written_text(bench_scale, tmp_path, capsys):

@@ -2,21 +2,16 @@
 prints its JSON last."""
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from benchmark_modules import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench_tables():
-    sys.path.insert(0, str(BENCHMARKS))
-    yield importlib.import_module("bench_tables")
-    sys.path.remove(str(BENCHMARKS))
+    yield from benchmark_module("bench_tables")
 
 
 def test_tiny_run_times_both_parsers(bench_tables, capsys):
