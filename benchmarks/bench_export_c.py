@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from statistics import median
 from typing import Callable
 
 import numpy as np
@@ -40,7 +39,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import interleaved_medians, machine  # noqa: E402
 
 from ncg import FreeNet, load_freenet  # noqa: E402
 from ncg.build import sparse_start  # noqa: E402
@@ -118,25 +117,6 @@ def torch_call(module: nn.Module, x: torch.Tensor) -> Callable[[], torch.Tensor]
             return module(x)
 
     return call
-
-
-def interleaved_bursts(calls: dict[str, Callable[[], object]], burst: int, repeats: int, warmup: int
-                       ) -> dict[str, float]:
-    """Median seconds per call of each candidate. Each repeat visits the candidates in turn: one
-    untimed call (its weights back in the caches after the others ran), then ``burst`` calls
-    timed together; a repeat's time is their mean."""
-    for call in calls.values():
-        for _ in range(warmup):
-            call()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            call()
-            start = time.perf_counter()
-            for _ in range(burst):
-                call()
-            times[name].append((time.perf_counter() - start) / burst)
-    return {name: median(values) for name, values in times.items()}
 
 
 def check_outputs(name: str, got: np.ndarray, expected: np.ndarray) -> None:
@@ -236,8 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
                 for row, library in libraries.items():
                     calls[row] = library.call(xn)
                     check_outputs(f"{row} at batch {batch}", calls[row](), expected[:batch])
-                times[batch] = interleaved_bursts(calls, args.burst if batch == 1 else args.batch_burst,
-                                                  args.repeats, warmup)
+                times[batch] = interleaved_medians(calls, args.repeats, warmup,
+                                                   burst=args.burst if batch == 1 else args.batch_burst)
     finally:
         torch.set_num_threads(threads)
 

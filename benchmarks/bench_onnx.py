@@ -28,12 +28,11 @@ import argparse
 import contextlib
 import io
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -42,7 +41,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import interleaved_medians, machine  # noqa: E402
 
 from ncg import FreeNet, load_freenet  # noqa: E402
 from ncg.datasets import mnist  # noqa: E402
@@ -121,24 +120,6 @@ def check(net: FreeNet, calls: dict[str, Call], x: np.ndarray) -> float:
     return worst
 
 
-def interleaved(calls: dict[str, Call], x: np.ndarray, repeats: int, warmup: int) -> dict[str, float]:
-    """Median seconds per call of each candidate on ``x``, timed round-robin."""
-    burst = BURSTS.get(x.shape[0], 1)
-    for call in calls.values():
-        for _ in range(warmup):
-            call(x)
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            if burst > 1:
-                call(x)
-            start = time.perf_counter()
-            for _ in range(burst):
-                call(x)
-            times[name].append((time.perf_counter() - start) / burst)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def render(info: dict, source: str, net: FreeNet, sizes: dict[str, int], medians: dict[int, dict[str, float]],
            worst: float) -> str:
     edges = net.edge_index.shape[1]
@@ -188,8 +169,11 @@ def main(argv: list[str] | None = None) -> dict:
         net.eval()
         calls, sizes = candidates(net, folder)
         worst = check(net, calls, test_x[:1000])
-        medians = {batch: interleaved(calls, np.ascontiguousarray(test_x[:batch]), repeats, warmup)
-                   for batch in BATCHES}
+        medians = {}
+        for batch in BATCHES:
+            x = np.ascontiguousarray(test_x[:batch])
+            medians[batch] = interleaved_medians({name: partial(call, x) for name, call in calls.items()}, repeats,
+                                                 warmup, burst=BURSTS.get(batch, 1))
     source = f"`{args.run}/model.pt`" if args.run else "the main job run by this benchmark"
     print(render(info, source, net, sizes, medians, worst))
     result = summarise(info, net, sizes, medians)

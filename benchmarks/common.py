@@ -18,12 +18,14 @@ from ncg.kernels.sweep import backend
 
 
 def interleaved_medians(
-    candidates: dict[str, Callable[[], object]], repeats: int = 15, warmup: int = 3
+    candidates: dict[str, Callable[[], object]], repeats: int = 15, warmup: int = 3, burst: int = 1
 ) -> dict[str, float]:
-    """Median wall time (seconds) of each candidate, timed round-robin.
+    """Median wall time (seconds) of one call of each candidate, timed round-robin.
 
     Interleaving (a, b, c, a, b, c, ...) exposes every candidate to the same machine load, so the
-    ratios stay meaningful on a busy or throttled machine.
+    ratios stay meaningful on a busy or throttled machine. With ``burst`` > 1 each visit makes
+    one untimed call (the candidate's data back in the caches after the others ran), then times
+    ``burst`` calls together and keeps their mean: calls too short to time one by one.
     """
     for fn in candidates.values():
         for _ in range(warmup):
@@ -31,9 +33,12 @@ def interleaved_medians(
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, fn in candidates.items():
+            if burst > 1:
+                fn()
             start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(burst):
+                fn()
+            times[name].append((time.perf_counter() - start) / burst)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
