@@ -1,12 +1,16 @@
 """What the readers, writers and figures share: the NCG of an argument that may be a graph or a
-model (:func:`graph_of`, also read by ``viz`` and :func:`ncg.io.summary`), and the node attributes
-of the networkx conversion and the GraphML writer."""
+model (:func:`graph_of`, also read by ``viz`` and :func:`ncg.io.summary`), the node attributes
+of the networkx conversion and the GraphML writer, and the argument checks of the exporters
+(:func:`check_net`, :func:`check_path`)."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from ncg.errors import NCGError
 from ncg.graph import NCG
+from ncg.model import FreeNet
 from ncg.schedule import topological_generations
 
 ROLE_NAMES = {NCG.HIDDEN: "hidden", NCG.OUTPUT: "output", NCG.INPUT: "input"}
@@ -76,3 +80,20 @@ def graph_of(value: Any, function: str) -> NCG:
     if isinstance(graph, NCG) and hasattr(value, "encoder"):
         return graph
     raise NCGError(f"{function} expects an NCG or a FreeNet, got {type(value).__name__}")
+
+
+def check_net(net: object) -> FreeNet:
+    """``net`` if it is a FreeNet, else an :class:`~ncg.errors.NCGError` naming the argument."""
+    if not isinstance(net, FreeNet):
+        raise NCGError(f"net must be a FreeNet, got {type(net).__name__}")
+    return net
+
+
+def check_path(path: str | os.PathLike, suffix: str) -> Path:
+    """``path`` as a Path if it is one ending in ``suffix``, else an :class:`~ncg.errors.NCGError`."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise NCGError(f"path must be a str or os.PathLike ending in {suffix!r}, got {type(path).__name__}")
+    path = Path(path)
+    if path.suffix != suffix:
+        raise NCGError(f"path must end in {suffix!r}, got {str(path)!r}")
+    return path

@@ -54,7 +54,7 @@ import torch
 from torch import Tensor, nn
 
 from ncg.activations import ACTIVATIONS
-from ncg.errors import NCGError
+from ncg.io._common import check_net, check_path
 from ncg.model import FreeNet
 from ncg.schedule import topological_generations
 
@@ -144,12 +144,6 @@ class FreeNetModule(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, neurons={self.num_slots}, "
             f"edges={edges}, generations={len(self.blocks)}"
         )
-
-
-def _check_net(net: object) -> FreeNet:
-    if not isinstance(net, FreeNet):
-        raise NCGError(f"net must be a FreeNet, got {type(net).__name__}")
-    return net
 
 
 class _Layout(NamedTuple):
@@ -264,7 +258,7 @@ def to_module(net: FreeNet) -> FreeNetModule:
     >>> torch.allclose(module(x), net(x), atol=1e-6)
     True
     """
-    layout = _layout(_check_net(net))
+    layout = _layout(check_net(net))
     size = torch.tensor(layout.sizes)
     start = torch.cumsum(size, 0) - size
     offset = torch.cumsum(start * size, 0) - start * size  # where each generation's slab begins
@@ -285,15 +279,6 @@ def to_module(net: FreeNet) -> FreeNetModule:
     tables.update(_decoder_tables(net))
     blocks = tuple(zip(layout.sizes, layout.hidden))
     return FreeNetModule(net, blocks, tables).eval().requires_grad_(False)
-
-
-def _check_path(path: str | os.PathLike, suffix: str) -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise NCGError(f"path must be a str or os.PathLike ending in {suffix!r}, got {type(path).__name__}")
-    path = Path(path)
-    if path.suffix != suffix:
-        raise NCGError(f"path must end in {suffix!r}, got {str(path)!r}")
-    return path
 
 
 def _example_input(net: FreeNet) -> Tensor:
@@ -334,8 +319,8 @@ def export_program(net: FreeNet, path: str | os.PathLike) -> Path:
     >>> torch.allclose(program(x), net(x), atol=1e-6)
     True
     """
-    net = _check_net(net)
-    path = _check_path(path, ".pt2")
+    net = check_net(net)
+    path = check_path(path, ".pt2")
     batch = torch.export.Dim("batch")
     program = torch.export.export(to_module(net), (_example_input(net),), dynamic_shapes=({0: batch},))
     torch.export.save(program, path)

@@ -67,7 +67,7 @@ from torch import nn
 from ncg.activations import _LEAKY_SLOPE
 from ncg.atomic import atomic_write_text
 from ncg.errors import NCGError, NonFiniteError
-from ncg.io.export import _check_net, _check_path
+from ncg.io._common import check_net, check_path
 from ncg.model import FreeNet
 
 __all__ = ["export_c", "BATCH_TILE"]
@@ -436,10 +436,10 @@ def export_c(net: FreeNet, path: str | os.PathLike, name: str = "ncg_net") -> tu
     >>> "void tiny_forward(const float *x, float *y);" in text
     True
     """
-    net = _check_net(net)
+    net = check_net(net)
     if isinstance(path, (str, os.PathLike)) and Path(path).name and not Path(path).suffix:
         path = Path(path).with_suffix(".c")
-    source_path = _check_path(path, ".c")
+    source_path = check_path(path, ".c")
     name = _check_name(name)
     header_path = source_path.with_suffix(".h")
     tables = _tables(net)

@@ -80,8 +80,9 @@ import torch
 from torch import Tensor, nn
 
 from ncg.errors import NCGError
-from ncg.io.export import (_ACTIVATIONS, _activate, _check_net, _check_path, _decoder_tables, _example_input,
-                           _index_dtype, _Layout, _layout, to_module)
+from ncg.io._common import check_net, check_path
+from ncg.io.export import (_ACTIVATIONS, _activate, _decoder_tables, _example_input, _index_dtype, _Layout, _layout,
+                           to_module)
 from ncg.model import FreeNet
 
 if TYPE_CHECKING:
@@ -395,7 +396,7 @@ def to_onnx_module(net: FreeNet, refresh: int = _REFRESH) -> OnnxFreeNetModule:
     >>> torch.allclose(module(x), net(x), atol=1e-6)
     True
     """
-    net = _check_net(net)
+    net = check_net(net)
     if not isinstance(refresh, int) or isinstance(refresh, bool) or refresh < 1:
         raise NCGError(f"refresh must be a positive int, got {refresh!r}")
     layout = _layout(net)
@@ -627,8 +628,8 @@ def export_onnx(net: FreeNet, path: str | os.PathLike, opset_version: int = 17) 
     ...
     ncg.errors.NCGError: net must be a FreeNet, got NoneType
     """
-    net = _check_net(net)
-    path = _check_path(path, ".onnx")
+    net = check_net(net)
+    path = check_path(path, ".onnx")
     if not isinstance(opset_version, int) or opset_version < 11:
         raise NCGError(f"opset_version must be an int >= 11, got {opset_version!r}")
     if importlib.util.find_spec("onnx") is None:
